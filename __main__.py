@@ -1,0 +1,93 @@
+"""The homelab, in the order a request travels.
+
+VPN client -> subnet router -> Traefik LB IP (MetalLB) -> Traefik -> app.
+Each step is a component whose typed outputs are the next step's inputs, so this data flow is
+the dependency graph: cluster -> network -> TLS -> remote access -> apps.
+"""
+
+import pulumi
+
+from components.apps import Apps, AppsArgs
+from components.cert_manager import CertManager, CertManagerArgs
+from components.headscale import Headscale, HeadscaleArgs
+from components.metallb import MetalLB, MetalLBArgs
+from components.reflector import Reflector, ReflectorArgs
+from components.storage import Storage, StorageArgs
+from components.subnet_router import SubnetRouter, SubnetRouterArgs
+from components.talos import TalosCluster, TalosClusterArgs
+from components.traefik import Traefik, TraefikArgs
+from config import load_stack_config
+
+config = load_stack_config()
+
+# Cluster: booted Talos nodes -> a Kubernetes provider for everything below.
+cluster = TalosCluster(
+    "cluster",
+    TalosClusterArgs(cluster=config.cluster, network=config.network, lifecycle=config.lifecycle),
+)
+access = cluster.access
+storage = Storage("storage", StorageArgs(access=access, storage=config.storage))
+
+# Network: real LAN IPs for Services, and Traefik on its fixed one.
+metallb = MetalLB("metallb", MetalLBArgs(access=access, network=config.network))
+
+# TLS: a wildcard certificate by DNS-01, mirrored to every namespace that serves TLS.
+reflector = Reflector("reflector", ReflectorArgs(access=access))
+cert_manager = CertManager(
+    "cert-manager",
+    CertManagerArgs(
+        access=access,
+        config=config,
+        dns_api_token=pulumi.Output.secret(config.dns_api_token.get_secret_value()),
+        reflector=reflector.ready,
+    ),
+)
+traefik = Traefik(
+    "traefik",
+    TraefikArgs(
+        access=access,
+        config=config,
+        load_balancer=metallb.request_ip(config.network.traefik_ip, sharing_key="traefik"),
+        wildcard=cert_manager.wildcard,
+    ),
+)
+
+# Remote access: Headscale (+ Headplane, MagicDNS, DERP/STUN, ACL policy) and the subnet router.
+headscale = Headscale(
+    "headscale",
+    HeadscaleArgs(
+        access=access,
+        config=config,
+        storage_class=storage.storage_class_name,
+        traefik=traefik.routing,
+        stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key="traefik"),
+    ),
+)
+router = SubnetRouter(
+    "subnet-router",
+    SubnetRouterArgs(
+        access=access,
+        login_server=headscale.server_url,
+        auth_key=headscale.router_auth_key,
+        routes=[str(r) for r in config.subnet_routes],
+        hostname=config.remote_access.router.hostname,
+    ),
+)
+
+# Apps: each exposed service, reached at https://<host>.<domain> over the VPN.
+apps = Apps(
+    "apps",
+    AppsArgs(
+        access=access,
+        config=config,
+        traefik=traefik.routing,
+        storage_class=storage.storage_class_name,
+    ),
+)
+
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("talosconfig", cluster.talosconfig)
+pulumi.export("kubernetesEndpoint", cluster.endpoint)
+pulumi.export("traefikIp", traefik.load_balancer_ip)
+pulumi.export("headscaleUrl", headscale.server_url)
+pulumi.export("urls", apps.urls)

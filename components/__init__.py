@@ -1,0 +1,1 @@
+"""The homelab's Pulumi components, one per piece of the request path."""

@@ -1,0 +1,53 @@
+"""Types every Kubernetes-level component shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+# Namespaces of the platform. Apps bring their own (config `apps[].namespace`).
+METALLB_NAMESPACE: Final = "metallb-system"
+TRAEFIK_NAMESPACE: Final = "traefik"
+CERT_MANAGER_NAMESPACE: Final = "cert-manager"
+REFLECTOR_NAMESPACE: Final = "reflector"
+STORAGE_NAMESPACE: Final = "local-path-storage"
+HEADSCALE_NAMESPACE: Final = "headscale"
+TAILSCALE_NAMESPACE: Final = "tailscale"
+
+# Tailscale's address ranges (CGNAT v4 and the ULA v6), used by Headscale's default prefixes.
+TAILNET_IPV4: Final = "100.64.0.0/10"
+TAILNET_IPV6: Final = "fd7a:115c:a1e0::/48"
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """How a component reaches the cluster: the only Kubernetes provider of the stack.
+
+    `cluster` is the resource whose deletion takes every Kubernetes object with it; children
+    are `deleted_with` it so destroying a whole lab does not hang on an unreachable API
+    (pulumi-kubernetes #491; peers.md "What users trip over" 9).
+    """
+
+    provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    cluster: pulumi.Resource
+
+    def opts(
+        self,
+        parent: pulumi.Resource,
+        *,
+        depends_on: Sequence[pulumi.Resource] = (),
+        protect: bool = False,
+    ) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes child of `parent`."""
+        return pulumi.ResourceOptions(
+            parent=parent,
+            provider=self.provider,
+            depends_on=list(depends_on),
+            deleted_with=self.cluster,
+            protect=protect,
+        )

@@ -1,0 +1,473 @@
+"""The one validated model of a stack's configuration.
+
+Each top-level field is one Pulumi config key in the `homelab:` namespace (camelCase in YAML, the
+alias of the snake_case field). Field validation lives here; rules that relate several fields live in
+`config/rules.py` so every broken rule is reported at once, one line each.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
+
+from config import pins
+from config.policy import AclPolicy
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TALOS_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
+_KUBERNETES_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.fullmatch(value):
+        raise ValueError(
+            "must be a DNS label: 1-63 lowercase letters, digits or '-', not starting or ending with '-'"
+        )
+    return value
+
+
+def _dns_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.fullmatch(x) for x in labels):
+        raise ValueError(
+            "must be a lowercase DNS name with at least two labels, e.g. 'example.com'"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("must be an e-mail address, e.g. 'admin@example.com'")
+    return value
+
+
+def _talos_version(value: str) -> str:
+    if not _TALOS_VERSION.fullmatch(value):
+        raise ValueError("must look like 'v1.13.9'")
+    return value
+
+
+def _kubernetes_version(value: str) -> str:
+    if not _KUBERNETES_VERSION.fullmatch(value):
+        raise ValueError("must look like '1.36.3' (no leading 'v')")
+    return value
+
+
+def _nameserver_with_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ValueError("must be 'IPv4:port', e.g. '1.1.1.1:53'") from None
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be 'IPv4:port', e.g. '1.1.1.1:53'")
+    return value
+
+
+def _address_range(value: str) -> str:
+    parse_address_range(value)
+    return value
+
+
+def parse_address_range(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """A MetalLB address entry: 'a.b.c.d-e.f.g.h' or a CIDR. Returns (first, last)."""
+    try:
+        if "-" in value:
+            first_text, last_text = value.split("-", 1)
+            first = ipaddress.IPv4Address(first_text.strip())
+            last = ipaddress.IPv4Address(last_text.strip())
+        else:
+            network = ipaddress.IPv4Network(value, strict=True)
+            first, last = network.network_address, network.broadcast_address
+    except ValueError:
+        raise ValueError(
+            "must be an IPv4 range 'first-last' (e.g. '192.168.0.220-192.168.0.239') or a CIDR"
+        ) from None
+    if first > last:
+        raise ValueError("range start must not be after its end")
+    return first, last
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Email = Annotated[str, AfterValidator(_email)]
+TalosVersion = Annotated[str, AfterValidator(_talos_version)]
+KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
+NameserverWithPort = Annotated[str, AfterValidator(_nameserver_with_port)]
+AddressRange = Annotated[str, AfterValidator(_address_range)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; keys are camelCase in YAML (snake_case names also accepted)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+class Lifecycle(StrictModel):
+    """How precious this stack is: the real homelab, or a lab that is created and destroyed freely."""
+
+    environment: Literal["homelab", "lab"] = Field(
+        description="'homelab' for the real one (protected), 'lab' for throw-away stacks."
+    )
+    protect: bool | None = Field(
+        default=None,
+        description="Protect stateful resources (Talos machine secrets, Headscale state). "
+        "Default: on for 'homelab', off for 'lab'.",
+    )
+    reset_nodes_on_destroy: bool | None = Field(
+        default=None,
+        description="Wipe Talos nodes when the stack is destroyed. Default: on for 'lab', off for "
+        "'homelab' (where it is refused).",
+    )
+
+    @property
+    def is_lab(self) -> bool:
+        return self.environment == "lab"
+
+    @property
+    def protect_stateful(self) -> bool:
+        return self.protect if self.protect is not None else not self.is_lab
+
+    @property
+    def reset_on_destroy(self) -> bool:
+        if self.reset_nodes_on_destroy is not None:
+            return self.reset_nodes_on_destroy
+        return self.is_lab
+
+
+# --- cluster ---------------------------------------------------------------------------------
+
+
+class Node(StrictModel):
+    """One Talos machine, booted from the Talos ISO and reachable at `ip`."""
+
+    hostname: DnsLabel = Field(description="Node hostname (a DNS label).")
+    ip: ipaddress.IPv4Address = Field(description="Static LAN address of the node.")
+    role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
+    install_disk: str = Field(
+        default="/dev/sda",
+        pattern=r"^/dev/[A-Za-z0-9/_-]+$",
+        description="Disk Talos installs to, e.g. /dev/sda or /dev/nvme0n1.",
+    )
+    interface: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,15}$",
+        description="Link name for the static address and VIP; default: the physical NIC.",
+    )
+
+
+class Cluster(StrictModel):
+    """The Talos cluster."""
+
+    name: DnsLabel = Field(description="Cluster name (a DNS label).")
+    talos_version: TalosVersion = Field(
+        default=pins.TALOS_VERSION,
+        description="Talos version installed and used as config contract.",
+    )
+    kubernetes_version: KubernetesVersion = Field(
+        default=pins.KUBERNETES_VERSION, description="Kubernetes version Talos runs."
+    )
+    vip: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="Shared control-plane VIP; the API endpoint becomes https://<vip>:6443.",
+    )
+    allow_scheduling_on_control_planes: bool | None = Field(
+        default=None,
+        description="Run workloads on control planes. Default: on when there are no workers.",
+    )
+    wait_for_health: bool = Field(
+        default=True,
+        description="Wait for Talos to report the cluster healthy before installing charts.",
+    )
+    nodes: list[Node] = Field(min_length=1, description="Every machine of the cluster.")
+
+    @property
+    def control_planes(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "controlplane"]
+
+    @property
+    def workers(self) -> list[Node]:
+        return [n for n in self.nodes if n.role == "worker"]
+
+    @property
+    def endpoint_host(self) -> str:
+        """The Kubernetes API host: the VIP, else the first control plane."""
+        if self.vip is not None:
+            return str(self.vip)
+        return str(self.control_planes[0].ip) if self.control_planes else str(self.nodes[0].ip)
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://{self.endpoint_host}:6443"
+
+    @property
+    def schedule_on_control_planes(self) -> bool:
+        if self.allow_scheduling_on_control_planes is not None:
+            return self.allow_scheduling_on_control_planes
+        return not self.workers
+
+
+# --- network ---------------------------------------------------------------------------------
+
+
+class AddressPool(StrictModel):
+    """A MetalLB IPAddressPool."""
+
+    name: DnsLabel = Field(description="Pool name.")
+    addresses: list[AddressRange] = Field(
+        min_length=1, description="Ranges 'first-last' or CIDRs handed to LoadBalancer Services."
+    )
+
+    def ranges(self) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+        return [parse_address_range(a) for a in self.addresses]
+
+    def contains(self, ip: ipaddress.IPv4Address) -> bool:
+        return any(first <= ip <= last for first, last in self.ranges())
+
+
+class Network(StrictModel):
+    """The home LAN and the LoadBalancer addresses MetalLB may hand out on it."""
+
+    lan_cidr: ipaddress.IPv4Network = Field(description="The home LAN, e.g. 192.168.0.0/24.")
+    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway (the router).")
+    nameservers: list[ipaddress.IPv4Address] = Field(
+        default_factory=list, description="DNS servers for the nodes; default: the gateway."
+    )
+    address_pools: list[AddressPool] = Field(min_length=1, description="MetalLB pools (L2 mode).")
+    traefik_ip: ipaddress.IPv4Address = Field(
+        description="The fixed LoadBalancer IP of Traefik; must be inside a pool."
+    )
+
+    @property
+    def node_nameservers(self) -> list[ipaddress.IPv4Address]:
+        return self.nameservers or [self.gateway]
+
+    def pool_for(self, ip: ipaddress.IPv4Address) -> AddressPool | None:
+        return next((p for p in self.address_pools if p.contains(ip)), None)
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+
+class CloudflareDns01(StrictModel):
+    """ACME DNS-01 through Cloudflare; the API token is the `homelab:dnsApiToken` secret."""
+
+    provider: Literal["cloudflare"] = "cloudflare"
+    zone: DnsName | None = Field(
+        default=None, description="Restrict the solver to this zone; default: the stack domain."
+    )
+
+
+# A discriminated union: another provider is one more model here plus its solver in the TLS component.
+Dns01Provider = Annotated[CloudflareDns01, Field(discriminator="provider")]
+
+
+class Tls(StrictModel):
+    """The wildcard certificate for *.<domain>."""
+
+    acme_email: Email = Field(description="Let's Encrypt account e-mail.")
+    acme_environment: Literal["staging", "production"] | None = Field(
+        default=None,
+        description="Let's Encrypt endpoint. Default: production for 'homelab', staging for 'lab'.",
+    )
+    dns01: Dns01Provider = Field(default_factory=CloudflareDns01, description="DNS-01 solver.")
+    recursive_nameservers: list[NameserverWithPort] = Field(
+        default_factory=lambda: ["1.1.1.1:53", "1.0.0.1:53"],
+        min_length=1,
+        description="Resolvers cert-manager uses for DNS-01 self-checks (avoids split-horizon DNS).",
+    )
+
+
+# --- remote access ---------------------------------------------------------------------------
+
+
+class Derp(StrictModel):
+    """Headscale's embedded DERP relay and its STUN listener."""
+
+    enabled: bool = Field(default=True, description="Run the embedded DERP server.")
+    stun_port: int = Field(default=3478, ge=1, le=65535, description="UDP port of STUN.")
+    stun_ip: ipaddress.IPv4Address | None = Field(
+        default=None,
+        description="LoadBalancer IP of the STUN Service; default: share Traefik's IP.",
+    )
+    public_derp_fallback: bool = Field(
+        default=True, description="Keep Tailscale's public DERP map as a fallback."
+    )
+    region_id: int = Field(default=999, ge=900, le=999, description="DERP region id.")
+
+
+class SubnetRouter(StrictModel):
+    """The Tailscale pod that advertises the LAN to VPN clients."""
+
+    hostname: DnsLabel = Field(default="k8s-router", description="Tailnet name of the router.")
+    tag: str = Field(
+        default="tag:k8s-router",
+        pattern=r"^tag:[a-z0-9][a-z0-9-]*$",
+        description="ACL tag the router's pre-auth key carries.",
+    )
+    routes: list[ipaddress.IPv4Network] = Field(
+        default_factory=list, description="Routes to advertise; default: the LAN CIDR."
+    )
+
+
+class Headplane(StrictModel):
+    enabled: bool = Field(default=True, description="Deploy the Headplane UI beside Headscale.")
+    host: DnsLabel = Field(default="headplane", description="Host label: <host>.<domain>.")
+
+
+class RemoteAccess(StrictModel):
+    """Headscale, MagicDNS, DERP/STUN, the ACL policy and the subnet router."""
+
+    headscale_host: DnsLabel = Field(
+        default="headscale", description="Host label of Headscale: <host>.<domain> (public)."
+    )
+    magic_dns_base_domain: DnsName = Field(
+        description="MagicDNS base domain; not the Headscale host nor a parent of it."
+    )
+    nameservers: list[ipaddress.IPv4Address] = Field(
+        default_factory=lambda: [
+            ipaddress.IPv4Address("1.1.1.1"),
+            ipaddress.IPv4Address("1.0.0.1"),
+        ],
+        min_length=1,
+        description="Global nameservers pushed to VPN clients.",
+    )
+    derp: Derp = Field(default_factory=Derp)
+    router: SubnetRouter = Field(default_factory=SubnetRouter)
+    headplane: Headplane = Field(default_factory=Headplane)
+    admin_user: DnsLabel = Field(
+        default="admin", description="Headscale user that owns the admin devices."
+    )
+    policy: AclPolicy = Field(
+        default_factory=AclPolicy, description="ACL policy as code (default deny)."
+    )
+
+
+# --- apps and storage ------------------------------------------------------------------------
+
+
+class App(StrictModel):
+    """A service reached at https://<host>.<domain> through Traefik."""
+
+    name: DnsLabel = Field(description="App name.")
+    namespace: DnsLabel = Field(description="Namespace the app lives in.")
+    host: DnsLabel | None = Field(default=None, description="Host label; default: the name.")
+    visibility: Literal["private", "public"] = Field(
+        default="private", description="'private' = LAN and tailnet only; 'public' = internet."
+    )
+    workload: Literal["grafana"] | None = Field(
+        default=None, description="A workload this project deploys; omit to route to a Service."
+    )
+    service: DnsLabel | None = Field(
+        default=None, description="Existing Service to route to (when no workload is deployed)."
+    )
+    port: int = Field(default=80, ge=1, le=65535, description="Service port.")
+
+    @property
+    def host_label(self) -> str:
+        return self.host or self.name
+
+
+class Storage(StrictModel):
+    storage_class: DnsLabel | None = Field(
+        default=None,
+        description="Use this existing StorageClass; default: deploy local-path-provisioner.",
+    )
+    local_path_root: str = Field(
+        default="/var/mnt/local-path-provisioner",
+        pattern=r"^/var/[A-Za-z0-9._/-]+$",
+        description="Host directory for local-path volumes; must be under /var on Talos.",
+    )
+
+
+# --- the whole stack -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExposedHost:
+    """One https://<fqdn> that Traefik serves: an app or a platform UI."""
+
+    name: str
+    fqdn: str
+    namespace: str
+    visibility: Literal["private", "public"]
+
+
+class HomelabConfig(StrictModel):
+    """Everything one stack needs. Secrets are SecretStr and become Pulumi secrets when used."""
+
+    domain: DnsName = Field(description="Base domain; services live at <host>.<domain>.")
+    lifecycle: Lifecycle
+    cluster: Cluster
+    network: Network
+    tls: Tls
+    remote_access: RemoteAccess
+    apps: list[App] = Field(default_factory=list, description="Services exposed through Traefik.")
+    storage: Storage = Field(default_factory=Storage)
+    # Secrets: set with `pulumi config set --secret homelab:<key> ...`.
+    dns_api_token: SecretStr = Field(description="DNS provider API token for DNS-01 (secret).")
+    headplane_cookie_secret: SecretStr | None = Field(
+        default=None,
+        description="Headplane cookie secret, exactly 32 characters (secret); default: generated once.",
+    )
+
+    @property
+    def acme_environment(self) -> Literal["staging", "production"]:
+        if self.tls.acme_environment is not None:
+            return self.tls.acme_environment
+        return "staging" if self.lifecycle.is_lab else "production"
+
+    @property
+    def subnet_routes(self) -> list[ipaddress.IPv4Network]:
+        return self.remote_access.router.routes or [self.network.lan_cidr]
+
+    @property
+    def stun_ip(self) -> ipaddress.IPv4Address:
+        return self.remote_access.derp.stun_ip or self.network.traefik_ip
+
+    def fqdn(self, label: str) -> str:
+        return f"{label}.{self.domain}"
+
+    @property
+    def headscale_fqdn(self) -> str:
+        return self.fqdn(self.remote_access.headscale_host)
+
+    def exposed_hosts(self) -> list[ExposedHost]:
+        """Every host Traefik serves, sorted by fqdn: Headscale (public), Headplane, the apps.
+
+        The Ingress routes, the certificate's reflection targets and MagicDNS records all derive
+        from this one list, so they cannot disagree.
+        """
+        hosts = [ExposedHost("headscale", self.headscale_fqdn, "headscale", "public")]
+        if self.remote_access.headplane.enabled:
+            hosts.append(
+                ExposedHost(
+                    "headplane",
+                    self.fqdn(self.remote_access.headplane.host),
+                    "headscale",
+                    "private",
+                )
+            )
+        hosts.extend(
+            ExposedHost(a.name, self.fqdn(a.host_label), a.namespace, a.visibility)
+            for a in self.apps
+        )
+        return sorted(hosts, key=lambda h: h.fqdn)
+
+    def iter_node_ips(self) -> Iterator[ipaddress.IPv4Address]:
+        yield from (n.ip for n in self.cluster.nodes)

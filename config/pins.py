@@ -1,0 +1,38 @@
+"""Every pinned version of the stack, in one place.
+
+Renovate reads this file (see renovate.json) so a bump arrives as one reviewable pull request.
+Sources for each pin: ../shared/reference/components.md section 0.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Talos Linux. The installer image and the machine-config contract both follow this pin
+# (components.md 1.4 #5: set talos_version on Secrets and on the configuration data source).
+TALOS_VERSION: Final = "v1.13.9"
+# Talos v1.13.9 ships Kubernetes 1.36.3 (siderolabs/talos hack/release.toml @ v1.13.9).
+KUBERNETES_VERSION: Final = "1.36.3"
+TALOS_INSTALLER_IMAGE: Final = "ghcr.io/siderolabs/installer"
+
+# Helm charts: (repository, chart, version).
+METALLB_CHART_REPO: Final = "https://metallb.github.io/metallb"
+METALLB_CHART_VERSION: Final = "0.16.1"
+TRAEFIK_CHART_REPO: Final = "https://traefik.github.io/charts"
+TRAEFIK_CHART_VERSION: Final = "41.3.0"
+# cert-manager chart versions carry a leading "v" (components.md section 7).
+CERT_MANAGER_CHART_REPO: Final = "https://charts.jetstack.io"
+CERT_MANAGER_CHART_VERSION: Final = "v1.21.1"
+REFLECTOR_CHART_REPO: Final = "https://emberstack.github.io/helm-charts"
+REFLECTOR_CHART_VERSION: Final = "10.0.63"
+# Storage and the example app: verified by the Cluster platform issue.
+LOCAL_PATH_PROVISIONER_IMAGE: Final = "docker.io/rancher/local-path-provisioner:v0.0.32"
+GRAFANA_CHART_REPO: Final = "https://grafana.github.io/helm-charts"
+GRAFANA_CHART_VERSION: Final = "10.1.4"
+
+# Container images.
+# Headscale 0.28.0 + Headplane 0.6.3 is the only pair a stable Headplane declares support for
+# (components.md section 0, "Headscale <-> Headplane compatibility decision").
+HEADSCALE_IMAGE: Final = "docker.io/headscale/headscale:0.28.0"
+HEADPLANE_IMAGE: Final = "ghcr.io/tale/headplane:0.6.3"
+TAILSCALE_IMAGE: Final = "ghcr.io/tailscale/tailscale:v1.102.3"

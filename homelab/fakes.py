@@ -1,0 +1,181 @@
+"""Deterministic stand-ins for what providers return, keyed by type token.
+
+Values are derived from the resource name only (never random, never the clock) so two renders are
+byte-identical. Keys are the provider's wire names (camelCase), which the SDKs map to Python names.
+Anything secret-shaped starts with `FAKE-` so a test can prove it never leaks into plaintext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+
+def _digest(*parts: str, length: int = 16) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\nFAKE-{_digest(kind, name, length=48)}\n-----END {kind}-----\n"
+
+
+def _cert_pair(name: str, part: str) -> dict[str, str]:
+    return {
+        "cert": _pem("CERTIFICATE", f"{name}/{part}"),
+        "key": _pem("PRIVATE KEY", f"{name}/{part}"),
+    }
+
+
+def talos_machine_secrets(name: str) -> dict[str, Any]:
+    return {
+        "certs": {
+            "etcd": _cert_pair(name, "etcd"),
+            "k8s": _cert_pair(name, "k8s"),
+            "k8sAggregator": _cert_pair(name, "k8s-aggregator"),
+            "k8sServiceaccount": {"key": _pem("PRIVATE KEY", f"{name}/sa")},
+            "os": _cert_pair(name, "os"),
+        },
+        "cluster": {
+            "id": f"FAKE-{_digest(name, 'id')}",
+            "secret": f"FAKE-{_digest(name, 'secret')}",
+        },
+        "secrets": {
+            "bootstrapToken": f"{_digest(name, 'bt', length=6)}.FAKE{_digest(name, 'bt2', length=12)}",
+            "secretboxEncryptionSecret": f"FAKE-{_digest(name, 'secretbox', length=32)}",
+        },
+        "trustdinfo": {"token": f"FAKE-{_digest(name, 'trustd')}"},
+    }
+
+
+def talos_client_configuration(name: str) -> dict[str, str]:
+    return {
+        "caCertificate": _pem("CERTIFICATE", f"{name}/os-ca"),
+        "clientCertificate": _pem("CERTIFICATE", f"{name}/admin"),
+        "clientKey": _pem("PRIVATE KEY", f"{name}/admin"),
+    }
+
+
+def kubeconfig(name: str, server: str) -> str:
+    """A kubeconfig of the real shape, so code that parses it sees what Talos would return."""
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": "RkFLRQ=="}}
+        ],
+        "contexts": [
+            {"name": f"admin@{name}", "context": {"cluster": name, "user": f"admin@{name}"}}
+        ],
+        "current-context": f"admin@{name}",
+        "users": [
+            {
+                "name": f"admin@{name}",
+                "user": {
+                    "client-certificate-data": "RkFLRQ==",
+                    "client-key-data": f"FAKE-{_digest(name, 'kubeconfig-key')}",
+                },
+            }
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+def talosconfig(cluster_name: str, endpoints: list[str], nodes: list[str]) -> str:
+    document = {
+        "context": cluster_name,
+        "contexts": {
+            cluster_name: {
+                "endpoints": endpoints,
+                "nodes": nodes,
+                "ca": "RkFLRQ==",
+                "crt": "RkFLRQ==",
+                "key": f"FAKE-{_digest(cluster_name, 'talosconfig-key')}",
+            }
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+def machine_configuration(args: dict[str, Any]) -> str:
+    """A minimal machine config of the real shape for the getConfiguration data source."""
+    document = {
+        "version": "v1alpha1",
+        "machine": {
+            "type": args.get("machineType", "controlplane"),
+            "install": {"disk": "/dev/sda"},
+        },
+        "cluster": {
+            "clusterName": args.get("clusterName", ""),
+            "controlPlane": {"endpoint": args.get("clusterEndpoint", "")},
+            "secretboxEncryptionSecret": f"FAKE-{_digest(str(args.get('clusterName')), 'cfg')}",
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    outputs = dict(inputs)
+    metadata = dict(inputs.get("metadata") or {})
+    metadata.setdefault("name", name)
+    if type_token.startswith("kubernetes:core/v1:Namespace"):
+        metadata.pop("namespace", None)
+    outputs["metadata"] = metadata
+    return outputs
+
+
+def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Echo the inputs and add what the real provider computes."""
+    outputs = dict(inputs)
+    if type_token == "talos:machine/secrets:Secrets":
+        outputs["machineSecrets"] = talos_machine_secrets(name)
+        outputs["clientConfiguration"] = talos_client_configuration(name)
+        outputs.setdefault("talosVersion", inputs.get("talosVersion", ""))
+    elif type_token == "talos:machine/configurationApply:ConfigurationApply":
+        outputs["machineConfiguration"] = inputs.get("machineConfigurationInput", "")
+        outputs["resolvedApplyMode"] = inputs.get("applyMode") or "auto"
+    elif type_token == "talos:cluster/kubeconfig:Kubeconfig":
+        endpoint = inputs.get("endpoint") or inputs.get("node") or "127.0.0.1"
+        outputs["kubeconfigRaw"] = kubeconfig(name, f"https://{endpoint}:6443")
+        outputs["kubernetesClientConfiguration"] = {
+            "host": f"https://{endpoint}:6443",
+            "caCertificate": "RkFLRQ==",
+            "clientCertificate": "RkFLRQ==",
+            "clientKey": f"FAKE-{_digest(name, 'k8s-client-key')}",
+        }
+    elif type_token.startswith("kubernetes:") and type_token != "pulumi:providers:kubernetes":
+        outputs = _kubernetes_outputs(type_token, name, inputs)
+        if type_token == "kubernetes:helm.sh/v3:Release":
+            outputs["status"] = {
+                "name": inputs.get("name", name),
+                "namespace": inputs.get("namespace", "default"),
+                "status": "deployed",
+                "version": inputs.get("version", ""),
+                "revision": 1,
+            }
+    elif type_token.startswith("command:"):
+        # A key-minting command prints only the key (components.md 2.5).
+        outputs["stdout"] = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
+        outputs["stderr"] = ""
+    elif type_token.startswith("random:"):
+        length = int(inputs.get("length", 32))
+        outputs["result"] = ("FAKE" + _digest(name, "random", length=64))[:length]
+    return outputs
+
+
+def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    if token == "talos:machine/getConfiguration:getConfiguration":
+        return {**args, "machineConfiguration": machine_configuration(args)}
+    if token == "talos:client/getConfiguration:getConfiguration":
+        return {
+            **args,
+            "talosConfig": talosconfig(
+                str(args.get("clusterName", "")),
+                [str(x) for x in args.get("endpoints", [])],
+                [str(x) for x in args.get("nodes", [])],
+            ),
+        }
+    if token == "talos:cluster/getHealth:getHealth":
+        return {**args, "id": "healthy"}
+    return dict(args)

@@ -1,0 +1,140 @@
+"""Small helpers the tests share: render a stack, find records, turn them into manifests.
+
+Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR,
+default `../shared/reference` beside the project; a test that needs it skips with the reason when
+it is absent. Nothing from there is copied into the project.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from config import pins
+from homelab import engine
+from homelab.engine import Render, ResourceRecord
+
+PROJECT_ROOT = engine.PROJECT_ROOT
+REFERENCE_DIR = Path(
+    os.environ.get("HOMELAB_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference")
+)
+# kubernetes-validate's strict schema set for the Kubernetes minor Talos runs (config/pins.py).
+KUBERNETES_SCHEMA_VERSION = ".".join(pins.KUBERNETES_VERSION.split(".")[:2]) + ".0"
+
+
+def reference(relative: str) -> Path:
+    """A path under the upstream reference folder; skips the calling test when it is missing."""
+    path = REFERENCE_DIR / relative
+    if not path.exists():
+        pytest.skip(f"upstream reference data not found at {path} (set HOMELAB_REFERENCE_DIR)")
+    return path
+
+
+@functools.cache
+def reference_json(relative: str) -> Any:
+    return json.loads(reference(relative).read_text())
+
+
+def stack_raw_config(stack: str = "homelab") -> dict[str, Any]:
+    """The stack file's `homelab:*` config keyed without namespace, plus the sentinel token."""
+    config, _ = engine.read_stack_file(engine.stack_file(stack))
+    raw = {key.partition(":")[2]: value for key, value in config.items()}
+    raw.setdefault("dnsApiToken", engine.SENTINEL_SECRETS["dnsApiToken"])
+    return raw
+
+
+def render_stack(
+    stack: str = "homelab",
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> Render:
+    """Render a stack file with some top-level keys replaced (keys without the namespace)."""
+    full_overrides = {f"{engine.PROJECT}:{k}": v for k, v in (overrides or {}).items()}
+    full_secrets = {f"{engine.PROJECT}:{k}": v for k, v in (secrets or {}).items()}
+    config, secret_keys = engine.stack_config(stack, overrides=full_overrides, secrets=full_secrets)
+    return engine.render(stack, config=config, secret_keys=secret_keys)
+
+
+def render_config(raw: Mapping[str, Any], stack: str = "test") -> Render:
+    """Render from a complete raw config (keys without namespace); the token is a secret."""
+    config = {f"{engine.PROJECT}:{k}": v for k, v in raw.items()}
+    secret_keys = [
+        f"{engine.PROJECT}:{k}" for k in ("dnsApiToken", "headplaneCookieSecret") if k in raw
+    ]
+    return engine.render(stack, config=config, secret_keys=secret_keys)
+
+
+@functools.cache
+def homelab_render() -> Render:
+    """The committed homelab stack, rendered once per test session (records are immutable)."""
+    return render_stack("homelab")
+
+
+def with_changes(raw: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `raw` with dotted-path changes, e.g. {'network.traefikIp': '10.0.0.1'}."""
+    result: dict[str, Any] = copy.deepcopy(dict(raw))
+    for path, value in changes.items():
+        target: Any = result
+        parts = path.split(".")
+        for part in parts[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        last = parts[-1]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return result
+
+
+# --- Kubernetes records ----------------------------------------------------------------------
+
+
+def is_kubernetes_object(record: ResourceRecord) -> bool:
+    """A plain Kubernetes object (not a provider, Helm release or chart)."""
+    return (
+        record.custom
+        and record.type.startswith("kubernetes:")
+        and not record.type.startswith("kubernetes:helm.sh/")
+        and record.type != "pulumi:providers:kubernetes"
+    )
+
+
+def kubernetes_records(render: Render) -> list[ResourceRecord]:
+    return [r for r in render.resources if is_kubernetes_object(r)]
+
+
+def manifest(record: ResourceRecord) -> dict[str, Any]:
+    """The Kubernetes manifest a record would apply: inputs minus Pulumi-only keys."""
+    body = {k: copy.deepcopy(v) for k, v in record.inputs.items() if not k.startswith("__")}
+    group_version, _, kind = record.type.removeprefix("kubernetes:").rpartition(":")
+    group, _, version = group_version.partition("/")
+    if "apiVersion" not in body:
+        body["apiVersion"] = version if group == "core" else f"{group}/{version}"
+    body.setdefault("kind", kind)
+    body.setdefault("metadata", {}).setdefault("name", record.name)
+    return body
+
+
+def validate_kubernetes(document: Mapping[str, Any]) -> None:
+    """Raise if `document` is not valid against the strict schemas of the pinned Kubernetes."""
+    kubernetes_validate.validate(dict(document), KUBERNETES_SCHEMA_VERSION, strict=True)
+
+
+def helm_values(record: ResourceRecord) -> dict[str, Any]:
+    values = record.inputs.get("values") or {}
+    assert isinstance(values, dict)
+    return values
+
+
+def yaml_documents(text: str) -> list[Any]:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
