@@ -28,7 +28,9 @@ class Backend:
     path_prefix: str | None = None
 
 
-def route_spec(host: ExposedHost, backends: Sequence[Backend], routing: TraefikRouting) -> dict[str, Any]:
+def route_spec(
+    host: ExposedHost, backends: Sequence[Backend], routing: TraefikRouting
+) -> dict[str, Any]:
     """The IngressRoute spec for `host`; longer path prefixes first so they win over '/'."""
     middlewares = (
         [
