@@ -292,7 +292,8 @@ class HomelabMocks(Mocks):
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return fakes.invoke_result(args.token, dict(args.args)), None
+        # An empty failure list, not None: MockMonitor.Invoke iterates it (pulumi 3.272 mocks.py).
+        return fakes.invoke_result(args.token, dict(args.args)), []
 
 
 # --- running the program ---------------------------------------------------------------------

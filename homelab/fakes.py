@@ -99,20 +99,27 @@ def talosconfig(cluster_name: str, endpoints: list[str], nodes: list[str]) -> st
 
 
 def machine_configuration(args: dict[str, Any]) -> str:
-    """A minimal machine config of the real shape for the getConfiguration data source."""
+    """A minimal machine config of the real shape for the getConfiguration data source.
+
+    Mirrors what the Talos v1.13 generator emits where patches touch it: control planes carry
+    the exclude-from-external-load-balancers label, and a >= v1.12 contract adds a
+    `HostnameConfig` document with `auto: stable` (pkg/machinery/config/generate @ v1.13.9).
+    """
+    machine_type = args.get("machineType", "controlplane")
+    machine: dict[str, Any] = {"type": machine_type, "install": {"disk": "/dev/sda"}}
+    if machine_type == "controlplane":
+        machine["nodeLabels"] = {"node.kubernetes.io/exclude-from-external-load-balancers": ""}
     document = {
         "version": "v1alpha1",
-        "machine": {
-            "type": args.get("machineType", "controlplane"),
-            "install": {"disk": "/dev/sda"},
-        },
+        "machine": machine,
         "cluster": {
             "clusterName": args.get("clusterName", ""),
             "controlPlane": {"endpoint": args.get("clusterEndpoint", "")},
             "secretboxEncryptionSecret": f"FAKE-{_digest(str(args.get('clusterName')), 'cfg')}",
         },
     }
-    return yaml.safe_dump(document, sort_keys=True)
+    hostname = {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "auto": "stable"}
+    return yaml.safe_dump_all([document, hostname], sort_keys=True)
 
 
 def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""Per-node Talos machine-config patches as plain data: pure functions, serialised once.
+
+Every node gets the documents below as `config_patches` of its ConfigurationApply, on top of the
+generated config for its role. Network settings use the multi-document form (HostnameConfig,
+LinkConfig, ResolverConfig, Layer2VIPConfig): Talos 1.12 deprecated `.machine.network`
+(hack/release.toml @ v1.12.0, components.md 1.3), the v1.13 config schema no longer lists it, and
+for a >= 1.12 contract the generator itself emits a `HostnameConfig` document
+(pkg/machinery/config/generate @ v1.13.9), so the legacy field would conflict with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import yaml
+
+from config import pins
+from config.model import Cluster, Network, Node
+
+# Talos labels control-plane nodes with this at config generation (CHANGELOG.md @ v1.13.9
+# "Default Node Labels"); MetalLB then never announces LoadBalancer IPs from them
+# (components.md 1.4 #2).
+EXCLUDE_FROM_LOAD_BALANCERS_LABEL: Final = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+# Name given to the node's only physical NIC when `node.interface` is not set. Talos' docs warn
+# against kernel-style names (eth0, enp0s2) for aliases (LinkAliasConfig reference, v1.13).
+DEFAULT_LINK_ALIAS: Final = "lan"
+
+Document = dict[str, Any]
+
+
+def installer_image(cluster: Cluster) -> str:
+    """The installer for the pinned Talos version.
+
+    `talos_version` on the data source only sets the config contract; without this the provider
+    installs its own machinery version (components.md 1.3, get_configuration.py docstring).
+    """
+    return f"{pins.TALOS_INSTALLER_IMAGE}:{cluster.talos_version}"
+
+
+def link_name(node: Node) -> str:
+    """The link the static address (and, on control planes, the VIP) goes on."""
+    return node.interface or DEFAULT_LINK_ALIAS
+
+
+def machine_document(cluster: Cluster, node: Node) -> Document:
+    """The partial v1alpha1 document: install target and the control-plane scheduling knobs."""
+    machine: Document = {
+        "install": {"disk": node.install_disk, "image": installer_image(cluster)},
+    }
+    document: Document = {"machine": machine}
+    if node.role == "controlplane":
+        # Explicit either way: upstream it is a *bool, so `false` is kept, not read as unset
+        # (v1alpha1_types.go @ v1.13.9), and the patch states what the cluster does.
+        document["cluster"] = {"allowSchedulingOnControlPlanes": cluster.schedule_on_control_planes}
+        if cluster.schedule_on_control_planes:
+            # Control planes that run the workloads must also be allowed to announce their
+            # LoadBalancer IPs. With dedicated workers, Talos' default (keep external traffic
+            # off the control plane) stands and MetalLB announces from the workers.
+            # `$patch: delete` is the strategic-merge way to drop a generated key
+            # (siderolabs/talos docs "workers on control plane", commit 44edd205d).
+            machine["nodeLabels"] = {EXCLUDE_FROM_LOAD_BALANCERS_LABEL: {"$patch": "delete"}}
+    return document
+
+
+def hostname_document(node: Node) -> Document:
+    # `auto: off` with a static hostname is what Talos' own WithStaticHostname patch does: the
+    # generated config carries `auto: stable`, and `auto` other than off conflicts with
+    # `hostname` (pkg/machinery/config/types/network/hostname.go @ v1.13.9).
+    return {
+        "apiVersion": "v1alpha1",
+        "kind": "HostnameConfig",
+        "auto": "off",
+        "hostname": node.hostname,
+    }
+
+
+def link_alias_document() -> Document:
+    # Talos only offers physical links to alias selectors, and a fixed alias name must match
+    # exactly one of them (internal/app/machined/pkg/controllers/network/link_alias_config.go
+    # @ v1.13.9). So `true` names the node's only physical NIC; a node with several NICs must set
+    # `interface` in config instead (the alias is then skipped, with a warning in the node log).
+    return {
+        "apiVersion": "v1alpha1",
+        "kind": "LinkAliasConfig",
+        "name": DEFAULT_LINK_ALIAS,
+        "selector": {"match": "true"},
+    }
+
+
+def link_document(network: Network, node: Node) -> Document:
+    return {
+        "apiVersion": "v1alpha1",
+        "kind": "LinkConfig",
+        "name": link_name(node),
+        "addresses": [{"address": f"{node.ip}/{network.lan_cidr.prefixlen}"}],
+        # No destination: a default route for the gateway's address family (LinkConfig reference).
+        "routes": [{"gateway": str(network.gateway)}],
+    }
+
+
+def resolver_document(network: Network) -> Document:
+    return {
+        "apiVersion": "v1alpha1",
+        "kind": "ResolverConfig",
+        "nameservers": [{"address": str(ns)} for ns in network.node_nameservers],
+    }
+
+
+def vip_document(cluster: Cluster, node: Node) -> Document | None:
+    """The shared API address, on control planes only (Layer2VIPConfig is CP-only upstream)."""
+    if cluster.vip is None or node.role != "controlplane":
+        return None
+    return {
+        "apiVersion": "v1alpha1",
+        "kind": "Layer2VIPConfig",
+        "name": str(cluster.vip),
+        "link": link_name(node),
+    }
+
+
+def node_patch_documents(cluster: Cluster, network: Network, node: Node) -> list[Document]:
+    """Every patch document of one node, in a fixed order."""
+    documents = [machine_document(cluster, node), hostname_document(node)]
+    if node.interface is None:
+        documents.append(link_alias_document())
+    documents += [link_document(network, node), resolver_document(network)]
+    vip = vip_document(cluster, node)
+    if vip is not None:
+        documents.append(vip)
+    return documents
+
+
+def serialise(document: Document) -> str:
+    """One YAML document, keys sorted, so the same config gives byte-identical patches."""
+    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+
+
+def node_config_patches(cluster: Cluster, network: Network, node: Node) -> list[str]:
+    """The node's `config_patches`: one YAML string per document."""
+    return [serialise(d) for d in node_patch_documents(cluster, network, node)]
