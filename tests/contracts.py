@@ -24,7 +24,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from homelab.engine import ResourceRecord
+from homelab.engine import Render, ResourceRecord
 from tests.harness import (
     is_kubernetes_object,
     manifest,
@@ -210,3 +210,19 @@ def validate_helm_values(chart: str, values: Mapping[str, Any]) -> None:
     errors = helm_values_errors(chart, values)
     if errors:
         raise AssertionError(f"values for chart {chart!r} are invalid:\n  " + "\n  ".join(errors))
+
+
+# --- records of one component ----------------------------------------------------------------
+
+
+def component_records(render: Render, component_type: str) -> list[ResourceRecord]:
+    """Every resource created under the one component of `component_type`, at any depth."""
+    component = render.one(component_type)
+    return [r for r in render.resources if any(a.urn == component.urn for a in render.ancestors(r))]
+
+
+def depends_on(record: ResourceRecord, other: ResourceRecord) -> bool:
+    """Whether `record` waits for `other` (an explicit or a data dependency)."""
+    return other.urn in record.dependencies or any(
+        other.urn in urns for urns in record.property_dependencies.values()
+    )
