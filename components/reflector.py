@@ -44,7 +44,12 @@ def tls_namespaces(config: HomelabConfig) -> tuple[str, ...]:
 
 
 def reflection_annotations(namespaces: Iterable[str]) -> dict[str, str]:
-    """Annotations for a source Secret mirrored into exactly `namespaces`."""
+    """Annotations for a source Secret mirrored into exactly `namespaces`.
+
+    Entries are regular expressions that must match a whole namespace name (kubernetes-reflector
+    @ v10.0.63 : MirroringPropertiesExtensions.cs `PatternListMatch`), so a plain DNS label names
+    exactly that namespace and never a longer one sharing its prefix.
+    """
     listed = ",".join(sorted(set(namespaces)))
     if not listed:
         raise ValueError("a reflected Secret needs at least one target namespace")
