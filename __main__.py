@@ -29,7 +29,14 @@ access = cluster.access
 storage = Storage("storage", StorageArgs(access=access, storage=config.storage))
 
 # Network: real LAN IPs for Services, and Traefik on its fixed one.
-metallb = MetalLB("metallb", MetalLBArgs(access=access, network=config.network))
+metallb = MetalLB(
+    "metallb",
+    MetalLBArgs(
+        access=access,
+        network=config.network,
+        announce_from_control_planes=config.cluster.schedule_on_control_planes,
+    ),
+)
 
 # TLS: a wildcard certificate by DNS-01, mirrored to every namespace that serves TLS.
 reflector = Reflector("reflector", ReflectorArgs(access=access))
@@ -89,5 +96,7 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
 pulumi.export("traefikIp", traefik.load_balancer_ip)
+# Where the router forwards internet HTTPS (WAN 443): only public hosts are routed there.
+pulumi.export("routerPortForwardHttps", traefik.public_endpoint)
 pulumi.export("headscaleUrl", headscale.server_url)
 pulumi.export("urls", apps.urls)

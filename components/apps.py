@@ -1,14 +1,55 @@
-"""The exposed apps (Grafana as the worked example). (Thin until the platform issue.)"""
+"""The exposed apps, Grafana as the worked example.
+
+The `apps` config list drives everything per app: a workload this project deploys (`workload`) or
+an existing Service to route to (`service`), its route through Traefik (`route_host`: wildcard
+certificate, allowlist when private), the reflection of the certificate into its namespace
+(components/reflector.py) and, in the remote-access branch, its MagicDNS record.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Final
 
 import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random
 
-from components.common import ClusterAccess
+from components.common import (
+    CERT_MANAGER_NAMESPACE,
+    HEADSCALE_NAMESPACE,
+    METALLB_NAMESPACE,
+    REFLECTOR_NAMESPACE,
+    STORAGE_NAMESPACE,
+    TAILSCALE_NAMESPACE,
+    TRAEFIK_NAMESPACE,
+    ClusterAccess,
+)
+from components.ingress import Backend, route_host
+from components.kube import HelmChart, helm_release, namespace, secret_output
 from components.traefik import TraefikRouting
-from config.model import HomelabConfig
+from config import pins
+from config.model import App, ExposedHost, HomelabConfig
+
+GRAFANA_CHART: Final = HelmChart(pins.GRAFANA_CHART_REPO, "grafana", pins.GRAFANA_CHART_VERSION)
+GRAFANA_ADMIN_USER: Final = "admin"
+GRAFANA_USER_KEY: Final = "admin-user"
+GRAFANA_PASSWORD_KEY: Final = "admin-password"
+GRAFANA_VOLUME_SIZE: Final = "5Gi"
+
+# Namespaces other components create; each namespace is created exactly once in the stack.
+PLATFORM_NAMESPACES: Final = frozenset(
+    {
+        CERT_MANAGER_NAMESPACE,
+        HEADSCALE_NAMESPACE,
+        METALLB_NAMESPACE,
+        REFLECTOR_NAMESPACE,
+        STORAGE_NAMESPACE,
+        TAILSCALE_NAMESPACE,
+        TRAEFIK_NAMESPACE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +60,43 @@ class AppsArgs:
     storage_class: pulumi.Output[str]
 
 
+def app_namespaces(config: HomelabConfig) -> list[str]:
+    """Namespaces this component creates: those of deployed workloads, minus the platform's.
+
+    An app that routes to an existing `service` lives in a namespace that exists already.
+    """
+    return sorted({a.namespace for a in config.apps if a.workload} - PLATFORM_NAMESPACES)
+
+
+def grafana_values(
+    app: App, fqdn: str, admin_secret: str, storage_class: pulumi.Output[str]
+) -> dict[str, Any]:
+    return {
+        "fullnameOverride": app.name,
+        # The admin credentials come from our Secret; the chart never generates or templates one.
+        "admin": {
+            "existingSecret": admin_secret,
+            "userKey": GRAFANA_USER_KEY,
+            "passwordKey": GRAFANA_PASSWORD_KEY,
+        },
+        "grafana.ini": {"server": {"domain": fqdn, "root_url": f"https://{fqdn}"}},
+        "persistence": {
+            "enabled": True,
+            "size": GRAFANA_VOLUME_SIZE,
+            "storageClassName": storage_class,
+        },
+        "service": {"port": app.port, "type": "ClusterIP"},
+    }
+
+
+@dataclass(frozen=True)
+class _Deployed:
+    """A deployed workload: the Service to route to, and what the route waits for."""
+
+    backend: Backend
+    ready: list[pulumi.Resource]
+
+
 class Apps(pulumi.ComponentResource):
     urls: dict[str, str]
 
@@ -26,5 +104,68 @@ class Apps(pulumi.ComponentResource):
         self, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:apps:Apps", name, None, opts)
-        self.urls = {a.name: f"https://{args.config.fqdn(a.host_label)}" for a in args.config.apps}
+        self._args = args
+        config = args.config
+        self._namespaces = {
+            ns: namespace(f"{name}-namespace-{ns}", ns, access=args.access, parent=self)
+            for ns in app_namespaces(config)
+        }
+        hosts = {h.name: h for h in config.exposed_hosts()}
+        workloads: dict[str, Callable[[str, App, ExposedHost], _Deployed]] = {
+            "grafana": self._grafana,
+        }
+        for app in config.apps:
+            host = hosts[app.name]
+            if app.workload is not None:
+                deployed = workloads[app.workload](f"{name}-{app.name}", app, host)
+            else:
+                # config/rules.py guarantees exactly one of workload/service.
+                assert app.service is not None
+                deployed = _Deployed(Backend(app.service, app.port), [])
+            route_host(
+                f"{name}-{app.name}-route",
+                access=args.access,
+                parent=self,
+                routing=args.traefik,
+                host=host,
+                backends=[deployed.backend],
+                depends_on=deployed.ready,
+            )
+        self.urls = {a.name: f"https://{config.fqdn(a.host_label)}" for a in config.apps}
         self.register_outputs({"urls": self.urls})
+
+    def _in_namespace(self, app: App) -> list[pulumi.Resource]:
+        ns = self._namespaces.get(app.namespace)
+        return [ns] if ns is not None else []
+
+    def _grafana(self, name: str, app: App, host: ExposedHost) -> _Deployed:
+        access = self._args.access
+        password = pulumi_random.RandomPassword(
+            f"{name}-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Random's `result` is secret in the engine; wrapping it keeps it so under every engine.
+        admin_password: pulumi.Output[str] = secret_output(password.result)
+        admin_secret_name = f"{app.name}-admin"
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=admin_secret_name, namespace=app.namespace),
+            type="Opaque",
+            string_data={
+                GRAFANA_USER_KEY: GRAFANA_ADMIN_USER,
+                GRAFANA_PASSWORD_KEY: admin_password,
+            },
+            opts=access.opts(self, depends_on=self._in_namespace(app)),
+        )
+        release = helm_release(
+            name,
+            access=access,
+            parent=self,
+            chart=GRAFANA_CHART,
+            namespace=app.namespace,
+            values=grafana_values(app, host.fqdn, admin_secret_name, self._args.storage_class),
+            depends_on=[*self._in_namespace(app), admin_secret],
+        )
+        return _Deployed(Backend(app.name, app.port), [release])

@@ -1,8 +1,9 @@
 """Publishing one host through Traefik: a Traefik IngressRoute with the wildcard certificate.
 
 Every exposed host (apps, Headscale, Headplane) goes through `route_host`, so the rules are in one
-place: TLS from the reflected wildcard Secret in the route's own namespace, and the LAN/tailnet
-allowlist on every private host (public hosts, i.e. Headscale, carry none).
+place: TLS from the reflected wildcard Secret in the route's own namespace, the LAN/tailnet
+allowlist on every private host (public hosts, i.e. Headscale, carry none), and only public hosts on
+the entrypoint the internet reaches (see components/traefik.py for why both fences exist).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def route_spec(
     host: ExposedHost, backends: Sequence[Backend], routing: TraefikRouting
 ) -> dict[str, Any]:
     """The IngressRoute spec for `host`; longer path prefixes first so they win over '/'."""
+    public = host.visibility == "public"
+    entrypoints = [routing.websecure_entrypoint]
+    if public:
+        entrypoints.append(routing.public_entrypoint)
     middlewares = (
         [
             {
@@ -39,7 +44,7 @@ def route_spec(
                 "namespace": routing.private_middleware.namespace,
             }
         ]
-        if host.visibility == "private"
+        if not public
         else []
     )
     routes: list[dict[str, Any]] = []
@@ -56,7 +61,7 @@ def route_spec(
             route["middlewares"] = middlewares
         routes.append(route)
     return {
-        "entryPoints": [routing.websecure_entrypoint],
+        "entryPoints": entrypoints,
         "routes": routes,
         "tls": {"secretName": routing.wildcard.secret_name},
     }

@@ -1,13 +1,36 @@
-"""Persistent volumes on Talos (which ships no StorageClass). (Thin until the platform issue.)"""
+"""Persistent volumes on Talos, which ships no StorageClass (components.md 1.4 #4).
+
+Unless the config names an existing StorageClass, this deploys rancher's local-path-provisioner as
+plain objects (the shape of its deploy/local-path-storage.yaml at the pinned tag), changed for
+Talos: volumes live under `storage.localPathRoot` below /var (the upstream /opt path is read-only on
+Talos) and the namespace is `privileged`, because the helper pod that creates and removes volume
+directories mounts a hostPath (components.md 9 #1).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Final
 
 import pulumi
+import pulumi_kubernetes as k8s
+import yaml
 
-from components.common import ClusterAccess
+from components.common import STORAGE_NAMESPACE, ClusterAccess
+from components.kube import namespace
+from config import pins
 from config.model import Storage as StorageConfig
+
+STORAGE_CLASS: Final = "local-path"
+PROVISIONER: Final = "rancher.io/local-path"
+NAME: Final = "local-path-provisioner"
+CONFIG_MAP: Final = "local-path-config"
+LABELS: Final = {"app": NAME}
+
+# The provisioner runs these in the helper pod with VOL_DIR set (upstream defaults).
+SETUP_SCRIPT: Final = '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n'
+TEARDOWN_SCRIPT: Final = '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n'
 
 
 @dataclass(frozen=True)
@@ -16,14 +39,212 @@ class StorageArgs:
     storage: StorageConfig
 
 
+def provisioner_config(root: str) -> str:
+    """config.json: every node keeps its volumes under `root`."""
+    document = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [root]}]}
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def helper_pod_manifest() -> str:
+    document = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "helper-pod"},
+        "spec": {
+            "priorityClassName": "system-node-critical",
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/disk-pressure",
+                    "operator": "Exists",
+                    "effect": "NoSchedule",
+                }
+            ],
+            "containers": [
+                {
+                    "name": "helper-pod",
+                    "image": pins.LOCAL_PATH_HELPER_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=True)
+
+
 class Storage(pulumi.ComponentResource):
+    """`storage_class_name` resolves once the class exists, so claimants wait for it."""
+
     storage_class_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:platform:Storage", name, None, opts)
-        self.storage_class_name = pulumi.Output.from_input(
-            args.storage.storage_class or "local-path"
-        )
+        if args.storage.storage_class is not None:
+            # An existing class (e.g. a CSI driver): nothing to deploy.
+            self.storage_class_name = pulumi.Output.from_input(args.storage.storage_class)
+        else:
+            self.storage_class_name = self._local_path(name, args)
         self.register_outputs({"storageClassName": self.storage_class_name})
+
+    def _local_path(self, name: str, args: StorageArgs) -> pulumi.Output[str]:
+        access = args.access
+        ns = namespace(
+            f"{name}-namespace", STORAGE_NAMESPACE, access=access, parent=self, privileged=True
+        )
+
+        def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=STORAGE_NAMESPACE)
+
+        in_namespace = access.opts(self, depends_on=[ns])
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=meta(NAME), opts=in_namespace
+        )
+        subject = k8s.rbac.v1.SubjectArgs(
+            kind="ServiceAccount", name=NAME, namespace=STORAGE_NAMESPACE
+        )
+        # Helper pods are created in the provisioner's namespace.
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=meta(NAME),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""],
+                    resources=["pods"],
+                    verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
+                )
+            ],
+            opts=in_namespace,
+        )
+        role_binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-role-binding",
+            metadata=meta(NAME),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=NAME
+            ),
+            subjects=[subject],
+            opts=access.opts(self, depends_on=[role, account]),
+        )
+        cluster_role = k8s.rbac.v1.ClusterRole(
+            f"{name}-cluster-role",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""],
+                    resources=["configmaps", "nodes", "persistentvolumeclaims", "pods", "pods/log"],
+                    verbs=["get", "list", "watch"],
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""],
+                    resources=["persistentvolumes"],
+                    verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""], resources=["events"], verbs=["create", "patch"]
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=["storage.k8s.io"],
+                    resources=["storageclasses"],
+                    verbs=["get", "list", "watch"],
+                ),
+            ],
+            opts=access.opts(self),
+        )
+        cluster_role_binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-cluster-role-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=NAME
+            ),
+            subjects=[subject],
+            opts=access.opts(self, depends_on=[cluster_role, account]),
+        )
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=meta(CONFIG_MAP),
+            data={
+                "config.json": provisioner_config(args.storage.local_path_root),
+                "helperPod.yaml": helper_pod_manifest(),
+                "setup": SETUP_SCRIPT,
+                "teardown": TEARDOWN_SCRIPT,
+            },
+            opts=in_namespace,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-provisioner",
+            metadata=meta(NAME),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=NAME,
+                        containers=[_provisioner_container()],
+                        volumes=[
+                            k8s.core.v1.VolumeArgs(
+                                name="config-volume",
+                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CONFIG_MAP),
+                            )
+                        ],
+                    ),
+                ),
+            ),
+            opts=access.opts(
+                self, depends_on=[config_map, role_binding, cluster_role_binding, account]
+            ),
+        )
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-class",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=STORAGE_CLASS,
+                # The only class on a fresh Talos cluster: claims without a class land here.
+                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+            ),
+            provisioner=PROVISIONER,
+            # A volume is a directory on one node: bind only once the pod's node is known.
+            volume_binding_mode="WaitForFirstConsumer",
+            reclaim_policy="Delete",
+            opts=access.opts(self, depends_on=[deployment]),
+        )
+        return storage_class.metadata.apply(lambda m: m.name or STORAGE_CLASS)
+
+
+def _provisioner_container() -> k8s.core.v1.ContainerArgs:
+    probe_port = "health"
+    return k8s.core.v1.ContainerArgs(
+        name=NAME,
+        image=pins.LOCAL_PATH_PROVISIONER_IMAGE,
+        image_pull_policy="IfNotPresent",
+        command=["local-path-provisioner", "start", "--config", "/etc/config/config.json"],
+        ports=[k8s.core.v1.ContainerPortArgs(name=probe_port, container_port=8080, protocol="TCP")],
+        env=[
+            k8s.core.v1.EnvVarArgs(
+                name="POD_NAMESPACE",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.namespace")
+                ),
+            ),
+            k8s.core.v1.EnvVarArgs(name="CONFIG_MOUNT_PATH", value="/etc/config/"),
+            k8s.core.v1.EnvVarArgs(name="HEALTH_PORT", value="8080"),
+        ],
+        startup_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
+            initial_delay_seconds=5,
+            period_seconds=5,
+            failure_threshold=12,
+        ),
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
+            initial_delay_seconds=10,
+            period_seconds=10,
+        ),
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port=probe_port),
+            initial_delay_seconds=5,
+            period_seconds=5,
+        ),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="config-volume", mount_path="/etc/config/")
+        ],
+    )

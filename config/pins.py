@@ -25,10 +25,15 @@ CERT_MANAGER_CHART_REPO: Final = "https://charts.jetstack.io"
 CERT_MANAGER_CHART_VERSION: Final = "v1.21.1"
 REFLECTOR_CHART_REPO: Final = "https://emberstack.github.io/helm-charts"
 REFLECTOR_CHART_VERSION: Final = "10.0.63"
-# Storage and the example app: verified by the Cluster platform issue.
-LOCAL_PATH_PROVISIONER_IMAGE: Final = "docker.io/rancher/local-path-provisioner:v0.0.32"
-GRAFANA_CHART_REPO: Final = "https://grafana.github.io/helm-charts"
-GRAFANA_CHART_VERSION: Final = "10.1.4"
+# Storage: local-path-provisioner v0.0.37 is the newest release tag (rancher/local-path-provisioner
+# @ v0.0.37 (49b2be8e) : deploy/local-path-storage.yaml uses this image); its helper pod runs busybox,
+# pinned here instead of upstream's untagged `docker.io/library/busybox`.
+LOCAL_PATH_PROVISIONER_IMAGE: Final = "docker.io/rancher/local-path-provisioner:v0.0.37"
+LOCAL_PATH_HELPER_IMAGE: Final = "docker.io/library/busybox:1.37.0"
+# Grafana's chart moved from grafana/helm-charts (deprecated at 10.5.15, 2026-01-30) to
+# grafana-community/helm-charts; 12.11.1 is its newest tag (charts/grafana/Chart.yaml, app 13.2.0).
+GRAFANA_CHART_REPO: Final = "https://grafana-community.github.io/helm-charts"
+GRAFANA_CHART_VERSION: Final = "12.11.1"
 
 # Container images.
 # Headscale 0.28.0 + Headplane 0.6.3 is the only pair a stable Headplane declares support for

@@ -1,0 +1,176 @@
+"""Apps: Grafana deployed and routed privately; config apps with a `service` routed as they are."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from config import pins
+from config.loader import validate_config
+from homelab.engine import Render, ResourceRecord
+from tests.contracts import component_records, depends_on, validate_objects
+from tests.harness import helm_values, homelab_render, render_stack, stack_raw_config
+
+APPS = "homelab:apps:Apps"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SECRET = "kubernetes:core/v1:Secret"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+INGRESS_ROUTE = "kubernetes:traefik.io/v1alpha1:IngressRoute"
+MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+MEDIA_APP: dict[str, Any] = {
+    "name": "jellyfin",
+    "namespace": "media",
+    "service": "jellyfin-web",
+    "port": 8096,
+}
+
+
+def grafana_app() -> dict[str, Any]:
+    (app,) = [a for a in stack_raw_config()["apps"] if a.get("workload") == "grafana"]
+    assert isinstance(app, dict)
+    return app
+
+
+def route_for(render: Render, fqdn: str) -> ResourceRecord:
+    found = [
+        r
+        for r in render.by_type(INGRESS_ROUTE)
+        if any(f"Host(`{fqdn}`)" in route["match"] for route in r.input("spec.routes"))
+    ]
+    assert len(found) == 1, fqdn
+    return found[0]
+
+
+def render_with_media() -> Render:
+    return render_stack("homelab", overrides={"apps": [*stack_raw_config()["apps"], MEDIA_APP]})
+
+
+def test_every_app_object_meets_its_schema() -> None:
+    # The monitoring namespace, Grafana's admin Secret and its IngressRoute.
+    assert validate_objects(component_records(homelab_render(), APPS)) == 3
+
+
+def test_grafana_is_the_pinned_chart_in_its_configured_namespace() -> None:
+    release = homelab_render().one(RELEASE, "apps-grafana")
+    assert release.input("namespace") == grafana_app()["namespace"]
+    assert release.input("version") == pins.GRAFANA_CHART_VERSION
+    assert release.input("repositoryOpts.repo") == pins.GRAFANA_CHART_REPO
+
+
+def test_admin_password_is_random_secret_and_read_from_an_existing_secret() -> None:
+    render = homelab_render()
+    release = render.one(RELEASE, "apps-grafana")
+    admin = helm_values(release)["admin"]
+    (secret,) = [r for r in component_records(render, APPS) if r.type == SECRET]
+    assert admin["existingSecret"] == secret.input("metadata.name")
+    assert secret.input("metadata.namespace") == release.input("namespace")
+    assert set(secret.input("stringData")) == {admin["userKey"], admin["passwordKey"]}
+    password_path = f"stringData.{admin['passwordKey']}"
+    assert secret.is_secret(password_path)
+    # The value is the RandomPassword's result, which appears nowhere in plaintext.
+    (generator,) = render.by_type(PASSWORD)
+    assert secret.input(password_path) == generator.outputs["result"]
+    for record in render.resources:
+        for path, value in flatten(record.inputs):
+            if value == generator.outputs["result"]:
+                assert record.is_secret(path), f"{record.name} at {path}"
+    assert depends_on(release, secret)
+
+
+def flatten(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [
+            item
+            for key, child in value.items()
+            for item in flatten(child, f"{path}.{key}" if path else key)
+        ]
+    if isinstance(value, list):
+        return [
+            item
+            for index, child in enumerate(value)
+            for item in flatten(child, f"{path}.{index}" if path else str(index))
+        ]
+    return [(path, value)]
+
+
+def test_grafana_knows_its_public_url() -> None:
+    config = validate_config(stack_raw_config())
+    fqdn = config.fqdn(grafana_app()["name"])
+    server = helm_values(homelab_render().one(RELEASE, "apps-grafana"))["grafana.ini"]["server"]
+    assert server["root_url"] == f"https://{fqdn}"
+
+
+def test_grafana_is_routed_privately_to_its_service_with_the_wildcard() -> None:
+    render = homelab_render()
+    config = validate_config(stack_raw_config())
+    app = grafana_app()
+    release = render.one(RELEASE, "apps-grafana")
+    route = route_for(render, config.fqdn(app["name"]))
+    assert route.input("metadata.namespace") == app["namespace"]
+    values = helm_values(release)
+    (rule,) = route.input("spec.routes")
+    assert rule["services"] == [
+        {"name": values["fullnameOverride"], "port": values["service"]["port"]}
+    ]
+    middleware = render.one(MIDDLEWARE)
+    assert rule["middlewares"] == [
+        {
+            "name": middleware.input("metadata.name"),
+            "namespace": middleware.input("metadata.namespace"),
+        }
+    ]
+    assert route.input("spec.tls.secretName") == render.one(CERTIFICATE).input("spec.secretName")
+    for dependency in (release, middleware, render.one(CERTIFICATE)):
+        assert depends_on(route, dependency)
+
+
+def test_an_app_with_a_service_is_routed_to_it_without_deploying_anything() -> None:
+    render = render_with_media()
+    config = validate_config(
+        {**stack_raw_config(), "apps": [*stack_raw_config()["apps"], MEDIA_APP]}
+    )
+    route = route_for(render, config.fqdn(MEDIA_APP["name"]))
+    assert route.input("metadata.namespace") == MEDIA_APP["namespace"]
+    (rule,) = route.input("spec.routes")
+    assert rule["services"] == [{"name": MEDIA_APP["service"], "port": MEDIA_APP["port"]}]
+    releases = {r.input("namespace") for r in render.by_type(RELEASE)}
+    assert MEDIA_APP["namespace"] not in releases
+    # Its namespace holds an existing Service, so it exists already: not created here.
+    names = {r.input("metadata.name") for r in render.by_type(NAMESPACE)}
+    assert MEDIA_APP["namespace"] not in names
+
+
+def test_every_namespace_is_created_exactly_once() -> None:
+    render = render_with_media()
+    counts = Counter(r.input("metadata.name") for r in render.by_type(NAMESPACE))
+    assert counts
+    assert max(counts.values()) == 1, counts
+    assert grafana_app()["namespace"] in counts
+
+
+def test_headscale_namespace_is_left_to_the_headscale_component() -> None:
+    render = homelab_render()
+    platform = {
+        "homelab:apps:Apps",
+        "homelab:platform:CertManager",
+        "homelab:platform:MetalLB",
+        "homelab:platform:Reflector",
+        "homelab:platform:Storage",
+        "homelab:platform:Traefik",
+    }
+    for component in platform:
+        names = {
+            r.input("metadata.name")
+            for r in component_records(render, component)
+            if r.type == NAMESPACE
+        }
+        assert "headscale" not in names, component
+
+
+def test_urls_name_every_configured_app() -> None:
+    config = validate_config(stack_raw_config())
+    assert homelab_render().outputs["urls"] == {
+        app.name: f"https://{config.fqdn(app.host_label)}" for app in config.apps
+    }

@@ -1,0 +1,160 @@
+"""Traefik: its LB IP from MetalLB, the wildcard as default certificate, the private allowlist."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from components.common import TAILNET_IPV4, TAILNET_IPV6
+from config import pins
+from config.loader import validate_config
+from config.model import HomelabConfig
+from homelab.engine import Render, ResourceRecord
+from tests.contracts import (
+    chart_defaults,
+    component_records,
+    depends_on,
+    helm_coalesce,
+    validate_helm_values,
+    validate_objects,
+)
+from tests.harness import helm_values, homelab_render, render_stack, stack_raw_config, with_changes
+
+TRAEFIK = "homelab:platform:Traefik"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+# Talos' default pod CIDR (siderolabs/talos constants.go, components.md 1.3).
+TALOS_POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
+
+
+def homelab_config() -> HomelabConfig:
+    return validate_config(stack_raw_config())
+
+
+def traefik_values(render: Render) -> dict[str, Any]:
+    return helm_values(render.one(RELEASE, "traefik"))
+
+
+def middleware(render: Render) -> ResourceRecord:
+    (record,) = [r for r in component_records(render, TRAEFIK) if r.type == MIDDLEWARE]
+    return record
+
+
+def render_with_derp(changes: dict[str, Any]) -> Render:
+    raw = stack_raw_config()
+    remote = with_changes(raw["remoteAccess"], {f"derp.{k}": v for k, v in changes.items()})
+    return render_stack("homelab", overrides={"remoteAccess": remote})
+
+
+def test_every_traefik_object_meets_its_schema() -> None:
+    # Its namespace and the allowlist middleware.
+    assert validate_objects(component_records(homelab_render(), TRAEFIK)) == 2
+
+
+def test_chart_values_pass_the_charts_strict_schema() -> None:
+    release = homelab_render().one(RELEASE, "traefik")
+    assert release.input("version") == pins.TRAEFIK_CHART_VERSION
+    validate_helm_values("traefik", traefik_values(homelab_render()))
+
+
+def test_service_requests_the_configured_ip_inside_a_pool() -> None:
+    config = homelab_config()
+    annotations = traefik_values(homelab_render())["service"]["annotations"]
+    requested = ipaddress.IPv4Address(annotations["metallb.io/loadBalancerIPs"])
+    assert requested == config.network.traefik_ip
+    pool = config.network.pool_for(requested)
+    assert pool is not None
+    assert annotations["metallb.io/address-pool"] == pool.name
+    assert homelab_render().outputs["traefikIp"] == str(requested)
+
+
+def test_sharing_the_ip_with_stun_forces_cluster_policy_with_a_common_key() -> None:
+    # MetalLB shares an IP only between Services with the same key that both use Cluster
+    # (Traefik and the STUN server are different pods; components.md 5).
+    config = homelab_config()
+    assert config.stun_ip == config.network.traefik_ip
+    service = traefik_values(homelab_render())["service"]
+    assert service["spec"]["externalTrafficPolicy"] == "Cluster"
+    assert service["annotations"]["metallb.io/allow-shared-ip"]
+
+
+def test_own_ip_keeps_client_addresses_with_local_policy() -> None:
+    separate = render_with_derp({"stunIp": "192.168.0.221"})
+    assert traefik_values(separate)["service"]["spec"]["externalTrafficPolicy"] == "Local"
+    without_derp = render_with_derp({"enabled": False})
+    assert traefik_values(without_derp)["service"]["spec"]["externalTrafficPolicy"] == "Local"
+
+
+def test_plain_http_is_redirected_to_https_permanently() -> None:
+    ports = traefik_values(homelab_render())["ports"]
+    redirect = ports["web"]["http"]["redirections"]["entryPoint"]
+    assert redirect["to"] == "websecure"
+    assert redirect["scheme"] == "https"
+    assert redirect["permanent"] is True
+
+
+def test_default_certificate_is_the_wildcard_reflected_into_traefiks_namespace() -> None:
+    render = homelab_render()
+    release = render.one(RELEASE, "traefik")
+    certificate = render.one(CERTIFICATE)
+    store = traefik_values(render)["tlsStore"]["default"]["defaultCertificate"]
+    assert store["secretName"] == certificate.input("spec.secretName")
+    reflected = certificate.input("spec.secretTemplate.annotations")[
+        "reflector.v1.k8s.emberstack.com/reflection-auto-namespaces"
+    ].split(",")
+    assert release.input("namespace") in reflected
+    assert depends_on(release, certificate)
+
+
+def test_ingress_and_crd_providers_are_on() -> None:
+    providers = traefik_values(homelab_render())["providers"]
+    assert providers["kubernetesCRD"]["enabled"] is True
+    assert providers["kubernetesIngress"]["enabled"] is True
+
+
+def test_dashboard_is_neither_enabled_nor_exposed() -> None:
+    merged = helm_coalesce(chart_defaults("traefik"), traefik_values(homelab_render()))
+    assert merged["api"]["dashboard"] is False
+    assert merged["ingressRoute"]["dashboard"]["enabled"] is False
+    assert merged["ports"]["traefik"]["expose"]["default"] is False
+
+
+def test_allowlist_admits_lan_tailnet_and_pods_but_not_the_internet() -> None:
+    config = homelab_config()
+    ranges = [
+        ipaddress.ip_network(r)
+        for r in middleware(homelab_render()).input("spec.ipAllowList.sourceRange")
+    ]
+    admitted = set(ranges)
+    assert config.network.lan_cidr in admitted
+    assert ipaddress.ip_network(TAILNET_IPV4) in admitted
+    assert ipaddress.ip_network(TAILNET_IPV6) in admitted
+    # VPN traffic arrives from the subnet router pod (its netstack opens the connections).
+    assert TALOS_POD_CIDR in admitted
+    for internet in ("8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"):
+        address = ipaddress.ip_address(internet)
+        assert not any(address in r for r in ranges if r.version == address.version)
+
+
+def test_allowlist_never_trusts_forwarded_headers() -> None:
+    # Without an ipStrategy Traefik uses the connection's address; X-Forwarded-For is spoofable.
+    assert "ipStrategy" not in middleware(homelab_render()).input("spec.ipAllowList")
+
+
+def test_allowlist_waits_for_the_chart_crds() -> None:
+    render = homelab_render()
+    assert depends_on(middleware(render), render.one(RELEASE, "traefik"))
+
+
+def test_internet_forward_target_is_the_public_entrypoint() -> None:
+    render = homelab_render()
+    public = traefik_values(render)["ports"]["public"]
+    assert public["expose"]["default"] is True
+    assert public["http"]["tls"]["enabled"] is True
+    ip = str(homelab_config().network.traefik_ip)
+    assert render.outputs["routerPortForwardHttps"] == f"{ip}:{public['exposedPort']}"
+    # It must not collide with the ports LAN clients use.
+    defaults = chart_defaults("traefik")["ports"]
+    assert public["exposedPort"] not in {defaults[n]["exposedPort"] for n in ("web", "websecure")}
+    assert public["port"] not in {port["port"] for port in defaults.values()}
