@@ -12,7 +12,7 @@ from components.cert_manager import CertManager, CertManagerArgs
 from components.headscale import Headscale, HeadscaleArgs
 from components.metallb import MetalLB, MetalLBArgs
 from components.reflector import Reflector, ReflectorArgs
-from components.storage import Storage, StorageArgs
+from components.storage import Storage, StorageArgs, kubelet_host_paths
 from components.subnet_router import SubnetRouter, SubnetRouterArgs
 from components.talos import TalosCluster, TalosClusterArgs
 from components.traefik import Traefik, TraefikArgs
@@ -23,7 +23,12 @@ config = load_stack_config()
 # Cluster: booted Talos nodes -> a Kubernetes provider for everything below.
 cluster = TalosCluster(
     "cluster",
-    TalosClusterArgs(cluster=config.cluster, network=config.network, lifecycle=config.lifecycle),
+    TalosClusterArgs(
+        cluster=config.cluster,
+        network=config.network,
+        lifecycle=config.lifecycle,
+        kubelet_host_paths=kubelet_host_paths(config.storage),
+    ),
 )
 access = cluster.access
 storage = Storage("storage", StorageArgs(access=access, storage=config.storage))

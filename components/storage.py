@@ -39,6 +39,11 @@ class StorageArgs:
     storage: StorageConfig
 
 
+def kubelet_host_paths(storage: StorageConfig) -> tuple[str, ...]:
+    """Host directories the kubelet must see for the volumes this component provisions."""
+    return () if storage.storage_class is not None else (storage.local_path_root,)
+
+
 def provisioner_config(root: str) -> str:
     """config.json: every node keeps its volumes under `root`."""
     document = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [root]}]}

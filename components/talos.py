@@ -32,6 +32,8 @@ class TalosClusterArgs:
     cluster: Cluster
     network: Network
     lifecycle: Lifecycle
+    # Host directories pods mount with hostPath (e.g. local-path volumes) that the kubelet must see.
+    kubelet_host_paths: tuple[str, ...] = ()
 
 
 def machine_secrets_args(
@@ -157,7 +159,9 @@ class TalosCluster(pulumi.ComponentResource):
                 endpoint=str(node.ip),
                 client_configuration=machine_client,
                 machine_configuration_input=role_configurations[node.role],
-                config_patches=node_config_patches(cluster, network, node),
+                config_patches=node_config_patches(
+                    cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
+                ),
                 on_destroy=on_destroy,
                 opts=pulumi.ResourceOptions(parent=self),
             )

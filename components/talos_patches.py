@@ -43,11 +43,28 @@ def link_name(node: Node) -> str:
     return node.interface or DEFAULT_LINK_ALIAS
 
 
-def machine_document(cluster: Cluster, node: Node) -> Document:
-    """The partial v1alpha1 document: install target and the control-plane scheduling knobs."""
+def machine_document(
+    cluster: Cluster, node: Node, kubelet_host_paths: tuple[str, ...] = ()
+) -> Document:
+    """The partial v1alpha1 document: install target, kubelet mounts, control-plane knobs."""
     machine: Document = {
         "install": {"disk": node.install_disk, "image": installer_image(cluster)},
     }
+    if kubelet_host_paths:
+        # The kubelet runs in its own mount namespace on Talos: a hostPath under /var that pods
+        # should share must be bind-mounted into it, rshared so volumes created later propagate
+        # (Talos docs, kubernetes-guides local-storage; components.md 1.4 #4).
+        machine["kubelet"] = {
+            "extraMounts": [
+                {
+                    "destination": path,
+                    "type": "bind",
+                    "source": path,
+                    "options": ["bind", "rshared", "rw"],
+                }
+                for path in sorted(kubelet_host_paths)
+            ]
+        }
     document: Document = {"machine": machine}
     if node.role == "controlplane":
         # Explicit either way: upstream it is a *bool, so `false` is kept, not read as unset
@@ -119,9 +136,11 @@ def vip_document(cluster: Cluster, node: Node) -> Document | None:
     }
 
 
-def node_patch_documents(cluster: Cluster, network: Network, node: Node) -> list[Document]:
+def node_patch_documents(
+    cluster: Cluster, network: Network, node: Node, kubelet_host_paths: tuple[str, ...] = ()
+) -> list[Document]:
     """Every patch document of one node, in a fixed order."""
-    documents = [machine_document(cluster, node), hostname_document(node)]
+    documents = [machine_document(cluster, node, kubelet_host_paths), hostname_document(node)]
     if node.interface is None:
         documents.append(link_alias_document())
     documents += [link_document(network, node), resolver_document(network)]
@@ -136,6 +155,8 @@ def serialise(document: Document) -> str:
     return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
 
 
-def node_config_patches(cluster: Cluster, network: Network, node: Node) -> list[str]:
+def node_config_patches(
+    cluster: Cluster, network: Network, node: Node, *, kubelet_host_paths: tuple[str, ...] = ()
+) -> list[str]:
     """The node's `config_patches`: one YAML string per document."""
-    return [serialise(d) for d in node_patch_documents(cluster, network, node)]
+    return [serialise(d) for d in node_patch_documents(cluster, network, node, kubelet_host_paths)]

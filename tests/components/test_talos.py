@@ -510,3 +510,16 @@ def test_without_a_vip_the_api_endpoint_is_the_first_control_plane() -> None:
             assert invoke.args["clusterEndpoint"] == f"https://{first.ip}:6443"
     for apply in render.by_type(APPLY):
         assert of_kind(patch_documents(apply), "Layer2VIPConfig") == []
+
+
+def test_kubelet_sees_the_local_path_volume_root_on_every_node() -> None:
+    raw = stack_raw_config()
+    root = model(raw).storage.local_path_root
+    for apply in homelab_render().by_type(APPLY):
+        mounts = v1alpha1_part(patch_documents(apply))["machine"]["kubelet"]["extraMounts"]
+        assert [(m["source"], m["destination"]) for m in mounts] == [(root, root)]
+        assert "rshared" in mounts[0]["options"]
+    # With an existing StorageClass nothing is provisioned on the host, so nothing is mounted.
+    external = with_changes(raw, {"storage": {"storageClass": "nfs-client"}})
+    for apply in render_config(external).by_type(APPLY):
+        assert "kubelet" not in v1alpha1_part(patch_documents(apply))["machine"]
