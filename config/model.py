@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
 from config import pins
@@ -159,10 +159,12 @@ class Node(StrictModel):
     hostname: DnsLabel = Field(description="Node hostname (a DNS label).")
     ip: ipaddress.IPv4Address = Field(description="Static LAN address of the node.")
     role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
+    # Stable links such as /dev/disk/by-id/nvme-eui.0025… or /dev/disk/by-path/pci-0000:00:17.0-ata-1
+    # carry '.' and ':'; Talos accepts them for machine.install.disk (siderolabs/talos #8845).
     install_disk: str = Field(
         default="/dev/sda",
-        pattern=r"^/dev/[A-Za-z0-9/_-]+$",
-        description="Disk Talos installs to, e.g. /dev/sda or /dev/nvme0n1.",
+        pattern=r"^/dev/[A-Za-z0-9._:/+-]+$",
+        description="Disk Talos installs to, e.g. /dev/sda, /dev/nvme0n1 or a /dev/disk/by-id/… link.",
     )
     interface: str | None = Field(
         default=None,
@@ -267,14 +269,26 @@ class Network(StrictModel):
 class CloudflareDns01(StrictModel):
     """ACME DNS-01 through Cloudflare; the API token is the `homelab:dnsApiToken` secret."""
 
-    provider: Literal["cloudflare"] = "cloudflare"
+    provider: Literal["cloudflare"] = Field(
+        default="cloudflare", description="DNS provider that solves the DNS-01 challenge."
+    )
     zone: DnsName | None = Field(
         default=None, description="Restrict the solver to this zone; default: the stack domain."
     )
 
 
+def _default_dns01_provider(value: object) -> object:
+    # A discriminated union needs its tag; while Cloudflare is the only provider, `provider` may be
+    # omitted (it defaults to 'cloudflare' in the model, which the union alone would not honour).
+    if isinstance(value, dict) and "provider" not in value:
+        return {"provider": "cloudflare", **value}
+    return value
+
+
 # A discriminated union: another provider is one more model here plus its solver in the TLS component.
-Dns01Provider = Annotated[CloudflareDns01, Field(discriminator="provider")]
+Dns01Provider = Annotated[
+    CloudflareDns01, Field(discriminator="provider"), BeforeValidator(_default_dns01_provider)
+]
 
 
 class Tls(StrictModel):
@@ -326,6 +340,8 @@ class SubnetRouter(StrictModel):
 
 
 class Headplane(StrictModel):
+    """The Headplane web UI for Headscale."""
+
     enabled: bool = Field(default=True, description="Deploy the Headplane UI beside Headscale.")
     host: DnsLabel = Field(default="headplane", description="Host label: <host>.<domain>.")
 
@@ -347,9 +363,11 @@ class RemoteAccess(StrictModel):
         min_length=1,
         description="Global nameservers pushed to VPN clients.",
     )
-    derp: Derp = Field(default_factory=Derp)
-    router: SubnetRouter = Field(default_factory=SubnetRouter)
-    headplane: Headplane = Field(default_factory=Headplane)
+    derp: Derp = Field(default_factory=Derp, description="Embedded DERP relay and STUN.")
+    router: SubnetRouter = Field(
+        default_factory=SubnetRouter, description="Subnet router that advertises the LAN."
+    )
+    headplane: Headplane = Field(default_factory=Headplane, description="Headplane web UI.")
     admin_user: DnsLabel = Field(
         default="admin", description="Headscale user that owns the admin devices."
     )
@@ -384,6 +402,8 @@ class App(StrictModel):
 
 
 class Storage(StrictModel):
+    """Persistent volumes for Headscale, Headplane and the apps."""
+
     storage_class: DnsLabel | None = Field(
         default=None,
         description="Use this existing StorageClass; default: deploy local-path-provisioner.",
@@ -412,13 +432,15 @@ class HomelabConfig(StrictModel):
     """Everything one stack needs. Secrets are SecretStr and become Pulumi secrets when used."""
 
     domain: DnsName = Field(description="Base domain; services live at <host>.<domain>.")
-    lifecycle: Lifecycle
-    cluster: Cluster
-    network: Network
-    tls: Tls
-    remote_access: RemoteAccess
+    lifecycle: Lifecycle = Field(description="Real homelab or throw-away lab, and what follows.")
+    cluster: Cluster = Field(description="The Talos cluster and its nodes.")
+    network: Network = Field(description="The LAN and the MetalLB address pools.")
+    tls: Tls = Field(description="The Let's Encrypt wildcard certificate.")
+    remote_access: RemoteAccess = Field(
+        description="Headscale, MagicDNS, DERP/STUN, the ACL policy and the subnet router."
+    )
     apps: list[App] = Field(default_factory=list, description="Services exposed through Traefik.")
-    storage: Storage = Field(default_factory=Storage)
+    storage: Storage = Field(default_factory=Storage, description="Persistent storage.")
     # Secrets: set with `pulumi config set --secret homelab:<key> ...`.
     dns_api_token: SecretStr = Field(description="DNS provider API token for DNS-01 (secret).")
     headplane_cookie_secret: SecretStr | None = Field(
