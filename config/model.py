@@ -95,6 +95,22 @@ def parse_address_range(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IP
     return first, last
 
 
+def _address_text(value: object) -> object:
+    # Pydantic reads an integer (or a YAML boolean such as `vip: yes`) as an address, so
+    # `true` would become 0.0.0.1 and the error would show a value the user never wrote.
+    if isinstance(value, int):
+        raise ValueError("must be an IPv4 address written as text, e.g. '192.168.0.10'")
+    return value
+
+
+def _network_text(value: object) -> object:
+    if isinstance(value, int):
+        raise ValueError("must be an IPv4 network written as text, e.g. '192.168.0.0/24'")
+    return value
+
+
+IPAddress = Annotated[ipaddress.IPv4Address, BeforeValidator(_address_text)]
+IPNetwork = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -157,7 +173,7 @@ class Node(StrictModel):
     """One Talos machine, booted from the Talos ISO and reachable at `ip`."""
 
     hostname: DnsLabel = Field(description="Node hostname (a DNS label).")
-    ip: ipaddress.IPv4Address = Field(description="Static LAN address of the node.")
+    ip: IPAddress = Field(description="Static LAN address of the node.")
     role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
     # Stable links such as /dev/disk/by-id/nvme-eui.0025… or /dev/disk/by-path/pci-0000:00:17.0-ata-1
     # carry '.' and ':'; Talos accepts them for machine.install.disk (siderolabs/talos #8845).
@@ -184,7 +200,7 @@ class Cluster(StrictModel):
     kubernetes_version: KubernetesVersion = Field(
         default=pins.KUBERNETES_VERSION, description="Kubernetes version Talos runs."
     )
-    vip: ipaddress.IPv4Address | None = Field(
+    vip: IPAddress | None = Field(
         default=None,
         description="Shared control-plane VIP; the API endpoint becomes https://<vip>:6443.",
     )
@@ -245,13 +261,13 @@ class AddressPool(StrictModel):
 class Network(StrictModel):
     """The home LAN and the LoadBalancer addresses MetalLB may hand out on it."""
 
-    lan_cidr: ipaddress.IPv4Network = Field(description="The home LAN, e.g. 192.168.0.0/24.")
-    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway (the router).")
-    nameservers: list[ipaddress.IPv4Address] = Field(
+    lan_cidr: IPNetwork = Field(description="The home LAN, e.g. 192.168.0.0/24.")
+    gateway: IPAddress = Field(description="The LAN's default gateway (the router).")
+    nameservers: list[IPAddress] = Field(
         default_factory=list, description="DNS servers for the nodes; default: the gateway."
     )
     address_pools: list[AddressPool] = Field(min_length=1, description="MetalLB pools (L2 mode).")
-    traefik_ip: ipaddress.IPv4Address = Field(
+    traefik_ip: IPAddress = Field(
         description="The fixed LoadBalancer IP of Traefik; must be inside a pool."
     )
 
@@ -315,7 +331,7 @@ class Derp(StrictModel):
 
     enabled: bool = Field(default=True, description="Run the embedded DERP server.")
     stun_port: int = Field(default=3478, ge=1, le=65535, description="UDP port of STUN.")
-    stun_ip: ipaddress.IPv4Address | None = Field(
+    stun_ip: IPAddress | None = Field(
         default=None,
         description="LoadBalancer IP of the STUN Service; default: share Traefik's IP.",
     )
@@ -334,7 +350,7 @@ class SubnetRouter(StrictModel):
         pattern=r"^tag:[a-z0-9][a-z0-9-]*$",
         description="ACL tag the router's pre-auth key carries.",
     )
-    routes: list[ipaddress.IPv4Network] = Field(
+    routes: list[IPNetwork] = Field(
         default_factory=list, description="Routes to advertise; default: the LAN CIDR."
     )
 
@@ -355,7 +371,7 @@ class RemoteAccess(StrictModel):
     magic_dns_base_domain: DnsName = Field(
         description="MagicDNS base domain; not the Headscale host nor a parent of it."
     )
-    nameservers: list[ipaddress.IPv4Address] = Field(
+    nameservers: list[IPAddress] = Field(
         default_factory=lambda: [
             ipaddress.IPv4Address("1.1.1.1"),
             ipaddress.IPv4Address("1.0.0.1"),
