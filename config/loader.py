@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin
 import pulumi
 import pulumi.runtime.config as pulumi_runtime_config
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from config.model import HomelabConfig
@@ -74,6 +75,7 @@ def validate_config(
                 )
             )
         data[key] = value
+    unset_secrets: set[str] = set()
     for key in sorted(SECRET_KEYS):
         field = HomelabConfig.model_fields[known[key]]
         if field.is_required() and data.get(key) in (None, ""):
@@ -85,10 +87,18 @@ def validate_config(
                 )
             )
             data.pop(key, None)
+            unset_secrets.add(key)
     try:
         model = HomelabConfig.model_validate(data)
     except ValidationError as error:
-        problems.extend(p for e in error.errors() if (p := _problem_from_pydantic(e)) is not None)
+        for details in error.errors():
+            # An unset secret is already reported above, with the command that sets it.
+            if details["type"] == "missing" and tuple(details["loc"]) in {
+                (key,) for key in unset_secrets
+            }:
+                continue
+            if (problem := _problem_from_pydantic(details)) is not None:
+                problems.append(problem)
         raise ConfigError(problems) from None
     problems.extend(check_rules(model))
     if problems:
@@ -113,6 +123,10 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return f"{NS}:{text}"
 
 
+def _field_of(model: type[BaseModel], part: str) -> FieldInfo | None:
+    return next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+
+
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that owns the last element of `loc`, for 'did you mean' on unknown keys."""
     model: type[BaseModel] | None = HomelabConfig
@@ -121,11 +135,42 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
             return None
         if isinstance(part, int):
             continue
-        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        field = _field_of(model, part)
         if field is None:
             return None
         model = _inner_model(field.annotation)
     return model
+
+
+def _user_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """`loc` as the user wrote the keys: without the tag pydantic adds after a discriminated
+    union field (e.g. 'cloudflare' in tls.dns01.cloudflare.zone) and without the '[key]' marker
+    it appends when a mapping's key (rather than its value) is invalid."""
+    cleaned: list[int | str] = []
+    model: type[BaseModel] | None = HomelabConfig
+    skip_tag = False
+    for part in loc:
+        if skip_tag:
+            skip_tag = False
+            continue
+        if part == "[key]":
+            continue
+        cleaned.append(part)
+        if model is None or isinstance(part, int):
+            continue
+        field = _field_of(model, part)
+        if field is None:
+            model = None
+            continue
+        skip_tag = field.discriminator is not None
+        model = _inner_model(field.annotation)
+    return tuple(cleaned)
+
+
+def _description_at(loc: tuple[int | str, ...]) -> str | None:
+    model = _model_at(loc)
+    field = _field_of(model, str(loc[-1])) if model is not None and loc else None
+    return field.description if field is not None else None
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
@@ -139,10 +184,15 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+# Pydantic's wording for these says what is wrong but not what would be right.
+_CLEARER_MESSAGES: dict[str, str] = {
+    "ip_v4_address": "must be an IPv4 address, e.g. '192.168.0.10'",
+    "ip_v4_network": "must be an IPv4 network in CIDR form without host bits, e.g. '192.168.0.0/24'",
+}
+
+
 def _problem_from_pydantic(error: ErrorDetails) -> Problem | None:
-    loc = tuple(error["loc"])
-    # Pydantic appends the discriminator tag to union locations; drop it from the key path.
-    loc = tuple(p for p in loc if p not in ("cloudflare",))
+    loc = _user_loc(tuple(error["loc"]))
     key = _format_loc(loc)
     kind = error["type"]
     value = error.get("input")
@@ -154,10 +204,25 @@ def _problem_from_pydantic(error: ErrorDetails) -> Problem | None:
         names = [f.alias or n for n, f in model.model_fields.items()] if model else []
         return Problem(key, "unknown key", _did_you_mean(str(loc[-1]), names))
     if kind == "missing":
-        return Problem(key, "(not set)", "is required")
-    message = error["msg"]
+        description = _description_at(loc)
+        return Problem(
+            key, "(not set)", f"is required: {description}" if description else "is required"
+        )
+    if kind == "union_tag_invalid":
+        # The key the user got wrong is the discriminator inside the object, e.g. dns01.provider.
+        ctx = error.get("ctx") or {}
+        field = str(ctx.get("discriminator", "")).strip("'")
+        return Problem(
+            _format_loc((*loc, field)),
+            _short_repr(ctx.get("tag")),
+            f"must be one of: {ctx.get('expected_tags')}",
+        )
+    message = _CLEARER_MESSAGES.get(kind, error["msg"])
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and (description := _description_at(loc)):
+        # A bare regular expression is hard to read; the description carries examples.
+        message = f"{message} ({description})"
     return Problem(key, shown, message)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
 from config import pins
@@ -95,6 +95,22 @@ def parse_address_range(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IP
     return first, last
 
 
+def _address_text(value: object) -> object:
+    # Pydantic reads an integer (or a YAML boolean such as `vip: yes`) as an address, so
+    # `true` would become 0.0.0.1 and the error would show a value the user never wrote.
+    if isinstance(value, int):
+        raise ValueError("must be an IPv4 address written as text, e.g. '192.168.0.10'")
+    return value
+
+
+def _network_text(value: object) -> object:
+    if isinstance(value, int):
+        raise ValueError("must be an IPv4 network written as text, e.g. '192.168.0.0/24'")
+    return value
+
+
+IPAddress = Annotated[ipaddress.IPv4Address, BeforeValidator(_address_text)]
+IPNetwork = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -157,12 +173,14 @@ class Node(StrictModel):
     """One Talos machine, booted from the Talos ISO and reachable at `ip`."""
 
     hostname: DnsLabel = Field(description="Node hostname (a DNS label).")
-    ip: ipaddress.IPv4Address = Field(description="Static LAN address of the node.")
+    ip: IPAddress = Field(description="Static LAN address of the node.")
     role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
+    # Stable links such as /dev/disk/by-id/nvme-eui.0025… or /dev/disk/by-path/pci-0000:00:17.0-ata-1
+    # carry '.' and ':'; Talos accepts them for machine.install.disk (siderolabs/talos #8845).
     install_disk: str = Field(
         default="/dev/sda",
-        pattern=r"^/dev/[A-Za-z0-9/_-]+$",
-        description="Disk Talos installs to, e.g. /dev/sda or /dev/nvme0n1.",
+        pattern=r"^/dev/[A-Za-z0-9._:/+-]+$",
+        description="Disk Talos installs to, e.g. /dev/sda, /dev/nvme0n1 or a /dev/disk/by-id/… link.",
     )
     interface: str | None = Field(
         default=None,
@@ -182,7 +200,7 @@ class Cluster(StrictModel):
     kubernetes_version: KubernetesVersion = Field(
         default=pins.KUBERNETES_VERSION, description="Kubernetes version Talos runs."
     )
-    vip: ipaddress.IPv4Address | None = Field(
+    vip: IPAddress | None = Field(
         default=None,
         description="Shared control-plane VIP; the API endpoint becomes https://<vip>:6443.",
     )
@@ -243,13 +261,13 @@ class AddressPool(StrictModel):
 class Network(StrictModel):
     """The home LAN and the LoadBalancer addresses MetalLB may hand out on it."""
 
-    lan_cidr: ipaddress.IPv4Network = Field(description="The home LAN, e.g. 192.168.0.0/24.")
-    gateway: ipaddress.IPv4Address = Field(description="The LAN's default gateway (the router).")
-    nameservers: list[ipaddress.IPv4Address] = Field(
+    lan_cidr: IPNetwork = Field(description="The home LAN, e.g. 192.168.0.0/24.")
+    gateway: IPAddress = Field(description="The LAN's default gateway (the router).")
+    nameservers: list[IPAddress] = Field(
         default_factory=list, description="DNS servers for the nodes; default: the gateway."
     )
     address_pools: list[AddressPool] = Field(min_length=1, description="MetalLB pools (L2 mode).")
-    traefik_ip: ipaddress.IPv4Address = Field(
+    traefik_ip: IPAddress = Field(
         description="The fixed LoadBalancer IP of Traefik; must be inside a pool."
     )
 
@@ -267,14 +285,26 @@ class Network(StrictModel):
 class CloudflareDns01(StrictModel):
     """ACME DNS-01 through Cloudflare; the API token is the `homelab:dnsApiToken` secret."""
 
-    provider: Literal["cloudflare"] = "cloudflare"
+    provider: Literal["cloudflare"] = Field(
+        default="cloudflare", description="DNS provider that solves the DNS-01 challenge."
+    )
     zone: DnsName | None = Field(
         default=None, description="Restrict the solver to this zone; default: the stack domain."
     )
 
 
+def _default_dns01_provider(value: object) -> object:
+    # A discriminated union needs its tag; while Cloudflare is the only provider, `provider` may be
+    # omitted (it defaults to 'cloudflare' in the model, which the union alone would not honour).
+    if isinstance(value, dict) and "provider" not in value:
+        return {"provider": "cloudflare", **value}
+    return value
+
+
 # A discriminated union: another provider is one more model here plus its solver in the TLS component.
-Dns01Provider = Annotated[CloudflareDns01, Field(discriminator="provider")]
+Dns01Provider = Annotated[
+    CloudflareDns01, Field(discriminator="provider"), BeforeValidator(_default_dns01_provider)
+]
 
 
 class Tls(StrictModel):
@@ -301,7 +331,7 @@ class Derp(StrictModel):
 
     enabled: bool = Field(default=True, description="Run the embedded DERP server.")
     stun_port: int = Field(default=3478, ge=1, le=65535, description="UDP port of STUN.")
-    stun_ip: ipaddress.IPv4Address | None = Field(
+    stun_ip: IPAddress | None = Field(
         default=None,
         description="LoadBalancer IP of the STUN Service; default: share Traefik's IP.",
     )
@@ -320,12 +350,14 @@ class SubnetRouter(StrictModel):
         pattern=r"^tag:[a-z0-9][a-z0-9-]*$",
         description="ACL tag the router's pre-auth key carries.",
     )
-    routes: list[ipaddress.IPv4Network] = Field(
+    routes: list[IPNetwork] = Field(
         default_factory=list, description="Routes to advertise; default: the LAN CIDR."
     )
 
 
 class Headplane(StrictModel):
+    """The Headplane web UI for Headscale."""
+
     enabled: bool = Field(default=True, description="Deploy the Headplane UI beside Headscale.")
     host: DnsLabel = Field(default="headplane", description="Host label: <host>.<domain>.")
 
@@ -339,7 +371,7 @@ class RemoteAccess(StrictModel):
     magic_dns_base_domain: DnsName = Field(
         description="MagicDNS base domain; not the Headscale host nor a parent of it."
     )
-    nameservers: list[ipaddress.IPv4Address] = Field(
+    nameservers: list[IPAddress] = Field(
         default_factory=lambda: [
             ipaddress.IPv4Address("1.1.1.1"),
             ipaddress.IPv4Address("1.0.0.1"),
@@ -347,9 +379,11 @@ class RemoteAccess(StrictModel):
         min_length=1,
         description="Global nameservers pushed to VPN clients.",
     )
-    derp: Derp = Field(default_factory=Derp)
-    router: SubnetRouter = Field(default_factory=SubnetRouter)
-    headplane: Headplane = Field(default_factory=Headplane)
+    derp: Derp = Field(default_factory=Derp, description="Embedded DERP relay and STUN.")
+    router: SubnetRouter = Field(
+        default_factory=SubnetRouter, description="Subnet router that advertises the LAN."
+    )
+    headplane: Headplane = Field(default_factory=Headplane, description="Headplane web UI.")
     admin_user: DnsLabel = Field(
         default="admin", description="Headscale user that owns the admin devices."
     )
@@ -384,6 +418,8 @@ class App(StrictModel):
 
 
 class Storage(StrictModel):
+    """Persistent volumes for Headscale, Headplane and the apps."""
+
     storage_class: DnsLabel | None = Field(
         default=None,
         description="Use this existing StorageClass; default: deploy local-path-provisioner.",
@@ -412,13 +448,15 @@ class HomelabConfig(StrictModel):
     """Everything one stack needs. Secrets are SecretStr and become Pulumi secrets when used."""
 
     domain: DnsName = Field(description="Base domain; services live at <host>.<domain>.")
-    lifecycle: Lifecycle
-    cluster: Cluster
-    network: Network
-    tls: Tls
-    remote_access: RemoteAccess
+    lifecycle: Lifecycle = Field(description="Real homelab or throw-away lab, and what follows.")
+    cluster: Cluster = Field(description="The Talos cluster and its nodes.")
+    network: Network = Field(description="The LAN and the MetalLB address pools.")
+    tls: Tls = Field(description="The Let's Encrypt wildcard certificate.")
+    remote_access: RemoteAccess = Field(
+        description="Headscale, MagicDNS, DERP/STUN, the ACL policy and the subnet router."
+    )
     apps: list[App] = Field(default_factory=list, description="Services exposed through Traefik.")
-    storage: Storage = Field(default_factory=Storage)
+    storage: Storage = Field(default_factory=Storage, description="Persistent storage.")
     # Secrets: set with `pulumi config set --secret homelab:<key> ...`.
     dns_api_token: SecretStr = Field(description="DNS provider API token for DNS-01 (secret).")
     headplane_cookie_secret: SecretStr | None = Field(

@@ -75,7 +75,9 @@ class _PolicyModel(BaseModel):
 
 
 class AclRule(_PolicyModel):
-    action: Literal["accept"] = "accept"
+    action: Literal["accept"] = Field(
+        default="accept", description="Only 'accept': everything not accepted is denied."
+    )
     src: list[str] = Field(min_length=1, description="Users, groups, tags, hosts or CIDRs.")
     dst: list[Destination] = Field(min_length=1, description="'<target>:<ports>' entries.")
 
@@ -83,10 +85,18 @@ class AclRule(_PolicyModel):
 class AclPolicy(_PolicyModel):
     """Extra policy on top of what the stack always adds (see module docstring)."""
 
-    groups: dict[GroupName, list[Member]] = Field(default_factory=dict)
-    tag_owners: dict[TagName, list[Owner]] = Field(default_factory=dict)
-    hosts: dict[HostAlias, ipaddress.IPv4Network] = Field(default_factory=dict)
-    acls: list[AclRule] = Field(default_factory=list)
+    groups: dict[GroupName, list[Member]] = Field(
+        default_factory=dict, description="Groups of users, e.g. {'group:family': ['alice@']}."
+    )
+    tag_owners: dict[TagName, list[Owner]] = Field(
+        default_factory=dict, description="Who may assign each tag, e.g. {'tag:web': ['alice@']}."
+    )
+    hosts: dict[HostAlias, ipaddress.IPv4Network] = Field(
+        default_factory=dict, description="Names for networks, e.g. {'nas': '192.168.0.5/32'}."
+    )
+    acls: list[AclRule] = Field(
+        default_factory=list, description="Accept rules added after the built-in admin rule."
+    )
 
 
 ADMIN_GROUP = "group:admins"

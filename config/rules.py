@@ -40,25 +40,31 @@ def _q(value: object) -> str:
     return repr(str(value))
 
 
+def _not_a_lan_host(ip: ipaddress.IPv4Address, lan: ipaddress.IPv4Network) -> str | None:
+    """Why `ip` cannot be a machine's address on `lan`, or None when it can."""
+    if ip not in lan:
+        return f"must be inside {lan}"
+    # /31 and /32 have no network or broadcast address (RFC 3021).
+    if lan.prefixlen <= 30 and ip in (lan.network_address, lan.broadcast_address):
+        return f"must be a host address of {lan}, not its network or broadcast address"
+    return None
+
+
 def gateway_in_lan(c: HomelabConfig) -> Iterable[Problem]:
-    if c.network.gateway not in c.network.lan_cidr:
-        yield Problem(
-            _key("network.gateway"), _q(c.network.gateway), f"must be inside {c.network.lan_cidr}"
-        )
+    if (why := _not_a_lan_host(c.network.gateway, c.network.lan_cidr)) is not None:
+        yield Problem(_key("network.gateway"), _q(c.network.gateway), why)
 
 
 def node_ips_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     for i, node in enumerate(c.cluster.nodes):
-        if node.ip not in c.network.lan_cidr:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].ip"), _q(node.ip), f"must be inside {c.network.lan_cidr}"
-            )
+        if (why := _not_a_lan_host(node.ip, c.network.lan_cidr)) is not None:
+            yield Problem(_key(f"cluster.nodes[{i}].ip"), _q(node.ip), why)
 
 
 def vip_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     vip = c.cluster.vip
-    if vip is not None and vip not in c.network.lan_cidr:
-        yield Problem(_key("cluster.vip"), _q(vip), f"must be inside {c.network.lan_cidr}")
+    if vip is not None and (why := _not_a_lan_host(vip, c.network.lan_cidr)) is not None:
+        yield Problem(_key("cluster.vip"), _q(vip), why)
 
 
 def vip_not_a_node_ip(c: HomelabConfig) -> Iterable[Problem]:
@@ -87,6 +93,11 @@ def _reserved_addresses(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Addre
     reserved += [(f"node {n.hostname}", n.ip) for n in c.cluster.nodes]
     if c.cluster.vip is not None:
         reserved.append(("the cluster VIP", c.cluster.vip))
+    lan = c.network.lan_cidr
+    if lan.prefixlen <= 30:
+        # A Service on the LAN's network or broadcast address is unreachable in L2 mode.
+        reserved.append(("the LAN's network address", lan.network_address))
+        reserved.append(("the LAN's broadcast address", lan.broadcast_address))
     return reserved
 
 
@@ -220,8 +231,16 @@ def apps_unique(c: HomelabConfig) -> Iterable[Problem]:
 
 def hosts_unique(c: HomelabConfig) -> Iterable[Problem]:
     platform = {c.remote_access.headscale_host: "Headscale"}
-    if c.remote_access.headplane.enabled:
-        platform[c.remote_access.headplane.host] = "Headplane"
+    headplane = c.remote_access.headplane
+    if headplane.enabled:
+        # Two routes for one fqdn would make Traefik pick one of them arbitrarily.
+        if headplane.host in platform:
+            yield Problem(
+                _key("remoteAccess.headplane.host"),
+                _q(headplane.host),
+                "is already used by Headscale; pick another host",
+            )
+        platform.setdefault(headplane.host, "Headplane")
     seen: dict[str, str] = {}
     for i, app in enumerate(c.apps):
         label = app.host_label
@@ -334,13 +353,33 @@ def _is_known_selector(value: str, hosts: set[str]) -> bool:
     return True
 
 
+# Headscale's IPv4 prefix for tailnet nodes (components.md 2.1 `prefixes.v4`): a host alias may name
+# a tailnet device as well as a LAN one.
+TAILNET_IPV4 = ipaddress.IPv4Network("100.64.0.0/10")
+
+
 def policy_subnets_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     lan = c.network.lan_cidr
     for name, net in c.remote_access.policy.hosts.items():
-        if not net.subnet_of(lan):
+        if not (net.subnet_of(lan) or net.subnet_of(TAILNET_IPV4)):
             yield Problem(
-                _key(f"remoteAccess.policy.hosts.{name}"), _q(net), f"must be inside the LAN {lan}"
+                _key(f"remoteAccess.policy.hosts.{name}"),
+                _q(net),
+                f"must be inside the LAN {lan} or the tailnet {TAILNET_IPV4}",
             )
+
+
+def gateway_not_reused(c: HomelabConfig) -> Iterable[Problem]:
+    gateway = c.network.gateway
+    for i, node in enumerate(c.cluster.nodes):
+        if node.ip == gateway:
+            yield Problem(
+                _key(f"cluster.nodes[{i}].ip"),
+                _q(node.ip),
+                "is the gateway's address; give the node a free one",
+            )
+    if c.cluster.vip == gateway:
+        yield Problem(_key("cluster.vip"), _q(gateway), "is the gateway's address; pick a free one")
 
 
 RULES: tuple[Rule, ...] = (
@@ -368,6 +407,7 @@ RULES: tuple[Rule, ...] = (
     headplane_cookie_secret_length,
     policy_references_exist,
     policy_subnets_in_lan,
+    gateway_not_reused,
 )
 
 

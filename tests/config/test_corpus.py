@@ -1,0 +1,162 @@
+"""The invalid-config corpus: each mutation gives exactly its problem lines, never a traceback.
+
+Fixtures live in tests/fixtures/configs/ (format in tests/config/corpus.py). Every invalid fixture is
+checked twice: through `validate_config` (the lines themselves) and through the recording engine
+(what `pulumi up` would print, and that nothing was registered before the error).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from config.loader import ConfigError, top_level_keys, validate_config
+from config.model import HomelabConfig
+from config.rules import RULES
+from homelab import engine
+from tests.config.corpus import (
+    PLACEHOLDER_VALUES,
+    VALID_DIR,
+    InvalidCase,
+    invalid_cases,
+    is_secret_key,
+    key_of,
+    match_expectations,
+    problem_lines,
+    render_raw,
+    shown_forms,
+    valid_fixture_paths,
+    valid_raw_config,
+)
+from tests.harness import stack_raw_config
+
+CASES = invalid_cases()
+RULE_NAMES = {rule.__name__: rule for rule in RULES}
+
+
+def _config_error(case: InvalidCase) -> ConfigError:
+    with pytest.raises(ConfigError) as failure:
+        validate_config(case.raw(), plaintext_keys=case.plaintext)
+    return failure.value
+
+
+def test_the_corpus_is_large_enough_and_every_fixture_names_its_expectations() -> None:
+    assert len(CASES) >= 45
+    assert all(case.expect and case.description for case in CASES)
+
+
+def test_every_rule_is_exercised_by_some_fixture() -> None:
+    covered = {rule for case in CASES for rule in case.rules}
+    assert covered <= set(RULE_NAMES), f"unknown rule names: {covered - set(RULE_NAMES)}"
+    assert set(RULE_NAMES) - covered == set(), "rules without an invalid fixture"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_invalid_fixture_gives_exactly_its_problem_lines(case: InvalidCase) -> None:
+    error = _config_error(case)
+    pairs = match_expectations(error.problems, case.expect)
+    message = error.render()
+    for expectation, problem in pairs.items():
+        if is_secret_key(problem.key):
+            # A secret's value never appears, whatever is wrong with it.
+            secret = case.raw().get(problem.key.partition(":")[2])
+            if isinstance(secret, str) and secret:
+                assert secret not in message
+            continue
+        if problem.value in PLACEHOLDER_VALUES:
+            continue
+        # The bad value is shown: as the fixture says, or as the mutation set it.
+        set_value = next((v for p, v in case.set.items() if key_of(p) == problem.key), None)
+        assert expectation.value is not None or set_value is not None, (
+            f"{case.name}: say which value {problem.key} shows (expect[].value)"
+        )
+        if expectation.value is None and not isinstance(set_value, (dict, list)):
+            assert any(form in problem.value for form in shown_forms(set_value)), problem.line()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_invalid_fixture_fails_the_render_with_a_run_error_and_no_resources(
+    case: InvalidCase,
+) -> None:
+    with pytest.raises(engine.RenderError) as failure:
+        render_raw(case.raw(), plaintext=case.plaintext)
+    cause = failure.value.cause
+    assert isinstance(cause, pulumi.RunError)
+    assert "Traceback" not in str(cause)
+    assert failure.value.partial.resources == []
+    # The CLI path (config as strings, secrets flagged by the engine) reports the same lines.
+    assert problem_lines(str(cause)) == [p.line() for p in _config_error(case).problems]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.rules], ids=lambda c: c.name)
+def test_rule_fixture_is_reported_by_the_rules_it_names(case: InvalidCase) -> None:
+    # A rule fixture is field-valid, so its lines come from the rule functions it names.
+    known = top_level_keys()
+    model = HomelabConfig.model_validate({k: v for k, v in case.raw().items() if k in known})
+    error_lines = {p.line() for p in _config_error(case).problems}
+    for name in case.rules:
+        lines = {p.line() for p in RULE_NAMES[name](model)}
+        assert lines, f"{name} finds nothing wrong with {case.name}"
+        assert lines <= error_lines
+
+
+# --- valid examples --------------------------------------------------------------------------
+
+VALID = valid_fixture_paths()
+
+
+def test_there_are_valid_examples_for_each_documented_shape() -> None:
+    assert {p.stem for p in VALID} >= {
+        "single-node",
+        "ha-vip-workers",
+        "lab-staging",
+        "external-service-app",
+        "derp-separate-stun-ip",
+    }
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_fixture_validates_and_renders(path: Path) -> None:
+    raw = valid_raw_config(path)
+    validate_config(raw)
+    render = render_raw(raw)
+    assert render.resources
+    assert {"homelab:talos:Cluster", "homelab:remote-access:Headscale"} <= {
+        r.type for r in render.resources
+    }
+
+
+def _example(name: str) -> HomelabConfig:
+    return validate_config(valid_raw_config(VALID_DIR / f"{name}.yaml"))
+
+
+def test_each_example_shows_what_its_name_says() -> None:
+    # Guards the examples against edits that keep them valid but drop their point.
+    single = _example("single-node")
+    assert len(single.cluster.nodes) == 1
+    assert single.cluster.schedule_on_control_planes
+    assert single.cluster.endpoint == f"https://{single.cluster.nodes[0].ip}:6443"
+
+    ha = _example("ha-vip-workers")
+    assert (len(ha.cluster.control_planes), len(ha.cluster.workers)) == (3, 2)
+    assert ha.cluster.endpoint == f"https://{ha.cluster.vip}:6443"
+
+    lab = _example("lab-staging")
+    assert lab.acme_environment == "staging"
+    assert lab.lifecycle.reset_on_destroy
+    assert not lab.lifecycle.protect_stateful
+
+    external = _example("external-service-app")
+    assert any(a.service is not None and a.workload is None for a in external.apps)
+
+    derp = _example("derp-separate-stun-ip")
+    assert derp.stun_ip != derp.network.traefik_ip
+
+    policy = _example("policy-as-code")
+    assert policy.remote_access.policy.acls
+
+
+def test_the_committed_homelab_stack_is_valid() -> None:
+    validate_config(stack_raw_config())

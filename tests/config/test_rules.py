@@ -1,0 +1,472 @@
+"""Each cross-field rule, alone: it reports the broken config and accepts the closest valid one.
+
+Every case starts from the committed homelab stack (192.168.0.0/24, gateway .1, VIP .10, control
+planes .11-.13, pool .220-.239, Traefik .220). The near miss sits right beside the break (the IP
+just inside the pool, the 32-character secret, a domain that shares a text suffix but no label),
+so a rule can neither pass by always failing nor by never failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from config.loader import validate_config
+from config.model import HomelabConfig
+from config.rules import (
+    RULES,
+    Rule,
+    acme_zone_matches_domain,
+    apps_have_backend,
+    apps_unique,
+    check_rules,
+    gateway_in_lan,
+    gateway_not_reused,
+    headplane_cookie_secret_length,
+    homelab_never_resets_nodes,
+    hostnames_unique,
+    hosts_unique,
+    magic_dns_domain_safe,
+    node_ips_in_lan,
+    node_ips_unique,
+    odd_control_planes,
+    policy_references_exist,
+    policy_subnets_in_lan,
+    pool_names_unique,
+    pools_avoid_reserved,
+    pools_do_not_overlap,
+    pools_in_lan,
+    stun_ip_in_pool,
+    stun_port_free_on_shared_ip,
+    subnet_routes_in_lan,
+    traefik_ip_in_pool,
+    vip_in_lan,
+    vip_not_a_node_ip,
+)
+from tests.config.corpus import mutate
+from tests.harness import stack_raw_config
+
+NODE_4_WORKER = {"hostname": "talos-4", "ip": "192.168.0.14", "role": "worker"}
+LAN_ROUTE = "192.168.0.0/24:*"
+
+
+@dataclass(frozen=True)
+class Change:
+    set: Mapping[str, Any] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+
+    def raw(self) -> dict[str, Any]:
+        return mutate(stack_raw_config(), self.set, self.delete)
+
+
+@dataclass(frozen=True)
+class RuleCase:
+    id: str
+    rule: Rule
+    breaks: Change
+    key: str  # the key (without namespace) the problem names
+    near_miss: Change
+
+
+def case(
+    id: str,
+    rule: Rule,
+    breaks: Mapping[str, Any],
+    key: str,
+    near_miss: Mapping[str, Any],
+    *,
+    breaks_delete: tuple[str, ...] = (),
+    near_miss_delete: tuple[str, ...] = (),
+) -> RuleCase:
+    return RuleCase(
+        id, rule, Change(breaks, breaks_delete), key, Change(near_miss, near_miss_delete)
+    )
+
+
+CASES = [
+    case(
+        "gateway-off-lan",
+        gateway_in_lan,
+        {"network.gateway": "192.168.1.1"},
+        "network.gateway",
+        {"network.gateway": "192.168.0.254"},
+    ),
+    case(
+        "gateway-broadcast",
+        gateway_in_lan,
+        {"network.gateway": "192.168.0.255"},
+        "network.gateway",
+        {"network.gateway": "192.168.0.254"},
+    ),
+    case(
+        "node-off-lan",
+        node_ips_in_lan,
+        {"cluster.nodes.2.ip": "192.168.1.13"},
+        "cluster.nodes[2].ip",
+        {"cluster.nodes.2.ip": "192.168.0.254"},
+    ),
+    case(
+        "node-broadcast",
+        node_ips_in_lan,
+        {"cluster.nodes.2.ip": "192.168.0.255"},
+        "cluster.nodes[2].ip",
+        {"cluster.nodes.2.ip": "192.168.0.254"},
+    ),
+    case(
+        "node-network-address",
+        node_ips_in_lan,
+        {"cluster.nodes.0.ip": "192.168.0.0"},
+        "cluster.nodes[0].ip",
+        {"cluster.nodes.0.ip": "192.168.0.2"},
+    ),
+    case(
+        "vip-off-lan",
+        vip_in_lan,
+        {"cluster.vip": "192.168.1.10"},
+        "cluster.vip",
+        {"cluster.vip": "192.168.0.254"},
+    ),
+    case(
+        "vip-is-node",
+        vip_not_a_node_ip,
+        {"cluster.vip": "192.168.0.13"},
+        "cluster.vip",
+        {"cluster.vip": "192.168.0.14"},
+    ),
+    case(
+        "pool-off-lan",
+        pools_in_lan,
+        {"network.addressPools.0.addresses.0": "192.168.0.220-192.168.1.0"},
+        "network.addressPools[0].addresses[0]",
+        {"network.addressPools.0.addresses.0": "192.168.0.220-192.168.0.254"},
+    ),
+    case(
+        "pool-over-node",
+        pools_avoid_reserved,
+        {"network.addressPools.0.addresses.1": "192.168.0.13-192.168.0.19"},
+        "network.addressPools[0].addresses[1]",
+        {"network.addressPools.0.addresses.1": "192.168.0.14-192.168.0.19"},
+    ),
+    case(
+        "pool-over-vip",
+        pools_avoid_reserved,
+        {"network.addressPools.0.addresses.1": "192.168.0.2-192.168.0.10"},
+        "network.addressPools[0].addresses[1]",
+        {"network.addressPools.0.addresses.1": "192.168.0.2-192.168.0.9"},
+    ),
+    case(
+        "pool-over-broadcast",
+        pools_avoid_reserved,
+        {"network.addressPools.0.addresses.1": "192.168.0.240/28"},
+        "network.addressPools[0].addresses[1]",
+        {"network.addressPools.0.addresses.1": "192.168.0.240-192.168.0.254"},
+    ),
+    case(
+        "pools-overlap",
+        pools_do_not_overlap,
+        {"network.addressPools.1": {"name": "b", "addresses": ["192.168.0.239-192.168.0.250"]}},
+        "network.addressPools[1].addresses[0]",
+        {"network.addressPools.1": {"name": "b", "addresses": ["192.168.0.240-192.168.0.250"]}},
+    ),
+    case(
+        "pool-names",
+        pool_names_unique,
+        {"network.addressPools.1": {"name": "lan", "addresses": ["192.168.0.240/29"]}},
+        "network.addressPools[1].name",
+        {"network.addressPools.1": {"name": "lan-2", "addresses": ["192.168.0.240/29"]}},
+    ),
+    case(
+        "traefik-past-pool-end",
+        traefik_ip_in_pool,
+        {"network.traefikIp": "192.168.0.240"},
+        "network.traefikIp",
+        {"network.traefikIp": "192.168.0.239"},
+    ),
+    case(
+        "traefik-before-pool",
+        traefik_ip_in_pool,
+        {"network.traefikIp": "192.168.0.219"},
+        "network.traefikIp",
+        {"network.traefikIp": "192.168.0.220"},
+    ),
+    case(
+        "stun-ip-past-pool-end",
+        stun_ip_in_pool,
+        {"remoteAccess.derp.stunIp": "192.168.0.240"},
+        "remoteAccess.derp.stunIp",
+        {"remoteAccess.derp.stunIp": "192.168.0.239"},
+    ),
+    case(
+        "stun-443-shared",
+        stun_port_free_on_shared_ip,
+        {"remoteAccess.derp.stunPort": 443},
+        "remoteAccess.derp.stunPort",
+        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": "192.168.0.221"},
+    ),
+    case(
+        "stun-80-explicitly-shared",
+        stun_port_free_on_shared_ip,
+        {"remoteAccess.derp.stunPort": 80, "remoteAccess.derp.stunIp": "192.168.0.220"},
+        "remoteAccess.derp.stunPort",
+        {"remoteAccess.derp.stunPort": 80, "remoteAccess.derp.enabled": False},
+    ),
+    case(
+        "node-ips",
+        node_ips_unique,
+        {"cluster.nodes.2.ip": "192.168.0.12"},
+        "cluster.nodes[2].ip",
+        {"cluster.nodes.2.ip": "192.168.0.14"},
+    ),
+    case(
+        "hostnames",
+        hostnames_unique,
+        {"cluster.nodes.2.hostname": "talos-cp-2"},
+        "cluster.nodes[2].hostname",
+        {"cluster.nodes.2.hostname": "talos-cp-4"},
+    ),
+    case(
+        "two-control-planes",
+        odd_control_planes,
+        {"cluster.nodes.2.role": "worker"},
+        "cluster.nodes",
+        {"cluster.nodes.1.role": "worker", "cluster.nodes.2.role": "worker"},
+    ),
+    case(
+        "four-control-planes",
+        odd_control_planes,
+        {"cluster.nodes.3": {**NODE_4_WORKER, "role": "controlplane"}},
+        "cluster.nodes",
+        {"cluster.nodes.3": NODE_4_WORKER},
+    ),
+    case(
+        "magic-dns-parent",
+        magic_dns_domain_safe,
+        {"remoteAccess.magicDnsBaseDomain": "sarma.love"},
+        "remoteAccess.magicDnsBaseDomain",
+        {"remoteAccess.magicDnsBaseDomain": "cale.sarma.love"},
+    ),
+    case(
+        "magic-dns-equal",
+        magic_dns_domain_safe,
+        {"remoteAccess.magicDnsBaseDomain": "headscale.sarma.love"},
+        "remoteAccess.magicDnsBaseDomain",
+        {"remoteAccess.magicDnsBaseDomain": "headscale.sarma.lov"},
+    ),
+    case(
+        "route-wider-than-lan",
+        subnet_routes_in_lan,
+        {"remoteAccess.router.routes": ["192.168.0.0/23"]},
+        "remoteAccess.router.routes[0]",
+        {"remoteAccess.router.routes": ["192.168.0.0/24"]},
+    ),
+    case(
+        "route-off-lan",
+        subnet_routes_in_lan,
+        {"remoteAccess.router.routes": ["192.168.0.128/25", "192.168.1.0/25"]},
+        "remoteAccess.router.routes[1]",
+        {"remoteAccess.router.routes": ["192.168.0.128/25", "192.168.0.0/25"]},
+    ),
+    case(
+        "app-names",
+        apps_unique,
+        {"apps.1": {"name": "grafana", "namespace": "other", "host": "g2", "service": "g2"}},
+        "apps[1].name",
+        {"apps.1": {"name": "grafana-2", "namespace": "other", "host": "g2", "service": "g2"}},
+    ),
+    case(
+        "app-on-headscale",
+        hosts_unique,
+        {"apps.0.host": "headscale"},
+        "apps[0].host",
+        {"apps.0.host": "headscal"},
+    ),
+    case(
+        "app-on-headplane",
+        hosts_unique,
+        {"apps.0.host": "headplane"},
+        "apps[0].host",
+        {"apps.0.host": "headplane", "remoteAccess.headplane.enabled": False},
+    ),
+    case(
+        "app-hosts",
+        hosts_unique,
+        {"apps.1": {"name": "wiki", "namespace": "wiki", "host": "grafana", "service": "wiki"}},
+        "apps[1].host",
+        {"apps.1": {"name": "wiki", "namespace": "wiki", "service": "wiki"}},
+    ),
+    case(
+        "headplane-on-headscale",
+        hosts_unique,
+        {"remoteAccess.headplane.host": "headscale"},
+        "remoteAccess.headplane.host",
+        {"remoteAccess.headplane.host": "headscale", "remoteAccess.headplane.enabled": False},
+    ),
+    case(
+        "app-without-backend",
+        apps_have_backend,
+        {"apps.1": {"name": "wiki", "namespace": "wiki"}},
+        "apps[1]",
+        {"apps.1": {"name": "wiki", "namespace": "wiki", "service": "wiki"}},
+    ),
+    case(
+        "app-with-two-backends",
+        apps_have_backend,
+        {"apps.0.service": "grafana"},
+        "apps[0].service",
+        {"apps.0.service": "grafana"},
+        near_miss_delete=("apps.0.workload",),
+    ),
+    case(
+        "homelab-reset",
+        homelab_never_resets_nodes,
+        {"lifecycle.resetNodesOnDestroy": True},
+        "lifecycle.resetNodesOnDestroy",
+        {"lifecycle.resetNodesOnDestroy": True, "lifecycle.environment": "lab"},
+    ),
+    case(
+        "acme-zone-text-suffix",
+        acme_zone_matches_domain,
+        {"domain": "lab.sarma.love", "tls.dns01.zone": "ab.sarma.love"},
+        "tls.dns01.zone",
+        {"domain": "lab.sarma.love", "tls.dns01.zone": "sarma.love"},
+    ),
+    case(
+        "acme-zone-other",
+        acme_zone_matches_domain,
+        {"tls.dns01.zone": "example.com"},
+        "tls.dns01.zone",
+        {"tls.dns01.zone": "sarma.love"},
+    ),
+    case(
+        "cookie-31",
+        headplane_cookie_secret_length,
+        {"headplaneCookieSecret": "a" * 31},
+        "headplaneCookieSecret",
+        {"headplaneCookieSecret": "a" * 32},
+    ),
+    case(
+        "cookie-33",
+        headplane_cookie_secret_length,
+        {"headplaneCookieSecret": "a" * 33},
+        "headplaneCookieSecret",
+        {"headplaneCookieSecret": "b" * 32},
+    ),
+    case(
+        "policy-group",
+        policy_references_exist,
+        {"remoteAccess.policy.acls": [{"src": ["group:devs"], "dst": [LAN_ROUTE]}]},
+        "remoteAccess.policy.acls[0].src[0]",
+        {
+            "remoteAccess.policy.acls": [{"src": ["group:devs"], "dst": [LAN_ROUTE]}],
+            "remoteAccess.policy.groups": {"group:devs": ["alice@"]},
+        },
+    ),
+    case(
+        "policy-tag",
+        policy_references_exist,
+        {"remoteAccess.policy.acls": [{"src": ["group:admins"], "dst": ["tag:web:443"]}]},
+        "remoteAccess.policy.acls[0].dst[0]",
+        {
+            "remoteAccess.policy.acls": [{"src": ["group:admins"], "dst": ["tag:web:443"]}],
+            "remoteAccess.policy.tagOwners": {"tag:web": ["group:admins"]},
+        },
+    ),
+    case(
+        "policy-router-tag-is-owned",
+        policy_references_exist,
+        {"remoteAccess.policy.acls": [{"src": ["tag:k8s-routers"], "dst": [LAN_ROUTE]}]},
+        "remoteAccess.policy.acls[0].src[0]",
+        {"remoteAccess.policy.acls": [{"src": ["tag:k8s-router"], "dst": [LAN_ROUTE]}]},
+    ),
+    case(
+        "policy-host-alias",
+        policy_references_exist,
+        {"remoteAccess.policy.acls": [{"src": ["nas"], "dst": [LAN_ROUTE]}]},
+        "remoteAccess.policy.acls[0].src[0]",
+        {
+            "remoteAccess.policy.acls": [{"src": ["nas"], "dst": [LAN_ROUTE]}],
+            "remoteAccess.policy.hosts": {"nas": "192.168.0.5/32"},
+        },
+    ),
+    case(
+        "policy-host-off-lan",
+        policy_subnets_in_lan,
+        {"remoteAccess.policy.hosts": {"nas": "192.168.1.5/32"}},
+        "remoteAccess.policy.hosts.nas",
+        {"remoteAccess.policy.hosts": {"nas": "192.168.0.5/32"}},
+    ),
+    case(
+        "policy-host-past-tailnet",
+        policy_subnets_in_lan,
+        {"remoteAccess.policy.hosts": {"laptop": "100.128.0.1/32"}},
+        "remoteAccess.policy.hosts.laptop",
+        {"remoteAccess.policy.hosts": {"laptop": "100.127.255.254/32"}},
+    ),
+    case(
+        "node-on-gateway",
+        gateway_not_reused,
+        {"cluster.nodes.0.ip": "192.168.0.1"},
+        "cluster.nodes[0].ip",
+        {"cluster.nodes.0.ip": "192.168.0.2"},
+    ),
+    case(
+        "vip-on-gateway",
+        gateway_not_reused,
+        {"cluster.vip": "192.168.0.1"},
+        "cluster.vip",
+        {"cluster.vip": "192.168.0.2"},
+    ),
+]
+
+
+def _model(change: Change) -> HomelabConfig:
+    # Field validation only: the rules are what is under test.
+    return HomelabConfig.model_validate(change.raw())
+
+
+@pytest.mark.parametrize("rule_case", CASES, ids=lambda c: c.id)
+def test_rule_reports_the_break_at_its_key(rule_case: RuleCase) -> None:
+    problems = list(rule_case.rule(_model(rule_case.breaks)))
+    assert f"homelab:{rule_case.key}" in {p.key for p in problems}, problems
+
+
+@pytest.mark.parametrize("rule_case", CASES, ids=lambda c: c.id)
+def test_rule_accepts_the_near_miss_and_the_whole_config_is_valid(rule_case: RuleCase) -> None:
+    assert list(rule_case.rule(_model(rule_case.near_miss))) == []
+    validate_config(rule_case.near_miss.raw())
+
+
+def test_every_rule_has_a_focused_case() -> None:
+    assert {r.__name__ for r in RULES} == {c.rule.__name__ for c in CASES}
+
+
+def test_the_committed_homelab_stack_breaks_no_rule() -> None:
+    assert check_rules(_model(Change())) == []
+
+
+def test_a_secret_is_never_echoed_by_the_length_rule() -> None:
+    secret = "not-32-characters-but-very-secret"
+    problems = list(
+        headplane_cookie_secret_length(_model(Change({"headplaneCookieSecret": secret})))
+    )
+    assert len(problems) == 1
+    assert secret not in problems[0].line()
+    assert f"{len(secret)} characters" in problems[0].value
+
+
+def test_lan_edges_are_host_addresses_only_on_lans_wider_than_a_slash_31() -> None:
+    # On a /31 both addresses are hosts (RFC 3021): neither rule may call them network/broadcast.
+    change = Change(
+        {
+            "network.lanCidr": "10.9.0.0/31",
+            "network.gateway": "10.9.0.0",
+            "cluster.nodes": [{"hostname": "solo", "ip": "10.9.0.1", "role": "controlplane"}],
+        },
+        ("cluster.vip",),
+    )
+    model = _model(change)
+    assert list(gateway_in_lan(model)) == []
+    assert list(node_ips_in_lan(model)) == []
