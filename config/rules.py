@@ -198,6 +198,16 @@ def odd_control_planes(c: HomelabConfig) -> Iterable[Problem]:
         )
 
 
+def workloads_have_somewhere_to_run(c: HomelabConfig) -> Iterable[Problem]:
+    if not c.cluster.workers and c.cluster.allow_scheduling_on_control_planes is False:
+        yield Problem(
+            _key("cluster.allowSchedulingOnControlPlanes"),
+            "False",
+            "leaves no node for workloads: the cluster has no 'worker' nodes; "
+            "set it to true or add worker nodes",
+        )
+
+
 def magic_dns_domain_safe(c: HomelabConfig) -> Iterable[Problem]:
     base = c.remote_access.magic_dns_base_domain
     host = c.headscale_fqdn
@@ -408,6 +418,7 @@ RULES: tuple[Rule, ...] = (
     policy_references_exist,
     policy_subnets_in_lan,
     gateway_not_reused,
+    workloads_have_somewhere_to_run,
 )
 
 

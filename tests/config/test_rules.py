@@ -45,6 +45,7 @@ from config.rules import (
     traefik_ip_in_pool,
     vip_in_lan,
     vip_not_a_node_ip,
+    workloads_have_somewhere_to_run,
 )
 from tests.config.corpus import mutate
 from tests.harness import stack_raw_config
@@ -226,6 +227,13 @@ CASES = [
         {"cluster.nodes.2.hostname": "talos-cp-2"},
         "cluster.nodes[2].hostname",
         {"cluster.nodes.2.hostname": "talos-cp-4"},
+    ),
+    case(
+        "no-node-for-workloads",
+        workloads_have_somewhere_to_run,
+        {"cluster.allowSchedulingOnControlPlanes": False},
+        "cluster.allowSchedulingOnControlPlanes",
+        {"cluster.allowSchedulingOnControlPlanes": False, "cluster.nodes.3": NODE_4_WORKER},
     ),
     case(
         "two-control-planes",
