@@ -73,6 +73,7 @@ def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any
                 "private_key_path": f"{DATA_DIR}/derp_server_private.key",
                 "automatically_add_embedded_derp_region": True,
             },
+            # Without the embedded server the public map is the only relay there is.
             "urls": [PUBLIC_DERP_MAP] if derp.public_derp_fallback or not derp.enabled else [],
             "paths": [],
             "auto_update_enabled": True,
