@@ -83,6 +83,8 @@ router = SubnetRouter(
         auth_key=headscale.router_auth_key,
         routes=[str(r) for r in config.subnet_routes],
         hostname=config.remote_access.router.hostname,
+        tag=config.remote_access.router.tag,
+        login_server_ip=traefik.routing.load_balancer_ip,
     ),
 )
 
@@ -104,4 +106,12 @@ pulumi.export("traefikIp", traefik.load_balancer_ip)
 # Where the router forwards internet HTTPS (WAN 443): only public hosts are routed there.
 pulumi.export("routerPortForwardHttps", traefik.public_endpoint)
 pulumi.export("headscaleUrl", headscale.server_url)
+# What a person sets up once, outside the cluster, and how a device joins.
+pulumi.export("routerPortForwards", headscale.port_forwards)
+pulumi.export("publicDnsRecord", headscale.public_dns_record)
+pulumi.export("tailscaleJoinCommand", headscale.join_command)
+if headscale.headplane_url is not None:
+    pulumi.export("headplaneUrl", headscale.headplane_url)
+if headscale.headplane_api_key is not None:
+    pulumi.export("headplaneApiKey", headscale.headplane_api_key)
 pulumi.export("urls", apps.urls)

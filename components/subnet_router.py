@@ -1,12 +1,43 @@
-"""The Tailscale subnet router pod. (Thin until the remote access issue.)"""
+"""The Tailscale subnet router: a pod that advertises the LAN to the tailnet (namespace `tailscale`).
+
+A plain `tailscale/tailscale` container driven by containerboot's environment (the Tailscale
+operator needs APIs Headscale lacks; peers.md), following upstream's docs/k8s manifests:
+
+- userspace networking (`TS_USERSPACE=true`): tailscaled's netstack forwards subnet traffic without
+  /dev/net/tun or NET_ADMIN, so the pod runs unprivileged as a non-root user, like upstream's
+  userspace sidecar example (components.md 4);
+- it logs in once with a tagged, reusable pre-auth key from a Secret (`TS_AUTH_ONCE=true`), keeps
+  its state in a Secret it creates itself (`TS_KUBE_SECRET`, not managed here: components.md 4
+  pitfall 1), and advertises the LAN routes, which the ACL policy auto-approves for its tag.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from components.common import ClusterAccess
+from components.common import TAILSCALE_NAMESPACE, ClusterAccess
+from components.headscale import as_input, restricted_container_security
+from config import pins
+
+STATE_SECRET: Final = "subnet-router-state"
+AUTH_KEY_SECRET: Final = "subnet-router-authkey"
+ACCOUNT: Final = "subnet-router"
+# containerboot serves /healthz here when TS_ENABLE_HEALTH_CHECK is on: 200 once the node has a
+# tailnet IP (cmd/containerboot/main.go @ v1.102.3). IPv4 wildcard: '[::]' fails without IPv6.
+HEALTH_ADDR: Final = "0.0.0.0:9002"
+HEALTH_PORT: Final = 9002
+# Upstream's userspace example runs as 1000:1000 (docs/k8s/userspace-sidecar.yaml).
+RUN_AS: Final = 1000
+LABELS: Final = {"app.kubernetes.io/name": "subnet-router", "app.kubernetes.io/part-of": "homelab"}
+RESTRICTED: Final = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
 
 
 @dataclass(frozen=True)
@@ -16,11 +47,160 @@ class SubnetRouterArgs:
     auth_key: pulumi.Output[str]
     routes: list[str]
     hostname: str
+    tag: str = "tag:k8s-router"
+    """ACL tag to advertise; the pre-auth key carries the same tag (the key's tags win)."""
+    login_server_ip: str | None = None
+    """LAN address serving the login server's host (Traefik). Pinned in the pod's /etc/hosts so
+    the router reaches Headscale without the home router's NAT loopback."""
+
+
+def router_env(
+    *, login_server: str, routes: Sequence[str], hostname: str, tag: str
+) -> list[dict[str, Any]]:
+    """containerboot's environment (cmd/containerboot/main.go header @ v1.102.3)."""
+    return [
+        {"name": "TS_USERSPACE", "value": "true"},
+        {"name": "TS_ROUTES", "value": ",".join(routes)},
+        {
+            "name": "TS_AUTHKEY",
+            "valueFrom": {"secretKeyRef": {"name": AUTH_KEY_SECRET, "key": "TS_AUTHKEY"}},
+        },
+        # Without --login-server the pod would try login.tailscale.com (components.md 4 #3).
+        {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server} --advertise-tags={tag}"},
+        {"name": "TS_HOSTNAME", "value": hostname},
+        {"name": "TS_KUBE_SECRET", "value": STATE_SECRET},
+        # Log in only when the state Secret has no identity yet: restarts never need the key.
+        {"name": "TS_AUTH_ONCE", "value": "true"},
+        {"name": "TS_ACCEPT_DNS", "value": "false"},
+        {"name": "TS_ENABLE_HEALTH_CHECK", "value": "true"},
+        {"name": "TS_LOCAL_ADDR_PORT", "value": HEALTH_ADDR},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+    ]
 
 
 class SubnetRouter(pulumi.ComponentResource):
+    hostname: str
+    tag: str
+
     def __init__(
         self, name: str, args: SubnetRouterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:remote-access:SubnetRouter", name, None, opts)
-        self.register_outputs({})
+        access = args.access
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=TAILSCALE_NAMESPACE,
+                labels={**RESTRICTED, "app.kubernetes.io/part-of": "homelab"},
+            ),
+            opts=access.opts(self),
+        )
+        ns = namespace.metadata.name
+
+        def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=dict(LABELS))
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=meta(ACCOUNT), opts=access.opts(self)
+        )
+        # RBAC of upstream docs/k8s/role.yaml: create any Secret (create cannot be limited by
+        # name), read/write only the state Secret, and record events.
+        role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=meta(ACCOUNT),
+            rules=[
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""], resources=["secrets"], verbs=["create"]
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""],
+                    resources=["secrets"],
+                    resource_names=[STATE_SECRET],
+                    verbs=["get", "update", "patch"],
+                ),
+                k8s.rbac.v1.PolicyRuleArgs(
+                    api_groups=[""], resources=["events"], verbs=["get", "create", "patch"]
+                ),
+            ],
+            opts=access.opts(self),
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-role-binding",
+            metadata=meta(ACCOUNT),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=ACCOUNT
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=ACCOUNT, namespace=TAILSCALE_NAMESPACE
+                )
+            ],
+            opts=access.opts(self, depends_on=[role, account]),
+        )
+        key: pulumi.Output[str] = pulumi.Output.secret(args.auth_key)
+        auth_key = k8s.core.v1.Secret(
+            f"{name}-authkey",
+            metadata=meta(AUTH_KEY_SECRET),
+            type="Opaque",
+            string_data={"TS_AUTHKEY": key},
+            opts=access.opts(self),
+        )
+        env = args.login_server.apply(
+            lambda url: router_env(
+                login_server=url, routes=args.routes, hostname=args.hostname, tag=args.tag
+            )
+        )
+        pod_spec: dict[str, Any] = {
+            "serviceAccountName": ACCOUNT,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS,
+                "runAsGroup": RUN_AS,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "tailscale",
+                    "image": pins.TAILSCALE_IMAGE,
+                    "env": env,
+                    "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/healthz", "port": "health"},
+                        "periodSeconds": 10,
+                    },
+                    "resources": {
+                        "requests": {"cpu": "20m", "memory": "64Mi"},
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                    },
+                    "securityContext": restricted_container_security(),
+                    # containerboot puts tailscaled's socket and statedir in /tmp.
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        }
+        if args.login_server_ip is not None:
+            login_ip = args.login_server_ip
+            pod_spec["hostAliases"] = args.login_server.apply(
+                lambda url: [{"ip": login_ip, "hostnames": [urlsplit(url).hostname or ""]}]
+            )
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta("subnet-router"),
+            spec=as_input(
+                {
+                    "replicas": 1,
+                    # One identity in one state Secret: never two pods at once.
+                    "strategy": {"type": "Recreate"},
+                    "revisionHistoryLimit": 3,
+                    "selector": {"matchLabels": dict(LABELS)},
+                    "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
+                }
+            ),
+            opts=access.opts(self, depends_on=[binding, auth_key]),
+        )
+        self.hostname = args.hostname
+        self.tag = args.tag
+        self.register_outputs({"hostname": self.hostname, "tag": self.tag})

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from config.model import HomelabConfig, parse_address_range
-from config.policy import ADMIN_GROUP
+from config.policy import ADMIN_GROUP, address_problems, reference_problems
 
 
 @dataclass(frozen=True, order=True)
@@ -309,74 +309,21 @@ def headplane_cookie_secret_length(c: HomelabConfig) -> Iterable[Problem]:
 
 
 def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
-    policy = c.remote_access.policy
-    groups = {ADMIN_GROUP, *policy.groups}
-    tags = {c.remote_access.router.tag, *policy.tag_owners}
-    hosts = set(policy.hosts)
-
-    def check(path: str, ref: str) -> Iterable[Problem]:
-        if ref.startswith("group:") and ref not in groups:
-            yield Problem(
-                _key(path), _q(ref), f"names an undefined group; defined: {sorted(groups)}"
-            )
-        elif ref.startswith("tag:") and ref not in tags:
-            yield Problem(
-                _key(path),
-                _q(ref),
-                f"names a tag without an owner in tagOwners; owned: {sorted(tags)}",
-            )
-
-    for tag, owners in policy.tag_owners.items():
-        for k, owner in enumerate(owners):
-            yield from check(f"remoteAccess.policy.tagOwners.{tag}[{k}]", owner)
-    for i, rule in enumerate(policy.acls):
-        for k, src in enumerate(rule.src):
-            yield from check(f"remoteAccess.policy.acls[{i}].src[{k}]", src)
-            if not _is_known_selector(src, hosts):
-                yield Problem(
-                    _key(f"remoteAccess.policy.acls[{i}].src[{k}]"),
-                    _q(src),
-                    "must be '*', a user 'alice@', 'group:…', 'tag:…', 'autogroup:…', a host alias "
-                    "or an IP/CIDR",
-                )
-        for k, dst in enumerate(rule.dst):
-            target = dst.rpartition(":")[0]
-            yield from check(f"remoteAccess.policy.acls[{i}].dst[{k}]", target)
-            if not _is_known_selector(target, hosts):
-                yield Problem(
-                    _key(f"remoteAccess.policy.acls[{i}].dst[{k}]"),
-                    _q(dst),
-                    "target must be '*', a user, 'group:…', 'tag:…', 'autogroup:…', a host alias "
-                    "or an IP/CIDR",
-                )
-
-
-def _is_known_selector(value: str, hosts: set[str]) -> bool:
-    if value == "*" or value.endswith("@") or value in hosts:
-        return True
-    if value.startswith(("group:", "tag:", "autogroup:")):
-        return True
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-# Headscale's IPv4 prefix for tailnet nodes (components.md 2.1 `prefixes.v4`): a host alias may name
-# a tailnet device as well as a LAN one.
-TAILNET_IPV4 = ipaddress.IPv4Network("100.64.0.0/10")
+    """Names Headscale's policy loader would reject (config/policy.py `reference_problems`)."""
+    for path, value, expected in reference_problems(
+        c.remote_access.policy,
+        defined_groups=[ADMIN_GROUP],
+        owned_tags=[c.remote_access.router.tag],
+    ):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
 
 def policy_subnets_in_lan(c: HomelabConfig) -> Iterable[Problem]:
-    lan = c.network.lan_cidr
-    for name, net in c.remote_access.policy.hosts.items():
-        if not (net.subnet_of(lan) or net.subnet_of(TAILNET_IPV4)):
-            yield Problem(
-                _key(f"remoteAccess.policy.hosts.{name}"),
-                _q(net),
-                f"must be inside the LAN {lan} or the tailnet {TAILNET_IPV4}",
-            )
+    """Policy addresses must be reachable: inside an advertised LAN route or the tailnet."""
+    for path, value, expected in address_problems(
+        c.remote_access.policy, subnet_routes=c.subnet_routes
+    ):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
 
 def gateway_not_reused(c: HomelabConfig) -> Iterable[Problem]:

@@ -70,7 +70,7 @@ def test_admin_password_is_random_secret_and_read_from_an_existing_secret() -> N
     password_path = f"stringData.{admin['passwordKey']}"
     assert secret.is_secret(password_path)
     # The value is the RandomPassword's result, which appears nowhere in plaintext.
-    (generator,) = render.by_type(PASSWORD)
+    (generator,) = [r for r in component_records(render, APPS) if r.type == PASSWORD]
     assert secret.input(password_path) == generator.outputs["result"]
     for record in render.resources:
         for path, value in flatten(record.inputs):

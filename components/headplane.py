@@ -1,0 +1,209 @@
+"""Headplane, the web UI, as a second container of the Headscale pod.
+
+`headplane_config` builds its `config.yaml` (keys of config.example.yaml @ v0.6.3);
+`config_problems` mirrors the checks Headplane 0.6.3 makes when it loads that file plus its
+`HEADPLANE_*` environment overrides (app/server/config/config-schema.ts, load.ts,
+integration/kubernetes.ts @ v0.6.3; components.md 3.1-3.4). The Kubernetes integration needs the
+same pod as Headscale, `shareProcessNamespace`, and RBAC to read its own pod; all of that is
+assembled by `components/headscale.py`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from components.headscale_config import CONFIG_DIR as HEADSCALE_CONFIG_DIR
+from components.headscale_config import CONFIG_FILE as HEADSCALE_CONFIG_FILE
+from components.headscale_config import HTTP_PORT as HEADSCALE_HTTP_PORT
+from config.model import HomelabConfig
+
+PORT: Final = 3000
+CONFIG_DIR: Final = "/etc/headplane"
+CONFIG_FILE: Final = "config.yaml"
+DATA_DIR: Final = "/var/lib/headplane"
+SECRET_DIR: Final = "/var/run/secrets/headplane"
+COOKIE_SECRET_KEY: Final = "cookie_secret"
+# The UI is served under this prefix (app/routes.ts basename); health is /admin/healthz.
+UI_PATH: Final = "/admin"
+# Headplane reads its pod name from this variable (integration.kubernetes.pod_name override).
+POD_NAME_ENV: Final = "HEADPLANE_INTEGRATION__KUBERNETES__POD_NAME"
+COOKIE_SECRET_LENGTH: Final = 32
+
+
+def base_url(config: HomelabConfig) -> str:
+    """The public URL without the /admin prefix (config.example.yaml `server.base_url`)."""
+    return f"https://{config.fqdn(config.remote_access.headplane.host)}"
+
+
+def ui_url(config: HomelabConfig) -> str:
+    return base_url(config) + UI_PATH
+
+
+def headplane_config(config: HomelabConfig) -> dict[str, Any]:
+    """Headplane's config.yaml. Secrets are files (`*_path`), never inline values."""
+    return {
+        "server": {
+            "host": "0.0.0.0",
+            "port": PORT,
+            "base_url": base_url(config),
+            "cookie_secret_path": f"{SECRET_DIR}/{COOKIE_SECRET_KEY}",
+            # Traefik serves https, so cookies are Secure (components.md 3.4 #5).
+            "cookie_secure": True,
+            "cookie_max_age": 86400,
+            "data_path": DATA_DIR,
+        },
+        "headscale": {
+            # Same pod: Headscale's plain-HTTP listener on loopback, no TLS needed.
+            "url": f"http://127.0.0.1:{HEADSCALE_HTTP_PORT}",
+            "public_url": f"https://{config.headscale_fqdn}",
+            # Mounted read-only: the UI shows the config but config stays code.
+            "config_path": f"{HEADSCALE_CONFIG_DIR}/{HEADSCALE_CONFIG_FILE}",
+            "config_strict": True,
+        },
+        # Only the Kubernetes integration: it lets Headplane signal Headscale in the shared pod.
+        # pod_name comes from the Downward API through POD_NAME_ENV. Other integrations are
+        # omitted rather than disabled: a present `agent` block requires a pre-auth key.
+        "integration": {"kubernetes": {"enabled": True, "validate_manifest": True}},
+    }
+
+
+# --- load-time checks (mirrors Headplane 0.6.3) ----------------------------------------------
+
+# Keys that may be given as a file path instead (config-schema.ts pathSupportedKeys).
+PATH_SUPPORTED_KEYS: Final = (
+    "server.cookie_secret",
+    "oidc.client_secret",
+    "oidc.headscale_api_key",
+    "integration.agent.pre_authkey",
+)
+# Values validated as `string.lower` (config-schema.ts).
+LOWERCASE_KEYS: Final = (
+    "server.data_path",
+    "server.cookie_domain",
+    "headscale.config_path",
+    "headscale.dns_records_path",
+    "headscale.tls_cert_path",
+)
+_MISSING: Final = object()
+
+
+def _lookup(cfg: Mapping[str, Any], path: str) -> Any:
+    value: Any = cfg
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def with_env_overrides(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The config Headplane validates: the file, overridden by `HEADPLANE_A__B` variables
+    (load.ts loadConfigEnv: strip the prefix, lowercase, split on '__')."""
+    merged: dict[str, Any] = _deep_copy(cfg)
+    for name, value in sorted(env.items()):
+        if not name.startswith("HEADPLANE_"):
+            continue
+        path = name.removeprefix("HEADPLANE_").lower().split("__")
+        target = merged
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return merged
+
+
+def _deep_copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+
+
+def config_problems(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None) -> list[str]:
+    """Every reason Headplane 0.6.3 would refuse `cfg` (with `env` overrides), one line each."""
+    merged = with_env_overrides(cfg, env or {})
+    problems: list[str] = []
+    for key in PATH_SUPPORTED_KEYS:
+        if _lookup(merged, key) is not _MISSING and _lookup(merged, key + "_path") is not _MISSING:
+            problems.append(f"{key} and {key}_path are both set (CONFLICTING_SECRET_PATH_FIELD)")
+    secret = _lookup(merged, "server.cookie_secret")
+    if secret is _MISSING and _lookup(merged, "server.cookie_secret_path") is _MISSING:
+        problems.append("server.cookie_secret (or server.cookie_secret_path) is required")
+    elif isinstance(secret, str) and len(secret) != COOKIE_SECRET_LENGTH:
+        problems.append(f"server.cookie_secret must be exactly {COOKIE_SECRET_LENGTH} characters")
+    for key in LOWERCASE_KEYS:
+        value = _lookup(merged, key)
+        if isinstance(value, str) and value != value.lower():
+            problems.append(f"{key} must be lowercase")
+    host = _lookup(merged, "server.host")
+    if host is not _MISSING and not _is_ip(host):
+        problems.append("server.host must be an IP address")
+    url = _lookup(merged, "headscale.url")
+    if url is _MISSING or not _is_url(url):
+        problems.append("headscale.url must be an http(s) URL")
+    for key in ("server.base_url", "headscale.public_url"):
+        value = _lookup(merged, key)
+        if value is not _MISSING and not _is_url(value):
+            problems.append(f"{key} must be an http(s) URL")
+    problems += _base_url_problems(merged)
+    problems += _integration_problems(merged)
+    return problems
+
+
+def _base_url_problems(cfg: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    base = _lookup(cfg, "server.base_url")
+    if not isinstance(base, str):
+        return problems
+    if urlsplit(base).path.rstrip("/").endswith(UI_PATH):
+        problems.append(f"server.base_url must not include the {UI_PATH} prefix")
+    # A Secure cookie is never sent back over plain http: login would silently fail.
+    if _lookup(cfg, "server.cookie_secure") is not False and base.startswith("http://"):
+        problems.append("server.cookie_secure must be false when server.base_url is http://")
+    return problems
+
+
+def _integration_problems(cfg: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    # Required keys of each integration block that is present (the `full` schemas of
+    # integration/{docker,kubernetes,proc}.ts and agentConfig); env overrides count.
+    required = {
+        "docker": ("enabled",),
+        "kubernetes": ("enabled", "pod_name"),
+        "proc": ("enabled",),
+        "agent": ("enabled", "pre_authkey"),
+    }
+    for name, keys in required.items():
+        if not isinstance(_lookup(cfg, f"integration.{name}"), Mapping):
+            continue
+        for key in keys:
+            path = f"integration.{name}.{key}"
+            if _lookup(cfg, path) is _MISSING and _lookup(cfg, path + "_path") is _MISSING:
+                hint = (
+                    f" (set it from the Downward API via {POD_NAME_ENV})"
+                    if key == "pod_name"
+                    else ""
+                )
+                problems.append(f"{path} is required{hint}")
+    enabled = [
+        name
+        for name in ("docker", "kubernetes", "proc")
+        if _lookup(cfg, f"integration.{name}.enabled") is True
+    ]
+    if len(enabled) > 1:
+        problems.append(f"only one of integration.docker/kubernetes/proc may be enabled: {enabled}")
+    return problems
+
+
+def _is_ip(value: object) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

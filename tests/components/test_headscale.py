@@ -1,0 +1,468 @@
+"""Headscale: its generated config against upstream, the startup rules, and the objects around it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from components.headscale_config import REMOVED_KEYS, startup_problems, stun_port
+from config import pins
+from config.loader import validate_config
+from config.model import HomelabConfig
+from tests.components.remote_access import (
+    DEPLOYMENT,
+    HEADSCALE,
+    INGRESS_ROUTE,
+    SERVICE,
+    child,
+    children_of_type,
+    container,
+    headscale_files,
+    headscale_settings,
+    key_paths,
+    pod_spec,
+    render_remote_access,
+    restricted_violations,
+    under,
+)
+from tests.harness import (
+    homelab_render,
+    is_kubernetes_object,
+    manifest,
+    reference,
+    render_stack,
+    stack_raw_config,
+    validate_kubernetes,
+)
+
+
+def homelab_config() -> HomelabConfig:
+    return validate_config(stack_raw_config())
+
+
+def upstream_example(version_dir: str = "v0.28.0/") -> dict[str, Any]:
+    document = yaml.safe_load(
+        reference(f"upstream/headscale/{version_dir}config-example.yaml").read_text()
+    )
+    assert isinstance(document, dict)
+    return document
+
+
+# --- the generated config against upstream ----------------------------------------------------
+
+
+def test_every_generated_key_exists_in_the_pinned_versions_example_config() -> None:
+    assert pins.HEADSCALE_IMAGE.endswith(":0.28.0"), "compare against the pinned version's example"
+    unknown = key_paths(headscale_settings(homelab_render())) - key_paths(upstream_example())
+    assert unknown == set()
+
+
+def test_generated_config_uses_no_key_that_headscale_0_29_dropped() -> None:
+    # Keys of the 0.28.0 example missing from the newer (0.29) one are fatal or ignored after an
+    # upgrade (components.md 2.2): the stack must not lean on them.
+    dropped = key_paths(upstream_example()) - key_paths(upstream_example(""))
+    assert dropped, "reference data should show the 0.28 -> 0.29 delta"
+    assert key_paths(headscale_settings(homelab_render())) & dropped == set()
+
+
+def test_generated_config_has_no_removed_keys() -> None:
+    settings = headscale_settings(homelab_render())
+    paths = key_paths(settings)
+    for removed in REMOVED_KEYS:
+        assert not any(p == removed or p.startswith(removed + ".") for p in paths)
+
+
+@pytest.mark.parametrize(
+    "remote_changes",
+    [
+        pytest.param({}, id="homelab"),
+        pytest.param({"derp": {"enabled": False}}, id="derp-off"),
+        pytest.param({"derp": {"publicDerpFallback": False}}, id="own-derp-only"),
+        pytest.param({"headplane": {"enabled": False}}, id="headplane-off"),
+    ],
+)
+def test_rendered_config_passes_headscales_startup_rules(remote_changes: dict[str, Any]) -> None:
+    assert startup_problems(headscale_settings(render_remote_access(remote_changes))) == []
+
+
+# --- the startup rules, one broken config each ------------------------------------------------
+
+Change = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Change:
+    def change(cfg: dict[str, Any]) -> None:
+        target = cfg
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+
+    return change
+
+
+def _delete(path: str) -> Change:
+    def change(cfg: dict[str, Any]) -> None:
+        target = cfg
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[part]
+        del target[last]
+
+    return change
+
+
+def _acme_and_certificate(cfg: dict[str, Any]) -> None:
+    _set("tls_letsencrypt_hostname", "headscale.example.com")(cfg)
+    _set("tls_cert_path", "/certs/tls.crt")(cfg)
+
+
+def _both(first: Change, second: Change) -> Change:
+    def change(cfg: dict[str, Any]) -> None:
+        first(cfg)
+        second(cfg)
+
+    return change
+
+
+BROKEN: list[tuple[str, Change, str]] = [
+    ("removed acl_policy_path", _set("acl_policy_path", "/etc/acl.json"), "acl_policy_path"),
+    ("removed dns_config", _set("dns_config.magic_dns", True), "dns_config"),
+    (
+        "removed use_username_in_magic_dns",
+        _set("dns.use_username_in_magic_dns", True),
+        "use_username_in_magic_dns",
+    ),
+    ("removed strip_email_domain", _set("oidc.strip_email_domain", True), "strip_email_domain"),
+    ("removed map_legacy_users", _set("oidc.map_legacy_users", True), "map_legacy_users"),
+    (
+        "extra records twice",
+        _set("dns.extra_records_path", "/var/lib/headscale/records.json"),
+        "extra_records",
+    ),
+    ("acme and certificate", _acme_and_certificate, "tls_letsencrypt_hostname"),
+    ("no noise key", _set("noise.private_key_path", ""), "noise.private_key_path"),
+    ("bad challenge", _set("tls_letsencrypt_challenge_type", "DNS-01"), "challenge_type"),
+    ("url without scheme", _set("server_url", "headscale.example.com"), "server_url"),
+    (
+        "ephemeral timeout too short",
+        _set("ephemeral_node_inactivity_timeout", "60s"),
+        "ephemeral_node_inactivity_timeout",
+    ),
+    ("override without nameservers", _set("dns.nameservers.global", []), "nameservers.global"),
+    (
+        "override by default without nameservers",
+        _both(_delete("dns.override_local_dns"), _set("dns.nameservers.global", [])),
+        "nameservers.global",
+    ),
+    ("zero batch size", _set("tuning.node_store_batch_size", 0), "node_store_batch_size"),
+    ("zero batch timeout", _set("tuning.node_store_batch_timeout", "0s"), "batch_timeout"),
+    ("no prefixes", _set("prefixes", {"allocation": "sequential"}), "prefixes"),
+    ("bad v4 prefix", _set("prefixes.v4", "100.64.0.0/33"), "prefixes.v4"),
+    ("v6 prefix as v4", _set("prefixes.v4", "fd7a:115c:a1e0::/48"), "prefixes.v4"),
+    ("bad allocation", _set("prefixes.allocation", "dense"), "prefixes.allocation"),
+    ("magic dns without domain", _set("dns.base_domain", ""), "base_domain"),
+    ("base domain is the server", _set("dns.base_domain", "headscale.sarma.love"), "same domain"),
+    ("base domain is a parent", _set("dns.base_domain", "sarma.love"), "part of"),
+    ("derp without stun", _set("derp.server.stun_listen_addr", ""), "stun_listen_addr"),
+    (
+        "derp region neither automatic nor in paths",
+        _set("derp.server.automatically_add_embedded_derp_region", False),
+        "derp.paths",
+    ),
+    (
+        "oidc secret twice",
+        _both(_set("oidc.client_secret", "x"), _set("oidc.client_secret_path", "/s")),
+        "client_secret",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "mentions"), [(c, m) for _, c, m in BROKEN], ids=[n for n, _, _ in BROKEN]
+)
+def test_startup_rules_flag_a_config_that_breaks_them(change: Change, mentions: str) -> None:
+    cfg = copy.deepcopy(headscale_settings(homelab_render()))
+    change(cfg)
+    problems = startup_problems(cfg)
+    assert problems, "the broken config must be flagged"
+    assert any(mentions in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(_set("dns.base_domain", "ts.sarma.love"), id="sibling-base-domain"),
+        pytest.param(_set("dns.base_domain", "example.net"), id="other-base-domain"),
+        pytest.param(
+            _both(_set("dns.override_local_dns", False), _set("dns.nameservers.global", [])),
+            id="no-override-no-nameservers",
+        ),
+        pytest.param(_set("derp.server", {"enabled": False}), id="derp-off-without-stun"),
+        pytest.param(_set("dns.magic_dns", False), id="no-magic-dns"),
+    ],
+)
+def test_startup_rules_accept_what_headscale_accepts(change: Change) -> None:
+    cfg = copy.deepcopy(headscale_settings(homelab_render()))
+    change(cfg)
+    assert startup_problems(cfg) == []
+
+
+# --- MagicDNS ---------------------------------------------------------------------------------
+
+
+def test_magic_dns_uses_the_configured_base_domain_and_nameservers() -> None:
+    config = homelab_config()
+    dns = headscale_settings(homelab_render())["dns"]
+    assert dns["magic_dns"] is True
+    assert dns["base_domain"] == config.remote_access.magic_dns_base_domain
+    assert dns["nameservers"]["global"] == [str(ns) for ns in config.remote_access.nameservers]
+
+
+def test_extra_records_cover_exactly_the_exposed_hosts_but_headscale_at_traefiks_ip() -> None:
+    config = homelab_config()
+    records = headscale_settings(homelab_render())["dns"]["extra_records"]
+    expected = {h.fqdn for h in config.exposed_hosts()} - {config.headscale_fqdn}
+    assert {r["name"] for r in records} == expected
+    assert {(r["type"], r["value"]) for r in records} == {("A", str(config.network.traefik_ip))}
+
+
+def test_a_new_app_gets_its_magic_dns_record_without_listing_it() -> None:
+    raw = stack_raw_config()
+    app = {"name": "wiki", "namespace": "wiki", "service": "wiki", "port": 80}
+    render = render_stack(overrides={"apps": [*raw["apps"], app]})
+    names = {r["name"] for r in headscale_settings(render)["dns"]["extra_records"]}
+    assert f"wiki.{raw['domain']}" in names
+
+
+def test_headscale_itself_stays_on_public_dns_not_the_lan_ip() -> None:
+    # Control and DERP traffic must not depend on the tunnel they establish.
+    config = homelab_config()
+    names = {r["name"] for r in headscale_settings(homelab_render())["dns"]["extra_records"]}
+    assert config.headscale_fqdn not in names
+
+
+# --- DERP and STUN ----------------------------------------------------------------------------
+
+
+def _stun_service(render: Any) -> Any:
+    return child(render, HEADSCALE, SERVICE, "headscale-stun")
+
+
+def test_stun_service_is_udp_on_a_load_balancer_with_the_configured_ip() -> None:
+    config = homelab_config()
+    service = _stun_service(homelab_render())
+    assert service.input("spec.type") == "LoadBalancer"
+    assert service.input("spec.ports") == [
+        {
+            "name": "stun",
+            "protocol": "UDP",
+            "port": config.remote_access.derp.stun_port,
+            "targetPort": config.remote_access.derp.stun_port,
+        }
+    ]
+    annotations = service.input("metadata.annotations")
+    assert annotations["metallb.io/loadBalancerIPs"] == str(config.stun_ip)
+
+
+def test_stun_shares_traefiks_ip_the_way_metallb_requires() -> None:
+    config = homelab_config()
+    assert config.stun_ip == config.network.traefik_ip, "the homelab stack shares the IP"
+    service = _stun_service(homelab_render())
+    assert "metallb.io/allow-shared-ip" in service.input("metadata.annotations")
+    assert service.input("spec.externalTrafficPolicy") == "Cluster"
+
+
+def test_stun_listen_port_is_the_advertised_and_forwarded_port() -> None:
+    render = render_remote_access({"derp": {"stunPort": 3479, "stunIp": "192.168.0.221"}})
+    settings = headscale_settings(render)
+    service = _stun_service(render)
+    assert stun_port(settings) == 3479
+    assert service.input("spec.ports.0.port") == service.input("spec.ports.0.targetPort") == 3479
+    assert service.input("metadata.annotations")["metallb.io/loadBalancerIPs"] == "192.168.0.221"
+    forwards = render.outputs["routerPortForwards"]
+    assert {"protocol": "udp", "port": 3479, "ip": "192.168.0.221"} in [
+        {"protocol": f["protocol"], "port": f["externalPort"], "ip": f["internalIp"]}
+        for f in forwards
+    ]
+    headscale = container(
+        pod_spec(child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment")), "headscale"
+    )
+    assert {"name": "stun", "containerPort": 3479, "protocol": "UDP"} in headscale["ports"]
+
+
+def test_embedded_derp_keeps_the_public_map_as_fallback_unless_turned_off() -> None:
+    settings = headscale_settings(homelab_render())
+    assert settings["derp"]["server"]["enabled"] is True
+    assert settings["derp"]["urls"], "public DERP map kept by default"
+    own_only = headscale_settings(render_remote_access({"derp": {"publicDerpFallback": False}}))
+    assert own_only["derp"]["urls"] == []
+    assert own_only["derp"]["server"]["enabled"] is True
+
+
+def test_no_stun_service_without_the_embedded_derp() -> None:
+    render = render_remote_access({"derp": {"enabled": False}})
+    assert "headscale-stun" not in {s.name for s in children_of_type(render, HEADSCALE, SERVICE)}
+    headscale = container(pod_spec(_deployment(render)), "headscale")
+    assert all(p["protocol"] == "TCP" for p in headscale["ports"])
+    assert [f["protocol"] for f in render.outputs["routerPortForwards"]] == ["tcp"]
+
+
+# --- the pod ----------------------------------------------------------------------------------
+
+
+def _deployment(render: Any = None) -> Any:
+    return child(render or homelab_render(), HEADSCALE, DEPLOYMENT, "headscale-deployment")
+
+
+def test_single_replica_recreated_never_overlapping() -> None:
+    spec = _deployment().input("spec")
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
+def test_headscale_runs_serve_with_health_probes_and_resources() -> None:
+    headscale = container(pod_spec(_deployment()), "headscale")
+    assert headscale["image"] == pins.HEADSCALE_IMAGE
+    assert headscale["args"] == ["serve"]
+    assert "command" not in headscale, "command would replace the headscale entrypoint"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert headscale[probe]["httpGet"]["path"] == "/health"
+    assert set(headscale["resources"]) == {"requests", "limits"}
+
+
+def test_state_lives_on_the_claim_and_the_socket_on_an_empty_dir() -> None:
+    settings = headscale_settings(homelab_render())
+    spec = pod_spec(_deployment())
+    mounts = {m["mountPath"]: m["name"] for m in container(spec, "headscale")["volumeMounts"]}
+    volumes: dict[str, dict[str, Any]] = {v["name"]: v for v in spec["volumes"]}
+
+    def volume_for(path: str) -> dict[str, Any]:
+        directory = path.rpartition("/")[0]
+        return volumes[mounts[directory]]
+
+    for stateful in (
+        settings["database"]["sqlite"]["path"],
+        settings["noise"]["private_key_path"],
+        settings["derp"]["server"]["private_key_path"],
+    ):
+        assert volume_for(stateful)["persistentVolumeClaim"]["claimName"] == "headscale-data"
+    assert "emptyDir" in volume_for(settings["unix_socket"])
+
+
+def test_data_claim_uses_the_storage_class_and_is_protected_in_the_homelab() -> None:
+    claim = child(
+        homelab_render(), HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-data"
+    )
+    assert claim.input("spec.storageClassName") == "local-path"
+    assert homelab_config().lifecycle.protect_stateful is True
+    assert claim.protect is True
+    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}})
+    lab_claim = child(lab, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-data")
+    assert lab_claim.protect is False
+
+
+def test_config_changes_roll_the_pod() -> None:
+    base = _deployment().input("spec.template.metadata.annotations")
+    policy = {"acls": [{"src": ["group:admins"], "dst": ["tag:k8s-router:22"]}]}
+    changed = _deployment(render_remote_access({"policy": policy}))
+    assert changed.input("spec.template.metadata.annotations") != base
+    # ...and only because of the config: the same config renders the same checksum.
+    assert _deployment(render_stack()).input("spec.template.metadata.annotations") == base
+
+
+def test_config_map_carries_the_config_and_the_policy_headscale_points_at() -> None:
+    render = homelab_render()
+    settings = headscale_settings(render)
+    spec = pod_spec(_deployment(render))
+    mounts = {m["name"]: m for m in container(spec, "headscale")["volumeMounts"]}
+    config_dir = mounts["config"]["mountPath"]
+    assert mounts["config"]["readOnly"] is True
+    assert settings["policy"]["mode"] == "file"
+    assert settings["policy"]["path"] == f"{config_dir}/policy.json"
+    assert set(headscale_files(render)) == {"config.yaml", "policy.json"}
+
+
+def test_pods_meet_the_restricted_pod_security_profile_their_namespace_enforces() -> None:
+    render = homelab_render()
+    namespace = child(render, HEADSCALE, "kubernetes:core/v1:Namespace", "headscale-namespace")
+    assert namespace.input("metadata.labels")["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert restricted_violations(pod_spec(_deployment(render))) == []
+
+
+def test_both_containers_run_as_one_non_root_uid_so_sighup_reaches_headscale() -> None:
+    spec = pod_spec(_deployment())
+    uids = {
+        c.get("securityContext", {}).get("runAsUser", spec["securityContext"]["runAsUser"])
+        for c in spec["containers"]
+    }
+    assert len(uids) == 1
+    assert 0 not in uids
+    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in spec["containers"])
+
+
+# --- Traefik ----------------------------------------------------------------------------------
+
+
+def test_the_whole_public_host_goes_to_headscales_plain_http_listener() -> None:
+    config = homelab_config()
+    settings = headscale_settings(homelab_render())
+    route = child(homelab_render(), HEADSCALE, INGRESS_ROUTE, "headscale-route")
+    (rule,) = route.input("spec.routes")
+    assert rule["match"] == f"Host(`{config.headscale_fqdn}`)"
+    assert "middlewares" not in rule, "Headscale is the one public host"
+    (service,) = rule["services"]
+    assert service.get("scheme", "http") == "http", "never h2c (components.md 6 #4)"
+    listen_port = int(settings["listen_addr"].rpartition(":")[2])
+    svc = child(homelab_render(), HEADSCALE, SERVICE, "headscale-service")
+    port = next(p for p in svc.input("spec.ports") if p["port"] == service["port"])
+    assert port["targetPort"] == "http"
+    headscale = container(pod_spec(_deployment()), "headscale")
+    assert {"name": "http", "containerPort": listen_port, "protocol": "TCP"} in headscale["ports"]
+    assert settings["server_url"] == f"https://{config.headscale_fqdn}"
+
+
+# --- stack outputs ----------------------------------------------------------------------------
+
+
+def test_outputs_tell_a_person_what_to_forward_register_and_run() -> None:
+    config = homelab_config()
+    outputs = homelab_render().outputs
+    forwards = {
+        (f["protocol"], f["externalPort"]): f["internalIp"] for f in outputs["routerPortForwards"]
+    }
+    assert forwards == {
+        ("tcp", 443): str(config.network.traefik_ip),
+        ("udp", config.remote_access.derp.stun_port): str(config.stun_ip),
+    }
+    record = outputs["publicDnsRecord"]
+    assert (record["name"], record["type"], record["proxied"]) == (
+        config.headscale_fqdn,
+        "A",
+        False,
+    )
+    assert outputs["tailscaleJoinCommand"] == (
+        f"tailscale up --login-server https://{config.headscale_fqdn} --accept-routes"
+    )
+    assert outputs["headscaleUrl"] == f"https://{config.headscale_fqdn}"
+
+
+# --- whole-component checks -------------------------------------------------------------------
+
+
+def test_every_kubernetes_object_validates_against_the_strict_schemas() -> None:
+    records = [r for r in under(homelab_render(), HEADSCALE) if is_kubernetes_object(r)]
+    schema_checked = [r for r in records if r.type != INGRESS_ROUTE]
+    assert len(schema_checked) >= 10
+    for record in schema_checked:
+        validate_kubernetes(manifest(record))
+
+
+def test_every_kubernetes_object_lives_in_the_headscale_namespace() -> None:
+    for record in under(homelab_render(), HEADSCALE):
+        if is_kubernetes_object(record) and record.type != "kubernetes:core/v1:Namespace":
+            assert record.input("metadata.namespace") == "headscale", record.name
