@@ -103,8 +103,6 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
 pulumi.export("traefikIp", traefik.load_balancer_ip)
-# Where the router forwards internet HTTPS (WAN 443): only public hosts are routed there.
-pulumi.export("routerPortForwardHttps", traefik.public_endpoint)
 pulumi.export("headscaleUrl", headscale.server_url)
 # What a person sets up once, outside the cluster, and how a device joins.
 pulumi.export("routerPortForwards", headscale.port_forwards)

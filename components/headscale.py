@@ -44,7 +44,7 @@ from components.headscale_config import (
 )
 from components.ingress import Backend, route_host
 from components.metallb import LoadBalancerRequest
-from components.traefik import TraefikRouting
+from components.traefik import TraefikRouting, external_traffic_policy
 from config import pins
 from config.model import ExposedHost, HomelabConfig
 from config.policy import render_policy
@@ -519,9 +519,11 @@ class Headscale(pulumi.ComponentResource):
             spec=as_input(
                 {
                     "type": "LoadBalancer",
-                    # MetalLB shares an IP only between Services that use Cluster policy or
-                    # select the same pods (components.md 5); Traefik's pods are others.
-                    "externalTrafficPolicy": "Cluster",
+                    # `Local` keeps the client's address, which is what STUN reports back;
+                    # sharing Traefik's IP forces `Cluster` (MetalLB: both Services use
+                    # Cluster or select the same pods, components.md 5), the same rule Traefik
+                    # follows, so the two Services always agree.
+                    "externalTrafficPolicy": external_traffic_policy(args.config),
                     "selector": dict(LABELS),
                     # Same port outside and inside: the DERP map advertises the listen port.
                     "ports": [
@@ -539,7 +541,9 @@ class Headscale(pulumi.ComponentResource):
                 "protocol": "tcp",
                 "externalPort": HTTPS_PORT,
                 "internalIp": args.traefik.load_balancer_ip,
-                "internalPort": HTTPS_PORT,
+                # Traefik's `public` entrypoint: only public hosts are routed there, so the
+                # internet never reaches a private host (components/traefik.py, fence 1).
+                "internalPort": args.traefik.public_port,
                 "purpose": f"https://{args.config.headscale_fqdn}: control plane and DERP relay",
             }
         ]

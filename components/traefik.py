@@ -77,6 +77,8 @@ class TraefikRouting:
     ready: list[pulumi.Resource]
     # The entrypoint the router's internet port-forward reaches; only public hosts route on it.
     public_entrypoint: str = PUBLIC_ENTRYPOINT
+    # Its LoadBalancer port: the internal target of the router's WAN 443 forward.
+    public_port: int = PUBLIC_EXPOSED_PORT
     # The address ranges the private middleware admits.
     private_source_ranges: tuple[str, ...] = field(default_factory=tuple)
 
@@ -199,6 +201,7 @@ class Traefik(pulumi.ComponentResource):
             wildcard=args.wildcard,
             ready=[release, middleware],
             public_entrypoint=PUBLIC_ENTRYPOINT,
+            public_port=PUBLIC_EXPOSED_PORT,
             private_source_ranges=sources,
         )
         self.load_balancer_ip = pulumi.Output.from_input(args.load_balancer.ip)

@@ -270,22 +270,34 @@ def test_stun_service_is_udp_on_a_load_balancer_with_the_configured_ip() -> None
 
 
 def test_stun_shares_traefiks_ip_the_way_metallb_requires() -> None:
-    config = homelab_config()
-    assert config.stun_ip == config.network.traefik_ip, "the homelab stack shares the IP"
-    service = _stun_service(homelab_render())
+    render = render_remote_access({"derp": {"stunIp": None}})
+    service = _stun_service(render)
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert (
+        service.input("metadata.annotations")["metallb.io/loadBalancerIPs"]
+        == (traefik.input("values.service.annotations")["metallb.io/loadBalancerIPs"])
+    )
     assert "metallb.io/allow-shared-ip" in service.input("metadata.annotations")
+    # MetalLB shares one IP only between Services that both use Cluster (components.md 5).
     assert service.input("spec.externalTrafficPolicy") == "Cluster"
+    assert traefik.input("values.service.spec.externalTrafficPolicy") == "Cluster"
+
+
+def test_stun_on_its_own_ip_keeps_client_addresses() -> None:
+    # STUN answers with the address it sees; Cluster policy would make that a node address.
+    service = _stun_service(render_remote_access({"derp": {"stunIp": "192.168.0.222"}}))
+    assert service.input("spec.externalTrafficPolicy") == "Local"
 
 
 def test_stun_listen_port_is_the_advertised_and_forwarded_port() -> None:
-    render = render_remote_access({"derp": {"stunPort": 3479, "stunIp": "192.168.0.221"}})
+    render = render_remote_access({"derp": {"stunPort": 3479, "stunIp": "192.168.0.222"}})
     settings = headscale_settings(render)
     service = _stun_service(render)
     assert stun_port(settings) == 3479
     assert service.input("spec.ports.0.port") == service.input("spec.ports.0.targetPort") == 3479
-    assert service.input("metadata.annotations")["metallb.io/loadBalancerIPs"] == "192.168.0.221"
+    assert service.input("metadata.annotations")["metallb.io/loadBalancerIPs"] == "192.168.0.222"
     forwards = render.outputs["routerPortForwards"]
-    assert {"protocol": "udp", "port": 3479, "ip": "192.168.0.221"} in [
+    assert {"protocol": "udp", "port": 3479, "ip": "192.168.0.222"} in [
         {"protocol": f["protocol"], "port": f["externalPort"], "ip": f["internalIp"]}
         for f in forwards
     ]
@@ -436,7 +448,7 @@ def test_outputs_tell_a_person_what_to_forward_register_and_run() -> None:
         (f["protocol"], f["externalPort"]): f["internalIp"] for f in outputs["routerPortForwards"]
     }
     assert forwards == {
-        ("tcp", 443): str(config.network.traefik_ip),
+        ("tcp", 443): str(config.network.traefik_ip),  # to Traefik's public entrypoint
         ("udp", config.remote_access.derp.stun_port): str(config.stun_ip),
     }
     record = outputs["publicDnsRecord"]

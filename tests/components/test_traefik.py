@@ -72,15 +72,15 @@ def test_service_requests_the_configured_ip_inside_a_pool() -> None:
 def test_sharing_the_ip_with_stun_forces_cluster_policy_with_a_common_key() -> None:
     # MetalLB shares an IP only between Services with the same key that both use Cluster
     # (Traefik and the STUN server are different pods; components.md 5).
-    config = homelab_config()
-    assert config.stun_ip == config.network.traefik_ip
-    service = traefik_values(homelab_render())["service"]
+    shared = render_with_derp({"stunIp": None})
+    service = traefik_values(shared)["service"]
     assert service["spec"]["externalTrafficPolicy"] == "Cluster"
     assert service["annotations"]["metallb.io/allow-shared-ip"]
 
 
 def test_own_ip_keeps_client_addresses_with_local_policy() -> None:
-    separate = render_with_derp({"stunIp": "192.168.0.221"})
+    separate = homelab_render()
+    assert homelab_config().stun_ip != homelab_config().network.traefik_ip
     assert traefik_values(separate)["service"]["spec"]["externalTrafficPolicy"] == "Local"
     without_derp = render_with_derp({"enabled": False})
     assert traefik_values(without_derp)["service"]["spec"]["externalTrafficPolicy"] == "Local"
@@ -153,7 +153,12 @@ def test_internet_forward_target_is_the_public_entrypoint() -> None:
     assert public["expose"]["default"] is True
     assert public["http"]["tls"]["enabled"] is True
     ip = str(homelab_config().network.traefik_ip)
-    assert render.outputs["routerPortForwardHttps"] == f"{ip}:{public['exposedPort']}"
+    (https,) = [f for f in render.outputs["routerPortForwards"] if f["protocol"] == "tcp"]
+    assert (https["externalPort"], https["internalIp"], https["internalPort"]) == (
+        443,
+        ip,
+        public["exposedPort"],
+    )
     # It must not collide with the ports LAN clients use.
     defaults = chart_defaults("traefik")["ports"]
     assert public["exposedPort"] not in {defaults[n]["exposedPort"] for n in ("web", "websecure")}

@@ -70,12 +70,12 @@ def test_lifecycle_defaults_follow_the_environment_unless_set(
     assert config.acme_environment == acme
 
 
-def test_stun_shares_traefiks_ip_and_the_router_routes_the_lan_by_default() -> None:
-    config = _config({})
-    assert config.stun_ip == config.network.traefik_ip
-    assert config.subnet_routes == [config.network.lan_cidr]
-    separate = _config({"remoteAccess.derp.stunIp": "192.168.0.221"})
-    assert separate.stun_ip == ipaddress.IPv4Address("192.168.0.221")
+def test_stun_shares_traefiks_ip_unless_it_has_its_own_and_the_router_routes_the_lan() -> None:
+    shared = _config({"remoteAccess.derp.stunIp": None})
+    assert shared.stun_ip == shared.network.traefik_ip
+    assert shared.subnet_routes == [shared.network.lan_cidr]
+    separate = _config({"remoteAccess.derp.stunIp": "192.168.0.222"})
+    assert separate.stun_ip == ipaddress.IPv4Address("192.168.0.222")
 
 
 def test_the_api_endpoint_is_the_vip_else_the_first_control_plane() -> None:

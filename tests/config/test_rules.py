@@ -203,9 +203,9 @@ CASES = [
     case(
         "stun-443-shared",
         stun_port_free_on_shared_ip,
-        {"remoteAccess.derp.stunPort": 443},
+        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": None},
         "remoteAccess.derp.stunPort",
-        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": "192.168.0.221"},
+        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": "192.168.0.222"},
     ),
     case(
         "stun-80-explicitly-shared",

@@ -37,7 +37,7 @@ def test_a_changed_config_changes_the_fingerprint() -> None:
     raw = stack_raw_config()
     changed = render_stack(
         "homelab",
-        overrides={"network": with_changes(raw["network"], {"traefikIp": "192.168.0.221"})},
+        overrides={"network": with_changes(raw["network"], {"traefikIp": "192.168.0.223"})},
     )
     assert base.fingerprint() != changed.fingerprint()
 
