@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.harness import (
     reference,
     reference_json,
     validate_kubernetes,
+    yaml_documents,
 )
 
 # API group of a custom resource -> its folder under the upstream reference.
@@ -210,6 +211,81 @@ def validate_helm_values(chart: str, values: Mapping[str, Any]) -> None:
     errors = helm_values_errors(chart, values)
     if errors:
         raise AssertionError(f"values for chart {chart!r} are invalid:\n  " + "\n  ".join(errors))
+
+
+# --- Talos machine configuration ------------------------------------------------------------
+
+Document = dict[str, Any]
+TALOS_SCHEMA = f"{UPSTREAM}/talos/config.schema.json"
+
+
+def patch_documents(apply: ResourceRecord) -> list[Document]:
+    return [d for patch in apply.input("configPatches") for d in yaml_documents(patch)]
+
+
+def v1alpha1_part(documents: list[Document]) -> Document:
+    """The v1alpha1 document: the only one without a `kind`."""
+    (found,) = [d for d in documents if "kind" not in d]
+    return found
+
+
+def of_kind(documents: list[Document], kind: str) -> list[Document]:
+    return [d for d in documents if d.get("kind") == kind]
+
+
+def strategic_merge(target: Document, patch: Document) -> None:
+    """Talos' strategic merge, as far as these patches use it (pkg/machinery/config/merge and
+    configpatcher @ v1.13.9): maps merge key by key, `{$patch: delete}` removes the key, lists
+    are appended."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and value.get("$patch") == "delete":
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            strategic_merge(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key] = target[key] + copy.deepcopy(value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def merged_machine_config(apply: ResourceRecord) -> list[Document]:
+    """The documents a node ends up with: its patches merged onto its role's generated config.
+
+    Documents are matched as configpatcher does: the v1alpha1 document by having no `kind`,
+    others by kind and (for named documents) name; an unmatched patch document is appended.
+    """
+    documents = yaml_documents(apply.input("machineConfigurationInput"))
+    for patch in patch_documents(apply):
+        key = (patch.get("kind"), patch.get("name"))
+        target = next((d for d in documents if (d.get("kind"), d.get("name")) == key), None)
+        if target is None:
+            target = {}
+            documents.append(target)
+        strategic_merge(target, patch)
+    return documents
+
+
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, f"{path}.{index}" if path else str(index))
+    else:
+        yield path, value
+
+
+def talos_config_errors(apply: ResourceRecord) -> list[str]:
+    """Every document of a node's final config (patches merged onto the generated base) that
+    breaks the Talos schema. Each document is checked on its own: the schema's top level is a
+    oneOf over document kinds (upstream/SOURCES.md)."""
+    validator = jsonschema.Draft202012Validator(reference_json(TALOS_SCHEMA))
+    errors: list[str] = []
+    for document in merged_machine_config(apply):
+        kind = document.get("kind", "v1alpha1")
+        errors += [f"{kind}: {m}" for m in _messages(validator.iter_errors(document))]
+    return errors
 
 
 # --- records of one component ----------------------------------------------------------------

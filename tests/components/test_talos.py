@@ -6,9 +6,8 @@ config schema, the provider's wire names); the component's own output is never t
 
 from __future__ import annotations
 
-import copy
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -21,6 +20,14 @@ from config.loader import validate_config
 from config.model import HomelabConfig, Node
 from homelab import engine, fakes
 from homelab.engine import Render, ResourceRecord
+from tests.contracts import (
+    leaves,
+    merged_machine_config,
+    of_kind,
+    patch_documents,
+    talos_config_errors,
+    v1alpha1_part,
+)
 from tests.harness import (
     homelab_render,
     reference_json,
@@ -38,8 +45,6 @@ KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 GET_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 GET_HEALTH = "talos:cluster/getHealth:getHealth"
 GET_TALOSCONFIG = "talos:client/getConfiguration:getConfiguration"
-
-Document = dict[str, Any]
 
 
 # --- configs and renders ---------------------------------------------------------------------
@@ -95,63 +100,6 @@ def applies_by_ip(render: Render) -> dict[str, ResourceRecord]:
     by_ip = {str(r.input("node")): r for r in applies}
     assert len(by_ip) == len(applies), "two applies target the same node"
     return by_ip
-
-
-def patch_documents(apply: ResourceRecord) -> list[Document]:
-    return [d for patch in apply.input("configPatches") for d in yaml_documents(patch)]
-
-
-def v1alpha1_part(documents: list[Document]) -> Document:
-    """The v1alpha1 document: the only one without a `kind`."""
-    (found,) = [d for d in documents if "kind" not in d]
-    return found
-
-
-def of_kind(documents: list[Document], kind: str) -> list[Document]:
-    return [d for d in documents if d.get("kind") == kind]
-
-
-def strategic_merge(target: Document, patch: Document) -> None:
-    """Talos' strategic merge, as far as these patches use it (pkg/machinery/config/merge and
-    configpatcher @ v1.13.9): maps merge key by key, `{$patch: delete}` removes the key, lists
-    are appended."""
-    for key, value in patch.items():
-        if isinstance(value, dict) and value.get("$patch") == "delete":
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            strategic_merge(target[key], value)
-        elif isinstance(value, list) and isinstance(target.get(key), list):
-            target[key] = target[key] + copy.deepcopy(value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
-def merged_machine_config(apply: ResourceRecord) -> list[Document]:
-    """The documents a node ends up with: its patches merged onto its role's generated config.
-
-    Documents are matched as configpatcher does: the v1alpha1 document by having no `kind`,
-    others by kind and (for named documents) name; an unmatched patch document is appended.
-    """
-    documents = yaml_documents(apply.input("machineConfigurationInput"))
-    for patch in patch_documents(apply):
-        key = (patch.get("kind"), patch.get("name"))
-        target = next((d for d in documents if (d.get("kind"), d.get("name")) == key), None)
-        if target is None:
-            target = {}
-            documents.append(target)
-        strategic_merge(target, patch)
-    return documents
-
-
-def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from leaves(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from leaves(item, f"{path}.{index}" if path else str(index))
-    else:
-        yield path, value
 
 
 def is_secret_material(value: Any) -> bool:
@@ -357,14 +305,11 @@ def test_every_node_config_validates_against_the_talos_schema(render_of: Any) ->
     v1alpha1.Config requires no keys, the multi-doc kinds require apiVersion/kind (and name
     for named ones), which the patches carry themselves.
     """
-    validator = Draft202012Validator(reference_json("upstream/talos/config.schema.json"))
     render: Render = render_of()
     applies = render.by_type(APPLY)
     assert applies
     for apply in applies:
-        for document in merged_machine_config(apply):
-            error = best_match(validator.iter_errors(document))
-            assert error is None, f"{apply.name}: {document}: {error.message if error else ''}"
+        assert talos_config_errors(apply) == [], apply.name
 
 
 def test_patches_without_directives_validate_on_their_own() -> None:
