@@ -1,0 +1,163 @@
+"""A lab must not collide with the real homelab on the shared LAN or in DNS.
+
+A lab runs on the same LAN as the homelab, so an address both claim (a node IP, the VIP, a MetalLB
+pool, Traefik's or STUN's LoadBalancer IP) would break the homelab the moment the lab comes up
+(ARP for the same IP from two clusters), and a shared name (node hostname, an exposed FQDN, the
+MagicDNS base domain, the cluster name that keys kubeconfig/talosconfig contexts) would hijack or
+overwrite the homelab's. The loader runs this for every stack whose environment is 'lab', against
+Pulumi.homelab.yaml in the project root; without that file there is nothing to collide with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from pydantic import ValidationError
+
+from config.model import HomelabConfig, parse_address_range
+from config.rules import NS, Problem
+
+HOMELAB_STACK: Final = "homelab"
+HOMELAB_STACK_FILE: Final = Path(__file__).resolve().parent.parent / "Pulumi.homelab.yaml"
+# Stand-ins for the homelab's secrets, which are irrelevant here (and encrypted in its file).
+_PLACEHOLDER_SECRETS: Final = {
+    "dnsApiToken": "placeholder",
+    "headplaneCookieSecret": "0" * 32,
+}
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """Addresses one config key claims on the LAN: `first..last` (one IP: first == last)."""
+
+    key: str
+    value: str
+    what: str
+    first: ipaddress.IPv4Address
+    last: ipaddress.IPv4Address
+
+    def overlaps(self, other: _Claim) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+def _single(key: str, what: str, ip: ipaddress.IPv4Address) -> _Claim:
+    return _Claim(key, str(ip), what, ip, ip)
+
+
+def address_claims(c: HomelabConfig) -> Iterator[_Claim]:
+    """Every LAN address a stack takes for itself (the gateway is shared, so it is not one)."""
+    for i, node in enumerate(c.cluster.nodes):
+        yield _single(f"cluster.nodes[{i}].ip", f"node {node.hostname}", node.ip)
+    if c.cluster.vip is not None:
+        yield _single("cluster.vip", "cluster VIP", c.cluster.vip)
+    for i, pool in enumerate(c.network.address_pools):
+        for j, entry in enumerate(pool.addresses):
+            first, last = parse_address_range(entry)
+            key = f"network.addressPools[{i}].addresses[{j}]"
+            yield _Claim(key, entry, f"MetalLB pool {pool.name!r}", first, last)
+    yield _single("network.traefikIp", "Traefik IP", c.network.traefik_ip)
+    if c.remote_access.derp.stun_ip is not None:
+        yield _single("remoteAccess.derp.stunIp", "STUN IP", c.remote_access.derp.stun_ip)
+
+
+def load_homelab(path: Path) -> HomelabConfig | Problem:
+    """The homelab's config from its stack file (secrets stubbed), or why it cannot be read."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+        config: dict[str, Any] = dict(document.get("config") or {})
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+        return Problem(path.name, "(unreadable)", f"cannot compare the lab with it: {error}")
+    raw = {
+        key.partition(":")[2]: value
+        for key, value in config.items()
+        if key.startswith(f"{NS}:") and not (isinstance(value, dict) and set(value) == {"secure"})
+    }
+    for key, placeholder in _PLACEHOLDER_SECRETS.items():
+        raw.pop(key, None)
+        raw[key] = placeholder
+    try:
+        return HomelabConfig.model_validate(raw)
+    except ValidationError as error:
+        return Problem(
+            path.name,
+            "(invalid)",
+            f"cannot compare the lab with it ({error.error_count()} errors); fix it first",
+        )
+
+
+def _address_collisions(lab: HomelabConfig, homelab: HomelabConfig) -> Iterator[Problem]:
+    theirs = list(address_claims(homelab))
+    for claim in address_claims(lab):
+        hits = [f"{o.what} ({o.value})" for o in theirs if claim.overlaps(o)]
+        if hits:
+            yield Problem(
+                f"{NS}:{claim.key}",
+                repr(claim.value),
+                f"collides with the homelab's {', '.join(hits)} in Pulumi.homelab.yaml; "
+                "a lab needs LAN addresses of its own",
+            )
+
+
+def _name_collisions(lab: HomelabConfig, homelab: HomelabConfig) -> Iterator[Problem]:
+    theirs = {n.hostname for n in homelab.cluster.nodes}
+    for i, node in enumerate(lab.cluster.nodes):
+        if node.hostname in theirs:
+            yield Problem(
+                f"{NS}:cluster.nodes[{i}].hostname",
+                repr(node.hostname),
+                "is a homelab node's hostname (Pulumi.homelab.yaml); pick another, e.g. "
+                f"'lab-{node.hostname}'",
+            )
+    if lab.cluster.name == homelab.cluster.name:
+        yield Problem(
+            f"{NS}:cluster.name",
+            repr(lab.cluster.name),
+            "is the homelab's cluster name; its kubeconfig/talosconfig contexts would replace "
+            "the homelab's, pick another",
+        )
+    shared_hosts = sorted(
+        {h.fqdn for h in lab.exposed_hosts()} & {h.fqdn for h in homelab.exposed_hosts()}
+    )
+    if shared_hosts:
+        yield Problem(
+            f"{NS}:domain",
+            repr(lab.domain),
+            f"gives hosts the homelab serves ({', '.join(shared_hosts)}); use a subdomain such "
+            f"as 'lab.{homelab.domain}'",
+        )
+    if lab.remote_access.magic_dns_base_domain == homelab.remote_access.magic_dns_base_domain:
+        yield Problem(
+            f"{NS}:remoteAccess.magicDnsBaseDomain",
+            repr(lab.remote_access.magic_dns_base_domain),
+            f"is the homelab's MagicDNS domain; use the lab's own, e.g. {_lab_magic_dns(lab, homelab)!r}",
+        )
+
+
+def _lab_magic_dns(lab: HomelabConfig, homelab: HomelabConfig) -> str:
+    domain = lab.domain if lab.domain != homelab.domain else f"lab.{homelab.domain}"
+    return f"ts.{domain}"
+
+
+def check_lab_isolation(
+    lab: HomelabConfig, *, stack: str, homelab_file: Path = HOMELAB_STACK_FILE
+) -> list[Problem]:
+    """Every collision of lab config `lab` (stack `stack`) with the homelab's stack file.
+
+    Nothing to check for a non-lab environment, for the homelab stack itself (comparing the file
+    with itself says nothing), or when the homelab file does not exist.
+    """
+    if not lab.lifecycle.is_lab or stack == HOMELAB_STACK or not homelab_file.exists():
+        return []
+    homelab = load_homelab(homelab_file)
+    if isinstance(homelab, Problem):
+        return [homelab]
+    problems: Iterable[Problem] = [
+        *_address_collisions(lab, homelab),
+        *_name_collisions(lab, homelab),
+    ]
+    return sorted(problems)
