@@ -11,7 +11,7 @@ Pulumi.homelab.yaml in the project root; without that file there is nothing to c
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -65,8 +65,8 @@ def address_claims(c: HomelabConfig) -> Iterator[_Claim]:
         yield _single("remoteAccess.derp.stunIp", "STUN IP", c.remote_access.derp.stun_ip)
 
 
-def load_homelab(path: Path) -> HomelabConfig | Problem:
-    """The homelab's config from its stack file (secrets stubbed), or why it cannot be read."""
+def load_stack_file(path: Path) -> HomelabConfig | Problem:
+    """A stack file's config (its secrets stubbed), or why it cannot be read."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
         config: dict[str, Any] = dict(document.get("config") or {})
@@ -90,57 +90,75 @@ def load_homelab(path: Path) -> HomelabConfig | Problem:
         )
 
 
-def _address_collisions(lab: HomelabConfig, homelab: HomelabConfig) -> Iterator[Problem]:
-    theirs = list(address_claims(homelab))
+@dataclass(frozen=True)
+class Neighbour:
+    """Another stack on the same LAN: its config, who it is, and the file it comes from."""
+
+    config: HomelabConfig
+    owner: str
+    file: str
+
+
+def _address_collisions(lab: HomelabConfig, other: Neighbour) -> Iterator[Problem]:
+    theirs = list(address_claims(other.config))
     for claim in address_claims(lab):
         hits = [f"{o.what} ({o.value})" for o in theirs if claim.overlaps(o)]
         if hits:
             yield Problem(
                 f"{NS}:{claim.key}",
                 repr(claim.value),
-                f"collides with the homelab's {', '.join(hits)} in Pulumi.homelab.yaml; "
+                f"collides with {other.owner}'s {', '.join(hits)} ({other.file}); "
                 "a lab needs LAN addresses of its own",
             )
 
 
-def _name_collisions(lab: HomelabConfig, homelab: HomelabConfig) -> Iterator[Problem]:
-    theirs = {n.hostname for n in homelab.cluster.nodes}
+def _name_collisions(lab: HomelabConfig, other: Neighbour) -> Iterator[Problem]:
+    theirs = {n.hostname for n in other.config.cluster.nodes}
     for i, node in enumerate(lab.cluster.nodes):
         if node.hostname in theirs:
             yield Problem(
                 f"{NS}:cluster.nodes[{i}].hostname",
                 repr(node.hostname),
-                "is a homelab node's hostname (Pulumi.homelab.yaml); pick another, e.g. "
-                f"'lab-{node.hostname}'",
+                f"is a node hostname of {other.owner} ({other.file}); pick another",
             )
-    if lab.cluster.name == homelab.cluster.name:
+    if lab.cluster.name == other.config.cluster.name:
         yield Problem(
             f"{NS}:cluster.name",
             repr(lab.cluster.name),
-            "is the homelab's cluster name; its kubeconfig/talosconfig contexts would replace "
-            "the homelab's, pick another",
+            f"is the cluster name of {other.owner} ({other.file}); its kubeconfig/talosconfig "
+            "contexts would be replaced, pick another",
         )
     shared_hosts = sorted(
-        {h.fqdn for h in lab.exposed_hosts()} & {h.fqdn for h in homelab.exposed_hosts()}
+        {h.fqdn for h in lab.exposed_hosts()} & {h.fqdn for h in other.config.exposed_hosts()}
     )
     if shared_hosts:
         yield Problem(
             f"{NS}:domain",
             repr(lab.domain),
-            f"gives hosts the homelab serves ({', '.join(shared_hosts)}); use a subdomain such "
-            f"as 'lab.{homelab.domain}'",
+            f"gives hosts {other.owner} serves ({', '.join(shared_hosts)}; {other.file}); use a "
+            f"subdomain of its own, e.g. 'lab.{other.config.domain}'",
         )
-    if lab.remote_access.magic_dns_base_domain == homelab.remote_access.magic_dns_base_domain:
+    base = lab.remote_access.magic_dns_base_domain
+    if base == other.config.remote_access.magic_dns_base_domain:
         yield Problem(
             f"{NS}:remoteAccess.magicDnsBaseDomain",
-            repr(lab.remote_access.magic_dns_base_domain),
-            f"is the homelab's MagicDNS domain; use the lab's own, e.g. {_lab_magic_dns(lab, homelab)!r}",
+            repr(base),
+            f"is the MagicDNS domain of {other.owner} ({other.file}); use the lab's own, e.g. "
+            f"'ts.<lab domain>'",
         )
 
 
-def _lab_magic_dns(lab: HomelabConfig, homelab: HomelabConfig) -> str:
-    domain = lab.domain if lab.domain != homelab.domain else f"lab.{homelab.domain}"
-    return f"ts.{domain}"
+def collisions(lab: HomelabConfig, other: Neighbour) -> list[Problem]:
+    """Every address and name `lab` would share with `other`, sorted."""
+    return sorted([*_address_collisions(lab, other), *_name_collisions(lab, other)])
+
+
+def check_against_file(lab: HomelabConfig, path: Path, owner: str) -> list[Problem]:
+    """Collisions of `lab` with the stack file at `path` (described as `owner` in messages)."""
+    other = load_stack_file(path)
+    if isinstance(other, Problem):
+        return [other]
+    return collisions(lab, Neighbour(other, owner, path.name))
 
 
 def check_lab_isolation(
@@ -153,11 +171,4 @@ def check_lab_isolation(
     """
     if not lab.lifecycle.is_lab or stack == HOMELAB_STACK or not homelab_file.exists():
         return []
-    homelab = load_homelab(homelab_file)
-    if isinstance(homelab, Problem):
-        return [homelab]
-    problems: Iterable[Problem] = [
-        *_address_collisions(lab, homelab),
-        *_name_collisions(lab, homelab),
-    ]
-    return sorted(problems)
+    return check_against_file(lab, homelab_file, "the homelab")

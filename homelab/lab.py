@@ -30,6 +30,8 @@ from typing import Any, Final, TextIO, TypeVar
 import pulumi.automation as auto
 import yaml
 
+from config.lab_guard import check_against_file, load_stack_file
+from config.rules import Problem
 from homelab import engine
 
 HOMELAB_STACK: Final = "homelab"
@@ -160,6 +162,34 @@ def _counts(changes: Mapping[Any, int] | None) -> str:
     return ", ".join(f"{count} {_op_name(op)}" for op, count in ordered)
 
 
+def _running_stacks(lab: Lab) -> set[str]:
+    """Stacks of the backend that currently have resources."""
+    workspace = _automation(
+        lambda: auto.LocalWorkspace(**_workspace_kwargs(lab.workspace_options()))
+    )
+    return {
+        s.name.rsplit("/", 1)[-1] for s in _automation(workspace.list_stacks) if s.resource_count
+    }
+
+
+def _refuse_collisions_with_running_labs(lab: Lab, name: str) -> None:
+    """Two labs on one LAN must not share addresses or names either (a copy of the template
+    would take over the running lab's machines). The homelab is the config loader's job."""
+    own = load_stack_file(lab.stack_file(name))
+    if isinstance(own, Problem):
+        return  # the program itself reports what is wrong with the config
+    problems: list[Problem] = []
+    for other in sorted(_running_stacks(lab) - {name, HOMELAB_STACK}):
+        if lab.stack_file(other).exists():
+            problems += check_against_file(own, lab.stack_file(other), f"lab {other!r}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LabError(
+            f"Pulumi.{name}.yaml collides with a running lab: {problems[0].line()}{more}; "
+            "give this lab its own addresses and names"
+        )
+
+
 def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
     """Create or update lab `name` (or only preview it), streaming Pulumi's progress."""
     _check_name(name)
@@ -175,7 +205,7 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
         shutil.copyfile(template, path)
         lab.say(
             f"Created {path.name} from the {template.name} template "
-            "(a second lab at the same time needs its own addresses: edit it)."
+            "(a lab running beside another needs its own addresses and names: edit it)."
         )
     environment = stack_environment(path)
     if environment != "lab":
@@ -183,6 +213,7 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
             f"{path.name} says environment {environment!r}; the lab commands only manage stacks "
             "with homelab:lifecycle.environment: lab"
         )
+    _refuse_collisions_with_running_labs(lab, name)
     stack = _automation(
         lambda: auto.create_or_select_stack(
             stack_name=name, work_dir=str(lab.root), opts=lab.workspace_options()

@@ -148,7 +148,17 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
+def _represent_other(dumper: yaml.SafeDumper, data: object) -> yaml.ScalarNode:
+    """Assets, archives and anything else the SDK hands over: named, with what locates them."""
+    detail = next(
+        (str(getattr(data, a)) for a in ("path", "uri", "text") if getattr(data, a, None)),
+        "",
+    )
+    return _represent_str(dumper, f"<{type(data).__name__} {detail}>".replace(" >", ">"))
+
+
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_multi_representer(object, _represent_other)
 
 
 def dump_yaml(value: Json) -> str:
@@ -431,7 +441,7 @@ def resources_text(render: Render) -> str:
 
 
 def _cell(value: Json) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text.replace("|", "\\|").replace("\n", " ")
 
 

@@ -164,7 +164,8 @@ def test_the_loader_refuses_a_colliding_lab_before_any_resource_exists() -> None
     lab = {f"homelab:{k}": v for k, v in with_changes(LAB, {"cluster.vip": "192.168.0.10"}).items()}
     with pytest.raises(engine.RenderError) as failure:
         engine.render("lab", config=lab, secret_keys=["homelab:dnsApiToken"])
-    assert "homelab:cluster.vip: '192.168.0.10' — collides with the homelab's cluster VIP" in str(
-        failure.value
+    assert (
+        "homelab:cluster.vip: '192.168.0.10' — collides with the homelab's cluster VIP (192.168.0.10)"
+        in str(failure.value)
     )
     assert failure.value.partial.resources == []

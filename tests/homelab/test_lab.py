@@ -14,7 +14,9 @@ from typing import Any
 import pulumi.automation as auto
 import pytest
 
+from config.lab_guard import load_stack_file
 from config.loader import validate_config
+from config.model import HomelabConfig
 from homelab import cli, engine, lab
 from homelab.engine import Render
 from tests.harness import stack_raw_config
@@ -156,7 +158,12 @@ def test_up_creates_the_config_from_the_template_and_streams_progress(
     result = run(project, "up", "demo")
     assert result.code == 0, result.err
     assert (project / "Pulumi.demo.yaml").read_bytes() == TEMPLATE.read_bytes()
-    assert automation.calls == [f"create_or_select_stack demo work_dir={project}", "up"]
+    assert automation.calls == [
+        "LocalWorkspace",
+        "list_stacks",
+        f"create_or_select_stack demo work_dir={project}",
+        "up",
+    ]
     assert "up progress line" in result.out
     assert "Lab 'demo' is up: 12 create." in result.out
 
@@ -165,7 +172,7 @@ def test_up_uses_the_same_backend_and_secrets_provider_as_scripts_up(
     project: Path, automation: Automation
 ) -> None:
     assert run(project, "up", "demo").code == 0
-    (options,) = automation.options
+    (options,) = automation.options  # the create_or_select_stack call
     state = project.parent / "state" / "homelab-pulumi"
     assert options.env_vars == {"PULUMI_BACKEND_URL": f"file://{state}"}
     assert state.is_dir()
@@ -238,6 +245,38 @@ def test_an_invalid_lab_name_is_refused(project: Path, automation: Automation, n
     assert result.code == 2
     assert "not valid" in result.err
     assert automation.calls == []
+
+
+def test_a_copy_of_the_template_is_refused_while_the_template_lab_runs(
+    project: Path, automation: Automation
+) -> None:
+    automation.stacks = [auto.StackSummary(name="lab", current=False, resource_count=12)]
+    result = run(project, "up", "demo")
+    assert result.code == 2
+    assert "collides with a running lab" in result.err
+    assert "lab 'lab'" in result.err
+    assert not any(c.startswith("create_or_select_stack") for c in automation.calls)
+
+
+def test_a_lab_with_its_own_addresses_runs_beside_another(
+    project: Path, automation: Automation
+) -> None:
+    automation.stacks = [auto.StackSummary(name="lab", current=False, resource_count=12)]
+    own = (
+        TEMPLATE.read_text()
+        .replace("192.168.0.5", "192.168.0.6")  # VIP and nodes
+        .replace("192.168.0.240-192.168.0.249", "192.168.0.200-192.168.0.209")
+        .replace("traefikIp: 192.168.0.240", "traefikIp: 192.168.0.200")
+        .replace("name: lab\n", "name: lab2\n")
+        .replace("lab-cp-", "lab2-cp-")
+        .replace("lab.sarma.love", "lab2.sarma.love")
+    )
+    (project / "Pulumi.lab2.yaml").write_text(own)
+    # A valid config, so the check below really compared the two labs.
+    assert isinstance(load_stack_file(project / "Pulumi.lab2.yaml"), HomelabConfig)
+    result = run(project, "up", "lab2")
+    assert result.code == 0, result.err
+    assert automation.calls[-1] == "up"
 
 
 # --- lab destroy -----------------------------------------------------------------------------

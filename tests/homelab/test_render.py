@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -305,6 +306,21 @@ def test_the_homelab_stack_with_sentinel_secrets_renders_none_of_them(tmp_path: 
     # The secret outputs are shown as redacted, not dropped.
     summary = (tmp_path / render.SUMMARY_FILE).read_text()
     assert f"| kubeconfig | {render.SECRET} |" in summary
+
+
+def test_assets_in_inputs_are_named_not_fatal() -> None:
+    script = record(
+        "command:local:Command",
+        "with-asset",
+        inputs={
+            "create": "true",
+            "assets": {"a": pulumi.StringAsset("x"), "b": pulumi.FileAsset("f.sh")},
+        },
+    )
+    command = yaml_documents(
+        render.render_files(synthetic_render([script]))["commands/with-asset.yaml"]
+    )
+    assert command[0]["assets"] == {"a": "<StringAsset x>", "b": "<FileAsset f.sh>"}
 
 
 # --- layout ----------------------------------------------------------------------------------
