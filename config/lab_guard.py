@@ -4,8 +4,9 @@ A lab runs on the same LAN as the homelab, so an address both claim (a node IP, 
 pool, Traefik's or STUN's LoadBalancer IP) would break the homelab the moment the lab comes up
 (ARP for the same IP from two clusters), and a shared name (node hostname, an exposed FQDN, the
 MagicDNS base domain, the cluster name that keys kubeconfig/talosconfig contexts) would hijack or
-overwrite the homelab's. The loader runs this for every stack whose environment is 'lab', against
-Pulumi.homelab.yaml in the project root; without that file there is nothing to collide with.
+overwrite the homelab's. The loader runs this for every lab stack (environment 'lab', with its own
+Pulumi.<stack>.yaml), against Pulumi.homelab.yaml in the project root; without that file there is
+nothing to collide with.
 """
 
 from __future__ import annotations
@@ -166,9 +167,13 @@ def check_lab_isolation(
 ) -> list[Problem]:
     """Every collision of lab config `lab` (stack `stack`) with the homelab's stack file.
 
-    Nothing to check for a non-lab environment, for the homelab stack itself (comparing the file
-    with itself says nothing), or when the homelab file does not exist.
+    Labs are stacks with their own Pulumi.<stack>.yaml beside the homelab's; nothing is checked
+    for a non-lab environment, for the homelab stack itself (comparing the file with itself says
+    nothing), for config that is not a stack file of the project (a test's in-memory variant), or
+    when the homelab file does not exist.
     """
     if not lab.lifecycle.is_lab or stack == HOMELAB_STACK or not homelab_file.exists():
+        return []
+    if not (homelab_file.parent / f"Pulumi.{stack}.yaml").exists():
         return []
     return check_against_file(lab, homelab_file, "the homelab")

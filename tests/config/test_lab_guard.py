@@ -25,6 +25,10 @@ def lab_config(changes: dict[str, Any] | None = None) -> HomelabConfig:
 
 
 def collisions(config: HomelabConfig, homelab_file: Path = HOMELAB_STACK_FILE) -> list[Problem]:
+    """Collisions of `config` as stack `lab`, whose stack file sits beside `homelab_file`."""
+    lab_file = homelab_file.parent / "Pulumi.lab.yaml"
+    if not lab_file.exists():
+        lab_file.write_text(engine.stack_file("lab").read_text())
     return check_lab_isolation(config, stack="lab", homelab_file=homelab_file)
 
 
@@ -137,8 +141,15 @@ def test_only_labs_are_checked() -> None:
     as_lab = validate_config(with_changes(HOMELAB, {"lifecycle": {"environment": "lab"}}))
     # The homelab stack itself is not compared with its own file ...
     assert check_lab_isolation(as_lab, stack="homelab") == []
-    # ... but the same config under another stack name collides everywhere.
-    assert len(check_lab_isolation(as_lab, stack="copy")) >= 8
+    # ... but the same config as another stack of the project collides everywhere.
+    assert len(check_lab_isolation(as_lab, stack="lab")) >= 8
+
+
+def test_config_that_is_not_a_stack_of_the_project_is_not_checked() -> None:
+    # A test's in-memory variant (e.g. the homelab config flipped to 'lab') is no lab on the LAN.
+    as_lab = validate_config(with_changes(HOMELAB, {"lifecycle": {"environment": "lab"}}))
+    assert not engine.stack_file("variant").exists()
+    assert check_lab_isolation(as_lab, stack="variant") == []
 
 
 def test_encrypted_values_in_the_homelab_file_do_not_stop_the_check(tmp_path: Path) -> None:
