@@ -168,17 +168,23 @@ def test_a_new_unannotated_pin_would_be_reported(tmp_path: Path) -> None:
         ".github/workflows/preview.yml",
         ".github/workflows/deploy.yml",
         ".github/workflows/drift.yml",
-        ".github/workflows/test.yml",
-        "scripts/test",
-        "scripts/up",
     ],
 )
-def test_tool_versions_in_workflows_and_scripts_are_tracked(relative: str) -> None:
-    text = (ROOT / relative).read_text()
-    tracked = {d.current_value for d in dependencies(relative)}
-    for version in re.findall(r'(?:version: |uv==)"?([0-9]+\.[0-9]+\.[0-9]+)', text):
-        assert version in tracked, (relative, version)
-    assert tracked, relative
+def test_the_pulumi_cli_version_in_workflows_is_tracked(relative: str) -> None:
+    versions = re.findall(r'pulumi-version: "([^"]+)"', (ROOT / relative).read_text())
+    assert versions, relative
+    tracked = {(d.dep_name, d.current_value) for d in dependencies(relative)}
+    for version in versions:
+        assert ("pulumi/pulumi", version) in tracked
+
+
+@pytest.mark.parametrize("relative", ["scripts/test", "scripts/up"])
+def test_the_uv_version_the_scripts_install_is_tracked(relative: str) -> None:
+    versions = re.findall(r'"uv==([^"]+)"', (ROOT / relative).read_text())
+    assert versions, relative
+    tracked = {(d.datasource, d.dep_name, d.current_value) for d in dependencies(relative)}
+    for version in versions:
+        assert ("pypi", "uv", version) in tracked
 
 
 def test_talos_and_kubernetes_and_headscale_and_headplane_are_grouped() -> None:
