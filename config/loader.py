@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from config.lab_guard import check_lab_isolation
 from config.model import HomelabConfig
 from config.rules import NS, Problem, check_rules
 
@@ -270,6 +271,10 @@ def load_stack_config() -> HomelabConfig:
     """The validated config of the running stack; a user mistake becomes a `pulumi.RunError`."""
     raw, plaintext = read_raw_config()
     try:
-        return validate_config(raw, plaintext_keys=plaintext)
+        config = validate_config(raw, plaintext_keys=plaintext)
+        # A lab must not collide with the real homelab (config/lab_guard.py).
+        if collisions := check_lab_isolation(config, stack=pulumi.get_stack()):
+            raise ConfigError(collisions)
+        return config
     except ConfigError as error:
         raise pulumi.RunError(error.render()) from None

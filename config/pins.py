@@ -10,34 +10,46 @@ from typing import Final
 
 # Talos Linux. The installer image and the machine-config contract both follow this pin
 # (components.md 1.4 #5: set talos_version on Secrets and on the configuration data source).
+# renovate: talos-installer (bumped from the tags of TALOS_INSTALLER_IMAGE, which are Talos versions)
 TALOS_VERSION: Final = "v1.13.9"
 # Talos v1.13.9 ships Kubernetes 1.36.3 (siderolabs/talos hack/release.toml @ v1.13.9).
+# renovate: datasource=docker depName=ghcr.io/siderolabs/kubelet extractVersion=^v(?<version>.+)$
 KUBERNETES_VERSION: Final = "1.36.3"
 TALOS_INSTALLER_IMAGE: Final = "ghcr.io/siderolabs/installer"
 
 # Helm charts: (repository, chart, version).
+# renovate: datasource=helm depName=metallb
 METALLB_CHART_REPO: Final = "https://metallb.github.io/metallb"
 METALLB_CHART_VERSION: Final = "0.16.1"
+# renovate: datasource=helm depName=traefik
 TRAEFIK_CHART_REPO: Final = "https://traefik.github.io/charts"
 TRAEFIK_CHART_VERSION: Final = "41.3.0"
 # cert-manager chart versions carry a leading "v" (components.md section 7).
+# renovate: datasource=helm depName=cert-manager
 CERT_MANAGER_CHART_REPO: Final = "https://charts.jetstack.io"
 CERT_MANAGER_CHART_VERSION: Final = "v1.21.1"
+# renovate: datasource=helm depName=reflector
 REFLECTOR_CHART_REPO: Final = "https://emberstack.github.io/helm-charts"
 REFLECTOR_CHART_VERSION: Final = "10.0.63"
 # Storage: local-path-provisioner v0.0.37 is the newest release tag (rancher/local-path-provisioner
 # @ v0.0.37 (49b2be8e) : deploy/local-path-storage.yaml uses this image); its helper pod runs busybox,
 # pinned here instead of upstream's untagged `docker.io/library/busybox`.
+# renovate: datasource=docker
 LOCAL_PATH_PROVISIONER_IMAGE: Final = "docker.io/rancher/local-path-provisioner:v0.0.37"
+# renovate: datasource=docker
 LOCAL_PATH_HELPER_IMAGE: Final = "docker.io/library/busybox:1.37.0"
 # Grafana's chart moved from grafana/helm-charts (deprecated at 10.5.15, 2026-01-30) to
 # grafana-community/helm-charts; 12.11.1 is its newest tag (charts/grafana/Chart.yaml, app 13.2.0).
+# renovate: datasource=helm depName=grafana
 GRAFANA_CHART_REPO: Final = "https://grafana-community.github.io/helm-charts"
 GRAFANA_CHART_VERSION: Final = "12.11.1"
 
 # Container images.
 # Headscale 0.28.0 + Headplane 0.6.3 is the only pair a stable Headplane declares support for
 # (components.md section 0, "Headscale <-> Headplane compatibility decision").
+# renovate: datasource=docker
 HEADSCALE_IMAGE: Final = "docker.io/headscale/headscale:0.28.0"
+# renovate: datasource=docker
 HEADPLANE_IMAGE: Final = "ghcr.io/tale/headplane:0.6.3"
+# renovate: datasource=docker
 TAILSCALE_IMAGE: Final = "ghcr.io/tailscale/tailscale:v1.102.3"

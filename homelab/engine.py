@@ -71,6 +71,8 @@ class ResourceRecord:
     inputs: Mapping[str, Json]
     secret_paths: tuple[str, ...]
     outputs: Mapping[str, Json] = field(default_factory=dict)
+    # `import_` adopts a resource that already exists: a stack that imports depends on leftovers.
+    import_id: str | None = None
 
     def input(self, path: str) -> Json:
         """The input at a dotted path, e.g. `metadata.name` or `spec.ports.0.port`."""
@@ -93,6 +95,17 @@ class InvokeRecord:
     depends_on: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ReadRecord:
+    """A resource the program reads instead of creating (`Resource.get`, `StackReference`)."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    parent: str | None
+
+
 @dataclass
 class Render:
     """Everything one run of the program registered."""
@@ -103,6 +116,7 @@ class Render:
     outputs: dict[str, Json]
     output_secret_paths: tuple[str, ...]
     component_outputs: dict[str, dict[str, Json]]
+    reads: list[ReadRecord] = field(default_factory=list)
 
     def by_type(self, type_token: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_token]
@@ -220,6 +234,7 @@ class RecordingMonitor(MockMonitor):
         self.records: list[ResourceRecord] = []
         self.invoke_records: list[InvokeRecord] = []
         self.resource_outputs: dict[str, tuple[Json, tuple[str, ...]]] = {}
+        self.read_records: list[ReadRecord] = []
         self._registered_outputs: dict[str, Json] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -262,6 +277,20 @@ class RecordingMonitor(MockMonitor):
                 inputs=inputs,
                 secret_paths=secret_paths,
                 outputs=plain(self.resources[urn].state) if urn in self.resources else {},
+                import_id=request.importId or None,
+            )
+        )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().ReadResource(request)  # type: ignore[no-untyped-call]
+        self.read_records.append(
+            ReadRecord(
+                type=request.type,
+                name=request.name,
+                urn=self.make_urn(request.parent, request.type, request.name),
+                id=request.id,
+                parent=request.parent or None,
             )
         )
         return response
@@ -410,6 +439,7 @@ def _collect(stack: str, monitor: RecordingMonitor) -> Render:
         component_outputs={
             urn: value for urn, (value, _) in sorted(monitor.resource_outputs.items())
         },
+        reads=sorted(monitor.read_records, key=lambda r: r.urn),
     )
 
 

@@ -1,0 +1,130 @@
+"""`python -m homelab`: the offline render and the lab commands.
+
+    python -m homelab render [--stack homelab] [--out rendered/homelab]
+    python -m homelab render --update-golden      regenerate tests/golden/homelab + docs/architecture.md
+    python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
+    python -m homelab lab up|preview|destroy NAME  [--force-homelab]
+    python -m homelab lab list
+
+Errors a user can fix are one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from homelab import engine, lab, render
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m homelab", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render_cmd = commands.add_parser(
+        "render", help="write what a stack would create, offline (no cluster, no secrets)"
+    )
+    render_cmd.add_argument("--stack", default="homelab", help="stack (Pulumi.<stack>.yaml)")
+    render_cmd.add_argument("--out", type=Path, help="output directory (default rendered/<stack>)")
+    render_cmd.add_argument(
+        "--update-golden",
+        action="store_true",
+        help="render the homelab stack into tests/golden/homelab and docs/architecture.md",
+    )
+
+    diff_cmd = commands.add_parser(
+        "render-diff", help="a Markdown comment with the diff between two render directories"
+    )
+    diff_cmd.add_argument("base", type=Path, help="render of the base (missing: empty)")
+    diff_cmd.add_argument("head", type=Path, help="render of the pull request")
+    diff_cmd.add_argument("--stack", default="homelab", help="stack name shown in the comment")
+    diff_cmd.add_argument("--out", type=Path, help="write the comment here (default: stdout)")
+    diff_cmd.add_argument("--diff-out", type=Path, help="also write the full unified diff here")
+
+    lab_cmd = commands.add_parser("lab", help="create, preview, destroy and list lab stacks")
+    lab_actions = lab_cmd.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("up", "create or update a lab"),
+        ("preview", "preview a lab's changes"),
+        ("destroy", "destroy a lab and remove its stack"),
+    ):
+        sub = lab_actions.add_parser(action, help=help_text)
+        sub.add_argument("name", help="lab stack name; its config is Pulumi.<name>.yaml")
+        if action == "destroy":
+            sub.add_argument(
+                "--force-homelab",
+                action="store_true",
+                help="allow destroying the real homelab (environment 'homelab')",
+            )
+    lab_actions.add_parser("list", help="list stacks and stack files with their environment")
+    return parser
+
+
+def _render(args: argparse.Namespace, out: TextIO) -> int:
+    stack: str = args.stack
+    target: Path = args.out or engine.PROJECT_ROOT / "rendered" / stack
+    if args.update_golden:
+        if stack != "homelab" or args.out is not None:
+            raise render.RenderOutputError("--update-golden renders the homelab stack only")
+        target = render.GOLDEN_DIR
+    if not engine.stack_file(stack).exists():
+        raise render.RenderOutputError(f"no stack file {engine.stack_file(stack).name}")
+    result = engine.render(stack)
+    files = render.render_files(result)
+    render.write_files(files, target)
+    print(f"Wrote {len(files)} files to {target}", file=out)
+    if args.update_golden:
+        render.ARCHITECTURE_DOC.parent.mkdir(parents=True, exist_ok=True)
+        render.ARCHITECTURE_DOC.write_text(render.architecture_markdown(result), encoding="utf-8")
+        print(f"Wrote {render.ARCHITECTURE_DOC}", file=out)
+    return 0
+
+
+def _render_diff(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.head.is_dir():
+        raise render.RenderOutputError(f"no render at {args.head}")
+    base, head = render.read_render(args.base), render.read_render(args.head)
+    comment = render.diff_comment(base, head, stack=args.stack)
+    if args.diff_out is not None:
+        args.diff_out.write_text(render.unified_diff(base, head)[0], encoding="utf-8")
+    if args.out is None:
+        out.write(comment)
+    else:
+        args.out.write_text(comment, encoding="utf-8")
+    return 0
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    lab_context: lab.Lab | None = None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            return _render(args, out)
+        if args.command == "render-diff":
+            return _render_diff(args, out)
+        context = lab_context or lab.Lab(out=out)
+        if args.action == "list":
+            return lab.list_labs(context)
+        if args.action == "destroy":
+            return lab.destroy(context, args.name, force_homelab=args.force_homelab)
+        return lab.up(context, args.name, preview_only=args.action == "preview")
+    except engine.RenderError as error:
+        # A config error is already one line per problem (config/loader.py).
+        print(f"error: {error}", file=err)
+        return 2
+    except (render.RenderOutputError, lab.LabError) as error:
+        print(f"error: {error}", file=err)
+        return 2
+    except lab.LabOperationError as error:
+        print(f"error: the Pulumi operation failed: {error}", file=err)
+        return 1

@@ -1,0 +1,752 @@
+"""The offline render: everything a stack would create, as plain files a pull request can diff.
+
+`python -m homelab render --stack homelab --out rendered/homelab` runs the real `__main__.py` under
+the recording engine (homelab/engine.py): no cluster, no Pulumi CLI or account, and no secrets
+(`secure:` config values are replaced by the engine's sentinels, which the render then redacts).
+It writes, sorted and byte-identical for the same code and config:
+
+    SUMMARY.md                  counts per component and type, Helm releases, port forwards, outputs
+    RESOURCES.txt               every resource as a tree, with the options that matter on destroy
+    architecture.md             the component graph (Mermaid), also kept in docs/architecture.md
+    kubernetes/<namespace>.yaml every Kubernetes object as a manifest (_cluster.yaml: cluster-scoped)
+    helm/<release>.yaml         each Helm release: chart, repository, version, namespace, values
+    talos/<name>.yaml           Talos machine-config patches (configuration applies and data sources)
+    commands/<name>.yaml        each pulumi-command resource's scripts (create, update, delete, ...)
+    resources/<component>.yaml  the inputs of every other resource (providers, Talos secrets, ...)
+    invokes.yaml                the data sources the program calls (other than Talos configuration)
+
+Every value at a secret path of a record (`record.secret_paths`) becomes "[secret]", and so do the
+inputs the real providers mark secret but the mock engine cannot (PROVIDER_SECRET_INPUTS).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from pulumi.runtime import rpc
+
+from homelab import engine
+from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
+
+SECRET: Final = "[secret]"
+COMPUTED: Final = "[computed]"
+SUMMARY_FILE: Final = "SUMMARY.md"
+SUMMARY_TITLE: Final = "# Offline render of stack"
+GOLDEN_DIR: Final = engine.PROJECT_ROOT / "tests" / "golden" / "homelab"
+ARCHITECTURE_DOC: Final = engine.PROJECT_ROOT / "docs" / "architecture.md"
+REGENERATE_COMMAND: Final = "uv run python -m homelab render --update-golden"
+ARCHITECTURE_START: Final = "<!-- architecture:start -->"
+ARCHITECTURE_END: Final = "<!-- architecture:end -->"
+
+# Inputs the real providers mark secret (provider schemas and SDKs; components.md 1.2 "Secrecy")
+# while the mock engine does not honour provider-side secrecy: redacted too, so the render never
+# shows what the real engine would hide. A Talos client configuration is redacted whole: its key is
+# secret and its certificates are only noise in a review.
+PROVIDER_SECRET_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "pulumi:providers:kubernetes": ("kubeconfig",),
+    "talos:machine/configurationApply:ConfigurationApply": (
+        "machineConfigurationInput",
+        "clientConfiguration",
+    ),
+    "talos:machine/bootstrap:Bootstrap": ("clientConfiguration",),
+    "talos:cluster/kubeconfig:Kubeconfig": ("clientConfiguration",),
+    "talos:machine/getConfiguration:getConfiguration": ("machineSecrets",),
+    "talos:client/getConfiguration:getConfiguration": ("clientConfiguration",),
+    "talos:cluster/getHealth:getHealth": ("clientConfiguration",),
+    "talos:cluster/getKubeconfig:getKubeconfig": ("clientConfiguration",),
+    "talos:machine/getDisks:getDisks": ("clientConfiguration",),
+}
+
+CONFIGURATION_APPLY: Final = "talos:machine/configurationApply:ConfigurationApply"
+MACHINE_CONFIGURATION: Final = "talos:machine/getConfiguration:getConfiguration"
+HELM_PREFIX: Final = "kubernetes:helm.sh/"
+COMMAND_PREFIX: Final = "command:"
+
+# Kinds without a namespace (Kubernetes API discovery; cert-manager and MetalLB CRDs as installed).
+CLUSTER_SCOPED_KINDS: Final = frozenset(
+    {
+        "APIService",
+        "CSIDriver",
+        "ClusterIssuer",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "PersistentVolume",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+    }
+)
+
+
+class RenderOutputError(Exception):
+    """The output directory cannot be used (it holds something other than a previous render)."""
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+def redact(value: Json, secret_paths: Iterable[str], path: str = "") -> Json:
+    """`value` with every value at a secret path replaced by "[secret]".
+
+    Paths are built exactly as the engine builds them (`parent.key`, list indexes as digits), so
+    keys that contain dots (annotations such as `metallb.io/address-pool`) match too.
+    """
+    secrets = secret_paths if isinstance(secret_paths, frozenset) else frozenset(secret_paths)
+    if path in secrets:
+        return SECRET
+    if isinstance(value, Mapping):
+        return {
+            str(k): redact(v, secrets, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, secrets, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+    if value == rpc.UNKNOWN:
+        return COMPUTED
+    return value
+
+
+def _secret_paths(type_token: str, recorded: Sequence[str]) -> frozenset[str]:
+    return frozenset(recorded) | frozenset(PROVIDER_SECRET_INPUTS.get(type_token, ()))
+
+
+def redacted_inputs(record: ResourceRecord) -> dict[str, Json]:
+    """The record's inputs with secrets redacted and Pulumi-internal (`__`) keys dropped."""
+    value = redact(dict(record.inputs), _secret_paths(record.type, record.secret_paths))
+    return {k: v for k, v in value.items() if not k.startswith("__")}
+
+
+def redacted_args(invoke: InvokeRecord) -> dict[str, Json]:
+    value = redact(dict(invoke.args), _secret_paths(invoke.token, invoke.secret_paths))
+    return {k: v for k, v in value.items() if not k.startswith("__")}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Sorted keys, no anchors, multi-line strings (scripts, patches) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+def _represent_other(dumper: yaml.SafeDumper, data: object) -> yaml.ScalarNode:
+    """Assets, archives and anything else the SDK hands over: named, with what locates them."""
+    detail = next(
+        (str(getattr(data, a)) for a in ("path", "uri", "text") if getattr(data, a, None)),
+        "",
+    )
+    return _represent_str(dumper, f"<{type(data).__name__} {detail}>".replace(" >", ">"))
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_multi_representer(object, _represent_other)
+
+
+def dump_yaml(value: Json) -> str:
+    text: str = yaml.dump(
+        value,
+        Dumper=_Dumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,  # never fold long lines: a one-word change stays a one-line diff
+    )
+    return text
+
+
+def _documents(parts: Iterable[tuple[str, Json]]) -> str:
+    """A multi-document YAML file; each document introduced by a comment naming its source."""
+    chunks = [f"---\n# {comment}\n{dump_yaml(body)}" for comment, body in parts]
+    return "".join(chunks)
+
+
+def _parse_patch(patch: Json) -> Json:
+    """A Talos config patch (a YAML/JSON string, possibly multi-document) as data, for reading."""
+    if not isinstance(patch, str) or patch in (SECRET, COMPUTED):
+        return patch
+    try:
+        documents = [d for d in yaml.safe_load_all(patch) if d is not None]
+    except yaml.YAMLError:
+        return patch
+    return documents[0] if len(documents) == 1 else documents
+
+
+# --- the resource tree -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tree:
+    """Parent/child lookups over one render (the engine's `ancestors` walks a list each step)."""
+
+    render: Render
+
+    def by_urn(self) -> dict[str, ResourceRecord]:
+        return {r.urn: r for r in self.render.resources}
+
+    def top(self, record: ResourceRecord) -> ResourceRecord:
+        """The record's top-level ancestor: the component `__main__.py` created it under."""
+        found = record
+        for ancestor in self.render.ancestors(record):
+            found = ancestor
+        return found
+
+    def name_path(self, record: ResourceRecord) -> str:
+        names = [a.name for a in reversed(list(self.render.ancestors(record)))]
+        return "/".join([*names, record.name])
+
+
+def _provider_urn(reference: str | None) -> str | None:
+    """A provider reference is `<urn>::<id>`; the URN itself contains `::` separators."""
+    if not reference:
+        return None
+    return reference.rpartition("::")[0] or reference
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "unnamed"
+
+
+class _FileNames:
+    """Unique, stable file names: the first (in URN order) gets the plain name."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def allocate(self, folder: str, stem: str, qualifier: str) -> str:
+        candidate = f"{folder}/{_safe_name(stem)}.yaml"
+        if candidate in self._used:
+            candidate = f"{folder}/{_safe_name(stem)}-{_safe_name(qualifier)}.yaml"
+        counter = 2
+        base = candidate.removesuffix(".yaml")
+        while candidate in self._used:
+            candidate = f"{base}-{counter}.yaml"
+            counter += 1
+        self._used.add(candidate)
+        return candidate
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+
+def is_kubernetes_object(record: ResourceRecord) -> bool:
+    """A plain Kubernetes object (not a provider, Helm release or chart)."""
+    return (
+        record.custom
+        and record.type.startswith("kubernetes:")
+        and not record.type.startswith(HELM_PREFIX)
+        and record.type != "pulumi:providers:kubernetes"
+    )
+
+
+def kubernetes_manifest(record: ResourceRecord) -> tuple[dict[str, Json], bool]:
+    """The manifest a record applies, and whether Pulumi would generate `metadata.name`."""
+    body = redacted_inputs(record)
+    group_version, _, kind = record.type.removeprefix("kubernetes:").rpartition(":")
+    group, _, version = group_version.partition("/")
+    body.setdefault("apiVersion", version if group == "core" else f"{group}/{version}")
+    body.setdefault("kind", kind)
+    metadata = body.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+    autonamed = "name" not in metadata
+    metadata.setdefault("name", record.name)
+    body["metadata"] = metadata
+    return body, autonamed
+
+
+def _kubernetes_file(manifest: Mapping[str, Json]) -> str:
+    kind = str(manifest.get("kind", ""))
+    metadata = manifest.get("metadata") or {}
+    if kind == "Namespace":
+        # A Namespace sits at the top of the file of what it contains.
+        return f"kubernetes/{_safe_name(str(metadata.get('name')))}.yaml"
+    if kind in CLUSTER_SCOPED_KINDS:
+        return "kubernetes/_cluster.yaml"
+    return f"kubernetes/{_safe_name(str(metadata.get('namespace') or 'default'))}.yaml"
+
+
+def _kubernetes_files(tree: Tree) -> dict[str, str]:
+    grouped: dict[str, list[tuple[tuple[Any, ...], str, Json]]] = defaultdict(list)
+    for record in tree.render.resources:
+        if not is_kubernetes_object(record):
+            continue
+        manifest, autonamed = kubernetes_manifest(record)
+        comment = f"{tree.name_path(record)} ({record.type})"
+        if autonamed:
+            comment += "; Pulumi adds a random suffix to metadata.name"
+        kind = str(manifest.get("kind"))
+        name = str((manifest.get("metadata") or {}).get("name"))
+        key = (kind != "Namespace", kind, name, record.urn)
+        grouped[_kubernetes_file(manifest)].append((key, comment, manifest))
+    return {
+        path: _documents((comment, body) for _, comment, body in sorted(items))
+        for path, items in grouped.items()
+    }
+
+
+# --- Helm, Talos, commands, everything else --------------------------------------------------
+
+_HELM_MAIN_KEYS: Final = frozenset({"chart", "version", "repositoryOpts", "namespace", "values"})
+
+
+def helm_release(record: ResourceRecord) -> dict[str, Json]:
+    """A Helm release (v3 Release or v4 Chart) as chart, repository, version, namespace, values."""
+    inputs = redacted_inputs(record)
+    repository = inputs.get("repositoryOpts") or {}
+    return {
+        "release": inputs.get("name") or record.name,
+        "chart": inputs.get("chart"),
+        "repository": repository.get("repo") if isinstance(repository, Mapping) else repository,
+        "version": inputs.get("version"),
+        "namespace": inputs.get("namespace"),
+        "values": inputs.get("values") or {},
+        "options": {k: v for k, v in inputs.items() if k not in _HELM_MAIN_KEYS},
+    }
+
+
+def talos_apply(record: ResourceRecord) -> dict[str, Json]:
+    inputs = redacted_inputs(record)
+    patches = inputs.get("configPatches")
+    if isinstance(patches, list):
+        inputs["configPatches"] = [_parse_patch(p) for p in patches]
+    return inputs
+
+
+def talos_machine_configuration(invoke: InvokeRecord) -> dict[str, Json]:
+    args = redacted_args(invoke)
+    patches = args.get("configPatches")
+    if isinstance(patches, list):
+        args["configPatches"] = [_parse_patch(p) for p in patches]
+    return args
+
+
+def _is_component_without_inputs(record: ResourceRecord) -> bool:
+    return not record.custom and not record.inputs
+
+
+def _resource_files(tree: Tree, names: _FileNames) -> dict[str, str]:
+    files: dict[str, str] = {}
+    others: dict[str, list[tuple[str, str, Json]]] = defaultdict(list)
+    for record in tree.render.resources:  # sorted by URN by the engine
+        comment = f"{tree.name_path(record)} ({record.type})"
+        if is_kubernetes_object(record) or _is_component_without_inputs(record):
+            continue
+        if record.type.startswith(HELM_PREFIX):
+            path = names.allocate("helm", record.name, tree.top(record).name)
+            files[path] = _documents([(comment, helm_release(record))])
+        elif record.type == CONFIGURATION_APPLY:
+            path = names.allocate("talos", record.name, tree.top(record).name)
+            files[path] = _documents([(comment, talos_apply(record))])
+        elif record.type.startswith(COMMAND_PREFIX):
+            path = names.allocate("commands", record.name, tree.top(record).name)
+            files[path] = _documents([(comment, redacted_inputs(record))])
+        else:
+            top = tree.top(record)
+            body = {"type": record.type, "name": record.name, "inputs": redacted_inputs(record)}
+            others[f"resources/{_safe_name(top.name)}.yaml"].append((record.urn, comment, body))
+    for path, items in others.items():
+        files[path] = _documents((comment, body) for _, comment, body in sorted(items))
+    return files
+
+
+def _invoke_files(render: Render, names: _FileNames) -> dict[str, str]:
+    files: dict[str, str] = {}
+    other: list[Json] = []
+    for invoke in render.invokes:  # sorted by (token, args) by the engine
+        if invoke.token == MACHINE_CONFIGURATION:
+            stem = "machine-configuration-{}-{}".format(
+                invoke.args.get("clusterName", ""), invoke.args.get("machineType", "")
+            )
+            path = names.allocate("talos", stem, "invoke")
+            files[path] = _documents(
+                [(f"data source {invoke.token}", talos_machine_configuration(invoke))]
+            )
+        else:
+            other.append({"token": invoke.token, "args": redacted_args(invoke)})
+    if other:
+        files["invokes.yaml"] = dump_yaml(other)
+    return files
+
+
+# --- RESOURCES.txt ---------------------------------------------------------------------------
+
+
+def _flags(tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord]) -> list[str]:
+    flags: list[str] = []
+    if record.protect:
+        flags.append("protect")
+    if record.retain_on_delete:
+        flags.append("retain-on-delete")
+    if record.delete_before_replace:
+        flags.append("delete-before-replace")
+    if record.deleted_with:
+        target = by_urn.get(record.deleted_with)
+        flags.append(f"deleted-with={tree.name_path(target) if target else record.deleted_with}")
+    if record.import_id:
+        flags.append(f"import={record.import_id}")
+    if record.ignore_changes:
+        flags.append("ignore-changes=" + ",".join(sorted(record.ignore_changes)))
+    if record.replace_on_changes:
+        flags.append("replace-on-changes=" + ",".join(sorted(record.replace_on_changes)))
+    flags.extend(f"timeout-{k}={v}" for k, v in sorted(record.custom_timeouts.items()))
+    return flags
+
+
+def resources_text(render: Render) -> str:
+    """Every resource as an indented tree (sorted by name), flagged with destroy-relevant options."""
+    tree = Tree(render)
+    by_urn = tree.by_urn()
+    children: dict[str | None, list[ResourceRecord]] = defaultdict(list)
+    for record in render.resources:
+        parent = record.parent if record.parent in by_urn else None
+        children[parent].append(record)
+    lines = [
+        f"# Every resource of stack {render.stack!r}: name (type) [options]; generated, do not edit.",
+    ]
+
+    def walk(parent: str | None, depth: int) -> None:
+        for record in sorted(children[parent], key=lambda r: (r.name, r.type)):
+            flags = _flags(tree, record, by_urn)
+            suffix = f" [{', '.join(flags)}]" if flags else ""
+            lines.append(f"{'  ' * depth}{record.name} ({record.type}){suffix}")
+            walk(record.urn, depth + 1)
+
+    walk(None, 0)
+    if render.reads:
+        lines.append("")
+        lines.append("# Read, not created (these depend on something that already exists):")
+        lines.extend(f"{r.name} ({r.type}) id={r.id}" for r in render.reads)
+    return "\n".join(lines) + "\n"
+
+
+# --- SUMMARY.md ------------------------------------------------------------------------------
+
+
+def _cell(value: Json) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Json]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+    return lines
+
+
+def _port_forward_rows(outputs: Mapping[str, Json]) -> tuple[list[str], list[list[Json]]]:
+    """Rows of any stack output named like `portForwards` (a list or a map of objects)."""
+    rows: list[Mapping[str, Json]] = []
+    for key, value in sorted(outputs.items()):
+        if "portforward" not in key.lower().replace("_", "").replace("-", ""):
+            continue
+        if isinstance(value, list):
+            rows.extend(v if isinstance(v, Mapping) else {"value": v} for v in value)
+        elif isinstance(value, Mapping):
+            rows.extend(
+                {"name": k, **v} if isinstance(v, Mapping) else {"name": k, "value": v}
+                for k, v in sorted(value.items())
+            )
+    headers = sorted({k for row in rows for k in row})
+    # Rows keep the program's (deterministic) order: it decides what comes first.
+    return headers, [[row.get(h, "") for h in headers] for row in rows]
+
+
+def summary_markdown(render: Render) -> str:
+    tree = Tree(render)
+    lines = [
+        f"{SUMMARY_TITLE} `{render.stack}`",
+        "",
+        f"Generated by `python -m homelab render --stack {render.stack}` from the real program under "
+        "the recording engine (no cluster, no secrets); do not edit. Secret values show as "
+        f"`{SECRET}`.",
+        "",
+        "## Resources by component",
+        "",
+    ]
+    per_component: Counter[tuple[str, str]] = Counter()
+    for record in render.resources:
+        top = tree.top(record)
+        if record is not top:
+            per_component[(top.name, top.type)] += 1
+    tops = sorted({(tree.top(r).name, tree.top(r).type) for r in render.resources})
+    lines += markdown_table(
+        ["Component", "Type", "Resources inside"],
+        [[name, type_, str(per_component[(name, type_)])] for name, type_ in tops],
+    )
+    lines += ["", "## Resources by type", ""]
+    by_type = Counter(r.type for r in render.resources)
+    lines += markdown_table(["Type", "Count"], [[t, str(n)] for t, n in sorted(by_type.items())])
+    releases = [r for r in render.resources if r.type.startswith(HELM_PREFIX)]
+    if releases:
+        lines += ["", "## Helm releases", ""]
+        rows = []
+        for record in releases:
+            release = helm_release(record)
+            rows.append(
+                [
+                    release["release"],
+                    release["namespace"] or "",
+                    release["chart"],
+                    release["repository"] or "",
+                    release["version"] or "",
+                ]
+            )
+        lines += markdown_table(
+            ["Release", "Namespace", "Chart", "Repository", "Version"], sorted(rows, key=json.dumps)
+        )
+    outputs = redact(render.outputs, render.output_secret_paths)
+    headers, forwards = _port_forward_rows(outputs)
+    if forwards:
+        lines += ["", "## Router port forwards", ""]
+        lines += markdown_table(headers, forwards)
+    lines += ["", "## Stack outputs", ""]
+    lines += markdown_table(
+        ["Output", "Value"], [[key, value] for key, value in sorted(outputs.items())]
+    )
+    return "\n".join(lines) + "\n"
+
+
+# --- the architecture diagram ----------------------------------------------------------------
+
+
+def component_graph(render: Render) -> tuple[list[ResourceRecord], set[tuple[str, str]]]:
+    """Top-level resources (the components of `__main__.py`) and the edges between them.
+
+    An edge `A -> B` means a resource inside B depends on a resource inside A: through its
+    dependencies (depends_on and inputs that are outputs of A), or A's provider.
+    """
+    tree = Tree(render)
+    by_urn = tree.by_urn()
+    tops = sorted({tree.top(r).urn for r in render.resources})
+    edges: set[tuple[str, str]] = set()
+    for record in render.resources:
+        target = tree.top(record).urn
+        sources = set(record.dependencies)
+        for urns in record.property_dependencies.values():
+            sources.update(urns)
+        provider = _provider_urn(record.provider)
+        if provider:
+            sources.add(provider)
+        for urn in sources:
+            dependency = by_urn.get(urn)
+            if dependency is None:
+                continue
+            source = tree.top(dependency).urn
+            if source != target:
+                edges.add((source, target))
+    return [by_urn[u] for u in tops], edges
+
+
+def _identifier(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _node_ids(nodes: Sequence[ResourceRecord]) -> dict[str, str]:
+    """Mermaid ids from names; a name two top-level resources share also carries the type."""
+    names = Counter(n.name for n in nodes)
+    return {
+        n.urn: "c_" + _identifier(n.name if names[n.name] == 1 else f"{n.name}_{n.type}")
+        for n in nodes
+    }
+
+
+def _group(type_token: str) -> str:
+    """`homelab:platform:MetalLB` -> `platform`; a provider's own types group by package."""
+    parts = type_token.split(":")
+    return parts[1].split("/")[0] if parts[0] == "homelab" and len(parts) == 3 else parts[0]
+
+
+def architecture_mermaid(render: Render) -> str:
+    """The component graph as a fenced Mermaid flowchart (sorted, so it only changes with code)."""
+    nodes, edges = component_graph(render)
+    ids = _node_ids(nodes)
+    groups: dict[str, list[ResourceRecord]] = defaultdict(list)
+    for node in nodes:
+        groups[_group(node.type)].append(node)
+    lines = ["```mermaid", "flowchart LR"]
+    for group in sorted(groups):
+        lines.append(f'  subgraph g_{_safe_name(group).replace("-", "_")}["{group}"]')
+        for node in sorted(groups[group], key=lambda n: (n.name, n.type)):
+            label = f"{node.name}<br/><small>{node.type}</small>"
+            shape = ('["', '"]') if not node.custom else ('(["', '"])')
+            lines.append(f"    {ids[node.urn]}{shape[0]}{label}{shape[1]}")
+        lines.append("  end")
+    for source, target in sorted((ids[s], ids[t]) for s, t in edges):
+        lines.append(f"  {source} --> {target}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def architecture_markdown(render: Render) -> str:
+    return "\n".join(
+        [
+            "# Architecture",
+            "",
+            f"<!-- Generated from the real component graph by `{REGENERATE_COMMAND}`; do not edit. -->",
+            "",
+            f"The components `__main__.py` creates for stack `{render.stack}`. An arrow `A --> B` means "
+            "resources inside B depend on resources inside A (typed outputs passed as inputs, "
+            "`depends_on`, or A's provider), so Pulumi creates A first and destroys it last.",
+            "",
+            architecture_mermaid(render),
+        ]
+    )
+
+
+def embed_between_markers(
+    document: str, block: str, start: str = ARCHITECTURE_START, end: str = ARCHITECTURE_END
+) -> str:
+    """`document` with the text between the `start` and `end` marker lines replaced by `block`."""
+    head, found_start, rest = document.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found_start or not found_end:
+        raise ValueError(f"markers {start!r} and {end!r} not found in order")
+    return f"{head}{start}\n{block.rstrip()}\n{end}{tail}"
+
+
+# --- the whole render ------------------------------------------------------------------------
+
+
+def render_files(render: Render) -> dict[str, str]:
+    """Relative path -> file text of the whole render, in sorted path order."""
+    tree = Tree(render)
+    names = _FileNames()
+    files: dict[str, str] = {
+        SUMMARY_FILE: summary_markdown(render),
+        "RESOURCES.txt": resources_text(render),
+        "architecture.md": architecture_markdown(render),
+    }
+    files.update(_kubernetes_files(tree))
+    files.update(_resource_files(tree, names))
+    files.update(_invoke_files(render, names))
+    return dict(sorted(files.items()))
+
+
+def render_stack_files(stack: str) -> dict[str, str]:
+    """Run the program for `stack` (its Pulumi.<stack>.yaml) and return the render's files."""
+    return render_files(engine.render(stack))
+
+
+def is_previous_render(directory: Path) -> bool:
+    summary = directory / SUMMARY_FILE
+    return summary.is_file() and summary.read_text().startswith(SUMMARY_TITLE)
+
+
+def write_files(files: Mapping[str, str], out: Path) -> None:
+    """Replace the contents of `out` with `files`; refuses a directory that is not a render."""
+    if out.exists():
+        if not out.is_dir():
+            raise RenderOutputError(f"{out} exists and is not a directory")
+        if any(out.iterdir()) and not is_previous_render(out):
+            raise RenderOutputError(
+                f"refusing to overwrite {out}: it is not empty and holds no previous render "
+                f"({SUMMARY_FILE}); choose another --out"
+            )
+        shutil.rmtree(out)
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def read_files(directory: Path) -> dict[str, str]:
+    """A render directory back as relative path -> text (for comparing with a fresh render)."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+# --- the pull-request comment ----------------------------------------------------------------
+
+DIFF_MARKER: Final = "<!-- homelab-render-diff -->"
+# GitHub rejects comments over 65536 characters; leave room for the text around the diff.
+COMMENT_DIFF_LIMIT: Final = 60_000
+
+
+def unified_diff(base: Mapping[str, str], head: Mapping[str, str]) -> tuple[str, list[str]]:
+    """A `diff -ru`-style unified diff of two renders, and one summary line per changed file."""
+    chunks: list[str] = []
+    changed: list[str] = []
+    for path in sorted(set(base) | set(head)):
+        before, after = base.get(path), head.get(path)
+        if before == after:
+            continue
+        lines = list(
+            difflib.unified_diff(
+                (before or "").splitlines(keepends=True),
+                (after or "").splitlines(keepends=True),
+                fromfile=f"base/{path}" if before is not None else "/dev/null",
+                tofile=f"head/{path}" if after is not None else "/dev/null",
+            )
+        )
+        added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++"))
+        removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("---"))
+        state = "added" if before is None else "removed" if after is None else "changed"
+        changed.append(f"- `{path}` {state} (+{added} −{removed})")
+        chunks.extend(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
+        )
+    return "".join(chunks), changed
+
+
+def diff_comment(
+    base: Mapping[str, str], head: Mapping[str, str], *, stack: str, limit: int = COMMENT_DIFF_LIMIT
+) -> str:
+    """The pull-request comment for a render diff (its first line marks it, for editing in place)."""
+    diff, changed = unified_diff(base, head)
+    lines = [DIFF_MARKER, f"### Offline render of stack `{stack}`", ""]
+    if not changed:
+        lines.append(f"This pull request changes nothing that stack `{stack}` would create.")
+    else:
+        lines.append(f"What stack `{stack}` would create changes in {len(changed)} file(s):")
+        lines.append("")
+        lines.extend(changed)
+        if len(diff) > limit:
+            cut = diff.rfind("\n", 0, limit) + 1
+            diff = diff[:cut] + "... (truncated: the full diff is in the `render-diff` artifact)\n"
+        fence = "````" if "```" in diff else "```"
+        lines += [
+            "",
+            "<details><summary>Diff</summary>",
+            "",
+            f"{fence}diff",
+            diff.rstrip("\n"),
+            fence,
+            "",
+            "</details>",
+        ]
+    lines += [
+        "",
+        "Rendered without a cluster or secrets by `python -m homelab render` (homelab/render.py); "
+        "the `pulumi preview` comment shows what the engine would do against the live stack.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def read_render(directory: Path) -> dict[str, str]:
+    """A render directory as files; a missing directory is an empty render (e.g. a new base)."""
+    return read_files(directory) if directory.is_dir() else {}

@@ -1,0 +1,478 @@
+"""Lab environments: the lab CLI (Automation API faked at the workspace boundary), and labs that
+are recreated identically and leave nothing behind."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pulumi.automation as auto
+import pytest
+
+from config.lab_guard import load_stack_file
+from config.loader import validate_config
+from config.model import HomelabConfig
+from homelab import cli, engine, lab
+from homelab.engine import Render
+from tests.harness import stack_raw_config
+
+TEMPLATE = engine.stack_file("lab")
+CONFIGURATION_APPLY = "talos:machine/configurationApply:ConfigurationApply"
+
+# --- fakes at the workspace boundary ---------------------------------------------------------
+
+
+@dataclass
+class FakeWorkspace:
+    calls: list[str]
+    stacks: list[auto.StackSummary] = field(default_factory=list)
+
+    def remove_stack(
+        self, stack_name: str, force: bool | None = None, preserve_config: bool | None = None
+    ) -> None:
+        self.calls.append(f"remove_stack {stack_name} preserve_config={preserve_config}")
+
+    def list_stacks(self) -> list[auto.StackSummary]:
+        self.calls.append("list_stacks")
+        return self.stacks
+
+
+@dataclass
+class FakeStack:
+    name: str
+    calls: list[str]
+    workspace: FakeWorkspace
+    config: dict[str, Any] = field(default_factory=dict)
+    fail_with: Exception | None = None
+
+    def get_all_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    def set_config(self, key: str, value: auto.ConfigValue) -> None:
+        self.calls.append(f"set_config {key} secret={value.secret}")
+        self.config[key] = value
+
+    def _run(self, op: str, on_output: Callable[[str], None] | None) -> None:
+        self.calls.append(op)
+        assert on_output is not None, "progress must be streamed"
+        on_output(f"{op} progress line")
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def up(self, on_output: Callable[[str], None] | None = None, **_: Any) -> Any:
+        self._run("up", on_output)
+        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"create": 12}))
+
+    def preview(self, on_output: Callable[[str], None] | None = None, **_: Any) -> Any:
+        self._run("preview", on_output)
+        return SimpleNamespace(change_summary={"create": 12})
+
+    def destroy(self, on_output: Callable[[str], None] | None = None, **_: Any) -> Any:
+        self._run("destroy", on_output)
+        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"delete": 12}))
+
+
+@dataclass
+class Automation:
+    """Records every Automation API call the lab CLI makes, in order."""
+
+    calls: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=lambda: {lab.DNS_TOKEN_KEY: "stored"})
+    fail_with: Exception | None = None
+    options: list[auto.LocalWorkspaceOptions] = field(default_factory=list)
+    stacks: list[auto.StackSummary] = field(default_factory=list)
+
+    def _stack(self, name: str) -> FakeStack:
+        workspace = FakeWorkspace(self.calls, self.stacks)
+        return FakeStack(name, self.calls, workspace, self.config, self.fail_with)
+
+    def create_or_select_stack(
+        self, stack_name: str, work_dir: str | None = None, opts: Any = None, **_: Any
+    ) -> FakeStack:
+        self.calls.append(f"create_or_select_stack {stack_name} work_dir={work_dir}")
+        self.options.append(opts)
+        return self._stack(stack_name)
+
+    def select_stack(
+        self, stack_name: str, work_dir: str | None = None, opts: Any = None, **_: Any
+    ) -> FakeStack:
+        self.calls.append(f"select_stack {stack_name} work_dir={work_dir}")
+        self.options.append(opts)
+        return self._stack(stack_name)
+
+    def local_workspace(self, **kwargs: Any) -> FakeWorkspace:
+        self.calls.append("LocalWorkspace")
+        return FakeWorkspace(self.calls, self.stacks)
+
+
+@pytest.fixture
+def automation(monkeypatch: pytest.MonkeyPatch) -> Automation:
+    fake = Automation()
+    monkeypatch.setattr(auto, "create_or_select_stack", fake.create_or_select_stack)
+    monkeypatch.setattr(auto, "select_stack", fake.select_stack)
+    monkeypatch.setattr(auto, "LocalWorkspace", fake.local_workspace)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    return fake
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project root holding the lab template and the homelab's stack file."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copyfile(TEMPLATE, root / "Pulumi.lab.yaml")
+    shutil.copyfile(engine.stack_file("homelab"), root / "Pulumi.homelab.yaml")
+    return root
+
+
+def run(project: Path, *argv: str, env: dict[str, str] | None = None) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    environment = {
+        "PULUMI_CONFIG_PASSPHRASE": "test-passphrase",
+        "XDG_STATE_HOME": str(project.parent / "state"),
+    }
+    environment.update(env or {})
+    context = lab.Lab(root=project, env=environment, out=out)
+    code = cli.main(["lab", *argv], out=out, err=err, lab_context=context)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+# --- lab up / preview ------------------------------------------------------------------------
+
+
+def test_up_creates_the_config_from_the_template_and_streams_progress(
+    project: Path, automation: Automation
+) -> None:
+    result = run(project, "up", "demo")
+    assert result.code == 0, result.err
+    assert (project / "Pulumi.demo.yaml").read_bytes() == TEMPLATE.read_bytes()
+    assert automation.calls == [
+        "LocalWorkspace",
+        "list_stacks",
+        f"create_or_select_stack demo work_dir={project}",
+        "up",
+    ]
+    assert "up progress line" in result.out
+    assert "Lab 'demo' is up: 12 create." in result.out
+
+
+def test_up_uses_the_same_backend_and_secrets_provider_as_scripts_up(
+    project: Path, automation: Automation
+) -> None:
+    assert run(project, "up", "demo").code == 0
+    (options,) = automation.options  # the create_or_select_stack call
+    state = project.parent / "state" / "homelab-pulumi"
+    assert options.env_vars == {"PULUMI_BACKEND_URL": f"file://{state}"}
+    assert state.is_dir()
+    assert options.secrets_provider == "passphrase"
+    assert options.work_dir == str(project)
+
+
+def test_an_explicit_backend_url_is_left_to_the_cli(project: Path, automation: Automation) -> None:
+    assert run(project, "up", "demo", env={"PULUMI_BACKEND_URL": "s3://state"}).code == 0
+    assert automation.options[0].env_vars == {}
+
+
+def test_up_keeps_an_existing_lab_config(project: Path, automation: Automation) -> None:
+    mine = TEMPLATE.read_text().replace("192.168.0.51", "192.168.0.61")
+    (project / "Pulumi.demo.yaml").write_text(mine)
+    assert run(project, "up", "demo").code == 0
+    assert (project / "Pulumi.demo.yaml").read_text() == mine
+
+
+def test_up_stores_the_dns_token_from_the_environment_as_a_secret(
+    project: Path, automation: Automation
+) -> None:
+    automation.config.clear()
+    result = run(project, "up", "demo", env={lab.DNS_TOKEN_ENV: "cf-token"})
+    assert result.code == 0, result.err
+    assert f"set_config {lab.DNS_TOKEN_KEY} secret=True" in automation.calls
+    assert automation.calls.index(f"set_config {lab.DNS_TOKEN_KEY} secret=True") < (
+        automation.calls.index("up")
+    )
+    assert "cf-token" not in result.out
+
+
+def test_up_without_a_dns_token_stops_before_touching_anything(
+    project: Path, automation: Automation
+) -> None:
+    automation.config.clear()
+    result = run(project, "up", "demo")
+    assert result.code == 2
+    assert lab.DNS_TOKEN_ENV in result.err
+    assert "up" not in automation.calls
+
+
+def test_preview_previews_and_does_not_update(project: Path, automation: Automation) -> None:
+    result = run(project, "preview", "demo")
+    assert result.code == 0, result.err
+    assert automation.calls[-1] == "preview"
+    assert "up" not in automation.calls
+
+
+def test_up_of_the_homelab_is_refused(project: Path, automation: Automation) -> None:
+    result = run(project, "up", "homelab")
+    assert result.code == 2
+    assert "./scripts/up" in result.err
+    assert automation.calls == []
+
+
+def test_up_of_a_stack_whose_config_says_homelab_is_refused(
+    project: Path, automation: Automation
+) -> None:
+    shutil.copyfile(project / "Pulumi.homelab.yaml", project / "Pulumi.prod.yaml")
+    result = run(project, "up", "prod")
+    assert result.code == 2
+    assert "environment 'homelab'" in result.err
+    assert automation.calls == []
+
+
+@pytest.mark.parametrize("name", ["Lab", "lab_1", "lab-", "a" * 64, "lab/../x"])
+def test_an_invalid_lab_name_is_refused(project: Path, automation: Automation, name: str) -> None:
+    result = run(project, "up", name)
+    assert result.code == 2
+    assert "not valid" in result.err
+    assert automation.calls == []
+
+
+def test_a_copy_of_the_template_is_refused_while_the_template_lab_runs(
+    project: Path, automation: Automation
+) -> None:
+    automation.stacks = [auto.StackSummary(name="lab", current=False, resource_count=12)]
+    result = run(project, "up", "demo")
+    assert result.code == 2
+    assert "collides with a running lab" in result.err
+    assert "lab 'lab'" in result.err
+    assert not any(c.startswith("create_or_select_stack") for c in automation.calls)
+
+
+def test_a_lab_with_its_own_addresses_runs_beside_another(
+    project: Path, automation: Automation
+) -> None:
+    automation.stacks = [auto.StackSummary(name="lab", current=False, resource_count=12)]
+    own = (
+        TEMPLATE.read_text()
+        .replace("192.168.0.5", "192.168.0.6")  # VIP and nodes
+        .replace("192.168.0.240-192.168.0.249", "192.168.0.200-192.168.0.209")
+        .replace("traefikIp: 192.168.0.240", "traefikIp: 192.168.0.200")
+        .replace("name: lab\n", "name: lab2\n")
+        .replace("lab-cp-", "lab2-cp-")
+        .replace("lab.sarma.love", "lab2.sarma.love")
+    )
+    (project / "Pulumi.lab2.yaml").write_text(own)
+    # A valid config, so the check below really compared the two labs.
+    assert isinstance(load_stack_file(project / "Pulumi.lab2.yaml"), HomelabConfig)
+    result = run(project, "up", "lab2")
+    assert result.code == 0, result.err
+    assert automation.calls[-1] == "up"
+
+
+# --- lab destroy -----------------------------------------------------------------------------
+
+
+def test_destroy_destroys_then_removes_the_stack_and_keeps_its_config(
+    project: Path, automation: Automation
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "destroy", "demo")
+    assert result.code == 0, result.err
+    assert automation.calls == [
+        f"select_stack demo work_dir={project}",
+        "destroy",
+        "remove_stack demo preserve_config=True",
+    ]
+    assert (project / "Pulumi.demo.yaml").exists()
+    assert "destroy progress line" in result.out
+
+
+def test_destroy_of_the_homelab_is_refused_without_the_explicit_flag(
+    project: Path, automation: Automation
+) -> None:
+    result = run(project, "destroy", "homelab")
+    assert result.code == 2
+    assert "--force-homelab" in result.err
+    assert "Traceback" not in result.err
+    assert automation.calls == []
+
+
+def test_destroy_of_any_stack_configured_as_the_homelab_is_refused(
+    project: Path, automation: Automation
+) -> None:
+    shutil.copyfile(project / "Pulumi.homelab.yaml", project / "Pulumi.prod.yaml")
+    result = run(project, "destroy", "prod")
+    assert result.code == 2
+    assert "--force-homelab" in result.err
+    assert automation.calls == []
+
+
+def test_forced_destroy_of_the_homelab_destroys_but_keeps_the_stack(
+    project: Path, automation: Automation
+) -> None:
+    result = run(project, "destroy", "homelab", "--force-homelab")
+    assert result.code == 0, result.err
+    assert automation.calls == [f"select_stack homelab work_dir={project}", "destroy"]
+
+
+def test_destroy_of_a_stack_without_a_config_file_is_refused(
+    project: Path, automation: Automation
+) -> None:
+    result = run(project, "destroy", "ghost")
+    assert result.code == 2
+    assert "cannot tell whether 'ghost' is a lab" in result.err
+    assert automation.calls == []
+
+
+def test_a_failed_destroy_keeps_the_stack_and_exits_1(
+    project: Path, automation: Automation
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    automation.fail_with = auto.CommandError(
+        auto.CommandResult(
+            stdout="", stderr="warning: x\nerror: node 192.168.0.51 timed out\n", code=255
+        )
+    )
+    result = run(project, "destroy", "demo")
+    assert result.code == 1
+    assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
+    assert not any(c.startswith("remove_stack") for c in automation.calls)
+
+
+# --- prerequisites ---------------------------------------------------------------------------
+
+
+def test_a_missing_pulumi_cli_is_one_line_and_exit_2(
+    project: Path, automation: Automation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    for argv in (["up", "demo"], ["preview", "demo"], ["list"]):
+        result = run(project, *argv)
+        assert result.code == 2
+        assert result.err.count("\n") == 1
+        assert "Pulumi CLI is not installed" in result.err
+    assert automation.calls == []
+    assert not (project / "Pulumi.demo.yaml").exists()
+
+
+def test_the_sdk_not_finding_the_cli_is_the_same_clear_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `which` finds something, but the Automation API cannot run it (what it raises, verified
+    # with pulumi 3.272 on a machine without the CLI).
+    monkeypatch.setattr(shutil, "which", lambda name: "/stale/pulumi")
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise FileNotFoundError(2, "No such file or directory", "pulumi")
+
+    monkeypatch.setattr(auto, "create_or_select_stack", missing)
+    result = run(project, "up", "demo")
+    assert result.code == 2
+    assert result.err == f"error: {lab.MISSING_CLI}\n"
+
+
+def test_the_real_sdk_raises_file_not_found_without_the_cli(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Guards the fake above: with no `pulumi` on PATH the SDK raises FileNotFoundError.
+    monkeypatch.setenv("PATH", str(project))
+    with pytest.raises(FileNotFoundError):
+        auto.LocalWorkspace(work_dir=str(project))
+
+
+def test_a_missing_passphrase_is_refused_before_any_pulumi_call(
+    project: Path, automation: Automation
+) -> None:
+    result = run(project, "up", "demo", env={"PULUMI_CONFIG_PASSPHRASE": ""})
+    assert result.code == 2
+    assert "PULUMI_CONFIG_PASSPHRASE" in result.err
+    assert automation.calls == []
+
+
+# --- lab list --------------------------------------------------------------------------------
+
+
+def test_list_shows_stacks_and_stack_files_with_their_environment(
+    project: Path, automation: Automation
+) -> None:
+    automation.stacks = [
+        auto.StackSummary(name="homelab", current=False, resource_count=140),
+        auto.StackSummary(name="organization/homelab/demo", current=True, resource_count=12),
+    ]
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "list")
+    assert result.code == 0, result.err
+    rows = [line.split() for line in result.out.splitlines()]
+    assert rows[0] == ["NAME", "ENVIRONMENT", "STATE", "RESOURCES"]
+    assert rows[1:] == [
+        ["demo", "lab", "deployed", "12"],
+        ["homelab", "homelab", "deployed", "140"],
+        ["lab", "lab", "not", "created"],
+    ]
+
+
+# --- recreating a lab ------------------------------------------------------------------------
+
+
+def _identities(render: Render) -> set[tuple[str, str, str]]:
+    return {(r.type, r.name, r.urn) for r in render.resources}
+
+
+def test_rendering_the_lab_twice_creates_the_same_resources_with_the_same_names() -> None:
+    first, second = engine.render("lab"), engine.render("lab")
+    assert first.resources
+    assert _identities(first) == _identities(second)
+    assert first.fingerprint() == second.fingerprint()
+
+
+def test_resource_names_do_not_depend_on_the_lab_stack_name() -> None:
+    config, secret_keys = engine.stack_config("lab")
+    one = engine.render("lab", config=config, secret_keys=secret_keys)
+    two = engine.render("lab-2", config=config, secret_keys=secret_keys)
+    assert {(r.type, r.name) for r in one.resources} == {(r.type, r.name) for r in two.resources}
+
+
+def test_a_lab_adopts_reads_and_protects_nothing_so_destroy_leaves_nothing() -> None:
+    render = engine.render("lab")
+    assert render.reads == []
+    assert [r.name for r in render.resources if r.import_id] == []
+    assert [r.name for r in render.resources if r.protect] == []
+    assert [r.name for r in render.resources if r.retain_on_delete] == []
+    # Talos nodes are wiped on destroy (pulumi-talos on_destroy; peers.md "trip over" 9).
+    for apply in render.by_type(CONFIGURATION_APPLY):
+        assert apply.inputs["onDestroy"]["reset"] is True, apply.name
+
+
+def test_the_lab_template_is_a_throwaway_environment() -> None:
+    config = validate_config(stack_raw_config("lab"))
+    assert config.lifecycle.is_lab
+    assert config.lifecycle.protect_stateful is False
+    assert config.lifecycle.reset_on_destroy is True
+    assert config.acme_environment == "staging"
+
+
+def test_the_engine_records_reads_and_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Guards the test above: a program that reads or adopts something is caught.
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import pulumi\n"
+        "import pulumi_random as random\n"
+        "pulumi.StackReference('other', stack_name='org/homelab/homelab')\n"
+        "random.RandomPet('pet', opts=pulumi.ResourceOptions(import_='pet-1'))\n"
+    )
+    monkeypatch.setattr(engine, "PROGRAM", program)
+    render = engine.render("lab", config={}, secret_keys=[])
+    assert [(r.type, r.name) for r in render.reads] == [("pulumi:pulumi:StackReference", "other")]
+    assert [(r.name, r.import_id) for r in render.resources if r.import_id] == [("pet", "pet-1")]

@@ -1,0 +1,269 @@
+"""The GitHub workflows: valid against GitHub's schema, clean under zizmor, and wired as designed.
+
+Both linters run offline: check-jsonschema ships GitHub's workflow schema (`vendor.github-workflows`)
+and zizmor's `--offline` skips the audits that call the GitHub API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from homelab import engine
+
+WORKFLOWS = engine.PROJECT_ROOT / ".github" / "workflows"
+BIN = Path(sys.executable).parent
+FULL_SHA = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
+
+
+def workflow_files() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.yml"))
+
+
+def load(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(document, dict)
+    # PyYAML reads the `on:` key as the boolean True (YAML 1.1).
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def steps(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for job_name, job in document["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_name, step
+
+
+def action_step(document: dict[str, Any], job: str, action: str) -> dict[str, Any]:
+    found = [s for j, s in steps(document) if j == job and s.get("uses", "").startswith(action)]
+    assert len(found) == 1, (job, action)
+    return found[0]
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "zizmor"),
+            "--offline",
+            "--persona",
+            "auditor",
+            "--format",
+            "json",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def check_jsonschema(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# --- lint ------------------------------------------------------------------------------------
+
+
+def test_the_four_workflows_exist() -> None:
+    assert [p.name for p in workflow_files()] == [
+        "deploy.yml",
+        "drift.yml",
+        "preview.yml",
+        "test.yml",
+    ]
+
+
+def test_workflows_match_githubs_workflow_schema() -> None:
+    result = check_jsonschema(*workflow_files())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing_even_as_an_auditor() -> None:
+    result = zizmor(*workflow_files())
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], json.dumps(findings, indent=1)[:4000]
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_zizmor_suppression_gives_its_reason() -> None:
+    for path in workflow_files():
+        for line in path.read_text().splitlines():
+            if "zizmor: ignore[" in line:
+                reason = line.split("]", 1)[1].strip()
+                assert len(reason) > 10, f"{path.name}: suppression without a reason: {line}"
+
+
+def _bad_workflow(tmp_path: Path) -> Path:
+    directory = tmp_path / ".github" / "workflows"
+    directory.mkdir(parents=True)
+    path = directory / "bad.yml"
+    path.write_text(
+        "on: pull_request_target\n"
+        "jobs:\n"
+        "  x:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    return path
+
+
+def test_the_lint_catches_a_dangerous_workflow(tmp_path: Path) -> None:
+    # Guards the zero-findings test: the same invocation does report real problems.
+    findings = json.loads(zizmor(_bad_workflow(tmp_path)).stdout)
+    idents = {f["ident"] for f in findings}
+    assert {"template-injection", "unpinned-uses", "dangerous-triggers", "artipacked"} <= idents
+
+
+def test_the_schema_check_catches_an_invalid_workflow(tmp_path: Path) -> None:
+    path = tmp_path / "invalid.yml"
+    path.write_text("on: push\njobs:\n  x:\n    steps:\n      - run: true\n")  # no runs-on
+    assert check_jsonschema(path).returncode != 0
+
+
+# --- conventions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_permissions_are_empty_at_the_top_and_granted_per_job(path: Path) -> None:
+    document = load(path.name)
+    assert document["permissions"] == {}
+    for name, job in document["jobs"].items():
+        assert "permissions" in job, name
+        assert set(job["permissions"].values()) <= {"read", "write"}
+        assert "contents" not in job["permissions"] or job["permissions"]["contents"] == "read"
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_with_its_version_in_a_comment(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    uses = [line for line in lines if line.strip().startswith(("- uses:", "uses:"))]
+    assert uses
+    for line in uses:
+        reference, _, comment = line.split("uses:", 1)[1].strip().partition(" # ")
+        assert FULL_SHA.match(reference), line
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", comment), line
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_checkouts_do_not_persist_credentials(path: Path) -> None:
+    document = load(path.name)
+    checkouts = [s for _, s in steps(document) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
+
+
+def test_pull_requests_get_a_real_preview_as_one_edited_comment() -> None:
+    document = load("preview.yml")
+    assert set(document["on"]) == {"pull_request"}
+    job = document["jobs"]["preview"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert job["runs-on"] == ["self-hosted", "homelab"]
+    # Forks never reach the LAN runner.
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    options = action_step(document, "preview", "pulumi/actions@")["with"]
+    assert options["command"] == "preview"
+    assert options["stack-name"] == "homelab"
+    assert options["comment-on-pr"] is True
+    assert options["edit-pr-comment"] is True
+    assert options["diff"] is True
+    assert options["suppress-outputs"] is True
+
+
+def test_previews_of_one_pull_request_do_not_race() -> None:
+    concurrency = load("preview.yml")["concurrency"]
+    assert concurrency["group"] == "preview-${{ github.event.pull_request.number }}"
+    assert concurrency["cancel-in-progress"] is True
+
+
+def test_the_render_diff_runs_without_cluster_or_write_access_and_comments_separately() -> None:
+    jobs = load("preview.yml")["jobs"]
+    assert jobs["render"]["runs-on"] == "ubuntu-latest"
+    assert jobs["render"]["permissions"] == {"contents": "read"}
+    render_text = json.dumps(jobs["render"])
+    assert "secrets." not in render_text
+    assert "python -m homelab render --stack homelab" in render_text
+    assert "python -m homelab render-diff" in render_text
+    comment = jobs["render-comment"]
+    assert comment["needs"] == "render"
+    assert comment["permissions"] == {"pull-requests": "write"}
+    # It runs no code from the pull request: no checkout.
+    assert not any("checkout" in s.get("uses", "") for s in comment["steps"])
+    assert "<!-- homelab-render-diff -->" in json.dumps(comment)
+
+
+def test_main_is_deployed_behind_the_protected_environment_after_the_tests() -> None:
+    document = load("deploy.yml")
+    assert document["on"]["push"]["branches"] == ["main"]
+    job = document["jobs"]["up"]
+    assert job["environment"] == "homelab"
+    assert job["needs"] == "test"
+    assert "./scripts/test" in json.dumps(document["jobs"]["test"])
+    options = action_step(document, "up", "pulumi/actions@")["with"]
+    assert options["command"] == "up"
+    assert options["stack-name"] == "homelab"
+    assert options["suppress-outputs"] is True
+    assert document["concurrency"] == {"group": "pulumi-homelab-up", "cancel-in-progress": False}
+
+
+def test_drift_is_checked_on_a_schedule_and_fails_on_any_change() -> None:
+    document = load("drift.yml")
+    assert document["on"]["schedule"][0]["cron"]
+    options = action_step(document, "drift", "pulumi/actions@")["with"]
+    assert options["command"] == "preview"
+    assert options["expect-no-changes"] is True
+    assert options["refresh"] is True
+    assert options["suppress-outputs"] is True
+
+
+def test_secrets_reach_only_jobs_with_an_environment() -> None:
+    for path in workflow_files():
+        for name, job in load(path.name)["jobs"].items():
+            if "secrets." in json.dumps(job):
+                assert job.get("environment") in {"homelab", "homelab-preview"}, (path.name, name)
+
+
+def _pinned_pulumi() -> str:
+    pyproject = (engine.PROJECT_ROOT / "pyproject.toml").read_text()
+    match = re.search(r'"pulumi==([^"]+)"', pyproject)
+    assert match
+    return match.group(1)
+
+
+def test_the_pulumi_cli_in_ci_matches_the_pinned_sdk() -> None:
+    for name in ("preview.yml", "deploy.yml", "drift.yml"):
+        document = load(name)
+        for _, step in steps(document):
+            if step.get("uses", "").startswith("pulumi/actions@"):
+                assert step["with"]["pulumi-version"] == _pinned_pulumi(), name
+
+
+def test_ci_installs_the_uv_version_the_scripts_install() -> None:
+    script = (engine.PROJECT_ROOT / "scripts" / "test").read_text()
+    match = re.search(r'"uv==([^"]+)"', script)
+    assert match
+    for path in workflow_files():
+        for _, step in steps(load(path.name)):
+            if step.get("uses", "").startswith("astral-sh/setup-uv@"):
+                assert step["with"]["version"] == match.group(1), path.name
