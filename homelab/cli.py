@@ -1,7 +1,7 @@
 """`python -m homelab`: the offline render and the lab commands.
 
     python -m homelab render [--stack homelab] [--out rendered/homelab]
-    python -m homelab render --update-golden      regenerate tests/golden/homelab + docs/architecture.md
+    python -m homelab render --update-golden      regenerate tests/golden/homelab, docs/architecture.md and README's diagram
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
     python -m homelab lab up|preview|destroy NAME  [--force-homelab]
     python -m homelab lab list
@@ -80,6 +80,10 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         render.ARCHITECTURE_DOC.parent.mkdir(parents=True, exist_ok=True)
         render.ARCHITECTURE_DOC.write_text(render.architecture_markdown(result), encoding="utf-8")
         print(f"Wrote {render.ARCHITECTURE_DOC}", file=out)
+        readme = render.README.read_text(encoding="utf-8")
+        diagram = render.architecture_mermaid(result)
+        render.README.write_text(render.embed_between_markers(readme, diagram), encoding="utf-8")
+        print(f"Updated the architecture diagram in {render.README}", file=out)
     return 0
 
 

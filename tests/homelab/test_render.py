@@ -457,6 +457,17 @@ def test_docs_architecture_is_the_diagram_of_the_homelab_stack() -> None:
     )
 
 
+def test_readme_embeds_the_same_generated_diagram() -> None:
+    readme = render.README.read_text()
+    expected = render.embed_between_markers(
+        readme, render.architecture_mermaid(engine.render("homelab"))
+    )
+    assert readme == expected, (
+        f"README's architecture diagram is out of date; regenerate it with "
+        f"`{render.REGENERATE_COMMAND}`"
+    )
+
+
 def test_embed_between_markers_replaces_only_the_marked_block() -> None:
     readme = "intro\n<!-- architecture:start -->\nold\n<!-- architecture:end -->\noutro\n"
     embedded = render.embed_between_markers(readme, "```mermaid\nA-->B\n```\n")
