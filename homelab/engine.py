@@ -103,6 +103,8 @@ class Render:
     outputs: dict[str, Json]
     output_secret_paths: tuple[str, ...]
     component_outputs: dict[str, dict[str, Json]]
+    # Per component URN, the paths of its registered outputs that are Pulumi secrets.
+    component_output_secret_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def by_type(self, type_token: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_token]
@@ -292,7 +294,8 @@ class HomelabMocks(Mocks):
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return fakes.invoke_result(args.token, dict(args.args)), None
+        # An empty failure list, not None: MockMonitor.Invoke iterates it (pulumi 3.272 mocks.py).
+        return fakes.invoke_result(args.token, dict(args.args)), []
 
 
 # --- running the program ---------------------------------------------------------------------
@@ -355,10 +358,13 @@ def render(
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = False,
+    program: Path | None = None,
 ) -> Render:
     """Run `__main__.py` for `stack` under the recording engine and return what it registered.
 
-    `config` defaults to the stack file (`stack_config(stack)`). Safe to call repeatedly in one
+    `config` defaults to the stack file (`stack_config(stack)`). `program` runs another Pulumi
+    program file instead of `__main__.py` (the benchmark's floor, a test's deliberately bad
+    program). Safe to call repeatedly in one
     process: SDK state (pending RPCs, outputs, the root stack, config) is reset each time.
     A program error (a `pulumi.RunError` for bad config, say) is raised as `RenderError`, which
     carries the error and what was registered before it.
@@ -376,7 +382,7 @@ def render(
         sys.path.insert(0, str(PROJECT_ROOT))
     failure: BaseException | None = None
     try:
-        _sync_await(run_in_stack(_run_program))
+        _sync_await(run_in_stack(lambda: _run_program(program or PROGRAM)))
     except Exception as error:  # re-raised below with what was registered before it
         failure = error
     finally:
@@ -409,11 +415,14 @@ def _collect(stack: str, monitor: RecordingMonitor) -> Render:
         component_outputs={
             urn: value for urn, (value, _) in sorted(monitor.resource_outputs.items())
         },
+        component_output_secret_paths={
+            urn: secrets for urn, (_, secrets) in sorted(monitor.resource_outputs.items())
+        },
     )
 
 
-def _run_program() -> None:
-    runpy.run_path(str(PROGRAM), run_name="__main__")
+def _run_program(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def _reset_sdk_state() -> None:
