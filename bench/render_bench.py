@@ -99,7 +99,7 @@ def stages(render: Render, chain: list[engine.ResourceRecord]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="renders per figure (median)")
+    parser.add_argument("--runs", type=int, default=9, help="renders per figure (median)")
     runs = parser.parse_args().runs
 
     cases = {
