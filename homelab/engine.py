@@ -364,8 +364,8 @@ def render(
 
     `config` defaults to the stack file (`stack_config(stack)`). `program` runs another Pulumi
     program file instead of `__main__.py` (the benchmark's floor, a test's deliberately bad
-    program). Safe to call repeatedly in one
-    process: SDK state (pending RPCs, outputs, the root stack, config) is reset each time.
+    program). Safe to call repeatedly in one process: SDK state (pending RPCs, outputs, the root
+    stack, config) is reset each time.
     A program error (a `pulumi.RunError` for bad config, say) is raised as `RenderError`, which
     carries the error and what was registered before it.
     """
