@@ -2,7 +2,8 @@
 
 Usage: uv run python bench/render_bench.py [--runs N]
 
-Measured in one run, each figure the median of N renders after one warm-up render:
+Measured in one run, each figure the median of N renders after one warm-up render (program and
+floor timed alternately):
 - the committed stack (Pulumi.homelab.yaml) and the floor program (bench/floor_program.py) that
   registers the same number of components and custom resources with no logic; their ratio is the
   cost of the homelab's own code per render;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import ipaddress
 import statistics
 import sys
@@ -70,14 +72,20 @@ def scaled_overrides(nodes: int, apps: int) -> dict[str, Any]:
     return {"cluster": cluster, "apps": [*raw.get("apps", []), *extra_apps]}
 
 
-def median_seconds(render: Callable[[], Render], runs: int) -> tuple[float, Render]:
-    result = render()  # warm-up: imports and first-use caches are not what is measured
-    samples = []
+def median_seconds(
+    program: Callable[[], Render], floor: Callable[[], Render], runs: int
+) -> tuple[float, float]:
+    """Median seconds of `program` and `floor`, timed alternately so that a change in machine load
+    during the benchmark affects both alike."""
+    program_samples: list[float] = []
+    floor_samples: list[float] = []
     for _ in range(runs):
-        start = time.perf_counter()
-        result = render()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), result
+        for render, samples in ((program, program_samples), (floor, floor_samples)):
+            gc.collect()
+            start = time.perf_counter()
+            render()
+            samples.append(time.perf_counter() - start)
+    return statistics.median(program_samples), statistics.median(floor_samples)
 
 
 def floor_render(like: Render) -> Callable[[], Render]:
@@ -99,10 +107,10 @@ def stages(render: Render, chain: list[engine.ResourceRecord]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9, help="renders per figure (median)")
+    parser.add_argument("--runs", type=int, default=15, help="renders per figure (median)")
     runs = parser.parse_args().runs
 
-    cases = {
+    cases: dict[str, Callable[[], Render]] = {
         "homelab stack": lambda: render_stack("homelab"),
         "30 nodes, 100 more apps": lambda: render_stack(
             "homelab", overrides=scaled_overrides(nodes=30, apps=100)
@@ -114,8 +122,10 @@ def main() -> None:
     rows: list[tuple[str, int, float]] = []
     renders: dict[str, Render] = {}
     for label, render in cases.items():
-        seconds, result = median_seconds(render, runs)
-        floor_seconds, _ = median_seconds(floor_render(result), runs)
+        result = render()  # warm-up: imports and first-use caches are not what is measured
+        floor = floor_render(result)
+        floor()
+        seconds, floor_seconds = median_seconds(render, floor, runs)
         count = len(result.resources)
         rows.append((label, count, seconds))
         renders[label] = result
