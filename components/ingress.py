@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.common import ClusterAccess
+from components.security import visibility_annotations
 from components.traefik import TraefikRouting
 from config.model import ExposedHost
 
@@ -82,7 +83,12 @@ def route_host(
         name,
         api_version="traefik.io/v1alpha1",
         kind="IngressRoute",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=host.name, namespace=host.namespace),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=host.name,
+            namespace=host.namespace,
+            # The policy pack treats a route as public only with this marker (policies/rules.py).
+            annotations=visibility_annotations(host.visibility),
+        ),
         spec=route_spec(host, backends, routing),
         opts=access.opts(
             parent,

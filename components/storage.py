@@ -69,6 +69,11 @@ def helper_pod_manifest() -> str:
                     "name": "helper-pod",
                     "image": pins.LOCAL_PATH_HELPER_IMAGE,
                     "imagePullPolicy": "IfNotPresent",
+                    # It only runs mkdir/rm on the host path.
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "16Mi"},
+                        "limits": {"cpu": "100m", "memory": "64Mi"},
+                    },
                 }
             ],
         },
@@ -252,4 +257,9 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
         volume_mounts=[
             k8s.core.v1.VolumeMountArgs(name="config-volume", mount_path="/etc/config/")
         ],
+        # A small controller: it only watches claims and starts helper pods.
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": "10m", "memory": "32Mi"},
+            limits={"cpu": "200m", "memory": "128Mi"},
+        ),
     )

@@ -117,6 +117,8 @@ class Render:
     output_secret_paths: tuple[str, ...]
     component_outputs: dict[str, dict[str, Json]]
     reads: list[ReadRecord] = field(default_factory=list)
+    # Per component URN, the paths of its registered outputs that are Pulumi secrets.
+    component_output_secret_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def by_type(self, type_token: str) -> list[ResourceRecord]:
         return [r for r in self.resources if r.type == type_token]
@@ -385,11 +387,14 @@ def render(
     config: Mapping[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = False,
+    program: Path | None = None,
 ) -> Render:
     """Run `__main__.py` for `stack` under the recording engine and return what it registered.
 
-    `config` defaults to the stack file (`stack_config(stack)`). Safe to call repeatedly in one
-    process: SDK state (pending RPCs, outputs, the root stack, config) is reset each time.
+    `config` defaults to the stack file (`stack_config(stack)`). `program` runs another Pulumi
+    program file instead of `__main__.py` (the benchmark's floor, a test's deliberately bad
+    program). Safe to call repeatedly in one process: SDK state (pending RPCs, outputs, the root
+    stack, config) is reset each time.
     A program error (a `pulumi.RunError` for bad config, say) is raised as `RenderError`, which
     carries the error and what was registered before it.
     """
@@ -406,7 +411,7 @@ def render(
         sys.path.insert(0, str(PROJECT_ROOT))
     failure: BaseException | None = None
     try:
-        _sync_await(run_in_stack(_run_program))
+        _sync_await(run_in_stack(lambda: _run_program(program or PROGRAM)))
     except Exception as error:  # re-raised below with what was registered before it
         failure = error
     finally:
@@ -440,11 +445,14 @@ def _collect(stack: str, monitor: RecordingMonitor) -> Render:
             urn: value for urn, (value, _) in sorted(monitor.resource_outputs.items())
         },
         reads=sorted(monitor.read_records, key=lambda r: r.urn),
+        component_output_secret_paths={
+            urn: secrets for urn, (_, secrets) in sorted(monitor.resource_outputs.items())
+        },
     )
 
 
-def _run_program() -> None:
-    runpy.run_path(str(PROGRAM), run_name="__main__")
+def _run_program(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
 
 
 def _reset_sdk_state() -> None:
