@@ -61,6 +61,7 @@ def test_a_pool_overlapping_the_homelab_pool_is_refused() -> None:
     changes = {
         "network.addressPools.0.addresses": ["192.168.0.200-192.168.0.220"],
         "network.traefikIp": "192.168.0.200",
+        "remoteAccess.derp.stunIp": "192.168.0.201",
     }
     problems = collisions(lab_config(changes))
     assert keys(problems) == ["homelab:network.addressPools[0].addresses[0]"]

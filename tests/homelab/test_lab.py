@@ -267,6 +267,7 @@ def test_a_lab_with_its_own_addresses_runs_beside_another(
         .replace("192.168.0.5", "192.168.0.6")  # VIP and nodes
         .replace("192.168.0.240-192.168.0.249", "192.168.0.200-192.168.0.209")
         .replace("traefikIp: 192.168.0.240", "traefikIp: 192.168.0.200")
+        .replace("stunIp: 192.168.0.241", "stunIp: 192.168.0.201")
         .replace("name: lab\n", "name: lab2\n")
         .replace("lab-cp-", "lab2-cp-")
         .replace("lab.sarma.love", "lab2.sarma.love")
