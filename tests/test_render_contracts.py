@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,14 @@ from components.headscale_config import REMOVED_KEYS, startup_problems
 from config import pins
 from homelab import engine
 from homelab.engine import InvokeRecord, Render, ResourceRecord
+from tests.components.remote_access import key_paths
 from tests.config.corpus import VALID_DIR, valid_raw_config
 from tests.contracts import (
     CHARTS,
     custom_resource_errors,
     helm_values_errors,
     is_custom_resource,
+    leaves,
     talos_config_errors,
 )
 from tests.harness import (
@@ -118,16 +120,6 @@ def _config_file_errors(record: ResourceRecord) -> Errors:
     if name == "headplane-config":
         return headplane_config_errors(yaml.safe_load(data["config.yaml"]))
     return []
-
-
-def key_paths(document: Any, prefix: str = "") -> set[str]:
-    if not isinstance(document, Mapping) or not document:
-        return {prefix} if prefix else set()
-    paths: set[str] = set()
-    for key, value in document.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        paths |= key_paths(value, path)
-    return paths
 
 
 def headscale_config_errors(settings: Mapping[str, Any]) -> Errors:
@@ -239,8 +231,12 @@ def command(record: ResourceRecord, render: Render) -> Errors:
     errors = []
     if "stdout" not in record.additional_secret_outputs:
         errors.append("stdout (the minted key) is not an additional secret output")
-    for path, value in _strings(record.inputs):
-        if any(s in value for s in engine.SENTINEL_SECRETS.values()) and not record.is_secret(path):
+    for path, value in leaves(dict(record.inputs)):
+        if (
+            isinstance(value, str)
+            and any(s in value for s in engine.SENTINEL_SECRETS.values())
+            and not record.is_secret(path)
+        ):
             errors.append(f"{path} carries a config secret in plaintext")
     if not _depends_on_type(record, render, "kubernetes:apps/v1:Deployment"):
         errors.append("does not wait for the Deployment it execs into")
@@ -319,17 +315,6 @@ INVOKE_CONTRACTS: dict[str, Callable[[InvokeRecord], Errors]] = {
 
 
 # --- the tests -------------------------------------------------------------------------------
-
-
-def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}" if path else str(index))
 
 
 @pytest.mark.parametrize("stack", list(RENDERS))
