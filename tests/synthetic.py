@@ -30,6 +30,7 @@ def record(
     secret_paths: Sequence[str] = (),
     outputs: Mapping[str, Any] | None = None,
     deleted_with: ResourceRecord | None = None,
+    protect: bool = False,
 ) -> ResourceRecord:
     parent_types = _parent_types(parent)
     provider_ref = (
@@ -47,7 +48,7 @@ def record(
             key: tuple(sorted(d.urn for d in deps))
             for key, deps in (property_dependencies or {}).items()
         },
-        protect=False,
+        protect=protect,
         retain_on_delete=False,
         delete_before_replace=False,
         ignore_changes=(),

@@ -16,51 +16,11 @@ import yaml
 from homelab import cli, engine, render
 from homelab.engine import InvokeRecord, Render, ResourceRecord
 from tests.harness import render_stack, stack_raw_config, with_changes, yaml_documents
+from tests.synthetic import record, render_of
 
 SENTINEL_COOKIE = engine.SENTINEL_SECRETS["headplaneCookieSecret"]
 
 # --- synthetic records: every kind of resource the render knows, with secrets in them --------
-
-STACK_URN = "urn:pulumi:test::homelab::pulumi:pulumi:Stack::homelab-test"
-
-
-def record(
-    type_: str,
-    name: str,
-    *,
-    parent: ResourceRecord | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    secret_paths: Sequence[str] = (),
-    custom: bool = True,
-    dependencies: Sequence[ResourceRecord] = (),
-    property_dependencies: Mapping[str, Sequence[ResourceRecord]] | None = None,
-    provider: ResourceRecord | None = None,
-    deleted_with: ResourceRecord | None = None,
-    protect: bool = False,
-) -> ResourceRecord:
-    return ResourceRecord(
-        type=type_,
-        name=name,
-        urn=f"urn:pulumi:test::homelab::{type_}::{name}",
-        custom=custom,
-        parent=parent.urn if parent is not None else STACK_URN,
-        provider=f"{provider.urn}::{provider.name}-id" if provider is not None else None,
-        dependencies=tuple(d.urn for d in dependencies),
-        property_dependencies={
-            key: tuple(d.urn for d in deps) for key, deps in (property_dependencies or {}).items()
-        },
-        protect=protect,
-        retain_on_delete=False,
-        delete_before_replace=False,
-        ignore_changes=(),
-        additional_secret_outputs=(),
-        replace_on_changes=(),
-        deleted_with=deleted_with.urn if deleted_with is not None else None,
-        version=None,
-        custom_timeouts={},
-        inputs=dict(inputs or {}),
-        secret_paths=tuple(secret_paths),
-    )
 
 
 def component(type_: str, name: str, parent: ResourceRecord | None = None) -> ResourceRecord:
@@ -74,13 +34,11 @@ def synthetic_render(
     outputs: Mapping[str, Any] | None = None,
     output_secret_paths: Sequence[str] = (),
 ) -> Render:
-    return Render(
-        stack="test",
-        resources=sorted(resources, key=lambda r: r.urn),
+    return render_of(
+        resources,
         invokes=list(invokes),
         outputs=dict(outputs or {}),
         output_secret_paths=tuple(output_secret_paths),
-        component_outputs={},
     )
 
 
