@@ -31,6 +31,57 @@ UI_PATH: Final = "/admin"
 # Headplane reads its pod name from this variable (integration.kubernetes.pod_name override).
 POD_NAME_ENV: Final = "HEADPLANE_INTEGRATION__KUBERNETES__POD_NAME"
 COOKIE_SECRET_LENGTH: Final = 32
+# Where the Kubernetes integration looks for the service account; it insists on ca.crt, token and
+# namespace there before it reads its own pod (app/server/config/integration/kubernetes.ts
+# @ v0.6.3; the client's loadFromCluster reads the same path).
+SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_VOLUME: Final = "headplane-service-account"
+# The lifetime the kubelet requests for the automatic mount's token (it refreshes the file before
+# the token expires): this volume behaves like that mount.
+TOKEN_EXPIRATION_SECONDS: Final = 3607
+
+
+def service_account_volume() -> dict[str, Any]:
+    """The service account files the automatic mount would give, as a volume for Headplane alone.
+
+    The pod sets `automountServiceAccountToken: false`, so Headscale, the internet-facing
+    container, gets no API token; Headplane mounts this at SERVICE_ACCOUNT_DIR. It is the same
+    projection the kubelet makes for the automatic mount (token, cluster CA, namespace). Not a
+    hard boundary: both containers share a UID and a process namespace, so a compromised Headscale
+    could still reach the file through /proc/<pid>/root; the token only grants `get` on pods.
+    """
+    return {
+        "name": SERVICE_ACCOUNT_VOLUME,
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "token",
+                        "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                    }
+                },
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {
+                                    "apiVersion": "v1",
+                                    "fieldPath": "metadata.namespace",
+                                },
+                            }
+                        ]
+                    }
+                },
+            ]
+        },
+    }
 
 
 def base_url(config: HomelabConfig) -> str:

@@ -14,6 +14,10 @@ API key) is minted in the running pod by `components/keys.py`.
 Both containers run as the distroless `nonroot` user 65532 rather than the images' default root:
 Headplane's SIGHUP reaches Headscale because both processes share that one UID (a signal needs the
 same UID or CAP_KILL), and the pod meets the `restricted` Pod Security profile.
+
+Only Headplane gets a service account token (a projected volume in its container; the pod does not
+automount one), and a NetworkPolicy admits only Traefik's namespace on the HTTP ports and STUN
+from anywhere (components/security.py says when flannel enforces it).
 """
 
 from __future__ import annotations
@@ -44,13 +48,23 @@ from components.headscale_config import (
 )
 from components.ingress import Backend, route_host
 from components.metallb import LoadBalancerRequest
+from components.security import (
+    IMAGE_PULL_POLICY,
+    IMAGES_PINNED_BY_TAG,
+    NONROOT_ID,
+    checkov_skips,
+    from_namespace,
+    hardened_container_security_context,
+    ingress_network_policy,
+    policy_ports,
+)
 from components.traefik import TraefikRouting, external_traffic_policy
 from config import pins
 from config.model import ExposedHost, HomelabConfig
 from config.policy import render_policy
 
 # The distroless images' `nonroot` user: the same UID in both containers (see module docstring).
-RUN_AS: Final = 65532
+RUN_AS: Final = NONROOT_ID
 # Tailscale clients reach the control server (and the embedded DERP) on HTTPS 443 only
 # (components.md 2.3), which Traefik's websecure entrypoint serves on its LoadBalancer IP.
 HTTPS_PORT: Final = 443
@@ -94,14 +108,6 @@ def dump_json(document: dict[str, Any]) -> str:
 
 def _exposed(config: HomelabConfig, name: str) -> ExposedHost:
     return next(h for h in config.exposed_hosts() if h.name == name)
-
-
-def restricted_container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
 
 
 class Headscale(pulumi.ComponentResource):
@@ -180,7 +186,8 @@ class Headscale(pulumi.ComponentResource):
             {"name": "tmp", "emptyDir": {}},
         ]
         containers = [self._headscale_container(config)]
-        pod_extra: dict[str, Any] = {"automountServiceAccountToken": False}
+        # Headscale never calls the Kubernetes API; Headplane mounts its own token (below).
+        pod_extra: dict[str, Any] = {}
         depends: list[pulumi.Resource] = [data_claim, config_map]
 
         if with_headplane:
@@ -189,9 +196,9 @@ class Headscale(pulumi.ComponentResource):
             volumes += ui_volumes
             containers.append(self._headplane_container())
             pod_extra = {
+                # Headplane reads its own pod through the API (validate_manifest) with this
+                # account's token, mounted into its container only.
                 "serviceAccountName": "headscale",
-                # Headplane reads its own pod through the API (validate_manifest).
-                "automountServiceAccountToken": True,
                 # Headplane finds `headscale serve` in /proc and signals it (components.md 3.3).
                 "shareProcessNamespace": True,
             }
@@ -201,7 +208,9 @@ class Headscale(pulumi.ComponentResource):
         ).hexdigest()
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta("headscale"),
+            metadata=meta(
+                "headscale", annotations=checkov_skips({"CKV_K8S_43": IMAGES_PINNED_BY_TAG})
+            ),
             spec=as_input(
                 {
                     "replicas": 1,
@@ -216,6 +225,7 @@ class Headscale(pulumi.ComponentResource):
                         },
                         "spec": {
                             **pod_extra,
+                            "automountServiceAccountToken": False,
                             # Service links would inject HEADSCALE_*/HEADPLANE_* variables that
                             # both programs read as config overrides.
                             "enableServiceLinks": False,
@@ -262,6 +272,7 @@ class Headscale(pulumi.ComponentResource):
         )
         if derp.enabled:
             self._stun_service(name, args, meta)
+        self._network_policy(name, args, meta)
 
         kubeconfig = access.kubeconfig
         target = keys.HeadscaleTarget(HEADSCALE_NAMESPACE, "deployment/headscale", "headscale")
@@ -358,6 +369,7 @@ class Headscale(pulumi.ComponentResource):
             # The image's entrypoint is the headscale binary; Headplane looks for argv[1] ==
             # "serve", so no flags before it (components.md 2.5, 3.3).
             "args": ["serve"],
+            "imagePullPolicy": IMAGE_PULL_POLICY,
             "ports": ports,
             "startupProbe": {**health, "periodSeconds": 5, "failureThreshold": 60},
             "readinessProbe": {**health, "periodSeconds": 10, "timeoutSeconds": 3},
@@ -366,7 +378,7 @@ class Headscale(pulumi.ComponentResource):
                 "requests": {"cpu": "50m", "memory": "64Mi"},
                 "limits": {"cpu": "1", "memory": "256Mi"},
             },
-            "securityContext": restricted_container_security(),
+            "securityContext": hardened_container_security_context(user=RUN_AS),
             "volumeMounts": [
                 {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
                 {"name": "data", "mountPath": DATA_DIR},
@@ -380,6 +392,7 @@ class Headscale(pulumi.ComponentResource):
         return {
             "name": "headplane",
             "image": pins.HEADPLANE_IMAGE,
+            "imagePullPolicy": IMAGE_PULL_POLICY,
             "env": [
                 {
                     "name": headplane.POD_NAME_ENV,
@@ -398,7 +411,7 @@ class Headscale(pulumi.ComponentResource):
                 "requests": {"cpu": "25m", "memory": "128Mi"},
                 "limits": {"cpu": "500m", "memory": "512Mi"},
             },
-            "securityContext": restricted_container_security(),
+            "securityContext": hardened_container_security_context(user=RUN_AS),
             "volumeMounts": [
                 {"name": "headplane-config", "mountPath": headplane.CONFIG_DIR, "readOnly": True},
                 # Headscale's config, read-only: the UI shows it, the stack config owns it.
@@ -406,6 +419,11 @@ class Headscale(pulumi.ComponentResource):
                 {"name": "headplane-data", "mountPath": headplane.DATA_DIR},
                 {"name": "headplane-secrets", "mountPath": headplane.SECRET_DIR, "readOnly": True},
                 {"name": "headplane-tmp", "mountPath": "/tmp"},
+                {
+                    "name": headplane.SERVICE_ACCOUNT_VOLUME,
+                    "mountPath": headplane.SERVICE_ACCOUNT_DIR,
+                    "readOnly": True,
+                },
             ],
         }
 
@@ -504,6 +522,7 @@ class Headscale(pulumi.ComponentResource):
                 "secret": {"secretName": "headplane-cookie-secret", "defaultMode": 0o440},
             },
             {"name": "headplane-tmp", "emptyDir": {}},
+            headplane.service_account_volume(),
         ]
         return [secret, config_map, claim, account, binding], volumes
 
@@ -532,6 +551,39 @@ class Headscale(pulumi.ComponentResource):
                 }
             ),
             opts=args.access.opts(self, depends_on=request.depends_on),
+        )
+
+    def _network_policy(
+        self, name: str, args: HeadscaleArgs, meta: Meta
+    ) -> k8s.networking.v1.NetworkPolicy:
+        """Who may connect to the pod: Traefik on the routed ports, anyone on STUN.
+
+        Nothing else connects over the network: Headplane reaches Headscale on the pod's loopback,
+        keys are minted with `kubectl exec` through the API server, and the kubelet probes from
+        the pod's node. The metrics port is not admitted; a scraper would need its own rule.
+        """
+        remote = args.config.remote_access
+        routed = [HTTP_PORT] + ([headplane.PORT] if remote.headplane.enabled else [])
+        rules = [
+            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                from_=[from_namespace(args.traefik.namespace)],
+                ports=policy_ports("TCP", *routed),
+            )
+        ]
+        if remote.derp.enabled:
+            # Internet clients through the STUN LoadBalancer: with `Local` their own address
+            # arrives, with `Cluster` another node's, so no source can be named.
+            rules.append(
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    ports=policy_ports("UDP", remote.derp.stun_port)
+                )
+            )
+        return ingress_network_policy(
+            f"{name}-network-policy",
+            metadata=meta("headscale"),
+            pod_labels=LABELS,
+            ingress=rules,
+            opts=args.access.opts(self),
         )
 
     def _port_forwards(self, args: HeadscaleArgs) -> list[dict[str, Any]]:

@@ -9,14 +9,22 @@
 - `hardened_pod_security_context` / `hardened_container_security_context`: the settings that pass
   checkov's Kubernetes checks and the `restricted` Pod Security Standard, for images that run as
   an unprivileged user.
+- `IMAGE_PULL_POLICY` and `IMAGES_PINNED_BY_TAG`: how this project's own workloads pull images,
+  and the one reason it accepts checkov's digest check (CKV_K8S_43).
+- `ingress_network_policy`: the NetworkPolicy each workload gets, admitting only the listed
+  ingress. Talos' default CNI (flannel) accepts NetworkPolicies but enforces them only when the
+  machine config sets `cluster.network.cni.flannel.kubeNetworkPoliciesEnabled: true` (Talos >=
+  1.13, docs.siderolabs.com kubernetes-guides/cni/flannel); they are written to be correct under
+  any enforcing CNI, so enabling it (or moving to Cilium/Calico) needs no change here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 # checkov reads every annotation whose key contains this prefix as `<check id>=<reason>`
@@ -30,6 +38,21 @@ VISIBILITY_ANNOTATION: Final = "homelab.sarma.love/visibility"
 # A UID/GID above 10000 so it cannot collide with a host user (checkov CKV_K8S_40); 65532 is the
 # `nonroot` user of the distroless base images.
 NONROOT_ID: Final = 65532
+
+# Every container start asks the registry what the pinned tag names now (a manifest lookup;
+# cached layers are reused), so each node runs what the registry serves, never an image only its
+# local cache holds under that tag (checkov CKV_K8S_15). The cost: a container start needs the
+# registry reachable. It does not protect against a maliciously re-pushed tag: only a digest would.
+IMAGE_PULL_POLICY: Final = "Always"
+
+# The reason for accepting CKV_K8S_43 (image by digest) on this project's workloads.
+IMAGES_PINNED_BY_TAG: Final = (
+    "images are pinned by exact tag in config/pins.py and bumped by Renovate; digests are not "
+    "pinned because they cannot be resolved offline where the stack is rendered and tested"
+)
+
+# Set by the API server on every namespace (Kubernetes >= 1.21), so a policy can name one.
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 
 
 def checkov_skips(reasons: Mapping[str, str]) -> dict[str, str]:
@@ -90,4 +113,50 @@ def hardened_container_security_context(
         run_as_user=user,
         run_as_group=user,
         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def from_namespace(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    """A NetworkPolicy peer: every pod of one namespace."""
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+            match_labels={NAMESPACE_NAME_LABEL: namespace}
+        )
+    )
+
+
+def policy_ports(
+    protocol: Literal["TCP", "UDP"], *ports: int
+) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
+    return [k8s.networking.v1.NetworkPolicyPortArgs(protocol=protocol, port=p) for p in ports]
+
+
+def ingress_network_policy(
+    resource_name: str,
+    *,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    pod_labels: Mapping[str, str],
+    ingress: Sequence[k8s.networking.v1.NetworkPolicyIngressRuleArgs] = (),
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """A NetworkPolicy that admits only `ingress` to the pods labelled `pod_labels` (no rule: none).
+
+    Ingress only: these workloads call the API server, registries and, for Tailscale, peers and
+    DERP relays anywhere on the internet, so an egress allowlist would mostly be `0.0.0.0/0`.
+    Traffic from the pod's own node (kubelet probes) and replies to the pod's own connections are
+    always allowed (kubernetes.io/docs/concepts/services-networking/network-policies). `pod_labels`
+    must match the pod template's labels: checkov (CKV2_K8S_6) links a policy to pods by its
+    `matchLabels` and skips an empty selector (checkov 3.3.30 NetworkPolicyEdgeBuilder).
+    """
+    if not pod_labels:
+        raise ValueError(f"{resource_name}: a NetworkPolicy here must select pods by label")
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=metadata,
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(pod_labels)),
+            policy_types=["Ingress"],
+            ingress=list(ingress),
+        ),
+        opts=opts,
     )

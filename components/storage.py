@@ -5,6 +5,12 @@ plain objects (the shape of its deploy/local-path-storage.yaml at the pinned tag
 Talos: volumes live under `storage.localPathRoot` below /var (the upstream /opt path is read-only on
 Talos) and the namespace is `privileged`, because the helper pod that creates and removes volume
 directories mounts a hostPath (components.md 9 #1).
+
+The provisioner itself needs none of that: it only talks to the API (watching claims, creating
+PersistentVolumes and helper pods) and serves its health port, from a static binary on a
+`scratch` image that writes no file (package/Dockerfile, main.go @ v0.0.37). So it runs with the
+hardened security context (non-root UID 65532, no capabilities, read-only root) and no pod may
+connect to it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ import yaml
 
 from components.common import STORAGE_NAMESPACE, ClusterAccess
 from components.kube import namespace
+from components.security import (
+    IMAGE_PULL_POLICY,
+    IMAGES_PINNED_BY_TAG,
+    checkov_skips,
+    hardened_container_security_context,
+    hardened_pod_security_context,
+    ingress_network_policy,
+)
 from config import pins
 from config.model import Storage as StorageConfig
 
@@ -27,6 +41,11 @@ PROVISIONER: Final = "rancher.io/local-path"
 NAME: Final = "local-path-provisioner"
 CONFIG_MAP: Final = "local-path-config"
 LABELS: Final = {"app": NAME}
+PROVISIONER_CHECKOV_SKIPS: Final = {
+    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+    "CKV_K8S_38": "the provisioner needs its service account token: it watches claims and "
+    "creates PersistentVolumes and helper pods through the Kubernetes API",
+}
 
 # The provisioner runs these in the helper pod with VOL_DIR set (upstream defaults).
 SETUP_SCRIPT: Final = '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n'
@@ -68,8 +87,9 @@ def helper_pod_manifest() -> str:
                 {
                     "name": "helper-pod",
                     "image": pins.LOCAL_PATH_HELPER_IMAGE,
-                    "imagePullPolicy": "IfNotPresent",
-                    # It only runs mkdir/rm on the host path.
+                    "imagePullPolicy": IMAGE_PULL_POLICY,
+                    # It only runs mkdir/rm on the host path, as root: the directories it removes
+                    # belong to whichever UID the claiming pod ran as.
                     "resources": {
                         "requests": {"cpu": "10m", "memory": "16Mi"},
                         "limits": {"cpu": "100m", "memory": "64Mi"},
@@ -103,8 +123,12 @@ class Storage(pulumi.ComponentResource):
             f"{name}-namespace", STORAGE_NAMESPACE, access=access, parent=self, privileged=True
         )
 
-        def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=STORAGE_NAMESPACE)
+        def meta(
+            object_name: str, annotations: dict[str, str] | None = None
+        ) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=object_name, namespace=STORAGE_NAMESPACE, annotations=annotations
+            )
 
         in_namespace = access.opts(self, depends_on=[ns])
         account = k8s.core.v1.ServiceAccount(
@@ -182,7 +206,7 @@ class Storage(pulumi.ComponentResource):
         )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-provisioner",
-            metadata=meta(NAME),
+            metadata=meta(NAME, annotations=checkov_skips(PROVISIONER_CHECKOV_SKIPS)),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
@@ -190,6 +214,7 @@ class Storage(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=NAME,
+                        security_context=hardened_pod_security_context(),
                         containers=[_provisioner_container()],
                         volumes=[
                             k8s.core.v1.VolumeArgs(
@@ -203,6 +228,14 @@ class Storage(pulumi.ComponentResource):
             opts=access.opts(
                 self, depends_on=[config_map, role_binding, cluster_role_binding, account]
             ),
+        )
+        # Nothing connects to the provisioner (the kubelet's probes come from its node, which a
+        # policy never blocks); helper pods are its API calls, not connections to it.
+        ingress_network_policy(
+            f"{name}-network-policy",
+            metadata=meta(NAME),
+            pod_labels=LABELS,
+            opts=in_namespace,
         )
         storage_class = k8s.storage.v1.StorageClass(
             f"{name}-class",
@@ -225,7 +258,7 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
     return k8s.core.v1.ContainerArgs(
         name=NAME,
         image=pins.LOCAL_PATH_PROVISIONER_IMAGE,
-        image_pull_policy="IfNotPresent",
+        image_pull_policy=IMAGE_PULL_POLICY,
         command=["local-path-provisioner", "start", "--config", "/etc/config/config.json"],
         ports=[k8s.core.v1.ContainerPortArgs(name=probe_port, container_port=8080, protocol="TCP")],
         env=[
@@ -262,4 +295,5 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
             requests={"cpu": "10m", "memory": "32Mi"},
             limits={"cpu": "200m", "memory": "128Mi"},
         ),
+        security_context=hardened_container_security_context(),
     )

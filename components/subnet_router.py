@@ -6,9 +6,12 @@ operator needs APIs Headscale lacks; peers.md), following upstream's docs/k8s ma
 - userspace networking (`TS_USERSPACE=true`): tailscaled's netstack forwards subnet traffic without
   /dev/net/tun or NET_ADMIN, so the pod runs unprivileged as a non-root user, like upstream's
   userspace sidecar example (components.md 4);
-- it logs in once with a tagged, reusable pre-auth key from a Secret (`TS_AUTH_ONCE=true`), keeps
-  its state in a Secret it creates itself (`TS_KUBE_SECRET`, not managed here: components.md 4
-  pitfall 1), and advertises the LAN routes, which the ACL policy auto-approves for its tag.
+- it logs in once with a tagged, reusable pre-auth key read from a mounted Secret file
+  (`TS_AUTHKEY=file:...`, `TS_AUTH_ONCE=true`), keeps its state in a Secret it creates itself
+  (`TS_KUBE_SECRET`, not managed here: components.md 4 pitfall 1), and advertises the LAN routes,
+  which the ACL policy auto-approves for its tag;
+- nothing connects to it: tailnet traffic is its own outbound connections (to Headscale, DERP
+  relays and peers) and their replies, so its NetworkPolicy admits no ingress.
 """
 
 from __future__ import annotations
@@ -22,21 +25,43 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.common import TAILSCALE_NAMESPACE, ClusterAccess
-from components.headscale import as_input, restricted_container_security
+from components.headscale import as_input
+from components.security import (
+    IMAGE_PULL_POLICY,
+    IMAGES_PINNED_BY_TAG,
+    NONROOT_ID,
+    checkov_skips,
+    hardened_container_security_context,
+    hardened_pod_security_context,
+    ingress_network_policy,
+)
 from config import pins
 
 STATE_SECRET: Final = "subnet-router-state"
 AUTH_KEY_SECRET: Final = "subnet-router-authkey"
+AUTH_KEY_ITEM: Final = "authkey"
+# The Secret is mounted here; containerboot passes `file:<path>` on to `tailscale up --authkey`,
+# which reads and trims the file (cmd/containerboot/main.go header, cmd/tailscale/cli/up.go
+# resolveValueFromFile @ v1.102.3). A file keeps the key out of the process environment.
+AUTH_KEY_DIR: Final = "/var/run/secrets/tailscale"
+AUTH_KEY_FILE: Final = f"{AUTH_KEY_DIR}/{AUTH_KEY_ITEM}"
 ACCOUNT: Final = "subnet-router"
 # containerboot serves /healthz here when TS_ENABLE_HEALTH_CHECK is on: 200 once the node has a
 # tailnet IP (cmd/containerboot/main.go @ v1.102.3). IPv4 wildcard: '[::]' fails without IPv6.
 HEALTH_ADDR: Final = "0.0.0.0:9002"
 HEALTH_PORT: Final = 9002
-# Upstream's userspace example runs as 1000:1000 (docs/k8s/userspace-sidecar.yaml).
-RUN_AS: Final = 1000
+# Upstream's userspace example runs as 1000:1000 (docs/k8s/userspace-sidecar.yaml). Any UID works:
+# state is in the kube Secret, socket and statedir in /tmp (cmd/containerboot/settings.go,
+# tailscaled.go @ v1.102.3). So the high `nonroot` UID, which cannot collide with a host user.
+RUN_AS: Final = NONROOT_ID
 LABELS: Final = {"app.kubernetes.io/name": "subnet-router", "app.kubernetes.io/part-of": "homelab"}
 RESTRICTED: Final = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+}
+CHECKOV_SKIPS: Final = {
+    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+    "CKV_K8S_38": "containerboot needs its service account token: it keeps tailscaled's state in "
+    "the Secret named by TS_KUBE_SECRET and records events through the Kubernetes API",
 }
 
 
@@ -61,10 +86,7 @@ def router_env(
     return [
         {"name": "TS_USERSPACE", "value": "true"},
         {"name": "TS_ROUTES", "value": ",".join(routes)},
-        {
-            "name": "TS_AUTHKEY",
-            "valueFrom": {"secretKeyRef": {"name": AUTH_KEY_SECRET, "key": "TS_AUTHKEY"}},
-        },
+        {"name": "TS_AUTHKEY", "value": f"file:{AUTH_KEY_FILE}"},
         # Without --login-server the pod would try login.tailscale.com (components.md 4 #3).
         {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server} --advertise-tags={tag}"},
         {"name": "TS_HOSTNAME", "value": hostname},
@@ -143,7 +165,7 @@ class SubnetRouter(pulumi.ComponentResource):
             f"{name}-authkey",
             metadata=meta(AUTH_KEY_SECRET),
             type="Opaque",
-            string_data={"TS_AUTHKEY": key},
+            string_data={AUTH_KEY_ITEM: key},
             opts=access.opts(self),
         )
         env = args.login_server.apply(
@@ -151,35 +173,47 @@ class SubnetRouter(pulumi.ComponentResource):
                 login_server=url, routes=args.routes, hostname=args.hostname, tag=args.tag
             )
         )
+        # /healthz answers 200 once the node has a tailnet IP, 503 before (kube/health @ v1.102.3).
+        health = {"httpGet": {"path": "/healthz", "port": "health"}}
         pod_spec: dict[str, Any] = {
             "serviceAccountName": ACCOUNT,
             "enableServiceLinks": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": RUN_AS,
-                "runAsGroup": RUN_AS,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            # fsGroup: the key file is group-readable for the router's group only.
+            "securityContext": hardened_pod_security_context(user=RUN_AS, fs_group=RUN_AS),
             "containers": [
                 {
                     "name": "tailscale",
                     "image": pins.TAILSCALE_IMAGE,
+                    "imagePullPolicy": IMAGE_PULL_POLICY,
                     "env": env,
                     "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
-                    "readinessProbe": {
-                        "httpGet": {"path": "/healthz", "port": "health"},
-                        "periodSeconds": 10,
-                    },
+                    # The first login waits for Headscale, which may still be starting after a
+                    # reboot: up to 10 minutes before the kubelet restarts the container.
+                    "startupProbe": {**health, "periodSeconds": 10, "failureThreshold": 60},
+                    "readinessProbe": {**health, "periodSeconds": 10},
+                    # Logged in, the node keeps its addresses through Headscale outages (the last
+                    # netmap stays); losing them means Headscale removed or expired the node, and
+                    # containerboot logs in again (with the key, while valid) only when it starts.
+                    "livenessProbe": {**health, "periodSeconds": 30, "failureThreshold": 4},
                     "resources": {
                         "requests": {"cpu": "20m", "memory": "64Mi"},
                         "limits": {"cpu": "500m", "memory": "256Mi"},
                     },
-                    "securityContext": restricted_container_security(),
-                    # containerboot puts tailscaled's socket and statedir in /tmp.
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "securityContext": hardened_container_security_context(user=RUN_AS),
+                    "volumeMounts": [
+                        # containerboot puts tailscaled's socket and statedir in /tmp.
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "authkey", "mountPath": AUTH_KEY_DIR, "readOnly": True},
+                    ],
                 }
             ],
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "volumes": [
+                {"name": "tmp", "emptyDir": {}},
+                {
+                    "name": "authkey",
+                    "secret": {"secretName": AUTH_KEY_SECRET, "defaultMode": 0o440},
+                },
+            ],
         }
         if args.login_server_ip is not None:
             login_ip = args.login_server_ip
@@ -188,7 +222,12 @@ class SubnetRouter(pulumi.ComponentResource):
             )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta("subnet-router"),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="subnet-router",
+                namespace=ns,
+                labels=dict(LABELS),
+                annotations=checkov_skips(CHECKOV_SKIPS),
+            ),
             spec=as_input(
                 {
                     "replicas": 1,
@@ -200,6 +239,12 @@ class SubnetRouter(pulumi.ComponentResource):
                 }
             ),
             opts=access.opts(self, depends_on=[binding, auth_key]),
+        )
+        ingress_network_policy(
+            f"{name}-network-policy",
+            metadata=meta("subnet-router"),
+            pod_labels=LABELS,
+            opts=access.opts(self),
         )
         self.hostname = args.hostname
         self.tag = args.tag

@@ -167,7 +167,40 @@ def test_headplane_may_read_its_own_pod_and_nothing_else() -> None:
     assert binding.input("roleRef")["name"] == role.input("metadata.name")
     (subject,) = binding.input("subjects")
     assert subject["name"] == spec["serviceAccountName"]
-    assert spec["automountServiceAccountToken"] is True
+
+
+def _service_account_mounts(container_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in container_spec["volumeMounts"]
+        if m["mountPath"].startswith("/var/run/secrets/kubernetes.io")
+    ]
+
+
+def test_only_headplane_gets_the_service_account_token() -> None:
+    spec = deployment_spec()
+    # No automatic mount: Headscale, the internet-facing container, gets no API token.
+    assert spec["automountServiceAccountToken"] is False
+    assert _service_account_mounts(container(spec, "headscale")) == []
+    # Headplane 0.6.3 reads ca.crt, token and namespace from the standard service account
+    # directory before it reads its own pod (integration/kubernetes.ts).
+    (mount,) = _service_account_mounts(container(spec, "headplane"))
+    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    sources = volume["projected"]["sources"]
+    (token,) = [s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s]
+    (ca,) = [s["configMap"] for s in sources if "configMap" in s]
+    (downward,) = [s["downwardAPI"] for s in sources if "downwardAPI" in s]
+    # The kubelet publishes the cluster CA in every namespace as this ConfigMap.
+    assert ca["name"] == "kube-root-ca.crt"
+    assert ca["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    (namespace,) = downward["items"]
+    assert namespace["fieldRef"]["fieldPath"] == "metadata.namespace"
+    files = {token["path"], namespace["path"], *(i["path"] for i in ca["items"])}
+    assert files == {"ca.crt", "namespace", "token"}
+    # Refreshed by the kubelet; at least the 10 minutes the API server requires.
+    assert token["expirationSeconds"] >= 600
 
 
 def test_headplane_reads_the_files_its_config_names() -> None:
@@ -256,6 +289,7 @@ def test_disabling_headplane_removes_it_everywhere() -> None:
     assert [c["name"] for c in spec["containers"]] == ["headscale"]
     assert "shareProcessNamespace" not in spec
     assert spec["automountServiceAccountToken"] is False
+    assert not [v for v in spec["volumes"] if "projected" in v]
     names = {r.name for r in under(render, HEADSCALE)}
     assert not {n for n in names if "headplane" in n}
     assert "headplaneUrl" not in render.outputs

@@ -13,6 +13,7 @@ from components.headscale_config import REMOVED_KEYS, startup_problems, stun_por
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from tests.components.hardening import admits, hardening_problems, policies_selecting
 from tests.components.remote_access import (
     DEPLOYMENT,
     HEADSCALE,
@@ -414,7 +415,87 @@ def test_both_containers_run_as_one_non_root_uid_so_sighup_reaches_headscale() -
     }
     assert len(uids) == 1
     assert 0 not in uids
-    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in spec["containers"])
+    # ...and both hardened: high UID, no capabilities, read-only root, RuntimeDefault seccomp.
+    assert hardening_problems(spec) == []
+
+
+# --- NetworkPolicy ----------------------------------------------------------------------------
+
+
+def _pod_policies(render: Any) -> list[Any]:
+    deployment = _deployment(render)
+    labels = deployment.input("spec.template.metadata.labels")
+    policies = policies_selecting(render, deployment.input("metadata.namespace"), labels)
+    assert policies, "the Headscale pod is selected by a NetworkPolicy"
+    return policies
+
+
+def _admitted(render: Any, protocol: str, port: int, source: str | None) -> bool:
+    return any(
+        admits(p, protocol=protocol, port=port, source_namespace=source)
+        for p in _pod_policies(render)
+    )
+
+
+def _traefik_namespace(render: Any) -> str:
+    namespace = render.one("kubernetes:helm.sh/v3:Release", "traefik").input("namespace")
+    assert isinstance(namespace, str)
+    return namespace
+
+
+def _service_target_port(render: Any, service_name: str) -> int:
+    """The container port a Service that Traefik routes to ends up on."""
+    (service_port,) = [
+        p
+        for p in child(render, HEADSCALE, SERVICE, service_name).input("spec.ports")
+        if p["name"] == "http"
+    ]
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in pod_spec(_deployment(render))["containers"]
+        for p in c["ports"]
+    }
+    return int(ports[service_port["targetPort"]])
+
+
+def test_traefik_reaches_headscale_and_headplane_and_no_other_namespace_does() -> None:
+    render = homelab_render()
+    traefik = _traefik_namespace(render)
+    for service in ("headscale-service", "headscale-headplane-service"):
+        port = _service_target_port(render, service)
+        assert _admitted(render, "TCP", port, traefik), service
+        assert not _admitted(render, "TCP", port, "monitoring"), service
+        assert not _admitted(render, "TCP", port, None), service
+    # Nobody scrapes the metrics port; it stays closed until a scraper gets its own rule.
+    metrics = int(headscale_settings(render)["metrics_listen_addr"].rpartition(":")[2])
+    assert not _admitted(render, "TCP", metrics, traefik)
+
+
+def test_stun_is_admitted_from_anywhere_only_with_the_embedded_derp() -> None:
+    render = homelab_render()
+    port = homelab_config().remote_access.derp.stun_port
+    # Internet clients arrive through the LoadBalancer with their own (or a node's) address.
+    assert _admitted(render, "UDP", port, None)
+    no_derp = render_remote_access({"derp": {"enabled": False}})
+    assert not _admitted(no_derp, "UDP", port, None)
+    udp = [
+        port
+        for policy in _pod_policies(no_derp)
+        for rule in policy.input("spec.ingress") or []
+        for port in rule.get("ports") or []
+        if port.get("protocol") == "UDP"
+    ]
+    assert udp == []
+
+
+def test_without_headplane_its_port_is_not_admitted() -> None:
+    render = render_remote_access({"headplane": {"enabled": False}})
+    traefik = _traefik_namespace(render)
+    listen_port = int(headscale_settings(render)["listen_addr"].rpartition(":")[2])
+    assert _admitted(render, "TCP", listen_port, traefik)
+    full = homelab_render()
+    headplane_port = _service_target_port(full, "headscale-headplane-service")
+    assert not _admitted(render, "TCP", headplane_port, traefik)
 
 
 # --- Traefik ----------------------------------------------------------------------------------

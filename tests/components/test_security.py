@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
 from components import security
+from homelab.engine import Render, ResourceRecord
+from tests.components.hardening import (
+    all_containers,
+    checkov_skipped,
+    hardening_problems,
+    policies_selecting,
+)
+from tests.harness import kubernetes_records, render_stack
 from tools.checkov.render_manifests import skip_annotation_problems
 
 
@@ -72,3 +84,77 @@ def test_hardened_contexts_are_non_root_without_privileges() -> None:
     assert container.read_only_root_filesystem is True
     writable = security.hardened_container_security_context(read_only_root_filesystem=False)
     assert writable.read_only_root_filesystem is False
+
+
+# --- every workload this project writes --------------------------------------------------------
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Pod")
+
+
+@functools.cache
+def rendered(stack: str) -> Render:
+    return render_stack(stack)
+
+
+def workloads(stack: str) -> list[ResourceRecord]:
+    return [
+        r
+        for r in kubernetes_records(rendered(stack))
+        if r.type.rpartition(":")[2] in WORKLOAD_KINDS
+    ]
+
+
+def pod_template(record: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod labels, pod spec) of a workload record."""
+    if record.type.endswith(":Pod"):
+        return record.input("metadata.labels") or {}, record.input("spec")
+    return record.input("spec.template.metadata.labels") or {}, record.input("spec.template.spec")
+
+
+@pytest.mark.parametrize("stack", ["homelab", "lab"])
+def test_every_workload_of_ours_runs_hardened_and_pulls_what_the_registry_serves(
+    stack: str,
+) -> None:
+    found = workloads(stack)
+    # local-path-provisioner, Headscale (+ Headplane) and the subnet router at least.
+    assert len(found) >= 3
+    for record in found:
+        _, spec = pod_template(record)
+        assert hardening_problems(spec) == [], record.name
+        for container in all_containers(spec):
+            # Re-resolve the tag at every start (checkov CKV_K8S_15).
+            assert container["imagePullPolicy"] == "Always", record.name
+
+
+@pytest.mark.parametrize("stack", ["homelab", "lab"])
+def test_every_workload_of_ours_is_selected_by_a_network_policy(stack: str) -> None:
+    for record in workloads(stack):
+        labels, _ = pod_template(record)
+        namespace = record.input("metadata.namespace")
+        assert policies_selecting(rendered(stack), namespace, labels), record.name
+
+
+@pytest.mark.parametrize("stack", ["homelab", "lab"])
+def test_a_mounted_token_or_an_image_without_digest_is_a_written_exception(stack: str) -> None:
+    for record in workloads(stack):
+        _, spec = pod_template(record)
+        skipped = checkov_skipped(record)
+        if spec.get("automountServiceAccountToken") is not False:
+            assert skipped.get("CKV_K8S_38", "").strip(), record.name
+        if any("@sha256:" not in c["image"] for c in all_containers(spec)):
+            assert skipped.get("CKV_K8S_43") == security.IMAGES_PINNED_BY_TAG, record.name
+        # The reverse: no skip for what the manifest already does.
+        if spec.get("automountServiceAccountToken") is False:
+            assert "CKV_K8S_38" not in skipped, record.name
+
+
+def test_an_ingress_policy_admits_only_its_rules_and_needs_a_pod_selector() -> None:
+    # checkov links a policy to pods only through matchLabels (CKV2_K8S_6), and an empty
+    # selector would isolate every pod of the namespace: refused before anything is created.
+    with pytest.raises(ValueError, match="select pods by label"):
+        security.ingress_network_policy(
+            "unselective",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="x"),
+            pod_labels={},
+            opts=pulumi.ResourceOptions(),
+        )

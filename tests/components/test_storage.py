@@ -6,9 +6,16 @@ import json
 
 import yaml
 
+from components import security
 from config import pins
 from config.loader import validate_config
 from homelab.engine import Render, ResourceRecord
+from tests.components.hardening import (
+    admits,
+    checkov_skipped,
+    hardening_problems,
+    policies_selecting,
+)
 from tests.contracts import component_records, depends_on, validate_objects
 from tests.harness import helm_values, homelab_render, render_stack, stack_raw_config
 
@@ -33,8 +40,9 @@ def one_under_storage(render: Render, type_token: str) -> ResourceRecord:
 
 
 def test_every_storage_object_meets_the_strict_kubernetes_schema() -> None:
-    # Namespace, ServiceAccount, Role(+Binding), ClusterRole(+Binding), ConfigMap, Deployment, class.
-    assert validate_objects(component_records(homelab_render(), STORAGE)) == 9
+    # Namespace, ServiceAccount, Role(+Binding), ClusterRole(+Binding), ConfigMap, Deployment,
+    # NetworkPolicy, class.
+    assert validate_objects(component_records(homelab_render(), STORAGE)) == 10
 
 
 def test_default_is_a_local_path_storage_class_marked_default() -> None:
@@ -65,6 +73,39 @@ def test_provisioner_namespace_admits_the_hostpath_helper_pods() -> None:
     assert deployment.input("metadata.namespace") == namespace.input("metadata.name")
 
 
+def test_provisioner_runs_hardened_though_its_namespace_admits_privileged_helpers() -> None:
+    # Only the hostPath helper pods need the privileged namespace; the provisioner is an API client.
+    spec = one_under_storage(homelab_render(), DEPLOYMENT).input("spec.template.spec")
+    assert hardening_problems(spec) == []
+    assert "hostPath" not in {k for v in spec["volumes"] for k in v}
+
+
+def test_nothing_may_connect_to_the_provisioner() -> None:
+    render = homelab_render()
+    deployment = one_under_storage(render, DEPLOYMENT)
+    labels = deployment.input("spec.template.metadata.labels")
+    policies = policies_selecting(render, deployment.input("metadata.namespace"), labels)
+    assert policies
+    (container,) = deployment.input("spec.template.spec.containers")
+    for port in container["ports"]:
+        for policy in policies:
+            for source in (None, "traefik", deployment.input("metadata.namespace")):
+                assert not admits(
+                    policy,
+                    protocol=port["protocol"],
+                    port=port["containerPort"],
+                    source_namespace=source,
+                )
+
+
+def test_provisioner_keeps_the_api_token_it_needs_as_a_written_exception() -> None:
+    deployment = one_under_storage(homelab_render(), DEPLOYMENT)
+    assert deployment.input("spec.template.spec").get("automountServiceAccountToken") is not False
+    skipped = checkov_skipped(deployment)
+    assert "API" in skipped["CKV_K8S_38"]
+    assert skipped["CKV_K8S_43"] == security.IMAGES_PINNED_BY_TAG
+
+
 def test_images_are_pinned() -> None:
     render = homelab_render()
     (container,) = one_under_storage(render, DEPLOYMENT).input("spec.template.spec.containers")
@@ -73,6 +114,11 @@ def test_images_are_pinned() -> None:
     assert [c["image"] for c in helper["spec"]["containers"]] == [pins.LOCAL_PATH_HELPER_IMAGE]
     for image in (pins.LOCAL_PATH_PROVISIONER_IMAGE, pins.LOCAL_PATH_HELPER_IMAGE):
         assert image.rpartition(":")[2] not in ("", "latest")
+    # The helper pods pull like every other container of ours (components/security.py).
+    assert [c["imagePullPolicy"] for c in helper["spec"]["containers"]] == [
+        security.IMAGE_PULL_POLICY
+    ]
+    assert container["imagePullPolicy"] == security.IMAGE_PULL_POLICY
 
 
 def test_service_account_is_the_one_the_bindings_grant() -> None:

@@ -7,9 +7,16 @@ from typing import Any
 import yaml
 
 from components import subnet_router
+from components.security import IMAGES_PINNED_BY_TAG
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from tests.components.hardening import (
+    admits,
+    checkov_skipped,
+    hardening_problems,
+    policies_selecting,
+)
 from tests.components.remote_access import (
     COMMAND,
     DEPLOYMENT,
@@ -77,17 +84,33 @@ def test_configured_routes_flow_to_the_router() -> None:
     assert router_env(render)["TS_ROUTES"] == "192.168.0.0/25,192.168.0.128/26"
 
 
-def test_auth_key_comes_from_a_secret_holding_the_minted_key() -> None:
+def test_auth_key_is_read_from_a_mounted_secret_file_holding_the_minted_key() -> None:
     render = homelab_render()
-    source = router_env(render)["TS_AUTHKEY"]["secretKeyRef"]
+    spec = router_spec(render)
+    tailscale = container(spec, "tailscale")
+    # containerboot hands `file:<path>` to `tailscale up --authkey`, which reads the file
+    # (components.md 4): the key never sits in the process environment (checkov CKV_K8S_35).
+    reference = router_env(render)["TS_AUTHKEY"]
+    assert isinstance(reference, str)
+    assert reference.startswith("file:/")
+    directory, _, item = reference.removeprefix("file:").rpartition("/")
+    (mount,) = [m for m in tailscale["volumeMounts"] if m["mountPath"] == directory]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     secret = child(render, ROUTER, SECRET, "subnet-router-authkey")
-    assert secret.input("metadata.name") == source["name"]
-    path = f"stringData.{source['key']}"
+    assert volume["secret"]["secretName"] == secret.input("metadata.name")
+    path = f"stringData.{item}"
     assert secret.is_secret(path)
     minted = child(render, HEADSCALE, COMMAND, "headscale-router-key")
     assert secret.input(path) == minted.outputs["stdout"]
     deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
     assert secret.urn in deployment.dependencies
+    # Readable by the router's group only, which owns the file through the pod's fsGroup.
+    mode = volume["secret"]["defaultMode"]
+    assert mode & 0o040
+    assert not mode & 0o007
+    assert spec["securityContext"]["fsGroup"] == tailscale["securityContext"]["runAsGroup"]
+    assert not [e for e in tailscale["env"] if "secretKeyRef" in e.get("valueFrom", {})]
 
 
 def test_role_is_upstreams_example_for_our_state_secret() -> None:
@@ -114,9 +137,12 @@ def test_role_is_upstreams_example_for_our_state_secret() -> None:
 def test_router_is_unprivileged_and_meets_the_restricted_profile() -> None:
     spec = router_spec()
     assert restricted_violations(spec) == []
+    # Userspace networking needs no capability; state lives in the kube Secret and /tmp, so a
+    # high UID and a read-only root work (components.md 4).
+    assert hardening_problems(spec) == []
     tailscale = container(spec, "tailscale")
     assert tailscale["image"] == pins.TAILSCALE_IMAGE
-    assert "privileged" not in tailscale["securityContext"]
+    assert tailscale["securityContext"].get("privileged") is not True
     assert set(tailscale["resources"]) == {"requests", "limits"}
     namespace = child(
         homelab_render(), ROUTER, "kubernetes:core/v1:Namespace", "subnet-router-namespace"
@@ -131,15 +157,55 @@ def test_router_reaches_headscale_on_the_lan_without_nat_loopback() -> None:
     assert alias == {"ip": str(config.network.traefik_ip), "hostnames": [config.headscale_fqdn]}
 
 
-def test_router_readiness_follows_containerboots_health_endpoint() -> None:
+def test_router_probes_follow_containerboots_health_endpoint() -> None:
     tailscale = container(router_spec(), "tailscale")
     env = env_of(tailscale)
     assert env["TS_ENABLE_HEALTH_CHECK"] == "true"
     port = int(env["TS_LOCAL_ADDR_PORT"].rpartition(":")[2])
-    probe = tailscale["readinessProbe"]["httpGet"]
-    assert probe["path"] == "/healthz"
     named = {p["name"]: p["containerPort"] for p in tailscale["ports"]}
-    assert named[probe["port"]] == port
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = tailscale[kind]["httpGet"]
+        assert probe["path"] == "/healthz"
+        assert named[probe["port"]] == port
+
+
+def test_liveness_gives_the_first_login_time_and_restarts_only_a_lost_node() -> None:
+    tailscale = container(router_spec(), "tailscale")
+
+    def patience(kind: str) -> int:
+        probe = tailscale[kind]
+        return int(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+
+    # The first login waits for Headscale, which restarts with the cluster: minutes, not seconds.
+    assert patience("startupProbe") >= 300
+    assert patience("livenessProbe") >= 60
+
+
+def test_nothing_may_connect_to_the_router() -> None:
+    # Tailnet traffic is the router's own outbound connections and their replies.
+    render = homelab_render()
+    deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
+    labels = deployment.input("spec.template.metadata.labels")
+    policies = policies_selecting(render, deployment.input("metadata.namespace"), labels)
+    assert policies
+    for policy in policies:
+        for source in (None, "traefik", "headscale", "tailscale"):
+            for protocol, port in (("TCP", subnet_router.HEALTH_PORT), ("UDP", 41641)):
+                assert not admits(policy, protocol=protocol, port=port, source_namespace=source)
+
+
+def test_router_keeps_the_api_token_containerboot_needs_as_a_written_exception() -> None:
+    render = homelab_render()
+    deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
+    # containerboot writes its state Secret through the API with the pod's token.
+    assert deployment.input("spec.template.spec").get("automountServiceAccountToken") is not False
+    role = child(
+        render, ROUTER, "kubernetes:rbac.authorization.k8s.io/v1:Role", "subnet-router-role"
+    )
+    assert any("secrets" in rule["resources"] for rule in role.input("rules"))
+    skipped = checkov_skipped(deployment)
+    assert "TS_KUBE_SECRET" in skipped["CKV_K8S_38"]
+    assert skipped["CKV_K8S_43"] == IMAGES_PINNED_BY_TAG
 
 
 def test_every_kubernetes_object_validates_against_the_strict_schemas() -> None:
