@@ -14,8 +14,9 @@
 - `ingress_network_policy`: the NetworkPolicy each workload gets, admitting only the listed
   ingress. Talos' default CNI (flannel) accepts NetworkPolicies but enforces them only when the
   machine config sets `cluster.network.cni.flannel.kubeNetworkPoliciesEnabled: true` (Talos >=
-  1.13, docs.siderolabs.com kubernetes-guides/cni/flannel); they are written to be correct under
-  any enforcing CNI, so enabling it (or moving to Cilium/Calico) needs no change here.
+  1.13, docs.siderolabs.com kubernetes-guides/cni/flannel), which the control-plane patches do
+  (components/talos_patches.py); they are written to be correct under any enforcing CNI, so moving
+  to Cilium/Calico needs no change here.
 """
 
 from __future__ import annotations

@@ -69,7 +69,16 @@ def machine_document(
     if node.role == "controlplane":
         # Explicit either way: upstream it is a *bool, so `false` is kept, not read as unset
         # (v1alpha1_types.go @ v1.13.9), and the patch states what the cluster does.
-        document["cluster"] = {"allowSchedulingOnControlPlanes": cluster.schedule_on_control_planes}
+        document["cluster"] = {
+            "allowSchedulingOnControlPlanes": cluster.schedule_on_control_planes,
+            # Talos' default flannel accepts NetworkPolicy objects but only enforces them with
+            # kube-network-policies deployed beside it (FlannelCNIConfig.kubeNetworkPoliciesEnabled,
+            # Talos v1.13 config schema). The stack ships policies for its own workloads
+            # (components/security.py), so they must be enforced, not decorative.
+            "network": {
+                "cni": {"name": "flannel", "flannel": {"kubeNetworkPoliciesEnabled": True}}
+            },
+        }
         if cluster.schedule_on_control_planes:
             # Control planes that run the workloads must also be allowed to announce their
             # LoadBalancer IPs. With dedicated workers, Talos' default (keep external traffic

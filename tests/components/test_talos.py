@@ -468,3 +468,18 @@ def test_kubelet_sees_the_local_path_volume_root_on_every_node() -> None:
     external = with_changes(raw, {"storage": {"storageClass": "nfs-client"}})
     for apply in render_config(external).by_type(APPLY):
         assert "kubelet" not in v1alpha1_part(patch_documents(apply))["machine"]
+
+
+def test_control_planes_enforce_the_stacks_network_policies() -> None:
+    # The stack creates NetworkPolicies (components/security.py); with flannel they only take
+    # effect when kube-network-policies is deployed (Talos v1.13 FlannelCNIConfig).
+    assert homelab_render().by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    config = model(ha_raw())
+    applies = applies_by_ip(ha_render())
+    for node in config.cluster.nodes:
+        cluster_part = v1alpha1_part(patch_documents(applies[str(node.ip)])).get("cluster", {})
+        cni = cluster_part.get("network", {}).get("cni", {})
+        if node.role == "controlplane":
+            assert cni == {"name": "flannel", "flannel": {"kubeNetworkPoliciesEnabled": True}}
+        else:
+            assert cni == {}
