@@ -204,7 +204,7 @@ class Storage(pulumi.ComponentResource):
             },
             opts=in_namespace,
         )
-        deployment = k8s.apps.v1.Deployment(
+        k8s.apps.v1.Deployment(
             f"{name}-provisioner",
             metadata=meta(NAME, annotations=checkov_skips(PROVISIONER_CHECKOV_SKIPS)),
             spec=k8s.apps.v1.DeploymentSpecArgs(
@@ -248,7 +248,11 @@ class Storage(pulumi.ComponentResource):
             # A volume is a directory on one node: bind only once the pod's node is known.
             volume_binding_mode="WaitForFirstConsumer",
             reclaim_policy="Delete",
-            opts=access.opts(self, depends_on=[deployment]),
+            # No wait for the provisioner's rollout: with WaitForFirstConsumer a claim binds once
+            # the provisioner runs, whenever that is, so claimants (Headscale, Grafana) need the
+            # class to exist, not the provisioner to be ready; waiting would serialise them
+            # behind its rollout for nothing (bench/render_bench.py shows the chain).
+            opts=access.opts(self),
         )
         return storage_class.metadata.apply(lambda m: m.name or STORAGE_CLASS)
 

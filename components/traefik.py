@@ -179,7 +179,10 @@ class Traefik(pulumi.ComponentResource):
             chart=CHART,
             namespace=TRAEFIK_NAMESPACE,
             values=chart_values(config, args.load_balancer, args.wildcard),
-            depends_on=[ns, *args.load_balancer.depends_on, *args.wildcard.ready],
+            # Not on the certificate: Traefik watches Secrets and switches from its self-signed
+            # default to the wildcard once issued and reflected, so the front door need not wait
+            # for (or fail with) ACME. Its LoadBalancer IP does need MetalLB's pool.
+            depends_on=[ns, *args.load_balancer.depends_on],
         )
         sources = private_source_ranges(config)
         middleware = k8s.apiextensions.CustomResource(
