@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from components.dotted import MISSING, lookup
 from components.headscale_config import CONFIG_DIR as HEADSCALE_CONFIG_DIR
 from components.headscale_config import CONFIG_FILE as HEADSCALE_CONFIG_FILE
 from components.headscale_config import HTTP_PORT as HEADSCALE_HTTP_PORT
@@ -138,16 +139,6 @@ LOWERCASE_KEYS: Final = (
     "headscale.dns_records_path",
     "headscale.tls_cert_path",
 )
-_MISSING: Final = object()
-
-
-def _lookup(cfg: Mapping[str, Any], path: str) -> Any:
-    value: Any = cfg
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
 
 
 def with_env_overrides(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -174,26 +165,26 @@ def config_problems(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None
     merged = with_env_overrides(cfg, env or {})
     problems: list[str] = []
     for key in PATH_SUPPORTED_KEYS:
-        if _lookup(merged, key) is not _MISSING and _lookup(merged, key + "_path") is not _MISSING:
+        if lookup(merged, key) is not MISSING and lookup(merged, key + "_path") is not MISSING:
             problems.append(f"{key} and {key}_path are both set (CONFLICTING_SECRET_PATH_FIELD)")
-    secret = _lookup(merged, "server.cookie_secret")
-    if secret is _MISSING and _lookup(merged, "server.cookie_secret_path") is _MISSING:
+    secret = lookup(merged, "server.cookie_secret")
+    if secret is MISSING and lookup(merged, "server.cookie_secret_path") is MISSING:
         problems.append("server.cookie_secret (or server.cookie_secret_path) is required")
     elif isinstance(secret, str) and len(secret) != COOKIE_SECRET_LENGTH:
         problems.append(f"server.cookie_secret must be exactly {COOKIE_SECRET_LENGTH} characters")
     for key in LOWERCASE_KEYS:
-        value = _lookup(merged, key)
+        value = lookup(merged, key)
         if isinstance(value, str) and value != value.lower():
             problems.append(f"{key} must be lowercase")
-    host = _lookup(merged, "server.host")
-    if host is not _MISSING and not _is_ip(host):
+    host = lookup(merged, "server.host")
+    if host is not MISSING and not _is_ip(host):
         problems.append("server.host must be an IP address")
-    url = _lookup(merged, "headscale.url")
-    if url is _MISSING or not _is_url(url):
+    url = lookup(merged, "headscale.url")
+    if url is MISSING or not _is_url(url):
         problems.append("headscale.url must be an http(s) URL")
     for key in ("server.base_url", "headscale.public_url"):
-        value = _lookup(merged, key)
-        if value is not _MISSING and not _is_url(value):
+        value = lookup(merged, key)
+        if value is not MISSING and not _is_url(value):
             problems.append(f"{key} must be an http(s) URL")
     problems += _base_url_problems(merged)
     problems += _integration_problems(merged)
@@ -202,13 +193,13 @@ def config_problems(cfg: Mapping[str, Any], env: Mapping[str, str] | None = None
 
 def _base_url_problems(cfg: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
-    base = _lookup(cfg, "server.base_url")
+    base = lookup(cfg, "server.base_url")
     if not isinstance(base, str):
         return problems
     if urlsplit(base).path.rstrip("/").endswith(UI_PATH):
         problems.append(f"server.base_url must not include the {UI_PATH} prefix")
     # A Secure cookie is never sent back over plain http: login would silently fail.
-    if _lookup(cfg, "server.cookie_secure") is not False and base.startswith("http://"):
+    if lookup(cfg, "server.cookie_secure") is not False and base.startswith("http://"):
         problems.append("server.cookie_secure must be false when server.base_url is http://")
     return problems
 
@@ -224,11 +215,11 @@ def _integration_problems(cfg: Mapping[str, Any]) -> list[str]:
         "agent": ("enabled", "pre_authkey"),
     }
     for name, keys in required.items():
-        if not isinstance(_lookup(cfg, f"integration.{name}"), Mapping):
+        if not isinstance(lookup(cfg, f"integration.{name}"), Mapping):
             continue
         for key in keys:
             path = f"integration.{name}.{key}"
-            if _lookup(cfg, path) is _MISSING and _lookup(cfg, path + "_path") is _MISSING:
+            if lookup(cfg, path) is MISSING and lookup(cfg, path + "_path") is MISSING:
                 hint = (
                     f" (set it from the Downward API via {POD_NAME_ENV})"
                     if key == "pod_name"
@@ -238,7 +229,7 @@ def _integration_problems(cfg: Mapping[str, Any]) -> list[str]:
     enabled = [
         name
         for name in ("docker", "kubernetes", "proc")
-        if _lookup(cfg, f"integration.{name}.enabled") is True
+        if lookup(cfg, f"integration.{name}.enabled") is True
     ]
     if len(enabled) > 1:
         problems.append(f"only one of integration.docker/kubernetes/proc may be enabled: {enabled}")

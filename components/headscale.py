@@ -47,6 +47,7 @@ from components.headscale_config import (
     startup_problems,
 )
 from components.ingress import Backend, route_host
+from components.kube import namespace as kube_namespace
 from components.metallb import LoadBalancerRequest
 from components.security import (
     IMAGE_PULL_POLICY,
@@ -71,9 +72,6 @@ HTTPS_PORT: Final = 443
 ROUTER_KEY_EXPIRY: Final = "365d"
 API_KEY_EXPIRY: Final = "90d"
 LABELS: Final = {"app.kubernetes.io/name": "headscale", "app.kubernetes.io/part-of": "homelab"}
-RESTRICTED: Final = {
-    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
-}
 
 
 # Builds namespaced, labelled metadata for one object of the component.
@@ -151,13 +149,13 @@ class Headscale(pulumi.ComponentResource):
                 raise ValueError("generated Headplane config is invalid: " + "; ".join(ui_problems))
             ui_files = {headplane.CONFIG_FILE: dump_yaml(ui_settings)}
 
-        namespace = k8s.core.v1.Namespace(
+        namespace = kube_namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=HEADSCALE_NAMESPACE,
-                labels={**RESTRICTED, "app.kubernetes.io/part-of": "homelab"},
-            ),
-            opts=access.opts(self),
+            HEADSCALE_NAMESPACE,
+            access=access,
+            parent=self,
+            pod_security="restricted",
+            labels={"app.kubernetes.io/part-of": "homelab"},
         )
         ns = namespace.metadata.name
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from components.common import TAILNET_IPV4, TAILNET_IPV6
+from components.dotted import MISSING, lookup
 from config.model import HomelabConfig
 
 HTTP_PORT: Final = 8080
@@ -105,7 +106,6 @@ def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any
 
 # --- startup rules (mirrors hscontrol/types/config.go @ v0.28.0) ------------------------------
 
-_MISSING: Final = object()
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_SECONDS = {
     "ns": 1e-9,
@@ -138,22 +138,13 @@ REMOVED_KEYS: Final = (
 )
 
 
-def _lookup(cfg: Mapping[str, Any], path: str) -> Any:
-    value: Any = cfg
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
 def _get(cfg: Mapping[str, Any], path: str) -> Any:
-    value = _lookup(cfg, path)
-    return _DEFAULTS.get(path) if value is _MISSING else value
+    value = lookup(cfg, path)
+    return _DEFAULTS.get(path) if value is MISSING else value
 
 
 def _is_set(cfg: Mapping[str, Any], path: str) -> bool:
-    return _lookup(cfg, path) is not _MISSING
+    return lookup(cfg, path) is not MISSING
 
 
 def _go_duration_seconds(text: str) -> float | None:

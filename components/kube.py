@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,9 +18,15 @@ from components.common import ClusterAccess
 
 # Talos enforces PSA `baseline` by default (components.md 1.4 #3); hostNetwork/hostPath workloads
 # (MetalLB's speaker, local-path volumes) need their namespace labelled `privileged`.
-PRIVILEGED_LABELS: Final = {
-    f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("audit", "enforce", "warn")
-}
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+
+
+def pod_security_labels(level: PodSecurityLevel) -> dict[str, str]:
+    """Pod Security Admission labels enforcing (and auditing, warning at) one level."""
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("audit", "enforce", "warn")}
+
+
+PRIVILEGED_LABELS: Final = pod_security_labels("privileged")
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,16 @@ def namespace(
     access: ClusterAccess,
     parent: pulumi.Resource,
     privileged: bool = False,
+    pod_security: PodSecurityLevel | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> k8s.core.v1.Namespace:
-    """A namespace; `privileged` relaxes Pod Security Admission for host-level workloads."""
+    """A namespace; `privileged` relaxes Pod Security Admission for host-level workloads,
+    `pod_security` sets another level (e.g. `restricted` for hardened workloads)."""
+    level: PodSecurityLevel | None = "privileged" if privileged else pod_security
+    all_labels = {**(pod_security_labels(level) if level else {}), **(labels or {})}
     return k8s.core.v1.Namespace(
         resource_name,
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=name, labels=dict(PRIVILEGED_LABELS) if privileged else None
-        ),
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, labels=all_labels or None),
         opts=access.opts(parent),
     )
 

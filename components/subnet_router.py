@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components.common import TAILSCALE_NAMESPACE, ClusterAccess
 from components.headscale import as_input
+from components.kube import namespace as kube_namespace
 from components.security import (
     IMAGE_PULL_POLICY,
     IMAGES_PINNED_BY_TAG,
@@ -55,9 +56,6 @@ HEALTH_PORT: Final = 9002
 # tailscaled.go @ v1.102.3). So the high `nonroot` UID, which cannot collide with a host user.
 RUN_AS: Final = NONROOT_ID
 LABELS: Final = {"app.kubernetes.io/name": "subnet-router", "app.kubernetes.io/part-of": "homelab"}
-RESTRICTED: Final = {
-    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
-}
 CHECKOV_SKIPS: Final = {
     "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
     "CKV_K8S_38": "containerboot needs its service account token: it keeps tailscaled's state in "
@@ -110,13 +108,13 @@ class SubnetRouter(pulumi.ComponentResource):
     ) -> None:
         super().__init__("homelab:remote-access:SubnetRouter", name, None, opts)
         access = args.access
-        namespace = k8s.core.v1.Namespace(
+        namespace = kube_namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=TAILSCALE_NAMESPACE,
-                labels={**RESTRICTED, "app.kubernetes.io/part-of": "homelab"},
-            ),
-            opts=access.opts(self),
+            TAILSCALE_NAMESPACE,
+            access=access,
+            parent=self,
+            pod_security="restricted",
+            labels={"app.kubernetes.io/part-of": "homelab"},
         )
         ns = namespace.metadata.name
 
