@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -59,7 +60,7 @@ from components.security import (
     ingress_network_policy,
     policy_ports,
 )
-from components.traefik import TraefikRouting, external_traffic_policy
+from components.traefik import MiddlewareRef, TraefikRouting, external_traffic_policy
 from config import pins
 from config.model import ExposedHost, HomelabConfig
 from config.policy import render_policy
@@ -499,17 +500,37 @@ class Headscale(pulumi.ComponentResource):
             ),
             opts=access.opts(self),
         )
-        # The whole host goes to Headplane; its UI lives under /admin (the URL in the stack
-        # outputs). A '/' -> '/admin' redirect would need a middleware that route_host cannot
-        # attach, and Headplane serves nothing else there.
+        # The whole host goes to Headplane, whose UI lives under /admin (the URL in the stack
+        # outputs); the bare host redirects there instead of answering 404.
+        host = _exposed(config, "headplane")
+        redirect = k8s.apiextensions.CustomResource(
+            f"{name}-headplane-redirect",
+            api_version="traefik.io/v1alpha1",
+            kind="Middleware",
+            metadata=meta("headplane-root-redirect"),
+            spec={
+                "redirectRegex": {
+                    "regex": f"^https://{re.escape(host.fqdn)}/?$",
+                    "replacement": f"https://{host.fqdn}/admin/",
+                    "permanent": True,
+                }
+            },
+            opts=access.opts(self, depends_on=args.traefik.ready),
+        )
         route_host(
             f"{name}-headplane-route",
             access=access,
             parent=self,
             routing=args.traefik,
-            host=_exposed(config, "headplane"),
-            backends=[Backend("headplane", headplane.PORT)],
-            depends_on=[service],
+            host=host,
+            backends=[
+                Backend(
+                    "headplane",
+                    headplane.PORT,
+                    middlewares=(MiddlewareRef("headplane-root-redirect", HEADSCALE_NAMESPACE),),
+                )
+            ],
+            depends_on=[service, redirect],
         )
         volumes: list[dict[str, Any]] = [
             {"name": "headplane-config", "configMap": {"name": "headplane-config"}},

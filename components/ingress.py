@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.common import ClusterAccess
 from components.security import visibility_annotations
-from components.traefik import TraefikRouting
+from components.traefik import MiddlewareRef, TraefikRouting
 from config.model import ExposedHost
 
 
@@ -28,6 +28,8 @@ class Backend:
     service: str
     port: int
     path_prefix: str | None = None
+    # Middlewares of this route only, applied after the private allowlist.
+    middlewares: tuple[MiddlewareRef, ...] = ()
 
 
 def route_spec(
@@ -58,8 +60,9 @@ def route_spec(
             "match": match,
             "services": [{"name": backend.service, "port": backend.port}],
         }
-        if middlewares:
-            route["middlewares"] = middlewares
+        own = [{"name": m.name, "namespace": m.namespace} for m in backend.middlewares]
+        if middlewares or own:
+            route["middlewares"] = middlewares + own
         routes.append(route)
     return {
         "entryPoints": entrypoints,

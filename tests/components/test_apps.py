@@ -114,7 +114,7 @@ def test_grafana_is_routed_privately_to_its_service_with_the_wildcard() -> None:
     assert rule["services"] == [
         {"name": values["fullnameOverride"], "port": values["service"]["port"]}
     ]
-    middleware = render.one(MIDDLEWARE)
+    middleware = render.one(MIDDLEWARE, "traefik-private-only")
     assert rule["middlewares"] == [
         {
             "name": middleware.input("metadata.name"),

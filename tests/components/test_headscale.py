@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,14 +31,13 @@ from tests.components.remote_access import (
     restricted_violations,
     under,
 )
+from tests.contracts import validate_object
 from tests.harness import (
     homelab_render,
     is_kubernetes_object,
-    manifest,
     reference,
     render_stack,
     stack_raw_config,
-    validate_kubernetes,
 )
 
 
@@ -548,11 +548,34 @@ def test_outputs_tell_a_person_what_to_forward_register_and_run() -> None:
 
 
 def test_every_kubernetes_object_validates_against_the_strict_schemas() -> None:
+    # Built-in kinds against the strict Kubernetes schemas, Traefik's CRs against their CRDs.
     records = [r for r in under(homelab_render(), HEADSCALE) if is_kubernetes_object(r)]
-    schema_checked = [r for r in records if r.type != INGRESS_ROUTE]
-    assert len(schema_checked) >= 10
-    for record in schema_checked:
-        validate_kubernetes(manifest(record))
+    assert len(records) >= 10
+    for record in records:
+        validate_object(record)
+
+
+def test_the_bare_headplane_host_redirects_to_its_ui() -> None:
+    config = homelab_config()
+    fqdn = config.fqdn(config.remote_access.headplane.host)
+    render = homelab_render()
+    redirect = child(
+        render,
+        HEADSCALE,
+        "kubernetes:traefik.io/v1alpha1:Middleware",
+        "headscale-headplane-redirect",
+    )
+    rule = redirect.input("spec.redirectRegex")
+    pattern = re.compile(rule["regex"])
+    assert pattern.match(f"https://{fqdn}/")
+    assert pattern.match(f"https://{fqdn}")
+    assert not pattern.match(f"https://{fqdn}/admin/machines")
+    assert rule["replacement"] == f"https://{fqdn}/admin/"
+    route = child(render, HEADSCALE, INGRESS_ROUTE, "headscale-headplane-route")
+    (only,) = route.input("spec.routes")
+    names = [m["name"] for m in only["middlewares"]]
+    # The allowlist first: the redirect never answers a client the allowlist refuses.
+    assert names == ["private-only", redirect.input("metadata.name")]
 
 
 def test_every_kubernetes_object_lives_in_the_headscale_namespace() -> None:

@@ -75,7 +75,7 @@ def test_rendered_routes_follow_each_hosts_visibility() -> None:
     render = render_stack("homelab", overrides={"apps": apps})
     config = validate_config({**raw, "apps": apps})
     routes = routes_by_host(render.by_type(INGRESS_ROUTE))
-    middleware = render.one(MIDDLEWARE)
+    middleware = render.one(MIDDLEWARE, "traefik-private-only")
     allowlist = {
         "name": middleware.input("metadata.name"),
         "namespace": middleware.input("metadata.namespace"),
@@ -106,7 +106,9 @@ def test_entrypoints_named_by_routes_exist_in_traefik() -> None:
 def test_routes_may_use_the_allowlist_across_namespaces() -> None:
     render = homelab_render()
     providers = helm_values(render.one(RELEASE, "traefik"))["providers"]
-    middleware_namespace = render.one(MIDDLEWARE).input("metadata.namespace")
+    middleware_namespace = render.one(MIDDLEWARE, "traefik-private-only").input(
+        "metadata.namespace"
+    )
     elsewhere = [
         r
         for r in render.by_type(INGRESS_ROUTE)
