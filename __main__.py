@@ -15,7 +15,7 @@ from components.reflector import Reflector, ReflectorArgs
 from components.storage import Storage, StorageArgs, kubelet_host_paths
 from components.subnet_router import SubnetRouter, SubnetRouterArgs
 from components.talos import TalosCluster, TalosClusterArgs
-from components.traefik import Traefik, TraefikArgs
+from components.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
 from config import load_stack_config
 
 config = load_stack_config()
@@ -33,7 +33,9 @@ cluster = TalosCluster(
 access = cluster.access
 storage = Storage("storage", StorageArgs(access=access, storage=config.storage))
 
-# Network: real LAN IPs for Services, and Traefik on its fixed one.
+# Network: real LAN IPs for Services, and Traefik on its fixed one. MetalLB lets Traefik and
+# STUN share one IP only when both Services carry the same key (components.md 5).
+ip_sharing_key = "traefik" if traefik_ip_is_shared(config) else None
 metallb = MetalLB(
     "metallb",
     MetalLBArgs(
@@ -59,7 +61,7 @@ traefik = Traefik(
     TraefikArgs(
         access=access,
         config=config,
-        load_balancer=metallb.request_ip(config.network.traefik_ip, sharing_key="traefik"),
+        load_balancer=metallb.request_ip(config.network.traefik_ip, sharing_key=ip_sharing_key),
         wildcard=cert_manager.wildcard,
     ),
 )
@@ -72,7 +74,7 @@ headscale = Headscale(
         config=config,
         storage_class=storage.storage_class_name,
         traefik=traefik.routing,
-        stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key="traefik"),
+        stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key=ip_sharing_key),
     ),
 )
 router = SubnetRouter(

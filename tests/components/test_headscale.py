@@ -286,8 +286,13 @@ def test_stun_shares_traefiks_ip_the_way_metallb_requires() -> None:
 
 def test_stun_on_its_own_ip_keeps_client_addresses() -> None:
     # STUN answers with the address it sees; Cluster policy would make that a node address.
-    service = _stun_service(render_remote_access({"derp": {"stunIp": "192.168.0.222"}}))
+    render = render_remote_access({"derp": {"stunIp": "192.168.0.222"}})
+    service = _stun_service(render)
     assert service.input("spec.externalTrafficPolicy") == "Local"
+    # Nothing is shared, so neither Service asks MetalLB to share.
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert "metallb.io/allow-shared-ip" not in service.input("metadata.annotations")
+    assert "metallb.io/allow-shared-ip" not in traefik.input("values.service.annotations")
 
 
 def test_stun_listen_port_is_the_advertised_and_forwarded_port() -> None:
