@@ -9,6 +9,8 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from config import policy
+
 # Namespaces of the platform. Apps bring their own (config `apps[].namespace`).
 METALLB_NAMESPACE: Final = "metallb-system"
 TRAEFIK_NAMESPACE: Final = "traefik"
@@ -19,8 +21,8 @@ HEADSCALE_NAMESPACE: Final = "headscale"
 TAILSCALE_NAMESPACE: Final = "tailscale"
 
 # Tailscale's address ranges (CGNAT v4 and the ULA v6), used by Headscale's default prefixes.
-TAILNET_IPV4: Final = "100.64.0.0/10"
-TAILNET_IPV6: Final = "fd7a:115c:a1e0::/48"
+TAILNET_IPV4: Final = str(policy.TAILNET_IPV4)
+TAILNET_IPV6: Final = str(policy.TAILNET_IPV6)
 
 
 @dataclass(frozen=True)

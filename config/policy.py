@@ -33,8 +33,10 @@ AUTOGROUPS_FOR_SRC = frozenset({"autogroup:member", "autogroup:tagged"})
 AUTOGROUPS_FOR_DST = frozenset(
     {"autogroup:internet", "autogroup:member", "autogroup:tagged", "autogroup:self"}
 )
-# Tailscale's IPv4 range (CGNAT); a policy address inside it names tailnet nodes.
+# Tailscale's address ranges (CGNAT v4, ULA v6), also Headscale's default prefixes; a policy
+# address inside them names tailnet nodes. The one definition: components/common.py uses it too.
 TAILNET_IPV4 = ipaddress.IPv4Network("100.64.0.0/10")
+TAILNET_IPV6 = ipaddress.IPv6Network("fd7a:115c:a1e0::/48")
 
 
 def _group_name(value: str) -> str:
@@ -247,7 +249,7 @@ def address_problems(
 
     def reachable(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
         if isinstance(net, ipaddress.IPv6Network):
-            return net.subnet_of(ipaddress.IPv6Network("fd7a:115c:a1e0::/48"))
+            return net.subnet_of(TAILNET_IPV6)
         return net.subnet_of(TAILNET_IPV4) or any(net.subnet_of(r) for r in routes)
 
     expected = (
