@@ -16,18 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random
 
-from components.common import (
-    CERT_MANAGER_NAMESPACE,
-    HEADSCALE_NAMESPACE,
-    METALLB_NAMESPACE,
-    REFLECTOR_NAMESPACE,
-    STORAGE_NAMESPACE,
-    TAILSCALE_NAMESPACE,
-    TRAEFIK_NAMESPACE,
-    ClusterAccess,
-)
+from components.common import ClusterAccess
 from components.ingress import Backend, route_host
 from components.kube import HelmChart, helm_release, namespace, secret_output
+from components.namespaces import PLATFORM_NAMESPACES
 from components.traefik import TraefikRouting
 from config import pins
 from config.model import App, ExposedHost, HomelabConfig
@@ -37,19 +29,6 @@ GRAFANA_ADMIN_USER: Final = "admin"
 GRAFANA_USER_KEY: Final = "admin-user"
 GRAFANA_PASSWORD_KEY: Final = "admin-password"
 GRAFANA_VOLUME_SIZE: Final = "5Gi"
-
-# Namespaces other components create; each namespace is created exactly once in the stack.
-PLATFORM_NAMESPACES: Final = frozenset(
-    {
-        CERT_MANAGER_NAMESPACE,
-        HEADSCALE_NAMESPACE,
-        METALLB_NAMESPACE,
-        REFLECTOR_NAMESPACE,
-        STORAGE_NAMESPACE,
-        TAILSCALE_NAMESPACE,
-        TRAEFIK_NAMESPACE,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -61,11 +40,13 @@ class AppsArgs:
 
 
 def app_namespaces(config: HomelabConfig) -> list[str]:
-    """Namespaces this component creates: those of deployed workloads, minus the platform's.
+    """Namespaces this component creates and owns: every app's, for deployed workloads and
+    routes to a `service` alike, since the route and the reflected certificate live there too.
 
-    An app that routes to an existing `service` lives in a namespace that exists already.
+    The config refuses the platform's and Kubernetes' own namespaces (config/model.py
+    `_app_namespace`); the subtraction keeps each namespace created exactly once regardless.
     """
-    return sorted({a.namespace for a in config.apps if a.workload} - PLATFORM_NAMESPACES)
+    return sorted({a.namespace for a in config.apps} - set(PLATFORM_NAMESPACES))
 
 
 def grafana_values(
@@ -110,18 +91,17 @@ class Apps(pulumi.ComponentResource):
             ns: namespace(f"{name}-namespace-{ns}", ns, access=args.access, parent=self)
             for ns in app_namespaces(config)
         }
-        hosts = {h.name: h for h in config.exposed_hosts()}
         workloads: dict[str, Callable[[str, App, ExposedHost], _Deployed]] = {
             "grafana": self._grafana,
         }
         for app in config.apps:
-            host = hosts[app.name]
+            host = config.app_exposure(app)
             if app.workload is not None:
                 deployed = workloads[app.workload](f"{name}-{app.name}", app, host)
             else:
                 # config/rules.py guarantees exactly one of workload/service.
                 assert app.service is not None
-                deployed = _Deployed(Backend(app.service, app.port), [])
+                deployed = _Deployed(Backend(app.service, app.port), self._in_namespace(app))
             route_host(
                 f"{name}-{app.name}-route",
                 access=args.access,

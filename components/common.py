@@ -9,16 +9,18 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import namespaces
 from config import policy
 
-# Namespaces of the platform. Apps bring their own (config `apps[].namespace`).
-METALLB_NAMESPACE: Final = "metallb-system"
-TRAEFIK_NAMESPACE: Final = "traefik"
-CERT_MANAGER_NAMESPACE: Final = "cert-manager"
-REFLECTOR_NAMESPACE: Final = "reflector"
-STORAGE_NAMESPACE: Final = "local-path-storage"
-HEADSCALE_NAMESPACE: Final = "headscale"
-TAILSCALE_NAMESPACE: Final = "tailscale"
+# Namespaces of the platform, defined in components/namespaces.py (so config/ can refuse apps in
+# them without importing Pulumi). Apps bring their own (config `apps[].namespace`).
+METALLB_NAMESPACE: Final = namespaces.METALLB_NAMESPACE
+TRAEFIK_NAMESPACE: Final = namespaces.TRAEFIK_NAMESPACE
+CERT_MANAGER_NAMESPACE: Final = namespaces.CERT_MANAGER_NAMESPACE
+REFLECTOR_NAMESPACE: Final = namespaces.REFLECTOR_NAMESPACE
+STORAGE_NAMESPACE: Final = namespaces.STORAGE_NAMESPACE
+HEADSCALE_NAMESPACE: Final = namespaces.HEADSCALE_NAMESPACE
+TAILSCALE_NAMESPACE: Final = namespaces.TAILSCALE_NAMESPACE
 
 # Tailscale's address ranges (CGNAT v4 and the ULA v6), used by Headscale's default prefixes.
 TAILNET_IPV4: Final = str(policy.TAILNET_IPV4)

@@ -62,7 +62,7 @@ from components.security import (
 )
 from components.traefik import MiddlewareRef, TraefikRouting, external_traffic_policy
 from config import pins
-from config.model import ExposedHost, HomelabConfig
+from config.model import HomelabConfig
 from config.policy import render_policy
 
 # The distroless images' `nonroot` user: the same UID in both containers (see module docstring).
@@ -103,10 +103,6 @@ def dump_yaml(document: dict[str, Any]) -> str:
 
 def dump_json(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, indent=2) + "\n"
-
-
-def _exposed(config: HomelabConfig, name: str) -> ExposedHost:
-    return next(h for h in config.exposed_hosts() if h.name == name)
 
 
 class Headscale(pulumi.ComponentResource):
@@ -264,7 +260,7 @@ class Headscale(pulumi.ComponentResource):
             access=access,
             parent=self,
             routing=args.traefik,
-            host=_exposed(config, "headscale"),
+            host=config.headscale_exposure,
             # The whole host, plain http: /ts2021 upgrades, /derp, /key, /api... (components.md 2.3).
             backends=[Backend("headscale", HTTP_PORT)],
             depends_on=[namespace, service],
@@ -502,7 +498,8 @@ class Headscale(pulumi.ComponentResource):
         )
         # The whole host goes to Headplane, whose UI lives under /admin (the URL in the stack
         # outputs); the bare host redirects there instead of answering 404.
-        host = _exposed(config, "headplane")
+        host = config.headplane_exposure
+        assert host is not None  # only called with Headplane enabled
         redirect = k8s.apiextensions.CustomResource(
             f"{name}-headplane-redirect",
             api_version="traefik.io/v1alpha1",

@@ -41,7 +41,7 @@ def extra_records(config: HomelabConfig, *, traefik_ip: str) -> list[dict[str, s
     return [
         {"name": host.fqdn, "type": "A", "value": traefik_ip}
         for host in config.exposed_hosts()
-        if host.fqdn != config.headscale_fqdn
+        if host != config.headscale_exposure
     ]
 
 

@@ -177,3 +177,40 @@ def check_lab_isolation(
     if not (homelab_file.parent / f"Pulumi.{stack}.yaml").exists():
         return []
     return check_against_file(lab, homelab_file, "the homelab")
+
+
+def stack_identity_problems(
+    config: HomelabConfig, *, stack: str, project_dir: Path = HOMELAB_STACK_FILE.parent
+) -> list[Problem]:
+    """`lifecycle.environment` must match who the stack is.
+
+    The `homelab` stack is the real homelab: as 'lab' it would lose its protection, reset its
+    nodes on destroy and take staging certificates, all by one key. A lab (any other stack with
+    its own Pulumi.<stack>.yaml in the project) may not claim 'homelab' either: that would skip
+    the collision checks against the homelab above and make its resources protected and its
+    certificates production ones. A stack without a file of the project (a test's in-memory
+    variant) is not judged.
+    """
+    environment = config.lifecycle.environment
+    key = f"{NS}:lifecycle.environment"
+    if stack == HOMELAB_STACK and environment == "lab":
+        return [
+            Problem(
+                key,
+                repr(environment),
+                f"must be 'homelab' for the {HOMELAB_STACK!r} stack, the real homelab; make a lab "
+                "as a stack of its own instead: `python -m homelab lab up <name>` (its config "
+                "starts from the Pulumi.lab.yaml template)",
+            )
+        ]
+    is_project_stack = (project_dir / f"Pulumi.{stack}.yaml").exists()
+    if stack != HOMELAB_STACK and environment == "homelab" and is_project_stack:
+        return [
+            Problem(
+                key,
+                repr(environment),
+                f"must be 'lab' for stack {stack!r}: only the {HOMELAB_STACK!r} stack is the "
+                "real homelab (./scripts/up)",
+            )
+        ]
+    return []

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
+import ipaddress
 import json
 import os
+import re
+import types
 from collections.abc import Mapping
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pulumi
 import pulumi.runtime.config as pulumi_runtime_config
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_snake
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from config.lab_guard import check_lab_isolation
+from config.lab_guard import check_lab_isolation, stack_identity_problems
 from config.model import HomelabConfig
-from config.rules import NS, Problem, check_rules
+from config.rules import NS, InputUnavailableError, Problem, Unavailable, check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
 SECRET_KEYS: frozenset[str] = frozenset({"dnsApiToken", "headplaneCookieSecret"})
@@ -54,18 +59,32 @@ def _secret_set_command(key: str) -> str:
 
 
 def validate_config(
-    raw: Mapping[str, Any], *, plaintext_keys: frozenset[str] = frozenset()
+    raw: Mapping[str, Any],
+    *,
+    plaintext_keys: frozenset[str] = frozenset(),
+    stack: str | None = None,
 ) -> HomelabConfig:
     """Validate config values keyed by their name without namespace (e.g. 'cluster').
 
     `plaintext_keys` are the keys the stack stores unencrypted; a secret key among them is refused.
+    `stack`, when given, is the stack the config belongs to: its identity must match
+    `lifecycle.environment` (config/lab_guard.py `stack_identity_problems`).
+
+    Every problem is reported in one run: field problems, and the cross-field rules over every
+    top-level section that validated (a rule that reads a broken section is skipped).
     """
     problems: list[Problem] = []
     known = top_level_keys()
     data: dict[str, Any] = {}
     for key, value in sorted(raw.items()):
         if key not in known:
-            problems.append(Problem(f"{NS}:{key}", "unknown key", _did_you_mean(key, list(known))))
+            problems.append(
+                Problem(
+                    f"{NS}:{key}",
+                    "unknown key",
+                    _did_you_mean(key, _candidates(HomelabConfig, raw, key, value), list(known)),
+                )
+            )
             continue
         if key in SECRET_KEYS and key in plaintext_keys:
             problems.append(
@@ -76,6 +95,7 @@ def validate_config(
                 )
             )
         data[key] = value
+    unavailable: set[str] = set()
     unset_secrets: set[str] = set()
     for key in sorted(SECRET_KEYS):
         field = HomelabConfig.model_fields[known[key]]
@@ -89,29 +109,114 @@ def validate_config(
             )
             data.pop(key, None)
             unset_secrets.add(key)
+            unavailable.add(known[key])
+    model: HomelabConfig | None = None
     try:
         model = HomelabConfig.model_validate(data)
     except ValidationError as error:
         for details in error.errors():
+            loc = tuple(details["loc"])
+            if loc:
+                unavailable.add(known.get(str(loc[0]), str(loc[0])))
             # An unset secret is already reported above, with the command that sets it.
-            if details["type"] == "missing" and tuple(details["loc"]) in {
-                (key,) for key in unset_secrets
-            }:
+            if details["type"] == "missing" and loc in {(key,) for key in unset_secrets}:
                 continue
-            if (problem := _problem_from_pydantic(details)) is not None:
+            if (problem := _problem_from_pydantic(details, data)) is not None:
                 problems.append(problem)
-        raise ConfigError(problems) from None
-    problems.extend(check_rules(model))
-    if problems:
-        raise ConfigError(problems)
+    config = model if model is not None else partial_config(data, frozenset(unavailable))
+    problems.extend(check_rules(config))
+    if stack is not None:
+        with contextlib.suppress(InputUnavailableError):
+            problems.extend(stack_identity_problems(config, stack=stack))
+    if problems or model is None:
+        raise ConfigError(_without_missing_suggested(problems))
     return model
 
 
-def _did_you_mean(key: str, candidates: list[str]) -> str:
+def partial_config(data: Mapping[str, Any], unavailable: frozenset[str]) -> HomelabConfig:
+    """A config of the top-level sections that validate on their own; every other section (named
+    in `unavailable`, or failing here) is an `Unavailable` stand-in, so a rule reading it is
+    skipped (config/rules.py `check_rules`) while the rest still run."""
+    known = top_level_keys()
+    values: dict[str, Any] = {}
+    given = {known[k]: v for k, v in data.items() if k in known}
+    for name, field in HomelabConfig.model_fields.items():
+        if name in unavailable:
+            values[name] = Unavailable(name)
+        elif name in given:
+            try:
+                values[name] = _section_adapter(name).validate_python(given[name])
+            except ValidationError:
+                values[name] = Unavailable(name)
+        elif field.is_required():
+            values[name] = Unavailable(name)
+    return HomelabConfig.model_construct(**values)
+
+
+@functools.cache
+def _section_adapter(name: str) -> TypeAdapter[Any]:
+    field = HomelabConfig.model_fields[name]
+    # The field's constraints (min_length, validators) travel in its metadata.
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])
+
+
+def _did_you_mean(key: str, candidates: list[str], known: list[str]) -> str:
+    """'Did you mean' among `candidates`, the keys of the object that are not set yet and take a
+    value of the kind given (`_candidates`), so it never suggests one that could not be meant;
+    without a close one, every `known` key of the object is listed."""
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     if close:
         return f"not a known key; did you mean {close[0]!r}?"
-    return f"not a known key; known keys: {', '.join(sorted(candidates))}"
+    return f"not a known key; known keys: {', '.join(sorted(known))}"
+
+
+_SUGGESTED = re.compile(r"did you mean '([^']+)'\?$")
+
+
+def _without_missing_suggested(problems: list[Problem]) -> list[Problem]:
+    """A misspelt key and the required key it was meant to be are one mistake: keep the line
+    that names both (the 'did you mean'), not a second '(not set)' line for the same key."""
+    meant = set()
+    for p in problems:
+        if p.value == "unknown key" and (match := _SUGGESTED.search(p.expected)):
+            parent = p.key.rpartition(".")[0] if "." in p.key else f"{NS}:"
+            meant.add(f"{parent}.{match[1]}" if parent != f"{NS}:" else f"{NS}:{match[1]}")
+    return [p for p in problems if not (p.value == "(not set)" and p.key in meant)]
+
+
+Kind = Literal["object", "list", "scalar"]
+
+
+def _kind_of_value(value: Any) -> Kind:
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    return "scalar"
+
+
+def _kind_of_annotation(annotation: Any) -> Kind:
+    inner = _unwrap(annotation)
+    origin = get_origin(inner)
+    if (isinstance(inner, type) and issubclass(inner, BaseModel)) or origin is dict:
+        return "object"
+    if origin in (list, tuple, set, frozenset):
+        return "list"
+    return "scalar"
+
+
+def _candidates(model: type[BaseModel], parent: Any, key: str, value: Any) -> list[str]:
+    """Keys of `model` the unknown `key` with `value` may have meant: not set in `parent` already
+    (the unknown key itself aside), and of the same kind (object, list or scalar) as `value`."""
+    present = set(parent) - {key} if isinstance(parent, Mapping) else set()
+    kind = _kind_of_value(value)
+    return [
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if not ({name, field.alias} & present) and _kind_of_annotation(field.annotation) == kind
+    ]
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
@@ -185,14 +290,125 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _unwrap(annotation: Any) -> Any:
+    """`annotation` without Annotated metadata and without `| None`."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if get_origin(annotation) in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+        return annotation
+
+
+def _annotation_at(loc: tuple[int | str, ...]) -> Any:
+    """The declared type of the value at `loc` (a user loc), or None when it is not known."""
+    annotation: Any = HomelabConfig
+    for part in loc:
+        inner = _unwrap(annotation)
+        origin = get_origin(inner)
+        if isinstance(part, int) and origin in (list, tuple):
+            annotation = get_args(inner)[0]
+        elif origin is dict:
+            annotation = get_args(inner)[1]
+        elif isinstance(inner, type) and issubclass(inner, BaseModel):
+            field = _field_of(inner, str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        else:
+            return None
+    return annotation
+
+
+def _words(name: str) -> str:
+    """'AddressPool' -> 'address pool': a model named in the user's words, not as a class."""
+    return " ".join(w.lower() for w in re.findall(r"[A-Z]+[a-z0-9]*", name)) or name.lower()
+
+
+def _keys_of(model: type[BaseModel]) -> str:
+    return ", ".join(f.alias or n for n, f in model.model_fields.items())
+
+
+_SCALAR_SHAPES: dict[Any, tuple[str, str]] = {
+    str: ("a string", "strings"),
+    SecretStr: ("a string", "strings"),
+    int: ("a whole number", "whole numbers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", "true/false values"),
+    ipaddress.IPv4Address: (
+        "an IPv4 address written as text, e.g. '192.168.0.10'",
+        "IPv4 addresses written as text",
+    ),
+    ipaddress.IPv4Network: (
+        "an IPv4 network in CIDR form, e.g. '192.168.0.0/24'",
+        "IPv4 networks in CIDR form",
+    ),
+}
+
+
+def shape_of(annotation: Any) -> str:
+    """What a value of `annotation` looks like, in the user's words (never a class name)."""
+    inner = _unwrap(annotation)
+    origin = get_origin(inner)
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return f"an object with keys {_keys_of(inner)}"
+    if origin in (list, tuple):
+        item = _unwrap(get_args(inner)[0])
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return f"a list of {_words(item.__name__)} objects (each with keys {_keys_of(item)})"
+        return f"a list of {_plural(item)}"
+    if origin is dict:
+        return f"an object mapping names to {_plural(get_args(inner)[1])}"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(inner))
+    return _SCALAR_SHAPES.get(inner, ("a value of another type", ""))[0]
+
+
+def _plural(annotation: Any) -> str:
+    inner = _unwrap(annotation)
+    if get_origin(inner) in (list, tuple):
+        return "lists of " + _plural(get_args(inner)[0])
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return f"{_words(inner.__name__)} objects"
+    if get_origin(inner) is Literal:
+        return "values " + shape_of(inner)
+    return _SCALAR_SHAPES.get(inner, ("", "values"))[1] or "values"
+
+
 # Pydantic's wording for these says what is wrong but not what would be right.
 _CLEARER_MESSAGES: dict[str, str] = {
     "ip_v4_address": "must be an IPv4 address, e.g. '192.168.0.10'",
     "ip_v4_network": "must be an IPv4 network in CIDR form without host bits, e.g. '192.168.0.0/24'",
 }
+# Pydantic's type errors name Python types ("a valid dictionary or instance of Derp"); they are
+# reworded from the field's declared type.
+_TYPE_ERRORS: frozenset[str] = frozenset(
+    {
+        "model_type",
+        "model_attributes_type",
+        "dataclass_type",
+        "is_instance_of",
+        "list_type",
+        "tuple_type",
+        "set_type",
+        "dict_type",
+        "string_type",
+        "int_type",
+        "int_parsing",
+        "int_from_float",
+        "float_type",
+        "float_parsing",
+        "bool_type",
+        "bool_parsing",
+    }
+)
 
 
-def _problem_from_pydantic(error: ErrorDetails) -> Problem | None:
+def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Problem | None:
     loc = _user_loc(tuple(error["loc"]))
     key = _format_loc(loc)
     kind = error["type"]
@@ -202,8 +418,9 @@ def _problem_from_pydantic(error: ErrorDetails) -> Problem | None:
     shown = "(secret)" if hidden else _short_repr(value)
     if kind == "extra_forbidden":
         model = _model_at(loc)
-        names = [f.alias or n for n, f in model.model_fields.items()] if model else []
-        return Problem(key, "unknown key", _did_you_mean(str(loc[-1]), names))
+        names = _candidates(model, _raw_at(data, loc[:-1]), str(loc[-1]), value) if model else []
+        known = [f.alias or n for n, f in model.model_fields.items()] if model else []
+        return Problem(key, "unknown key", _did_you_mean(str(loc[-1]), names, known))
     if kind == "missing":
         description = _description_at(loc)
         return Problem(
@@ -219,12 +436,28 @@ def _problem_from_pydantic(error: ErrorDetails) -> Problem | None:
             f"must be one of: {ctx.get('expected_tags')}",
         )
     message = _CLEARER_MESSAGES.get(kind, error["msg"])
+    if kind in _TYPE_ERRORS and (annotation := _annotation_at(loc)) is not None:
+        message = f"must be {shape_of(annotation)}"
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
     if kind == "string_pattern_mismatch" and (description := _description_at(loc)):
         # A bare regular expression is hard to read; the description carries examples.
         message = f"{message} ({description})"
     return Problem(key, shown, message)
+
+
+def _raw_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+    """The user's value at `loc` (keys as they wrote them), or None when the path is not there."""
+    target = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(target, list) and part < len(target):
+            target = target[part]
+        elif isinstance(target, Mapping):
+            # pydantic names a location by alias; the user may have written the snake_case name.
+            target = target[part] if part in target else target.get(to_snake(str(part)))
+        else:
+            return None
+    return target
 
 
 def _short_repr(value: Any) -> str:
@@ -271,7 +504,7 @@ def load_stack_config() -> HomelabConfig:
     """The validated config of the running stack; a user mistake becomes a `pulumi.RunError`."""
     raw, plaintext = read_raw_config()
     try:
-        config = validate_config(raw, plaintext_keys=plaintext)
+        config = validate_config(raw, plaintext_keys=plaintext, stack=pulumi.get_stack())
         # A lab must not collide with the real homelab (config/lab_guard.py).
         if collisions := check_lab_isolation(config, stack=pulumi.get_stack()):
             raise ConfigError(collisions)

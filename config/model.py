@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
+from components.namespaces import HEADSCALE_NAMESPACE, KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
 from config import pins
 from config.policy import AclPolicy
 
@@ -39,12 +40,75 @@ def _dns_name(value: str) -> str:
         raise ValueError(
             "must be a lowercase DNS name with at least two labels, e.g. 'example.com'"
         )
+    if labels[-1].isdigit():
+        # An all-numeric top-level label makes it an address, not a name (RFC 3696 section 2):
+        # no certificate, Headscale server_url or MagicDNS domain can be served for an IP this way.
+        raise ValueError("must be a domain name, not an IP address; e.g. 'example.com'")
     return value
 
 
 def _email(value: str) -> str:
     if not _EMAIL.fullmatch(value):
         raise ValueError("must be an e-mail address, e.g. 'admin@example.com'")
+    domain = value.rpartition("@")[2]
+    if domain.rpartition(".")[2].isdigit():
+        # Let's Encrypt sends expiry mail to a mailbox at a domain name; an IP literal is none.
+        raise ValueError(
+            f"must be an e-mail address at a domain name, not at an IP address ({domain!r}); "
+            "e.g. 'admin@example.com'"
+        )
+    return value
+
+
+# Linux names a partition after its disk: sda1, vdb2, xvda1; nvme0n1p1, mmcblk0p1, loop0p1
+# (a 'p' before the number when the disk name ends in a digit). udev links a partition as
+# <disk link>-part<N> and under by-partuuid/by-partlabel; by-uuid and by-label name filesystems.
+_PARTITION = re.compile(
+    r"^/dev/(?:(?:[shv]d|xvd)[a-z]+[0-9]+|(?:nvme[0-9]+n[0-9]+|mmcblk[0-9]+|loop[0-9]+)p[0-9]+)$"
+    r"|-part[0-9]+$"
+    r"|^/dev/disk/by-(?:partuuid|partlabel|uuid|label)/"
+)
+
+
+def _install_disk(value: str) -> str:
+    """Talos installs to `machine.install.disk` as a whole disk: the install sequence resolves the
+    path's symlinks and hands it to the installer, which writes its own partition table there
+    (siderolabs/talos@v1.13.9:internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer_tasks.go
+    `Install`, `install.RunInstallerContainer(disk, ...)`), so a partition cannot be one."""
+    if _PARTITION.search(value):
+        raise ValueError(
+            "must be a whole disk, not a partition or filesystem (Talos partitions the disk "
+            "itself); e.g. '/dev/sda', '/dev/nvme0n1' or a /dev/disk/by-id/… link without '-partN'"
+        )
+    return value
+
+
+def _secret_text(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    # Never echo a secret: say what is wrong with it, not what it is.
+    if text and not text.strip():
+        raise ValueError("is blank (only whitespace); set the real value")
+    if text != text.strip():
+        raise ValueError(
+            "starts or ends with whitespace (a pasted newline?), which the service would not "
+            "accept; set it again without it"
+        )
+    return value
+
+
+def _app_namespace(value: str) -> str:
+    """An app's namespace is created, and deleted on destroy, by the stack (components/apps.py),
+    so it must be the app's own: not one Kubernetes keeps, nor one a platform piece lives in."""
+    if value in KUBERNETES_NAMESPACES:
+        raise ValueError(
+            "is a namespace Kubernetes itself keeps; the stack creates and deletes its apps' "
+            "namespaces, so give the app its own, e.g. the app's name"
+        )
+    if value in PLATFORM_NAMESPACES:
+        raise ValueError(
+            f"is the namespace of {PLATFORM_NAMESPACES[value]}, which the stack manages; "
+            "give the app a namespace of its own, e.g. the app's name"
+        )
     return value
 
 
@@ -118,6 +182,9 @@ TalosVersion = Annotated[str, AfterValidator(_talos_version)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
 NameserverWithPort = Annotated[str, AfterValidator(_nameserver_with_port)]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
+InstallDisk = Annotated[str, AfterValidator(_install_disk)]
+Secret = Annotated[SecretStr, AfterValidator(_secret_text)]
+AppNamespace = Annotated[str, AfterValidator(_dns_label), AfterValidator(_app_namespace)]
 
 
 class StrictModel(BaseModel):
@@ -138,7 +205,8 @@ class Lifecycle(StrictModel):
     """How precious this stack is: the real homelab, or a lab that is created and destroyed freely."""
 
     environment: Literal["homelab", "lab"] = Field(
-        description="'homelab' for the real one (protected), 'lab' for throw-away stacks."
+        description="'homelab' for the real one (protected), 'lab' for throw-away stacks. Only the "
+        "`homelab` stack may say 'homelab', and it may not say 'lab'."
     )
     protect: bool | None = Field(
         default=None,
@@ -177,10 +245,11 @@ class Node(StrictModel):
     role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
     # Stable links such as /dev/disk/by-id/nvme-eui.0025… or /dev/disk/by-path/pci-0000:00:17.0-ata-1
     # carry '.' and ':'; Talos accepts them for machine.install.disk (siderolabs/talos #8845).
-    install_disk: str = Field(
+    install_disk: InstallDisk = Field(
         default="/dev/sda",
         pattern=r"^/dev/[A-Za-z0-9._:/+-]+$",
-        description="Disk Talos installs to, e.g. /dev/sda, /dev/nvme0n1 or a /dev/disk/by-id/… link.",
+        description="Whole disk Talos installs to (not a partition), e.g. /dev/sda, /dev/nvme0n1 or "
+        "a /dev/disk/by-id/… link.",
     )
     interface: str | None = Field(
         default=None,
@@ -399,7 +468,10 @@ class App(StrictModel):
     """A service reached at https://<host>.<domain> through Traefik."""
 
     name: DnsLabel = Field(description="App name.")
-    namespace: DnsLabel = Field(description="Namespace the app lives in.")
+    namespace: AppNamespace = Field(
+        description="Namespace the app lives in; the stack creates and owns it (so not a "
+        "Kubernetes or platform namespace)."
+    )
     host: DnsLabel | None = Field(default=None, description="Host label; default: the name.")
     visibility: Literal["private", "public"] = Field(
         default="private", description="'private' = LAN and tailnet only; 'public' = internet."
@@ -408,7 +480,9 @@ class App(StrictModel):
         default=None, description="A workload this project deploys; omit to route to a Service."
     )
     service: DnsLabel | None = Field(
-        default=None, description="Existing Service to route to (when no workload is deployed)."
+        default=None,
+        description="Service to route to (when no workload is deployed); deploy it into the "
+        "app's namespace, which the stack creates.",
     )
     port: int = Field(default=80, ge=1, le=65535, description="Service port.")
 
@@ -434,14 +508,20 @@ class Storage(StrictModel):
 # --- the whole stack -------------------------------------------------------------------------
 
 
+BuiltinHost = Literal["headscale", "headplane"]
+# The hosts the stack itself serves; an app may use neither their names nor their hosts.
+BUILTIN_HOSTS: tuple[BuiltinHost, ...] = ("headscale", "headplane")
+
+
 @dataclass(frozen=True)
 class ExposedHost:
-    """One https://<fqdn> that Traefik serves: an app or a platform UI."""
+    """One https://<fqdn> that Traefik serves: an app, or a built-in (`builtin` says which)."""
 
     name: str
     fqdn: str
     namespace: str
     visibility: Literal["private", "public"]
+    builtin: BuiltinHost | None = None
 
 
 class HomelabConfig(StrictModel):
@@ -458,8 +538,8 @@ class HomelabConfig(StrictModel):
     apps: list[App] = Field(default_factory=list, description="Services exposed through Traefik.")
     storage: Storage = Field(default_factory=Storage, description="Persistent storage.")
     # Secrets: set with `pulumi config set --secret homelab:<key> ...`.
-    dns_api_token: SecretStr = Field(description="DNS provider API token for DNS-01 (secret).")
-    headplane_cookie_secret: SecretStr | None = Field(
+    dns_api_token: Secret = Field(description="DNS provider API token for DNS-01 (secret).")
+    headplane_cookie_secret: Secret | None = Field(
         default=None,
         description="Headplane cookie secret, exactly 32 characters (secret); default: generated once.",
     )
@@ -485,26 +565,40 @@ class HomelabConfig(StrictModel):
     def headscale_fqdn(self) -> str:
         return self.fqdn(self.remote_access.headscale_host)
 
+    @property
+    def headscale_exposure(self) -> ExposedHost:
+        """Headscale's public host, found by identity (an app's name can never stand in for it)."""
+        return ExposedHost(
+            "headscale", self.headscale_fqdn, HEADSCALE_NAMESPACE, "public", builtin="headscale"
+        )
+
+    @property
+    def headplane_exposure(self) -> ExposedHost | None:
+        """Headplane's private host, or None when Headplane is disabled."""
+        headplane = self.remote_access.headplane
+        if not headplane.enabled:
+            return None
+        return ExposedHost(
+            "headplane",
+            self.fqdn(headplane.host),
+            HEADSCALE_NAMESPACE,
+            "private",
+            builtin="headplane",
+        )
+
+    def app_exposure(self, app: App) -> ExposedHost:
+        return ExposedHost(app.name, self.fqdn(app.host_label), app.namespace, app.visibility)
+
     def exposed_hosts(self) -> list[ExposedHost]:
         """Every host Traefik serves, sorted by fqdn: Headscale (public), Headplane, the apps.
 
         The Ingress routes, the certificate's reflection targets and MagicDNS records all derive
         from this one list, so they cannot disagree.
         """
-        hosts = [ExposedHost("headscale", self.headscale_fqdn, "headscale", "public")]
-        if self.remote_access.headplane.enabled:
-            hosts.append(
-                ExposedHost(
-                    "headplane",
-                    self.fqdn(self.remote_access.headplane.host),
-                    "headscale",
-                    "private",
-                )
-            )
-        hosts.extend(
-            ExposedHost(a.name, self.fqdn(a.host_label), a.namespace, a.visibility)
-            for a in self.apps
-        )
+        hosts = [self.headscale_exposure]
+        if (headplane := self.headplane_exposure) is not None:
+            hosts.append(headplane)
+        hosts.extend(self.app_exposure(a) for a in self.apps)
         return sorted(hosts, key=lambda h: h.fqdn)
 
     def iter_node_ips(self) -> Iterator[ipaddress.IPv4Address]:

@@ -10,8 +10,10 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from config.model import HomelabConfig, parse_address_range
+from config import pins
+from config.model import BUILTIN_HOSTS, HomelabConfig, parse_address_range
 from config.policy import ADMIN_GROUP, address_problems, reference_problems
 
 
@@ -28,6 +30,44 @@ class Problem:
 
 
 Rule = Callable[[HomelabConfig], Iterable[Problem]]
+
+
+class InputUnavailableError(Exception):
+    """Raised when a rule reads a config section that failed field validation."""
+
+
+class Unavailable:
+    """Stands in for a top-level section that failed field validation (config/loader.py
+    `partial_config`): any use of it raises `InputUnavailableError`, so `check_rules` skips exactly
+    the rules that read it and runs the others."""
+
+    def __init__(self, section: str) -> None:
+        object.__setattr__(self, "_section", section)
+
+    def _refuse(self, *_: object, **__: object) -> Any:
+        raise InputUnavailableError(object.__getattribute__(self, "_section"))
+
+    __getattr__ = _refuse
+    __str__ = _refuse
+    __format__ = _refuse
+    __eq__ = _refuse
+    __ne__ = _refuse
+    __lt__ = _refuse
+    __le__ = _refuse
+    __gt__ = _refuse
+    __ge__ = _refuse
+    __hash__ = _refuse
+    __bool__ = _refuse
+    __iter__ = _refuse
+    __len__ = _refuse
+    __contains__ = _refuse
+    __getitem__ = _refuse
+    __int__ = _refuse
+    __index__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"Unavailable({object.__getattribute__(self, '_section')!r})"
+
 
 NS = "homelab"
 
@@ -51,11 +91,15 @@ def _not_a_lan_host(ip: ipaddress.IPv4Address, lan: ipaddress.IPv4Network) -> st
 
 
 def gateway_in_lan(c: HomelabConfig) -> Iterable[Problem]:
+    if wider_lan_needed(c) is not None:
+        return  # `lan_holds_the_addresses` names the LAN instead
     if (why := _not_a_lan_host(c.network.gateway, c.network.lan_cidr)) is not None:
         yield Problem(_key("network.gateway"), _q(c.network.gateway), why)
 
 
 def node_ips_in_lan(c: HomelabConfig) -> Iterable[Problem]:
+    if wider_lan_needed(c) is not None:
+        return
     for i, node in enumerate(c.cluster.nodes):
         if (why := _not_a_lan_host(node.ip, c.network.lan_cidr)) is not None:
             yield Problem(_key(f"cluster.nodes[{i}].ip"), _q(node.ip), why)
@@ -63,6 +107,8 @@ def node_ips_in_lan(c: HomelabConfig) -> Iterable[Problem]:
 
 def vip_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     vip = c.cluster.vip
+    if wider_lan_needed(c) is not None:
+        return
     if vip is not None and (why := _not_a_lan_host(vip, c.network.lan_cidr)) is not None:
         yield Problem(_key("cluster.vip"), _q(vip), why)
 
@@ -77,6 +123,8 @@ def vip_not_a_node_ip(c: HomelabConfig) -> Iterable[Problem]:
 
 def pools_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     lan = c.network.lan_cidr
+    if wider_lan_needed(c) is not None:
+        return
     for i, pool in enumerate(c.network.address_pools):
         for j, entry in enumerate(pool.addresses):
             first, last = parse_address_range(entry)
@@ -94,7 +142,7 @@ def _reserved_addresses(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Addre
     if c.cluster.vip is not None:
         reserved.append(("the cluster VIP", c.cluster.vip))
     lan = c.network.lan_cidr
-    if lan.prefixlen <= 30:
+    if lan.prefixlen <= 30 and wider_lan_needed(c) is None:
         # A Service on the LAN's network or broadcast address is unreachable in L2 mode.
         reserved.append(("the LAN's network address", lan.network_address))
         reserved.append(("the LAN's broadcast address", lan.broadcast_address))
@@ -218,8 +266,18 @@ def magic_dns_domain_safe(c: HomelabConfig) -> Iterable[Problem]:
             _key("remoteAccess.magicDnsBaseDomain"),
             _q(base),
             f"must be neither the Headscale host {host!r} nor a parent of it; "
-            f"use a sibling such as 'ts.{c.domain}'",
+            f"use a sibling such as {_safe_magic_dns_domain(c, rejected=base)!r}",
         )
+
+
+def _safe_magic_dns_domain(c: HomelabConfig, *, rejected: str) -> str:
+    """A MagicDNS base domain beside the Headscale host, never the value being refused."""
+    host = c.headscale_fqdn
+    for label in ("ts", "tailnet", "vpn", "tail", "mesh"):
+        candidate = c.fqdn(label)
+        if candidate not in (rejected, host) and not host.endswith("." + candidate):
+            return candidate
+    return f"ts.{host}"
 
 
 def subnet_routes_in_lan(c: HomelabConfig) -> Iterable[Problem]:
@@ -256,8 +314,12 @@ def hosts_unique(c: HomelabConfig) -> Iterable[Problem]:
         label = app.host_label
         owner = platform.get(label) or seen.get(label)
         if owner is not None:
+            # Without a `host` the app's host is its name, so the name is what to change.
+            field = "host" if app.host is not None else "name"
             yield Problem(
-                _key(f"apps[{i}].host"), _q(label), f"is already used by {owner}; pick another host"
+                _key(f"apps[{i}].{field}"),
+                _q(label),
+                f"is already used by {owner} as its host; pick another {field}",
             )
         seen.setdefault(label, f"app {app.name!r}")
 
@@ -339,6 +401,145 @@ def gateway_not_reused(c: HomelabConfig) -> Iterable[Problem]:
         yield Problem(_key("cluster.vip"), _q(gateway), "is the gateway's address; pick a free one")
 
 
+def apps_avoid_builtin_names(c: HomelabConfig) -> Iterable[Problem]:
+    """An app may not take a built-in's name (headscale, headplane) as its name or host: names
+    key the IngressRoute and the MagicDNS record, so the app would stand in for the built-in.
+    A default host equal to a built-in's host is `hosts_unique`'s line, not a second one here."""
+    headplane = c.remote_access.headplane
+    platform_hosts = {c.remote_access.headscale_host}
+    if headplane.enabled:
+        platform_hosts.add(headplane.host)
+    builtins = ", ".join(repr(b) for b in BUILTIN_HOSTS)
+    for i, app in enumerate(c.apps):
+        if app.name in BUILTIN_HOSTS and not (app.host is None and app.name in platform_hosts):
+            yield Problem(
+                _key(f"apps[{i}].name"),
+                _q(app.name),
+                f"is the name of a built-in host ({builtins}); name the app otherwise",
+            )
+        if app.host is not None and app.host in BUILTIN_HOSTS and app.host not in platform_hosts:
+            yield Problem(
+                _key(f"apps[{i}].host"),
+                _q(app.host),
+                f"is the name of a built-in host ({builtins}); pick another host",
+            )
+
+
+def _version_core(text: str) -> tuple[int, int, int]:
+    major, minor, patch = text.removeprefix("v").split(".")
+    return int(major), int(minor), int(patch)
+
+
+# The Talos features the machine-config patches use (components/talos_patches.py) and the first
+# Talos minor that has each: network documents HostnameConfig, LinkConfig, LinkAliasConfig,
+# ResolverConfig, Layer2VIPConfig are in siderolabs/talos@v1.12.0 pkg/machinery/config/types/
+# network/ and absent at v1.11.6; cluster.network.cni.flannel.kubeNetworkPoliciesEnabled is in
+# siderolabs/talos@v1.13.0 pkg/machinery/config/types/v1alpha1/v1alpha1_types.go, absent at v1.12.11.
+TALOS_FEATURES: dict[str, tuple[int, int]] = {
+    "network documents (HostnameConfig, LinkConfig, Layer2VIPConfig, ...)": (1, 12),
+    "flannel kubeNetworkPoliciesEnabled": (1, 13),
+}
+# Kubernetes versions each Talos minor runs, as Talos checks them: min <= version < max
+# (siderolabs/talos@v1.13.9 pkg/machinery/compatibility/kubernetes_version.go `SupportedWith`,
+# pkg/machinery/compatibility/talos113/talos113.go Minimum/MaximumKubernetesVersion). Talos minors
+# below the features' minimum are refused by `talos_version_supported`, so only 1.13 is listed;
+# the pinned Talos has no table for a later minor ("compatibility ... is not supported").
+TALOS_KUBERNETES_SUPPORT: dict[
+    tuple[int, int], tuple[tuple[int, int, int], tuple[int, int, int]]
+] = {
+    (1, 13): ((1, 31, 0), (1, 36, 99)),
+}
+
+
+def talos_version_supported(c: HomelabConfig) -> Iterable[Problem]:
+    """Talos new enough for every feature the patches use, and one the pinned Talos machinery
+    knows how to pair with Kubernetes."""
+    version = c.cluster.talos_version
+    minor = _version_core(version)[:2]
+    needed = max(TALOS_FEATURES.values())
+    known = max(TALOS_KUBERNETES_SUPPORT)
+    pinned = pins.TALOS_VERSION
+    if minor < needed:
+        missing = [f for f, first in TALOS_FEATURES.items() if minor < first]
+        yield Problem(
+            _key("cluster.talosVersion"),
+            _q(version),
+            f"must be Talos v{needed[0]}.{needed[1]}.x: the machine config uses "
+            f"{'; '.join(missing)}, which this Talos lacks; e.g. {pinned!r}",
+        )
+    elif minor > known:
+        yield Problem(
+            _key("cluster.talosVersion"),
+            _q(version),
+            f"must be Talos v{known[0]}.{known[1]}.x: the pinned Talos ({pinned}) has no "
+            f"Kubernetes support table for v{minor[0]}.{minor[1]}; bump config/pins.py "
+            "TALOS_VERSION (and this table) together",
+        )
+
+
+def kubernetes_version_supported_by_talos(c: HomelabConfig) -> Iterable[Problem]:
+    talos_minor = _version_core(c.cluster.talos_version)[:2]
+    if talos_minor not in TALOS_KUBERNETES_SUPPORT:
+        return  # `talos_version_supported` reports the Talos version
+    low, high = TALOS_KUBERNETES_SUPPORT[talos_minor]
+    version = c.cluster.kubernetes_version
+    if not low <= _version_core(version) < high:
+        hint = f"; e.g. {pins.KUBERNETES_VERSION!r}" if version != pins.KUBERNETES_VERSION else ""
+        yield Problem(
+            _key("cluster.kubernetesVersion"),
+            _q(version),
+            f"must be a Kubernetes version Talos {talos_minor[0]}.{talos_minor[1]} runs: "
+            f"{low[0]}.{low[1]}.{low[2]} to {high[0]}.{high[1]}.x{hint}",
+        )
+
+
+def _lan_claims(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+    """Every address the config puts on the LAN (key, first, last)."""
+    claims = [("network.gateway", c.network.gateway, c.network.gateway)]
+    claims += [(f"cluster.nodes[{i}].ip", n.ip, n.ip) for i, n in enumerate(c.cluster.nodes)]
+    if c.cluster.vip is not None:
+        claims.append(("cluster.vip", c.cluster.vip, c.cluster.vip))
+    for i, pool in enumerate(c.network.address_pools):
+        for j, entry in enumerate(pool.addresses):
+            first, last = parse_address_range(entry)
+            claims.append((f"network.addressPools[{i}].addresses[{j}]", first, last))
+    return claims
+
+
+def _outside_lan(c: HomelabConfig) -> list[str]:
+    lan = c.network.lan_cidr
+    return [key for key, first, last in _lan_claims(c) if first not in lan or last not in lan]
+
+
+def wider_lan_needed(c: HomelabConfig) -> ipaddress.IPv4Network | None:
+    """The smallest widening of `network.lanCidr` that holds every configured address, when more
+    than one of them lies outside it: then the LAN is what is wrong (one line), not each address.
+    A single stray address, or ones no widening holds, stay the addresses' own problems."""
+    lan = c.network.lan_cidr
+    if len(_outside_lan(c)) < 2:
+        return None
+    claims = _lan_claims(c)
+    for prefix in range(lan.prefixlen - 1, 7, -1):
+        wider = lan.supernet(new_prefix=prefix)
+        if all(first in wider and last in wider for _, first, last in claims):
+            return wider
+    return None
+
+
+def lan_holds_the_addresses(c: HomelabConfig) -> Iterable[Problem]:
+    wider = wider_lan_needed(c)
+    if wider is None:
+        return
+    outside = _outside_lan(c)
+    shown = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+    yield Problem(
+        _key("network.lanCidr"),
+        _q(c.network.lan_cidr),
+        f"is too small for the configured addresses ({len(outside)} lie outside it: {shown}); "
+        f"use a network that holds them all, e.g. {str(wider)!r}",
+    )
+
+
 RULES: tuple[Rule, ...] = (
     gateway_in_lan,
     node_ips_in_lan,
@@ -366,11 +567,21 @@ RULES: tuple[Rule, ...] = (
     policy_subnets_in_lan,
     gateway_not_reused,
     workloads_have_somewhere_to_run,
+    apps_avoid_builtin_names,
+    talos_version_supported,
+    kubernetes_version_supported_by_talos,
+    lan_holds_the_addresses,
 )
 
 
 def check_rules(config: HomelabConfig) -> list[Problem]:
+    """Every problem of every rule; a rule that reads a section which failed field validation
+    (an `Unavailable` stand-in) is skipped, with whatever it found before reaching it."""
     problems: list[Problem] = []
     for rule in RULES:
-        problems.extend(rule(config))
+        try:
+            found = list(rule(config))
+        except InputUnavailableError:
+            continue
+        problems.extend(found)
     return problems

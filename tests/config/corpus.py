@@ -8,6 +8,7 @@ homelab config (`tests.harness.stack_raw_config()`) and the problem lines it mus
     set: {network.traefikIp: 192.168.0.250}   # dotted paths, list items by index
     delete: [tls.acmeEmail]             # dotted paths removed after `set`
     plaintext: [dnsApiToken]            # top-level keys stored unencrypted
+    stack: homelab                      # optional: the stack the config belongs to
     expect:                             # exactly one entry per problem line
       - key: homelab:network.traefikIp
         contains: inside a MetalLB pool
@@ -57,6 +58,7 @@ class InvalidCase:
     delete: tuple[str, ...]
     plaintext: frozenset[str]
     expect: tuple[Expected, ...]
+    stack: str | None = None
 
     def raw(self) -> dict[str, Any]:
         """The homelab stack's raw config with this case's mutation applied."""
@@ -71,7 +73,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def load_invalid_case(path: Path) -> InvalidCase:
     document = yaml.safe_load(path.read_text())
-    known = {"description", "rule", "set", "delete", "plaintext", "expect"}
+    known = {"description", "rule", "set", "delete", "plaintext", "expect", "stack"}
     unknown = set(document) - known
     if unknown:
         raise ValueError(f"{path.name}: unknown fixture fields {sorted(unknown)}")
@@ -82,6 +84,7 @@ def load_invalid_case(path: Path) -> InvalidCase:
         set=document.get("set") or {},
         delete=_as_tuple(document.get("delete")),
         plaintext=frozenset(_as_tuple(document.get("plaintext"))),
+        stack=document.get("stack"),
         expect=tuple(
             Expected(
                 key=e["key"],
@@ -206,10 +209,12 @@ def is_secret_key(key: str) -> bool:
 # --- rendering through the engine ------------------------------------------------------------
 
 
-def render_raw(raw: Mapping[str, Any], plaintext: frozenset[str] = frozenset()) -> engine.Render:
+def render_raw(
+    raw: Mapping[str, Any], plaintext: frozenset[str] = frozenset(), *, stack: str = "test"
+) -> engine.Render:
     """Render a raw config as the CLI would pass it: secrets encrypted unless listed in `plaintext`."""
     config = {f"{NS}:{key}": value for key, value in raw.items()}
     secret_keys = sorted(
         f"{NS}:{key}" for key in SECRET_KEYS if key in raw and key not in plaintext
     )
-    return engine.render("test", config=config, secret_keys=secret_keys)
+    return engine.render(stack, config=config, secret_keys=secret_keys)
