@@ -28,13 +28,16 @@ from typing import Final, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
+from policies import rules as policy_rules
+
 # checkov reads every annotation whose key contains this prefix as `<check id>=<reason>`
 # (checkov 3.3.30 checkov/kubernetes/kubernetes_utils.py `get_skipped_checks`).
 CHECKOV_SKIP_PREFIX: Final = "checkov.io/skip"
 _CHECK_ID = re.compile(r"^CKV2?_K8S_[0-9]+$")
 
 # The public marker on an IngressRoute (or Ingress); any other value, or none, means private.
-VISIBILITY_ANNOTATION: Final = "homelab.sarma.love/visibility"
+# One constant with the policy pack, which checks it (policies/rules.py).
+VISIBILITY_ANNOTATION: Final = policy_rules.VISIBILITY_ANNOTATION
 
 # A UID/GID above 10000 so it cannot collide with a host user (checkov CKV_K8S_40); 65532 is the
 # `nonroot` user of the distroless base images.

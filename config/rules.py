@@ -47,7 +47,9 @@ class Unavailable:
     def _refuse(self, *_: object, **__: object) -> Any:
         raise InputUnavailableError(object.__getattribute__(self, "_section"))
 
-    __getattr__ = _refuse
+    def __getattr__(self, name: str) -> Any:
+        self._refuse()
+
     __str__ = _refuse
     __format__ = _refuse
     __eq__ = _refuse

@@ -154,7 +154,8 @@ def describe_default(field: FieldInfo) -> str:
 
 
 def _is_secret(annotation: Any) -> bool:
-    return annotation is SecretStr or SecretStr in get_args(annotation)
+    # Also inside `Annotated[SecretStr, ...]` and `... | None`.
+    return annotation is SecretStr or any(_is_secret(arg) for arg in get_args(annotation))
 
 
 def iter_fields(

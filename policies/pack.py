@@ -66,7 +66,7 @@ POLICIES: list[ResourceValidationPolicy] = [
     ),
     resource_policy(
         "private-routes-carry-allowlist",
-        "Routes not annotated homelab.sarma.love/visibility: public use the private-only "
+        "Routes not annotated homelab-as-code/visibility: public use the private-only "
         "allowlist middleware.",
         rules.check_private_routes_allowlisted,
         project_objects_only=True,

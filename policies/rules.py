@@ -27,8 +27,11 @@ Props = Mapping[str, Any]
 
 # --- shared conventions (kept equal to components/ by tests/policies/test_conventions.py) -------
 
-# The public marker on an IngressRoute or Ingress (components/security.py VISIBILITY_ANNOTATION).
-VISIBILITY_ANNOTATION: Final = "homelab.sarma.love/visibility"
+# The public marker on an IngressRoute or Ingress; components/security.py imports this one constant
+# (the pack cannot import components, which need Pulumi's Kubernetes SDK). The prefix is the
+# project's name, not any one user's domain: a DNS-1123 subdomain as Kubernetes requires of an
+# annotation prefix (kubernetes/apimachinery pkg/util/validation/validation.go IsQualifiedName).
+VISIBILITY_ANNOTATION: Final = "homelab-as-code/visibility"
 # Traefik's LAN/tailnet allowlist middleware every private route must use (components/traefik.py).
 PRIVATE_MIDDLEWARE_NAME: Final = "private-only"
 PRIVATE_MIDDLEWARE_NAMESPACE: Final = "traefik"
@@ -439,7 +442,7 @@ def _uses_private_middleware(reference: Any, route_namespace: Any) -> bool:
 def check_private_routes_allowlisted(resource_type: str, props: Props) -> list[str]:
     """Every route of a host that is not marked public goes through the allowlist middleware.
 
-    The public marker is the annotation `homelab.sarma.love/visibility: public`; anything else is
+    The public marker is the annotation `homelab-as-code/visibility: public`; anything else is
     private, so a forgotten marker fails closed (the route is refused, not opened to the internet).
     """
     parsed = kubernetes_type(resource_type)

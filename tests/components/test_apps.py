@@ -126,7 +126,7 @@ def test_grafana_is_routed_privately_to_its_service_with_the_wildcard() -> None:
         assert depends_on(route, dependency)
 
 
-def test_an_app_with_a_service_is_routed_to_it_without_deploying_anything() -> None:
+def test_an_app_with_a_service_is_routed_to_it_in_a_namespace_the_stack_creates() -> None:
     render = render_with_media()
     config = validate_config(
         {**stack_raw_config(), "apps": [*stack_raw_config()["apps"], MEDIA_APP]}
@@ -137,9 +137,13 @@ def test_an_app_with_a_service_is_routed_to_it_without_deploying_anything() -> N
     assert rule["services"] == [{"name": MEDIA_APP["service"], "port": MEDIA_APP["port"]}]
     releases = {r.input("namespace") for r in render.by_type(RELEASE)}
     assert MEDIA_APP["namespace"] not in releases
-    # Its namespace holds an existing Service, so it exists already: not created here.
-    names = {r.input("metadata.name") for r in render.by_type(NAMESPACE)}
-    assert MEDIA_APP["namespace"] not in names
+    # Nothing else creates its namespace, and the route (and the reflected certificate) must
+    # live there: the stack creates and owns it, and the route waits for it.
+    (namespace,) = [
+        r for r in render.by_type(NAMESPACE) if r.input("metadata.name") == MEDIA_APP["namespace"]
+    ]
+    assert namespace.parent == route.parent
+    assert depends_on(route, namespace)
 
 
 def test_every_namespace_is_created_exactly_once() -> None:

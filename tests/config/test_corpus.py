@@ -7,6 +7,7 @@ checked twice: through `validate_config` (the lines themselves) and through the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pulumi
@@ -31,7 +32,7 @@ from tests.config.corpus import (
     valid_fixture_paths,
     valid_raw_config,
 )
-from tests.harness import stack_raw_config
+from tests.harness import PROJECT_ROOT, stack_raw_config
 
 CASES = invalid_cases()
 RULE_NAMES = {rule.__name__: rule for rule in RULES}
@@ -44,7 +45,7 @@ def _config_error(case: InvalidCase) -> ConfigError:
 
 
 def test_the_corpus_is_large_enough_and_every_fixture_names_its_expectations() -> None:
-    assert len(CASES) >= 45
+    assert len(CASES) >= 130
     assert all(case.expect and case.description for case in CASES)
 
 
@@ -166,3 +167,42 @@ def test_each_example_shows_what_its_name_says() -> None:
 
 def test_the_committed_homelab_stack_is_valid() -> None:
     validate_config(stack_raw_config())
+
+
+# A suggestion in a problem line: "did you mean 'x'?", "such as 'x'", "e.g. 'x'", "use 'x'".
+_SUGGESTION = re.compile(r"(?:did you mean|such as|e\.g\.|use) '([^']+)'")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_no_hint_suggests_the_value_it_rejects(case: InvalidCase) -> None:
+    for problem in _config_error(case).problems:
+        rejected = problem.value.strip("'\"")
+        assert rejected not in _SUGGESTION.findall(problem.expected), problem.line()
+
+
+def test_every_class_of_issue_12_has_fixtures() -> None:
+    # Each class of mistake the config must refuse, and the fixtures that show it.
+    names = {case.name for case in CASES}
+    classes = {
+        "built-in names and hosts": "rule-app-named-headscale",
+        "namespaces the stack does not own": "format-app-namespace-kube-system",
+        "stack identity vs environment": "identity-homelab-stack-as-lab",
+        "Talos/Kubernetes support": "rule-kubernetes-too-new-for-talos",
+        "Talos features of the patches": "rule-talos-too-old-for-the-patches",
+        "IP as a domain": "format-domain-is-an-ip",
+        "blank secret": "secret-dns-token-blank",
+        "partition as install disk": "format-install-disk-nvme-partition",
+        "field and rule problems together": "multi-field-and-rule",
+        "type errors in the user's words": "type-number-for-node-list",
+        "did you mean only unset keys of the same kind": "unknown-key-beside-the-one-it-resembles",
+        "hint is not the rejected value": "rule-magic-dns-hint-is-not-the-rejected-value",
+        "LAN too small": "rule-lan-too-small",
+    }
+    assert set(classes.values()) <= names, set(classes.values()) - names
+
+
+def test_the_readme_shows_the_real_output_of_its_example_fixture() -> None:
+    (case,) = [c for c in CASES if c.name == "multi-readme-example"]
+    rendered = _config_error(case).render()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert f"```text\n{rendered}\n```" in readme

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from config.lab_guard import HOMELAB_STACK_FILE, check_lab_isolation
-from config.loader import validate_config
+from config.lab_guard import HOMELAB_STACK_FILE, check_lab_isolation, stack_identity_problems
+from config.loader import ConfigError, validate_config
 from config.model import HomelabConfig
 from config.rules import Problem
 from homelab import engine
@@ -181,3 +181,49 @@ def test_the_loader_refuses_a_colliding_lab_before_any_resource_exists() -> None
         in str(failure.value)
     )
     assert failure.value.partial.resources == []
+
+
+# --- the stack's identity against lifecycle.environment --------------------------------------
+
+
+def _environment(environment: str) -> HomelabConfig:
+    return HomelabConfig.model_validate(
+        with_changes(HOMELAB, {"lifecycle": {"environment": environment}})
+    )
+
+
+def test_the_homelab_stack_cannot_become_a_lab_and_is_told_how_to_make_one() -> None:
+    (problem,) = stack_identity_problems(_environment("lab"), stack="homelab")
+    assert problem.key == "homelab:lifecycle.environment"
+    assert "python -m homelab lab up" in problem.expected
+    assert "Pulumi.lab.yaml" in problem.expected
+    assert stack_identity_problems(_environment("homelab"), stack="homelab") == []
+
+
+def test_a_lab_stack_of_the_project_cannot_claim_to_be_the_homelab(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.lab7.yaml").write_text("config: {}\n")
+    (problem,) = stack_identity_problems(
+        _environment("homelab"), stack="lab7", project_dir=tmp_path
+    )
+    assert problem.key == "homelab:lifecycle.environment"
+    assert "'lab'" in problem.expected
+    assert stack_identity_problems(_environment("lab"), stack="lab7", project_dir=tmp_path) == []
+
+
+def test_a_stack_without_a_file_of_the_project_is_not_judged(tmp_path: Path) -> None:
+    # A test's in-memory stack: the environment is whatever the test says.
+    assert (
+        stack_identity_problems(_environment("homelab"), stack="test", project_dir=tmp_path) == []
+    )
+
+
+def test_the_loader_judges_the_running_stack_with_the_other_problems() -> None:
+    raw = with_changes(
+        HOMELAB, {"lifecycle": {"environment": "lab"}, "network.traefikIp": "192.168.0.250"}
+    )
+    with pytest.raises(ConfigError) as failure:
+        validate_config(raw, stack="homelab")
+    assert [p.key for p in failure.value.problems] == [
+        "homelab:lifecycle.environment",
+        "homelab:network.traefikIp",
+    ]

@@ -3,13 +3,17 @@ passes it (strings, objects as JSON, secrets flagged)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
+from pydantic import BaseModel
 
-from config.loader import ConfigError, read_raw_config, validate_config
-from config.rules import Problem
+from config.loader import ConfigError, partial_config, read_raw_config, validate_config
+from config.model import HomelabConfig
+from config.rules import InputUnavailableError, Problem, Unavailable, check_rules
 from homelab import engine
 from tests.config.corpus import mutate, render_raw
 from tests.harness import stack_raw_config
@@ -110,3 +114,129 @@ def test_a_bad_config_stops_the_program_with_a_run_error_and_no_traceback() -> N
     assert "Traceback" not in str(failure.value.cause)
     assert failure.value.cause.__suppress_context__
     assert failure.value.partial.resources == []
+
+
+# --- every problem in one run ----------------------------------------------------------------
+
+
+def test_rules_run_over_the_sections_that_validated_beside_the_field_problems() -> None:
+    raw = mutate(
+        stack_raw_config(),
+        {"cluster.nodes.0.ip": "talos-cp-1", "network.traefikIp": "192.168.0.250"},
+    )
+    problems = _problems(raw)
+    assert [p.key for p in problems] == [
+        "homelab:cluster.nodes[0].ip",
+        "homelab:network.traefikIp",
+    ]
+    assert "inside a MetalLB pool" in problems[1].expected
+
+
+def test_a_rule_whose_section_failed_is_skipped_and_the_others_still_run() -> None:
+    # The magic-DNS rule reads remoteAccess, which is broken: it is skipped, not guessed at.
+    raw = mutate(
+        stack_raw_config(),
+        {
+            "remoteAccess.derp": [3478],
+            "remoteAccess.magicDnsBaseDomain": "sarma.love",
+            "network.traefikIp": "192.168.0.250",
+        },
+    )
+    assert [p.key for p in _problems(raw)] == [
+        "homelab:network.traefikIp",
+        "homelab:remoteAccess.derp",
+    ]
+
+
+def test_a_stand_in_section_refuses_every_use_so_rules_cannot_misread_it() -> None:
+    stand_in = Unavailable("network")
+    for use in (
+        lambda: stand_in.gateway,
+        lambda: str(stand_in),
+        lambda: f"{stand_in}",
+        lambda: stand_in == 1,
+        lambda: hash(stand_in),
+        lambda: bool(stand_in),
+        lambda: list(stand_in),
+        lambda: 1 in stand_in,
+    ):
+        with pytest.raises(InputUnavailableError):
+            use()
+
+
+def test_a_partial_config_keeps_the_valid_sections_and_stands_in_for_the_rest() -> None:
+    raw = mutate(stack_raw_config(), {"network.traefikIp": "nope"})
+    partial = partial_config(raw, frozenset({"network"}))
+    assert partial.cluster.name == "homelab"
+    assert isinstance(partial.network, Unavailable)
+    assert [p.key for p in check_rules(partial)] == []
+
+
+# --- type errors and 'did you mean' in the user's words --------------------------------------
+
+
+def _nested_models(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    for field in model.model_fields.values():
+        for found in _models_in(field.annotation):
+            yield found
+            yield from _nested_models(found)
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in getattr(annotation, "__args__", ()):
+        yield from _models_in(arg)
+
+
+MODELS: list[type[BaseModel]] = [HomelabConfig, *_nested_models(HomelabConfig)]
+MODEL_CLASS_NAMES = sorted({model.__name__ for model in MODELS})
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "shape"),
+    [
+        ("remoteAccess.derp", [1], "an object with keys enabled, stunPort, stunIp"),
+        ("cluster.nodes", {"hostname": "a"}, "a list of node objects (each with keys hostname, ip"),
+        ("network.addressPools", "lan", "a list of address pool objects"),
+        ("remoteAccess.nameservers", "1.1.1.1", "a list of IPv4 addresses"),
+        ("lifecycle", "homelab", "an object with keys environment, protect"),
+        ("remoteAccess.derp.stunPort", "udp", "a whole number"),
+        ("cluster.waitForHealth", "sometimes", "true or false"),
+    ],
+)
+def test_a_type_error_says_the_expected_shape_and_names_no_python_class(
+    path: str, value: Any, shape: str
+) -> None:
+    (problem,) = _problems(mutate(stack_raw_config(), {path: value}))
+    assert f"must be {shape}" in problem.expected
+    for name in MODEL_CLASS_NAMES:
+        assert not re.search(rf"\b{name}\b", problem.line()), (name, problem.line())
+    assert "instance of" not in problem.line()
+    assert "dictionary" not in problem.line()
+
+
+def test_did_you_mean_never_offers_a_key_that_is_already_set() -> None:
+    raw = mutate(stack_raw_config(), {"network.traefikIP": "192.168.0.221"})
+    (problem,) = _problems(raw)
+    assert "did you mean" not in problem.expected
+    # Once the real key is gone, the misspelling is the one line (not also '(not set)').
+    (problem,) = _problems(mutate(raw, {}, ("network.traefikIp",)))
+    assert problem.key == "homelab:network.traefikIP"
+    assert "did you mean 'traefikIp'?" in problem.expected
+
+
+def test_did_you_mean_never_offers_a_key_of_another_kind() -> None:
+    # 'headplanes' is close to 'headplane', an object; a string cannot have meant it.
+    (problem,) = _problems(mutate(stack_raw_config(), {"remoteAccess.headplanes": "ui"}))
+    assert "did you mean" not in problem.expected
+    # An object under the same name is offered it.
+    assert "headplane" not in stack_raw_config()["remoteAccess"]
+    (problem,) = _problems(mutate(stack_raw_config(), {"remoteAccess.headplanes": {"host": "ui"}}))
+    assert "did you mean 'headplane'?" in problem.expected
+
+
+def test_a_top_level_typo_is_offered_the_unset_key_of_its_kind() -> None:
+    raw = mutate(stack_raw_config(), {"storge": {"storageClass": "fast"}})
+    (problem,) = _problems(raw)
+    assert "did you mean 'storage'?" in problem.expected

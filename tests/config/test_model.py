@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from components import common
+from components.namespaces import PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
 from config.model import HomelabConfig
 from tests.config.corpus import mutate
@@ -36,6 +38,110 @@ def test_dns01_provider_may_be_omitted_while_cloudflare_is_the_only_one() -> Non
 )
 def test_install_disk_accepts_device_paths_and_stable_links(disk: str) -> None:
     assert _config({"cluster.nodes.0.installDisk": disk}).cluster.nodes[0].install_disk == disk
+
+
+@pytest.mark.parametrize(
+    "disk",
+    [
+        "/dev/sda1",
+        "/dev/vdb2",
+        "/dev/xvda1",
+        "/dev/nvme0n1p1",
+        "/dev/mmcblk0p1",
+        "/dev/disk/by-id/nvme-eui.002538570141e6e2-part1",
+        "/dev/disk/by-path/pci-0000:00:17.0-ata-1-part2",
+        "/dev/disk/by-partuuid/0f3b1c2d-01",
+        "/dev/disk/by-uuid/6b1c-22af",
+    ],
+)
+def test_install_disk_refuses_a_partition_or_filesystem(disk: str) -> None:
+    """Talos installs to the path as a whole disk: the install sequence resolves its symlinks and
+    runs the installer on it, which partitions it (siderolabs/talos@v1.13.9
+    internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer_tasks.go `Install`)."""
+    with pytest.raises(ConfigError) as failure:
+        _config({"cluster.nodes.0.installDisk": disk})
+    (problem,) = failure.value.problems
+    assert problem.key == "homelab:cluster.nodes[0].installDisk"
+    assert "not a partition" in problem.expected
+
+
+@pytest.mark.parametrize("disk", ["/dev/mmcblk0", "/dev/nvme1n1", "/dev/vda", "/dev/sdab"])
+def test_install_disk_accepts_whole_disks_whose_names_end_in_digits(disk: str) -> None:
+    assert _config({"cluster.nodes.0.installDisk": disk}).cluster.nodes[0].install_disk == disk
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("domain", "10.0.0.1"),
+        ("remoteAccess.magicDnsBaseDomain", "100.64.0.1"),
+        ("tls.dns01.zone", "192.168.0.1"),
+        ("tls.acmeEmail", "admin@192.168.0.1"),
+    ],
+)
+def test_an_ip_address_is_not_a_domain(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        _config({key: value})
+    keys = [p.key for p in failure.value.problems]
+    assert f"homelab:{key}" in keys
+    assert all("IP address" in p.expected for p in failure.value.problems if p.key.endswith(key))
+
+
+def test_a_domain_whose_last_label_has_a_letter_is_a_name() -> None:
+    # Near miss of the IP check: digits are fine in labels, only an all-numeric TLD is an IP.
+    config = _config({"domain": "10.0.0.1x", "remoteAccess.magicDnsBaseDomain": "ts.10.0.0.1x"})
+    assert config.domain == "10.0.0.1x"
+
+
+@pytest.mark.parametrize("secret", ["dnsApiToken", "headplaneCookieSecret"])
+@pytest.mark.parametrize(("text", "why"), [(" " * 32, "blank"), ("x" * 31 + "\n", "whitespace")])
+def test_every_secret_refuses_blank_or_padded_text_without_echoing_it(
+    secret: str, text: str, why: str
+) -> None:
+    with pytest.raises(ConfigError) as failure:
+        _config({secret: text})
+    (problem,) = failure.value.problems
+    assert problem.key == f"homelab:{secret}"
+    assert why in problem.expected
+    assert problem.value == "(secret)"
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "kube-node-lease", "default"])
+def test_an_app_may_not_live_in_a_namespace_kubernetes_keeps(namespace: str) -> None:
+    with pytest.raises(ConfigError, match="Kubernetes itself keeps"):
+        _config({"apps.0.namespace": namespace})
+
+
+def test_an_app_may_not_live_in_any_platform_namespace() -> None:
+    # Derived from the components' own constants: every *_NAMESPACE the platform uses.
+    platform = {
+        value
+        for name, value in vars(common).items()
+        if name.endswith("_NAMESPACE") and isinstance(value, str)
+    }
+    assert platform == set(PLATFORM_NAMESPACES)
+    for namespace in sorted(platform):
+        with pytest.raises(ConfigError, match="which the stack manages"):
+            _config({"apps.0.namespace": namespace})
+
+
+def test_builtin_hosts_are_found_by_identity_not_by_an_app_name() -> None:
+    # Field validation only (the rules would refuse the name): the accessors still find the
+    # built-ins, never the app that took their name.
+    raw = stack_raw_config()
+    grafana = {**raw["apps"][0], "name": "headscale", "host": "grafana"}
+    raw["apps"] = [grafana, {**grafana, "name": "headplane", "host": "wiki", "namespace": "wiki"}]
+    config = HomelabConfig.model_validate(raw)
+    assert config.headscale_exposure.fqdn == "headscale.sarma.love"
+    assert config.headscale_exposure.builtin == "headscale"
+    headplane = config.headplane_exposure
+    assert headplane is not None
+    assert (headplane.fqdn, headplane.builtin) == ("headplane.sarma.love", "headplane")
+    assert [config.app_exposure(a).fqdn for a in config.apps] == [
+        "grafana.sarma.love",
+        "wiki.sarma.love",
+    ]
+    assert all(config.app_exposure(a).builtin is None for a in config.apps)
 
 
 @pytest.mark.parametrize("disk", ["sda", "/dev/", "/dev/sda 1", "/mnt/sda"])

@@ -15,7 +15,10 @@ import pulumi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from components.namespaces import KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
+from config.model import BUILTIN_HOSTS
+from config.rules import Problem
 from homelab import engine
 from tests.config.corpus import render_raw
 
@@ -112,14 +115,15 @@ def valid_configs(draw: st.DrawFn) -> Raw:
     domain = f"{draw(LABEL)}.{draw(st.sampled_from(['love', 'net', 'example.org']))}"
     headscale_host = draw(st.sampled_from(["headscale", "hs", "control"]))
     headplane = {"enabled": draw(st.booleans()), "host": draw(st.sampled_from(["headplane", "ui"]))}
-    reserved_hosts = {headscale_host, headplane["host"]}
+    reserved_hosts = {headscale_host, headplane["host"], *BUILTIN_HOSTS}
     app_names = draw(
         st.lists(LABEL.filter(lambda n: n not in reserved_hosts), max_size=4, unique=True)
     )
+    stack_namespaces = {*PLATFORM_NAMESPACES, *KUBERNETES_NAMESPACES}
     apps = [
         {
             "name": name,
-            "namespace": draw(LABEL),
+            "namespace": draw(LABEL.filter(lambda n: n not in stack_namespaces)),
             "visibility": draw(st.sampled_from(["private", "public"])),
             **draw(st.sampled_from([{"workload": "grafana"}, {"service": name, "port": 8080}])),
         }
@@ -245,6 +249,32 @@ def _assert_well_formed(error: ConfigError) -> None:
     assert heading.startswith("The stack config has")
     assert len(lines) == len(error.problems)
     assert all(line.startswith("  homelab:") for line in lines)
+    # In the user's words: pydantic's type wording names Python classes and types.
+    for line in lines:
+        assert "instance of" not in line, line
+        assert "valid dictionary" not in line, line
+        assert "Input should be a valid" not in line, line
+
+
+def test_a_lan_shrunk_below_its_addresses_is_one_line_at_lan_cidr() -> None:
+    @settings(STABLE, max_examples=60)
+    @given(valid_configs(), st.integers(min_value=1, max_value=8))
+    def check(raw: Raw, shrink: int) -> None:
+        lan = ipaddress.IPv4Network(raw["network"]["lanCidr"])
+        smaller = ipaddress.IPv4Network((lan.network_address, min(30, lan.prefixlen + shrink)))
+        raw["network"]["lanCidr"] = str(smaller)
+        problems: list[Problem] = []
+        try:
+            validate_config(raw)
+        except ConfigError as error:
+            problems = error.problems
+        outside = [p for p in problems if "inside" in p.expected and "LAN" in p.expected]
+        lan_lines = [p for p in problems if p.key == "homelab:network.lanCidr"]
+        # Either the LAN is named once, or at most one address is outside it.
+        assert len(lan_lines) == 1 or len(outside) <= 1, [p.line() for p in problems]
+        assert len(lan_lines) <= 1
+
+    check()
 
 
 @settings(STABLE, max_examples=200)

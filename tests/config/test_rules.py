@@ -20,6 +20,7 @@ from config.rules import (
     RULES,
     Rule,
     acme_zone_matches_domain,
+    apps_avoid_builtin_names,
     apps_have_backend,
     apps_unique,
     check_rules,
@@ -29,6 +30,8 @@ from config.rules import (
     homelab_never_resets_nodes,
     hostnames_unique,
     hosts_unique,
+    kubernetes_version_supported_by_talos,
+    lan_holds_the_addresses,
     magic_dns_domain_safe,
     node_ips_in_lan,
     node_ips_unique,
@@ -42,6 +45,7 @@ from config.rules import (
     stun_ip_in_pool,
     stun_port_free_on_shared_ip,
     subnet_routes_in_lan,
+    talos_version_supported,
     traefik_ip_in_pool,
     vip_in_lan,
     vip_not_a_node_ip,
@@ -296,7 +300,7 @@ CASES = [
         hosts_unique,
         {"apps.0.host": "headplane"},
         "apps[0].host",
-        {"apps.0.host": "headplane", "remoteAccess.headplane.enabled": False},
+        {"apps.0.host": "headplanes"},
     ),
     case(
         "app-hosts",
@@ -430,6 +434,62 @@ CASES = [
 ]
 
 
+CASES += [
+    case(
+        "app-named-like-a-builtin",
+        apps_avoid_builtin_names,
+        {"apps.0.name": "headscale", "apps.0.host": "grafana"},
+        "apps[0].name",
+        {"apps.0.name": "headscales", "apps.0.host": "grafana"},
+    ),
+    case(
+        "app-host-is-a-builtin-name",
+        apps_avoid_builtin_names,
+        {"remoteAccess.headplane.host": "ui", "apps.0.host": "headplane"},
+        "apps[0].host",
+        {"remoteAccess.headplane.host": "ui", "apps.0.host": "panel"},
+    ),
+    # siderolabs/talos@v1.12.11 lacks kubeNetworkPoliciesEnabled; v1.13.0 has it.
+    case(
+        "talos-before-the-patches-features",
+        talos_version_supported,
+        {"cluster.talosVersion": "v1.12.11"},
+        "cluster.talosVersion",
+        {"cluster.talosVersion": "v1.13.0"},
+    ),
+    case(
+        "talos-past-the-support-table",
+        talos_version_supported,
+        {"cluster.talosVersion": "v1.14.0"},
+        "cluster.talosVersion",
+        {"cluster.talosVersion": "v1.13.12"},
+    ),
+    # siderolabs/talos@v1.13.9 pkg/machinery/compatibility/talos113: Minimum 1.31.0, and
+    # kubernetes_version.go refuses a version `>=` Maximum 1.36.99.
+    case(
+        "kubernetes-below-talos-minimum",
+        kubernetes_version_supported_by_talos,
+        {"cluster.kubernetesVersion": "1.30.99"},
+        "cluster.kubernetesVersion",
+        {"cluster.kubernetesVersion": "1.31.0"},
+    ),
+    case(
+        "kubernetes-at-talos-maximum",
+        kubernetes_version_supported_by_talos,
+        {"cluster.kubernetesVersion": "1.36.99"},
+        "cluster.kubernetesVersion",
+        {"cluster.kubernetesVersion": "1.36.98"},
+    ),
+    case(
+        "lan-too-small",
+        lan_holds_the_addresses,
+        {"network.lanCidr": "192.168.0.0/29"},
+        "network.lanCidr",
+        {"network.lanCidr": "192.168.0.0/24"},
+    ),
+]
+
+
 def _model(change: Change) -> HomelabConfig:
     # Field validation only: the rules are what is under test.
     return HomelabConfig.model_validate(change.raw())
@@ -478,3 +538,27 @@ def test_lan_edges_are_host_addresses_only_on_lans_wider_than_a_slash_31() -> No
     model = _model(change)
     assert list(gateway_in_lan(model)) == []
     assert list(node_ips_in_lan(model)) == []
+
+
+def test_a_too_small_lan_is_one_line_at_lan_cidr_and_a_single_stray_address_its_own() -> None:
+    small = check_rules(_model(Change({"network.lanCidr": "192.168.0.0/29"})))
+    assert [p.key for p in small] == ["homelab:network.lanCidr"]
+    assert "'192.168.0.0/24'" in small[0].expected
+    stray = check_rules(_model(Change({"cluster.nodes.1.ip": "192.168.1.12"})))
+    assert [p.key for p in stray] == ["homelab:cluster.nodes[1].ip"]
+
+
+def test_the_magic_dns_hint_never_offers_the_refused_value() -> None:
+    for host in ("ts", "tailnet", "vpn", "headscale"):
+        change = Change(
+            {
+                "remoteAccess.headscaleHost": host,
+                "remoteAccess.magicDnsBaseDomain": f"{host}.sarma.love",
+            }
+        )
+        (problem,) = magic_dns_domain_safe(_model(change))
+        suggested = problem.expected.rpartition("such as ")[2].strip("'")
+        assert suggested != f"{host}.sarma.love"
+        # The suggestion itself is accepted.
+        fixed = Change({**change.set, "remoteAccess.magicDnsBaseDomain": suggested})
+        assert list(magic_dns_domain_safe(_model(fixed))) == []

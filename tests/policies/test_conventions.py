@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from components import security
 from homelab import engine
@@ -44,3 +45,36 @@ def test_a_public_route_without_its_marker_is_refused() -> None:
     unmarked = {**public.inputs, "metadata": {"name": public.input("metadata.name")}}
     problems = rules.check_private_routes_allowlisted(public.type, unmarked)
     assert len(problems) == 2  # both of its routes
+
+
+# kubernetes/apimachinery pkg/util/validation/validation.go: IsQualifiedName splits on '/', the
+# prefix must pass IsDNS1123Subdomain (dns1123LabelFmt joined by '.', at most 253 characters) and
+# the name must match qualifiedNameFmt (at most 63 characters).
+_DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+
+def test_the_visibility_annotation_is_a_kubernetes_qualified_name() -> None:
+    """kubernetes/apimachinery pkg/util/validation/validation.go `IsQualifiedName`: an annotation
+    key the API server accepts (prefix a DNS-1123 subdomain, name a qualified name)."""
+    prefix, slash, name = rules.VISIBILITY_ANNOTATION.partition("/")
+    assert slash
+    assert _DNS1123_SUBDOMAIN.fullmatch(prefix)
+    assert len(prefix) <= 253
+    assert _QUALIFIED_NAME.fullmatch(name)
+    assert len(name) <= 63
+
+
+def test_the_visibility_annotation_belongs_to_the_project_not_to_a_stack_domain() -> None:
+    # Whatever domain a stack serves, the marker is the same: it names this project.
+    prefix = rules.VISIBILITY_ANNOTATION.partition("/")[0]
+    stack_files = [PROJECT_ROOT / "Pulumi.homelab.yaml", PROJECT_ROOT / "Pulumi.lab.yaml"]
+    stack_files += sorted(
+        (PROJECT_ROOT / "tests" / "fixtures" / "configs" / "valid").glob("*.yaml")
+    )
+    for path in stack_files:
+        config, _ = engine.read_stack_file(path)
+        domain = str(config["homelab:domain"])
+        assert domain not in prefix, (path.name, domain)
+    assert security.VISIBILITY_ANNOTATION is rules.VISIBILITY_ANNOTATION
