@@ -142,9 +142,7 @@ def _name_collisions(lab: HomelabConfig, other: Neighbour) -> Iterator[Problem]:
     base = lab.remote_access.magic_dns_base_domain
     if base == other.config.remote_access.magic_dns_base_domain:
         # A concrete suggestion, never the refused value itself.
-        own = next(
-            d for d in (f"ts.{lab.domain}", f"ts.lab.{lab.domain}") if d != base
-        )
+        own = next(d for d in (f"ts.{lab.domain}", f"ts.lab.{lab.domain}") if d != base)
         yield Problem(
             f"{NS}:remoteAccess.magicDnsBaseDomain",
             repr(base),
