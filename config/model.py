@@ -264,10 +264,13 @@ class Cluster(StrictModel):
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     talos_version: TalosVersion = Field(
         default=pins.TALOS_VERSION,
-        description="Talos version installed and used as config contract.",
+        description="Talos version installed and used as config contract; a v1.13.x, whose "
+        "features the machine config uses (config/rules.py `talos_version_supported`).",
     )
     kubernetes_version: KubernetesVersion = Field(
-        default=pins.KUBERNETES_VERSION, description="Kubernetes version Talos runs."
+        default=pins.KUBERNETES_VERSION,
+        description="Kubernetes version Talos runs; one that Talos version supports "
+        "(config/rules.py TALOS_KUBERNETES_SUPPORT).",
     )
     vip: IPAddress | None = Field(
         default=None,

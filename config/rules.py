@@ -1,7 +1,10 @@
 """Rules that relate several config fields. Each returns every violation it finds.
 
 A rule is a function `(HomelabConfig) -> Iterable[Problem]`; `RULES` lists them all so the loader
-reports every broken rule at once, and the tests can name each rule.
+reports every broken rule at once, and the tests can name each rule. When a top-level section failed
+field validation the loader hands the rules a config whose broken sections are `Unavailable`
+stand-ins: a rule that reads one raises `InputUnavailableError` and is skipped (so a rule must let
+exceptions through, not catch them broadly).
 """
 
 from __future__ import annotations
