@@ -430,7 +430,7 @@ def apps_avoid_builtin_names(c: HomelabConfig) -> Iterable[Problem]:
             )
 
 
-def _version_core(text: str) -> tuple[int, int, int]:
+def version_core(text: str) -> tuple[int, int, int]:
     major, minor, patch = text.removeprefix("v").split(".")
     return int(major), int(minor), int(patch)
 
@@ -460,7 +460,7 @@ def talos_version_supported(c: HomelabConfig) -> Iterable[Problem]:
     """Talos new enough for every feature the patches use, and one the pinned Talos machinery
     knows how to pair with Kubernetes."""
     version = c.cluster.talos_version
-    minor = _version_core(version)[:2]
+    minor = version_core(version)[:2]
     needed = max(TALOS_FEATURES.values())
     known = max(TALOS_KUBERNETES_SUPPORT)
     pinned = pins.TALOS_VERSION
@@ -483,12 +483,12 @@ def talos_version_supported(c: HomelabConfig) -> Iterable[Problem]:
 
 
 def kubernetes_version_supported_by_talos(c: HomelabConfig) -> Iterable[Problem]:
-    talos_minor = _version_core(c.cluster.talos_version)[:2]
+    talos_minor = version_core(c.cluster.talos_version)[:2]
     if talos_minor not in TALOS_KUBERNETES_SUPPORT:
         return  # `talos_version_supported` reports the Talos version
     low, high = TALOS_KUBERNETES_SUPPORT[talos_minor]
     version = c.cluster.kubernetes_version
-    if not low <= _version_core(version) < high:
+    if not low <= version_core(version) < high:
         hint = f"; e.g. {pins.KUBERNETES_VERSION!r}" if version != pins.KUBERNETES_VERSION else ""
         yield Problem(
             _key("cluster.kubernetesVersion"),

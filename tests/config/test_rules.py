@@ -8,16 +8,20 @@ so a rule can neither pass by always failing nor by never failing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
 from config.rules import (
     RULES,
+    TALOS_FEATURES,
+    TALOS_KUBERNETES_SUPPORT,
     Rule,
     acme_zone_matches_domain,
     apps_avoid_builtin_names,
@@ -47,12 +51,13 @@ from config.rules import (
     subnet_routes_in_lan,
     talos_version_supported,
     traefik_ip_in_pool,
+    version_core,
     vip_in_lan,
     vip_not_a_node_ip,
     workloads_have_somewhere_to_run,
 )
 from tests.config.corpus import mutate
-from tests.harness import stack_raw_config
+from tests.harness import reference_json, stack_raw_config
 
 NODE_4_WORKER = {"hostname": "talos-4", "ip": "192.168.0.14", "role": "worker"}
 LAN_ROUTE = "192.168.0.0/24:*"
@@ -562,3 +567,24 @@ def test_the_magic_dns_hint_never_offers_the_refused_value() -> None:
         # The suggestion itself is accepted.
         fixed = Change({**change.set, "remoteAccess.magicDnsBaseDomain": suggested})
         assert list(magic_dns_domain_safe(_model(fixed))) == []
+
+
+def test_the_version_tables_cover_the_pins_and_the_pinned_talos_schema_has_the_features() -> None:
+    """The pinned Talos (siderolabs/talos@v1.13.9) is in the support table with the pinned
+    Kubernetes inside its range, and its config schema (reference upstream/talos/
+    config.schema.json, `$id .../v1.13/...`) defines the features `talos_version_supported`
+    requires: the flannel kubeNetworkPoliciesEnabled field and the network document kinds."""
+    talos_minor = version_core(pins.TALOS_VERSION)[:2]
+    low, high = TALOS_KUBERNETES_SUPPORT[talos_minor]
+    assert low <= version_core(pins.KUBERNETES_VERSION) < high
+    assert talos_minor >= max(TALOS_FEATURES.values())
+    schema = reference_json("upstream/talos/config.schema.json")
+    assert f"/v{talos_minor[0]}.{talos_minor[1]}/" in schema["$id"]
+    text = json.dumps(schema)
+    for feature in (
+        "kubeNetworkPoliciesEnabled",
+        "HostnameConfig",
+        "LinkConfig",
+        "Layer2VIPConfig",
+    ):
+        assert feature in text, feature
