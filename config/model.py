@@ -127,12 +127,29 @@ def _kubernetes_version(value: str) -> str:
 def _nameserver_with_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     try:
-        ipaddress.IPv4Address(host)
+        address = ipaddress.IPv4Address(host)
     except ValueError:
         raise ValueError("must be 'IPv4:port', e.g. '1.1.1.1:53'") from None
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError("must be 'IPv4:port', e.g. '1.1.1.1:53'")
+    _servable_nameserver(address)
     return value
+
+
+def _servable_nameserver(address: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """A nameserver another machine can ask: loopback would be each asker itself (a pod, a node,
+    a VPN client), and unspecified, multicast, broadcast or reserved addresses answer nobody."""
+    if address.is_loopback:
+        raise ValueError(
+            "must be a nameserver other machines can reach, not a loopback address (each "
+            "client would ask itself); e.g. '1.1.1.1'"
+        )
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        raise ValueError(
+            "must be a nameserver's unicast address, not an unspecified, multicast, broadcast "
+            "or reserved one; e.g. '1.1.1.1'"
+        )
+    return address
 
 
 def _address_range(value: str) -> str:
@@ -174,6 +191,7 @@ def _network_text(value: object) -> object:
 
 
 IPAddress = Annotated[ipaddress.IPv4Address, BeforeValidator(_address_text)]
+NameserverAddress = Annotated[IPAddress, AfterValidator(_servable_nameserver)]
 IPNetwork = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
@@ -335,7 +353,7 @@ class Network(StrictModel):
 
     lan_cidr: IPNetwork = Field(description="The home LAN, e.g. 192.168.0.0/24.")
     gateway: IPAddress = Field(description="The LAN's default gateway (the router).")
-    nameservers: list[IPAddress] = Field(
+    nameservers: list[NameserverAddress] = Field(
         default_factory=list, description="DNS servers for the nodes; default: the gateway."
     )
     address_pools: list[AddressPool] = Field(min_length=1, description="MetalLB pools (L2 mode).")
@@ -443,7 +461,7 @@ class RemoteAccess(StrictModel):
     magic_dns_base_domain: DnsName = Field(
         description="MagicDNS base domain; not the Headscale host nor a parent of it."
     )
-    nameservers: list[IPAddress] = Field(
+    nameservers: list[NameserverAddress] = Field(
         default_factory=lambda: [
             ipaddress.IPv4Address("1.1.1.1"),
             ipaddress.IPv4Address("1.0.0.1"),
