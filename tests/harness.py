@@ -57,12 +57,17 @@ def render_stack(
     *,
     overrides: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
+    as_stack: str | None = None,
 ) -> Render:
-    """Render a stack file with some top-level keys replaced (keys without the namespace)."""
+    """Render a stack file with some top-level keys replaced (keys without the namespace).
+
+    `as_stack` runs it as another stack: the `homelab` stack refuses `environment: lab`
+    (config/lab_guard.py `stack_identity_problems`), so a lab variant of its file runs as one
+    without a stack file of the project."""
     full_overrides = {f"{engine.PROJECT}:{k}": v for k, v in (overrides or {}).items()}
     full_secrets = {f"{engine.PROJECT}:{k}": v for k, v in (secrets or {}).items()}
     config, secret_keys = engine.stack_config(stack, overrides=full_overrides, secrets=full_secrets)
-    return engine.render(stack, config=config, secret_keys=secret_keys)
+    return engine.render(as_stack or stack, config=config, secret_keys=secret_keys)
 
 
 def render_config(raw: Mapping[str, Any], stack: str = "test") -> Render:

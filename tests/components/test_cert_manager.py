@@ -34,7 +34,8 @@ def render_with_tls(changes: dict[str, Any], lifecycle: str | None = None) -> Re
     overrides: dict[str, Any] = {"tls": with_changes(raw["tls"], changes)}
     if lifecycle is not None:
         overrides["lifecycle"] = {"environment": lifecycle}
-    return render_stack("homelab", overrides=overrides)
+    # A lab variant of the homelab file cannot run as the `homelab` stack.
+    return render_stack("homelab", overrides=overrides, as_stack="variant" if lifecycle else None)
 
 
 def token_secret(render: Render) -> ResourceRecord:

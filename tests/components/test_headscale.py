@@ -379,7 +379,7 @@ def test_data_claim_uses_the_storage_class_and_is_protected_in_the_homelab() -> 
     assert claim.input("spec.storageClassName") == "local-path"
     assert homelab_config().lifecycle.protect_stateful is True
     assert claim.protect is True
-    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}})
+    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}}, as_stack="variant")
     lab_claim = child(lab, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-data")
     assert lab_claim.protect is False
 
