@@ -178,11 +178,12 @@ def wait_for_health(
     depends_on: Sequence[pulumi.Resource],
 ) -> command.local.Command:
     """A Command that returns once Talos reports exactly `target`'s nodes healthy."""
+    secret_talosconfig: pulumi.Output[str] = pulumi.Output.secret(talosconfig)
     return command.local.Command(
         name,
         create=health_script(target),
         interpreter=list(INTERPRETER),
-        environment={TALOSCONFIG_ENV: pulumi.Output.secret(talosconfig)},
+        environment={TALOSCONFIG_ENV: secret_talosconfig},
         # A new node set replaces the Command, which runs the check again; so does a rebuilt
         # cluster (`replace_with` the Bootstrap, whose id is a constant upstream:
         # terraform-provider-talos@v0.11.0 talos_machine_bootstrap_resource.go "machine_bootstrap").

@@ -371,7 +371,12 @@ def control_plane_scheduling_is_explicit(c: HomelabConfig) -> Iterable[Problem]:
     and every pod whose local volume lives on a control plane (it stays Pending).
     """
     workers = len(c.cluster.workers)
-    if workers and c.cluster.allow_scheduling_on_control_planes is None:
+    # Without control planes there is nothing to choose (odd_control_planes reports that).
+    if (
+        workers
+        and c.cluster.control_planes
+        and c.cluster.allow_scheduling_on_control_planes is None
+    ):
         yield Problem(
             _key("cluster.allowSchedulingOnControlPlanes"),
             f"(not set, with {workers} worker node(s))",

@@ -25,7 +25,7 @@ import pulumi
 import pulumi.runtime
 import pulumi.runtime.settings as pulumi_settings
 import yaml
-from google.protobuf import json_format
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks

@@ -4,7 +4,6 @@ fake talosctl, and the Command's lifecycle (when it runs again, and when it does
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -187,7 +186,8 @@ def test_a_healthy_cluster_passes_with_the_talosconfig_in_a_private_temp_file(
     assert health["mode"] == 0o600
     assert health["talosconfig"] == TALOSCONFIG
     # The secret never travels in talosctl's environment, and the file is gone afterwards.
-    assert health["inherited"] == [] and version["inherited"] == []
+    assert health["inherited"] == []
+    assert version["inherited"] == []
     assert not list(tmp_path.glob("homelab-talosconfig-*"))
     assert "SENTINEL" not in result.stdout + result.stderr
     assert result.stdout == "cluster healthy\n"
@@ -196,7 +196,8 @@ def test_a_healthy_cluster_passes_with_the_talosconfig_in_a_private_temp_file(
 def test_an_unhealthy_cluster_fails_with_a_way_forward(tmp_path: Path) -> None:
     result, _ = run_script(tmp_path, health_rc=1)
     assert result.returncode != 0
-    assert "not healthy" in result.stderr and "pulumi up" in result.stderr
+    assert "not healthy" in result.stderr
+    assert "pulumi up" in result.stderr
     assert not list(tmp_path.glob("homelab-talosconfig-*"))
     assert "SENTINEL" not in result.stdout + result.stderr
 
@@ -206,7 +207,8 @@ def test_talosctl_of_another_minor_is_refused_before_the_cluster_is_touched(
 ) -> None:
     result, calls = run_script(tmp_path, version="v1.12.6")
     assert result.returncode != 0
-    assert "v1.12.6" in result.stderr and "v1.13" in result.stderr
+    assert "v1.12.6" in result.stderr
+    assert "v1.13" in result.stderr
     assert talos_health.TALOSCTL_RELEASES in result.stderr
     assert [c["argv"][0] for c in calls] == ["version"]
 
@@ -220,9 +222,10 @@ def test_a_missing_talosctl_is_named_as_a_prerequisite(tmp_path: Path) -> None:
 def test_the_script_is_deterministic_and_names_only_the_minor() -> None:
     script = talos_health.health_script(TARGET)
     assert script == talos_health.health_script(TARGET)
-    patch_bump = HealthTarget("v1.13.10", *[getattr(TARGET, f) for f in ("control_plane_nodes",
-                                                                       "worker_nodes",
-                                                                       "endpoints")])
+    patch_bump = HealthTarget(
+        "v1.13.10",
+        *[getattr(TARGET, f) for f in ("control_plane_nodes", "worker_nodes", "endpoints")],
+    )
     # A patch release of Talos does not rerun the health wait.
     assert talos_health.health_script(patch_bump) == script
 
@@ -261,4 +264,4 @@ def test_the_wait_runs_again_when_the_node_set_changes_and_only_then() -> None:
     # Its credentials are a secret input, never plaintext.
     assert base.is_secret(f"environment.{talos_health.TALOSCONFIG_ENV}")
     assert "talosctl" in base.input("create")
-    assert os.path.basename(base.input("interpreter")[0]) == "python3"
+    assert Path(base.input("interpreter")[0]).name == "python3"
