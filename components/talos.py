@@ -248,25 +248,27 @@ class TalosCluster(pulumi.ComponentResource):
             ),
         )
         kubeconfig_raw: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+        provider_waits_for: list[pulumi.Resource] = []
         if cluster.wait_for_health:
             # Charts installed before the API and every node are ready fail or time out. The
             # wait runs when the cluster is created and when its node set changes, never on a
-            # preview (components/talos_health.py).
-            health = wait_for_health(
-                f"{name}-health",
-                HealthTarget(
-                    talos_version=cluster.talos_version,
-                    control_plane_nodes=tuple(control_plane_ips),
-                    worker_nodes=tuple(worker_ips),
-                    endpoints=tuple(control_plane_ips),
-                ),
-                talosconfig=self.talosconfig,
-                bootstrap=bootstrap,
-                parent=self,
-                depends_on=list(applies.values()),
-            )
-            kubeconfig_raw = pulumi.Output.secret(
-                pulumi.Output.all(health.id, kubeconfig_raw).apply(lambda xs: str(xs[1]))
+            # preview (components/talos_health.py). The provider waits for it by `depends_on`,
+            # not through the kubeconfig's value: a wait about to run again would otherwise make
+            # the kubeconfig unknown in that preview for no reason.
+            provider_waits_for.append(
+                wait_for_health(
+                    f"{name}-health",
+                    HealthTarget(
+                        talos_version=cluster.talos_version,
+                        control_plane_nodes=tuple(control_plane_ips),
+                        worker_nodes=tuple(worker_ips),
+                        endpoints=tuple(control_plane_ips),
+                    ),
+                    talosconfig=self.talosconfig,
+                    bootstrap=bootstrap,
+                    parent=self,
+                    depends_on=list(applies.values()),
+                )
             )
         self.kubeconfig = kubeconfig_raw
 
@@ -282,7 +284,7 @@ class TalosCluster(pulumi.ComponentResource):
             # instead of failing. The real homelab keeps the default, so a cluster that is only
             # down for a moment never loses state.
             delete_unreachable=lifecycle.is_lab,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=provider_waits_for),
         )
         # `cluster`, what every Kubernetes object is `deleted_with`, is the Bootstrap: it stands
         # for the control plane it brought up, so it is deleted exactly when that cluster is torn

@@ -215,9 +215,11 @@ def test_health_wait_holds_the_kubeconfig_until_every_node_is_configured() -> No
     assert {a.urn for a in render.by_type(APPLY)} | {render.one(BOOTSTRAP).urn} <= set(
         health.dependencies
     )
-    gate = set(render.one(KUBERNETES_PROVIDER).property_dependencies["kubeconfig"])
-    assert health.urn in gate
-    assert render.one(KUBECONFIG).urn in gate
+    provider = render.one(KUBERNETES_PROVIDER)
+    assert health.urn in provider.dependencies
+    # ...by ordering, not through the kubeconfig's value: a wait about to run again must not
+    # make the kubeconfig unknown in a preview.
+    assert set(provider.property_dependencies["kubeconfig"]) == {render.one(KUBECONFIG).urn}
 
 
 def test_health_is_never_an_invoke_so_a_preview_runs_no_check() -> None:
@@ -250,9 +252,9 @@ def test_without_the_health_wait_the_kubeconfig_comes_straight_from_talos() -> N
     raw = with_changes(stack_raw_config(), {"cluster.waitForHealth": False})
     render = render_config(raw)
     assert not [r for r in render.by_type(COMMAND) if r.name == "cluster-health"]
-    gate = set(render.one(KUBERNETES_PROVIDER).property_dependencies["kubeconfig"])
-    assert render.one(KUBECONFIG).urn in gate
-    assert not {a.urn for a in render.by_type(APPLY)} & gate
+    provider = render.one(KUBERNETES_PROVIDER)
+    assert render.one(KUBECONFIG).urn in provider.property_dependencies["kubeconfig"]
+    assert not [u for u in provider.dependencies if "Command" in u]
 
 
 @pytest.mark.parametrize("render_of", [homelab_render, ha_render, lab_render])
@@ -710,3 +712,26 @@ def test_the_boot_iso_is_the_vanilla_factory_image_of_the_configured_talos() -> 
     assert homelab_render().outputs["talosBootIsoUrl"] == expected
     older = with_changes(stack_raw_config(), {"cluster.talosVersion": "v1.13.8"})
     assert render_config(older).outputs["talosBootIsoUrl"].endswith("/v1.13.8/metal-amd64.iso")
+
+
+def test_a_health_wait_about_to_rerun_leaves_the_kubeconfig_known_in_a_preview() -> None:
+    # The Command is replaced when a node is added: in that preview its outputs are unknown.
+    worker = {"hostname": "talos-w-1", "ip": "192.168.0.21", "role": "worker"}
+    raw = with_changes(
+        stack_raw_config(),
+        {
+            "cluster.nodes": [*stack_raw_config()["cluster"]["nodes"], worker],
+            "cluster.allowSchedulingOnControlPlanes": True,
+        },
+    )
+    config = {f"{engine.PROJECT}:{k}": v for k, v in raw.items()}
+    preview = engine.render(
+        "test",
+        config=config,
+        secret_keys=[f"{engine.PROJECT}:dnsApiToken"],
+        preview=True,
+        unknown_outputs={COMMAND: ["stdout", "stderr"]},
+    )
+    kubeconfig = preview.one(KUBERNETES_PROVIDER).input("kubeconfig")
+    assert kubeconfig != engine.UNKNOWN
+    assert kubeconfig == preview.one(KUBECONFIG).outputs["kubeconfigRaw"]
