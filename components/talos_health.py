@@ -17,7 +17,8 @@ Talos minor). The script:
   umask 077, passes it with `--talosconfig` and deletes it afterwards; it never prints it and
   keeps it out of talosctl's environment;
 - runs the check on a control-plane node (`--server`, the default: machined runs the checks
-  itself, so only the Talos API needs to be reachable) for exactly the configured nodes.
+  itself, so only the Talos API needs to be reachable) for exactly the configured nodes, and
+  runs it again with the time left when an attempt ends early, within one overall timeout.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ INTERPRETER: Final = ("python3", "-c")
 # The data source's default read timeout (talos_cluster_health_data_source.go: 10*time.Minute);
 # talosctl's own default is 20m (cmd/talosctl/cmd/talos/health.go `--wait-timeout`).
 WAIT_TIMEOUT_SECONDS: Final = 600
+# A failed attempt is followed by another, within the same overall wait, after this pause.
+RETRY_DELAY_SECONDS: Final = 10
 TALOSCTL_RELEASES: Final = "https://github.com/siderolabs/talos/releases"
 
 
@@ -65,7 +68,9 @@ class HealthTarget:
         return self.control_plane_nodes[0]
 
 
-def talosctl_health_argv(target: HealthTarget, talosconfig_path: str) -> list[str]:
+def talosctl_health_argv(
+    target: HealthTarget, talosconfig_path: str, wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS
+) -> list[str]:
     """The talosctl command line (flags of siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos)."""
     argv = [
         "talosctl",
@@ -80,7 +85,7 @@ def talosctl_health_argv(target: HealthTarget, talosconfig_path: str) -> list[st
         "--control-plane-nodes",
         ",".join(target.control_plane_nodes),
         "--wait-timeout",
-        f"{WAIT_TIMEOUT_SECONDS}s",
+        f"{wait_timeout_seconds}s",
     ]
     if target.worker_nodes:
         argv += ["--worker-nodes", ",".join(target.worker_nodes)]
@@ -93,6 +98,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def fail(message):
@@ -123,6 +129,33 @@ def check_client_version():
              ".x from " + PARAMS["releases"])
 
 
+def with_wait_timeout(argv, seconds):
+    flag = argv.index("--wait-timeout")
+    return argv[: flag + 1] + [str(seconds) + "s"] + argv[flag + 2 :]
+
+
+def run_health(path):
+    # talosctl health until it passes or the time is up. Each attempt polls by itself; another
+    # only follows one that ended early (the node's API restarting under the request, say), with
+    # the time that is left.
+    argv = [path if arg == PARAMS["talosconfig_placeholder"] else arg for arg in PARAMS["argv"]]
+    deadline = time.monotonic() + PARAMS["wait_timeout_seconds"]
+    left = PARAMS["wait_timeout_seconds"]
+    while left >= 1:
+        try:
+            checked = subprocess.run(with_wait_timeout(argv, left), env=child_env(),
+                                     timeout=left + 60)
+        except subprocess.TimeoutExpired:
+            return False
+        if checked.returncode == 0:
+            return True
+        if deadline - time.monotonic() <= PARAMS["retry_delay_seconds"]:
+            return False
+        time.sleep(PARAMS["retry_delay_seconds"])
+        left = int(deadline - time.monotonic())
+    return False
+
+
 def main():
     talosconfig = os.environ.get(PARAMS["talosconfig_env"], "")
     if not talosconfig.strip():
@@ -133,18 +166,12 @@ def main():
     try:
         with os.fdopen(handle, "w") as file:
             file.write(talosconfig)
-        argv = [path if arg == PARAMS["talosconfig_placeholder"] else arg
-                for arg in PARAMS["argv"]]
-        try:
-            checked = subprocess.run(argv, env=child_env(),
-                                     timeout=PARAMS["wait_timeout_seconds"] + 60)
-        except subprocess.TimeoutExpired:
-            fail("`talosctl health` did not finish in time")
+        healthy = run_health(path)
     finally:
         os.unlink(path)
-    if checked.returncode != 0:
-        fail("the cluster is not healthy (see talosctl's messages above); fix it and run "
-             "`pulumi up` again")
+    if not healthy:
+        fail("the cluster is not healthy after " + str(PARAMS["wait_timeout_seconds"]) +
+             "s (see talosctl's messages above); fix it and run `pulumi up` again")
     sys.stdout.write("cluster healthy\\n")
 
 
@@ -155,15 +182,23 @@ main()
 TALOSCONFIG_PLACEHOLDER: Final = "@TALOSCONFIG@"
 
 
-def health_script(target: HealthTarget) -> str:
+def health_script(
+    target: HealthTarget,
+    *,
+    wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
+    retry_delay_seconds: int = RETRY_DELAY_SECONDS,
+) -> str:
     """The Python program the Command runs: a sorted parameter literal, then a fixed body."""
+    if wait_timeout_seconds < 1:
+        raise ValueError("the wait needs at least one second")
     params: dict[str, object] = {
-        "argv": talosctl_health_argv(target, TALOSCONFIG_PLACEHOLDER),
+        "argv": talosctl_health_argv(target, TALOSCONFIG_PLACEHOLDER, wait_timeout_seconds),
         "releases": TALOSCTL_RELEASES,
+        "retry_delay_seconds": retry_delay_seconds,
         "talos_minor": target.talos_minor,
         "talosconfig_env": TALOSCONFIG_ENV,
         "talosconfig_placeholder": TALOSCONFIG_PLACEHOLDER,
-        "wait_timeout_seconds": WAIT_TIMEOUT_SECONDS,
+        "wait_timeout_seconds": wait_timeout_seconds,
     }
     return f"PARAMS = {dict(sorted(params.items()))!r}\n{_SCRIPT_BODY}"
 

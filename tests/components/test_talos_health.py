@@ -138,12 +138,20 @@ if args[:1] == ["version"]:
     print("Talos " + state["version"])
     sys.exit(0)
 sys.stderr.write("waiting for etcd to be healthy: OK\n")
-sys.exit(state.get("health_rc", 0))
+# `health_rcs`: the exit code of each attempt in turn (the last one repeats).
+codes = state.get("health_rcs", [0])
+attempt = sum(1 for _ in open(os.environ["FAKE_LOG"])) - 2  # minus the version call
+sys.exit(codes[min(attempt, len(codes) - 1)])
 """
 
 
 def run_script(
-    tmp_path: Path, *, version: str = "v1.13.4", with_talosctl: bool = True, **state: Any
+    tmp_path: Path,
+    *,
+    version: str = "v1.13.4",
+    with_talosctl: bool = True,
+    wait_timeout_seconds: int = 600,
+    **state: Any,
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -163,7 +171,13 @@ def run_script(
         talos_health.TALOSCONFIG_ENV: TALOSCONFIG,
     }
     result = subprocess.run(
-        [sys.executable, "-c", talos_health.health_script(TARGET)],
+        [
+            sys.executable,
+            "-c",
+            talos_health.health_script(
+                TARGET, wait_timeout_seconds=wait_timeout_seconds, retry_delay_seconds=0
+            ),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -193,9 +207,22 @@ def test_a_healthy_cluster_passes_with_the_talosconfig_in_a_private_temp_file(
     assert result.stdout == "cluster healthy\n"
 
 
+def test_an_attempt_that_ends_early_is_followed_by_one_with_the_time_left(
+    tmp_path: Path,
+) -> None:
+    result, calls = run_script(tmp_path, health_rcs=[1, 0])
+    assert result.returncode == 0, result.stderr
+    first, second = (["talosctl", *c["argv"]] for c in calls[1:])
+    _, first_flags = parse_talosctl(first)
+    _, second_flags = parse_talosctl(second)
+    assert first_flags["--wait-timeout"] == "600s"
+    assert int(second_flags["--wait-timeout"].removesuffix("s")) <= 600
+
+
 def test_an_unhealthy_cluster_fails_with_a_way_forward(tmp_path: Path) -> None:
-    result, _ = run_script(tmp_path, health_rc=1)
+    result, calls = run_script(tmp_path, health_rcs=[1], wait_timeout_seconds=2)
     assert result.returncode != 0
+    assert len(calls) >= 2  # the version check, then at least one attempt, within the bound
     assert "not healthy" in result.stderr
     assert "pulumi up" in result.stderr
     assert not list(tmp_path.glob("homelab-talosconfig-*"))
