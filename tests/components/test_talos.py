@@ -735,3 +735,22 @@ def test_a_health_wait_about_to_rerun_leaves_the_kubeconfig_known_in_a_preview()
     kubeconfig = preview.one(KUBERNETES_PROVIDER).input("kubeconfig")
     assert kubeconfig != engine.UNKNOWN
     assert kubeconfig == preview.one(KUBECONFIG).outputs["kubeconfigRaw"]
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_with_workers_control_plane_scheduling_is_what_the_config_says(choice: bool) -> None:
+    """The choice reaches Talos as written, with its consequences.
+
+    siderolabs/talos@v1.13.9: internal/app/machined/pkg/controllers/k8s/kubelet_spec.go registers
+    a control plane with the `node-role.kubernetes.io/control-plane:NoSchedule` taint unless
+    allowSchedulingOnControlPlanes; the generated exclude-from-external-load-balancers label
+    stays unless the patch deletes it (CHANGELOG.md "Default Node Labels"), and MetalLB honours
+    it (components.md 1.4 #2).
+    """
+    raw = with_changes(ha_raw(), {"cluster.allowSchedulingOnControlPlanes": choice})
+    applies = applies_by_ip(render_config(raw))
+    label = talos_patches.EXCLUDE_FROM_LOAD_BALANCERS_LABEL
+    for node in model(raw).cluster.control_planes:
+        merged = v1alpha1_part(merged_machine_config(applies[str(node.ip)]))
+        assert merged["cluster"]["allowSchedulingOnControlPlanes"] is choice
+        assert (label in merged["machine"].get("nodeLabels", {})) is not choice
