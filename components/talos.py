@@ -52,8 +52,11 @@ def cluster_identifier(cluster: Cluster) -> str:
     (pulumi/pulumi-kubernetes@v4.32.0: provider/pkg/provider/provider.go `DiffConfig`,
     `diff.Same(clusterIdentifierKey) && news.HasValue(...)`; the pinned 4.34.2 is newer). It is
     made of config only, never of a provider output, so it is never unknown. A rebuilt cluster
-    still replaces every object: they are `deleted_with` the Bootstrap, and a resource is
-    replaced with the one it is deleted with (pulumi ResourceOptions.deleted_with).
+    still replaces every object: they are `deleted_with` the Bootstrap, and "if the named resource
+    is being replaced, this resource will be replaced as well" (pulumi 3.272.0
+    sdk/python pulumi/resource.py `ResourceOptions.deleted_with`). Adding the identifier to an
+    existing provider changes nothing by itself: DiffConfig skips both branches when the key is
+    only added ("to make on- and off-boarding less risky").
     """
     return f"talos/{cluster.name}"
 
