@@ -754,3 +754,25 @@ def test_with_workers_control_plane_scheduling_is_what_the_config_says(choice: b
         merged = v1alpha1_part(merged_machine_config(applies[str(node.ip)]))
         assert merged["cluster"]["allowSchedulingOnControlPlanes"] is choice
         assert (label in merged["machine"].get("nodeLabels", {})) is not choice
+
+
+def test_introducing_the_identifier_with_a_known_kubeconfig_replaces_nothing() -> None:
+    # DiffConfig ignores an identifier that is only added (provider.go: "We don't do this when
+    # adding or removing the identifier"), so the first `up` with it relies on the kubeconfig
+    # staying known: the new health Command (unknown outputs) must not make it unknown.
+    previous = {
+        k: v
+        for k, v in homelab_render().one(KUBERNETES_PROVIDER).inputs.items()
+        if k != "clusterIdentifier"
+    }
+    config, secret_keys = engine.stack_config("homelab")
+    preview = engine.render(
+        "homelab",
+        config=config,
+        secret_keys=secret_keys,
+        preview=True,
+        unknown_outputs={COMMAND: ["stdout", "stderr"]},
+    )
+    news = dict(preview.one(KUBERNETES_PROVIDER).inputs)
+    assert news["kubeconfig"] == previous["kubeconfig"]
+    assert provider_replaces(previous, news) == []
