@@ -246,7 +246,9 @@ class TalosCluster(pulumi.ComponentResource):
                 # the resource (its Read is a no-op: terraform-provider-talos@v0.11.0
                 # talos_cluster_kubeconfig_resource.go), so a new VIP would never reach the
                 # provider. The 0.8.1 resource has no trigger argument of its own; Pulumi's
-                # `replacement_trigger` option refetches it when the endpoint changes.
+                # `replacement_trigger` option refetches it when the endpoint changes. A trigger
+                # that was not set before replaces nothing (pulumi/pulumi#20936, step_generator
+                # `triggerReplace`: null on either side is "no trigger"), so adding it is safe.
                 replacement_trigger=cluster.endpoint,
             ),
         )

@@ -685,6 +685,13 @@ def test_the_identifier_is_stable_across_renders_and_names_the_cluster() -> None
     assert render_config(renamed).one(KUBERNETES_PROVIDER).input("clusterIdentifier") != first
 
 
+def trigger_replaces(old: Any, new: Any) -> bool:
+    """The engine's rule for `replacement_trigger` (pulumi/pulumi#20936,
+    pkg/resource/deploy/step_generator.go `triggerReplace`): replace when both are set and differ;
+    null on either side means "no trigger" and replaces nothing."""
+    return old is not None and new is not None and old != new
+
+
 def test_the_kubeconfig_is_refetched_when_the_endpoint_changes() -> None:
     # Neither the endpoint nor the VIP is an input of the Kubeconfig resource, and its Read is a
     # no-op (terraform-provider-talos@v0.11.0: talos_cluster_kubeconfig_resource.go), so only the
@@ -692,7 +699,11 @@ def test_the_kubeconfig_is_refetched_when_the_endpoint_changes() -> None:
     base = homelab_render().one(KUBECONFIG)
     assert base.replacement_trigger == model(stack_raw_config()).cluster.endpoint
     moved = render_config(with_changes(stack_raw_config(), {"cluster.vip": "192.168.0.9"}))
-    assert moved.one(KUBECONFIG).replacement_trigger != base.replacement_trigger
+    assert trigger_replaces(base.replacement_trigger, moved.one(KUBECONFIG).replacement_trigger)
+    # Same endpoint: no refetch; a state from before the trigger existed: no refetch either.
+    again = render_config(stack_raw_config()).one(KUBECONFIG).replacement_trigger
+    assert not trigger_replaces(base.replacement_trigger, again)
+    assert not trigger_replaces(None, base.replacement_trigger)
     assert moved.one(KUBECONFIG).inputs == render_config(stack_raw_config()).one(KUBECONFIG).inputs
 
 
