@@ -6,7 +6,9 @@ preview once the stack exists: the full checks, with a 10-minute timeout
 unhealthy cluster then cannot be repaired through the stack, and a node removed from the config
 fails the check forever. So the wait is a `pulumi_command.local.Command` instead: it runs when it
 is created and again only when its inputs change (the node set, the bootstrap), never on a
-preview or a refresh.
+preview or a refresh (a Command has no Read: pulumi/pulumi-command#432; its `create` docstring in
+pulumi_command 1.2.1: "will not be executed if the resource has already been created and its
+inputs are unchanged"), so the nightly drift check never runs it.
 
 The command runs `talosctl health` on the workstation (prerequisite: talosctl of the cluster's
 Talos minor). The script:
