@@ -104,6 +104,8 @@ apps = Apps(
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
+# The ISO every node boots before its first apply (docs/boot-media.md).
+pulumi.export("talosBootIsoUrl", cluster.boot_iso_url)
 pulumi.export("traefikIp", traefik.load_balancer_ip)
 pulumi.export("headscaleUrl", headscale.server_url)
 # What a person sets up once, outside the cluster, and how a device joins.

@@ -65,6 +65,9 @@ def scaled_overrides(nodes: int, apps: int) -> dict[str, Any]:
         }
         for index in range(nodes)
     ]
+    if nodes > 3:
+        # With workers the config must say where workloads run (config/rules.py).
+        cluster["allowSchedulingOnControlPlanes"] = False
     extra_apps = [
         {"name": f"app-{index:03d}", "namespace": "apps", "service": f"app-{index:03d}"}
         for index in range(apps)

@@ -1,7 +1,7 @@
 """The Talos cluster: booted nodes in, the stack's one Kubernetes provider out.
 
 Secrets -> machine configuration per role -> one ConfigurationApply per node (its own patches)
--> Bootstrap on the first control plane -> Kubeconfig -> (health gate) -> Kubernetes provider
+-> Bootstrap on the first control plane -> Kubeconfig -> (health wait) -> Kubernetes provider
 (components.md 1.2 "Canonical ordering").
 
 Talos API calls (apply, bootstrap, kubeconfig, health, talosconfig endpoints) address node IPs:
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,10 +21,44 @@ import pulumiverse_talos as talos
 from pulumiverse_talos.machine import outputs as machine_outputs
 
 from components.common import ClusterAccess
+from components.talos_health import HealthTarget, wait_for_health
 from components.talos_patches import node_config_patches
 from config.model import Cluster, Lifecycle, Network, Node
 
 ClientConfigurationT = TypeVar("ClientConfigurationT")
+
+# The Image Factory and its empty ("vanilla") schematic: no extensions, no extra kernel arguments
+# (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/constants/constants.go `ImageFactoryURL`,
+# `ImageFactoryEmptySchematicID`). Custom schematics are a separate concern.
+IMAGE_FACTORY_URL: Final = "https://factory.talos.dev"
+EMPTY_SCHEMATIC_ID: Final = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+
+
+def boot_iso_url(talos_version: str, arch: str = "amd64") -> str:
+    """The metal ISO of `talos_version` the nodes boot into maintenance mode from.
+
+    Built the way talosctl's own ISO preset builds it: <factory>/image/<schematic>/<version>/
+    metal-<arch>.iso (cmd/talosctl/cmd/mgmt/cluster/create/clusterops/configmaker/preset/
+    iso_preset.go `getISOURL`, pkg/machinery/platforms/platforms.go `ISOPath`).
+    """
+    return f"{IMAGE_FACTORY_URL}/image/{EMPTY_SCHEMATIC_ID}/{talos_version}/metal-{arch}.iso"
+
+
+def cluster_identifier(cluster: Cluster) -> str:
+    """What names this cluster to pulumi-kubernetes, known at every preview.
+
+    With an identifier that is known and unchanged, the provider's DiffConfig drops every
+    replacement, including the one it otherwise forces when the kubeconfig is unknown
+    (pulumi/pulumi-kubernetes@v4.32.0: provider/pkg/provider/provider.go `DiffConfig`,
+    `diff.Same(clusterIdentifierKey) && news.HasValue(...)`; the pinned 4.34.2 is newer). It is
+    made of config only, never of a provider output, so it is never unknown. A rebuilt cluster
+    still replaces every object: they are `deleted_with` the Bootstrap, and "if the named resource
+    is being replaced, this resource will be replaced as well" (pulumi 3.272.0
+    sdk/python pulumi/resource.py `ResourceOptions.deleted_with`). Adding the identifier to an
+    existing provider changes nothing by itself: DiffConfig skips both branches when the key is
+    only added ("to make on- and off-boarding less risky").
+    """
+    return f"talos/{cluster.name}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +133,7 @@ class TalosCluster(pulumi.ComponentResource):
     talosconfig: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     nodes: pulumi.Output[dict[str, str]]
+    boot_iso_url: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -180,6 +215,23 @@ class TalosCluster(pulumi.ComponentResource):
             ),
         )
 
+        talos_client = client_configuration_as(
+            secrets.client_configuration, talos.client.GetConfigurationClientConfigurationArgs
+        )
+        # Endpoints only, no `nodes`: talosctl then needs `-n` for every command instead of
+        # sending it to every node of the context (siderolabs/talos@v1.13.9:
+        # cmd/talosctl/pkg/talos/global/client.go `getNodes`), so `talosctl reboot` cannot reboot
+        # the whole cluster by accident. The data source writes `nodes` only when given
+        # (terraform-provider-talos@v0.11.0: talos_client_configuration_data_source.go).
+        self.talosconfig = pulumi.Output.secret(
+            talos.client.get_configuration_output(
+                cluster_name=cluster.name,
+                client_configuration=talos_client,
+                endpoints=control_plane_ips,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).talos_config
+        )
+
         kubeconfig = talos.cluster.Kubeconfig(
             f"{name}-kubeconfig",
             node=str(first_control_plane.ip),
@@ -187,51 +239,57 @@ class TalosCluster(pulumi.ComponentResource):
             client_configuration=client_configuration_as(
                 secrets.client_configuration, talos.cluster.KubeconfigClientConfigurationArgs
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[bootstrap],
+                # The kubeconfig's server is the cluster endpoint, but neither is an input of
+                # the resource (its Read is a no-op: terraform-provider-talos@v0.11.0
+                # talos_cluster_kubeconfig_resource.go), so a new VIP would never reach the
+                # provider. The 0.8.1 resource has no trigger argument of its own; Pulumi's
+                # `replacement_trigger` option refetches it when the endpoint changes. A trigger
+                # that was not set before replaces nothing (pulumi/pulumi#20936, step_generator
+                # `triggerReplace`: null on either side is "no trigger"), so adding it is safe.
+                replacement_trigger=cluster.endpoint,
+            ),
         )
         kubeconfig_raw: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+        provider_waits_for: list[pulumi.Resource] = []
         if cluster.wait_for_health:
-            # Charts installed before the API and every node are ready fail or time out; the
-            # health data source waits (10 min by default) until Talos reports the cluster up.
-            health = talos.cluster.get_health_output(
-                client_configuration=client_configuration_as(
-                    secrets.client_configuration, talos.cluster.GetHealthClientConfigurationArgs
-                ),
-                control_plane_nodes=control_plane_ips,
-                worker_nodes=worker_ips,
-                endpoints=control_plane_ips,
-                opts=pulumi.InvokeOutputOptions(
-                    parent=self, depends_on=[bootstrap, *applies.values()]
-                ),
-            )
-            kubeconfig_raw = pulumi.Output.secret(
-                pulumi.Output.all(health.id, kubeconfig_raw).apply(lambda xs: str(xs[1]))
+            # Charts installed before the API and every node are ready fail or time out. The
+            # wait runs when the cluster is created and when its node set changes, never on a
+            # preview (components/talos_health.py). The provider waits for it by `depends_on`,
+            # not through the kubeconfig's value: a wait about to run again would otherwise make
+            # the kubeconfig unknown in that preview for no reason.
+            provider_waits_for.append(
+                wait_for_health(
+                    f"{name}-health",
+                    HealthTarget(
+                        talos_version=cluster.talos_version,
+                        control_plane_nodes=tuple(control_plane_ips),
+                        worker_nodes=tuple(worker_ips),
+                        endpoints=tuple(control_plane_ips),
+                    ),
+                    talosconfig=self.talosconfig,
+                    bootstrap=bootstrap,
+                    parent=self,
+                    depends_on=list(applies.values()),
+                )
             )
         self.kubeconfig = kubeconfig_raw
 
-        self.talosconfig = pulumi.Output.secret(
-            talos.client.get_configuration_output(
-                cluster_name=cluster.name,
-                client_configuration=client_configuration_as(
-                    secrets.client_configuration,
-                    talos.client.GetConfigurationClientConfigurationArgs,
-                ),
-                endpoints=control_plane_ips,
-                nodes=[str(n.ip) for n in cluster.nodes],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).talos_config
-        )
         self.endpoint = pulumi.Output.from_input(cluster.endpoint)
         self.nodes = pulumi.Output.from_input({n.hostname: str(n.ip) for n in cluster.nodes})
+        self.boot_iso_url = pulumi.Output.from_input(boot_iso_url(cluster.talos_version))
 
         provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
+            cluster_identifier=cluster_identifier(cluster),
             # A destroyed lab cluster is unreachable for good: drop its objects from state
             # instead of failing. The real homelab keeps the default, so a cluster that is only
             # down for a moment never loses state.
             delete_unreachable=lifecycle.is_lab,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=provider_waits_for),
         )
         # `cluster`, what every Kubernetes object is `deleted_with`, is the Bootstrap: it stands
         # for the control plane it brought up, so it is deleted exactly when that cluster is torn
@@ -246,5 +304,6 @@ class TalosCluster(pulumi.ComponentResource):
                 "nodes": self.nodes,
                 "kubeconfig": self.kubeconfig,
                 "talosconfig": self.talosconfig,
+                "bootIsoUrl": self.boot_iso_url,
             }
         )

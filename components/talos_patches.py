@@ -22,8 +22,9 @@ from config.model import Cluster, Network, Node
 # (components.md 1.4 #2).
 EXCLUDE_FROM_LOAD_BALANCERS_LABEL: Final = "node.kubernetes.io/exclude-from-external-load-balancers"
 
-# Name given to the node's only physical NIC when `node.interface` is not set. Talos' docs warn
-# against kernel-style names (eth0, enp0s2) for aliases (LinkAliasConfig reference, v1.13).
+# Name given to the node's LAN NIC (its only physical NIC, or the one with `node.mac`) when
+# `node.interface` is not set. Talos' docs warn against kernel-style names (eth0, enp0s2) for
+# aliases (LinkAliasConfig reference, v1.13).
 DEFAULT_LINK_ALIAS: Final = "lan"
 
 Document = dict[str, Any]
@@ -101,16 +102,28 @@ def hostname_document(node: Node) -> Document:
     }
 
 
-def link_alias_document() -> Document:
-    # Talos only offers physical links to alias selectors, and a fixed alias name must match
-    # exactly one of them (internal/app/machined/pkg/controllers/network/link_alias_config.go
-    # @ v1.13.9). So `true` names the node's only physical NIC; a node with several NICs must set
-    # `interface` in config instead (the alias is then skipped, with a warning in the node log).
+def link_selector(node: Node) -> str:
+    """The CEL expression that picks the node's LAN NIC among its physical links.
+
+    Talos offers only physical links to alias selectors, and an alias with a fixed name is
+    skipped when its selector matches more than one of them (siderolabs/talos@v1.13.9:
+    internal/app/machined/pkg/controllers/network/link_alias_config.go, "link selector matched
+    multiple links, skipping"). `true` is therefore right for a node with one NIC only; a node
+    with several is found by its permanent MAC, in the form Talos documents
+    (pkg/machinery/config/types/network/link_alias.go `exampleLinkSelector1`).
+    """
+    if node.mac is None:
+        return "true"
+    return f'mac(link.permanent_addr) == "{node.mac}"'
+
+
+def link_alias_document(node: Node) -> Document:
+    # Talos' docs warn against kernel-style names for aliases (LinkAliasConfig reference, v1.13).
     return {
         "apiVersion": "v1alpha1",
         "kind": "LinkAliasConfig",
         "name": DEFAULT_LINK_ALIAS,
-        "selector": {"match": "true"},
+        "selector": {"match": link_selector(node)},
     }
 
 
@@ -151,7 +164,7 @@ def node_patch_documents(
     """Every patch document of one node, in a fixed order."""
     documents = [machine_document(cluster, node, kubelet_host_paths), hostname_document(node)]
     if node.interface is None:
-        documents.append(link_alias_document())
+        documents.append(link_alias_document(node))
     documents += [link_document(network, node), resolver_document(network)]
     vip = vip_document(cluster, node)
     if vip is not None:

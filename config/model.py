@@ -24,6 +24,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TALOS_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _KUBERNETES_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+# Six octets, two hex digits each, ':' or '-' between them (as `ip link` or a BIOS shows them).
+_MAC_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 
 
 def _dns_label(value: str) -> str:
@@ -124,6 +126,21 @@ def _kubernetes_version(value: str) -> str:
     return value
 
 
+def _mac_address(value: str) -> str:
+    """The MAC as Talos' CEL `mac()` prints it: lowercase, ':' between octets.
+
+    `mac(link.permanent_addr)` is Go's `net.HardwareAddr.String()` (siderolabs/talos@v1.13.9:
+    pkg/machinery/cel/celenv/celenv.go `LinkLocator`), so a selector compares equal to that
+    spelling only; the user's spelling is normalised to it here, once.
+    """
+    if not _MAC_ADDRESS.fullmatch(value):
+        raise ValueError(
+            "must be a MAC address of six hex octets separated by ':' or '-', "
+            "e.g. '00:1a:2b:3c:4d:5e'"
+        )
+    return value.lower().replace("-", ":")
+
+
 def _nameserver_with_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     try:
@@ -199,6 +216,7 @@ Email = Annotated[str, AfterValidator(_email)]
 TalosVersion = Annotated[str, AfterValidator(_talos_version)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
 NameserverWithPort = Annotated[str, AfterValidator(_nameserver_with_port)]
+MacAddress = Annotated[str, AfterValidator(_mac_address)]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
 InstallDisk = Annotated[str, AfterValidator(_install_disk)]
 Secret = Annotated[SecretStr, AfterValidator(_secret_text)]
@@ -272,7 +290,14 @@ class Node(StrictModel):
     interface: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9._-]{1,15}$",
-        description="Link name for the static address and VIP; default: the physical NIC.",
+        description="Link name for the static address and VIP; default: the physical NIC. "
+        "Not together with `mac`.",
+    )
+    mac: MacAddress | None = Field(
+        default=None,
+        description="Permanent MAC of the NIC on the LAN, for a node with several NICs (Talos "
+        "skips the default alias when more than one physical link matches it); "
+        "`talosctl get links --insecure -n <ip>` shows it. Not together with `interface`.",
     )
 
 
@@ -296,7 +321,10 @@ class Cluster(StrictModel):
     )
     allow_scheduling_on_control_planes: bool | None = Field(
         default=None,
-        description="Run workloads on control planes. Default: on when there are no workers.",
+        description="Run workloads on control planes. Default: on when there are no workers; "
+        "required once there are workers (false taints the control planes, restores Talos' "
+        "exclude-from-external-load-balancers label so MetalLB announces from workers only, and "
+        "leaves pods with local volumes on control planes Pending).",
     )
     wait_for_health: bool = Field(
         default=True,

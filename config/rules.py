@@ -545,6 +545,55 @@ def lan_holds_the_addresses(c: HomelabConfig) -> Iterable[Problem]:
     )
 
 
+def node_link_selected_once(c: HomelabConfig) -> Iterable[Problem]:
+    """A node's LAN link is named by `interface` or found by `mac`, not both."""
+    for i, node in enumerate(c.cluster.nodes):
+        if node.interface is not None and node.mac is not None:
+            yield Problem(
+                _key(f"cluster.nodes[{i}].mac"),
+                _q(node.mac),
+                f"must not be set together with interface {node.interface!r}: set `interface` to "
+                "name the link, or `mac` to find it by its permanent MAC, not both",
+            )
+
+
+def node_macs_unique(c: HomelabConfig) -> Iterable[Problem]:
+    # One NIC cannot be in two machines: a repeated MAC is a copy-paste mistake, and the second
+    # node's link would match nothing.
+    counts = Counter(n.mac for n in c.cluster.nodes if n.mac is not None)
+    for i, node in enumerate(c.cluster.nodes):
+        if node.mac is not None and counts[node.mac] > 1:
+            yield Problem(
+                _key(f"cluster.nodes[{i}].mac"), _q(node.mac), "must be unique across nodes"
+            )
+
+
+def control_plane_scheduling_is_explicit(c: HomelabConfig) -> Iterable[Problem]:
+    """With workers, whether control planes run workloads is a choice, not a silent default.
+
+    Without workers the control planes must run the workloads (the default). Adding the first
+    worker used to flip that default to off, and with it Talos' control-plane taint, the
+    exclude-from-external-load-balancers label (MetalLB then stops announcing from control planes)
+    and every pod whose local volume lives on a control plane (it stays Pending).
+    """
+    workers = len(c.cluster.workers)
+    # Without control planes there is nothing to choose (odd_control_planes reports that).
+    if (
+        workers
+        and c.cluster.control_planes
+        and c.cluster.allow_scheduling_on_control_planes is None
+    ):
+        yield Problem(
+            _key("cluster.allowSchedulingOnControlPlanes"),
+            f"(not set, with {workers} worker node(s))",
+            "must be set once there are workers: true keeps workloads, MetalLB announcements and "
+            "local volumes on the control planes; false taints the control planes "
+            "(NoSchedule), keeps Talos' exclude-from-external-load-balancers label on them so "
+            "MetalLB announces from workers only, and pods whose local volumes are on a control "
+            "plane stay Pending",
+        )
+
+
 RULES: tuple[Rule, ...] = (
     gateway_in_lan,
     node_ips_in_lan,
@@ -576,6 +625,9 @@ RULES: tuple[Rule, ...] = (
     talos_version_supported,
     kubernetes_version_supported_by_talos,
     lan_holds_the_addresses,
+    node_link_selected_once,
+    node_macs_unique,
+    control_plane_scheduling_is_explicit,
 )
 
 

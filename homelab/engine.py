@@ -16,7 +16,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ import pulumi
 import pulumi.runtime
 import pulumi.runtime.settings as pulumi_settings
 import yaml
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 from pulumi.runtime.stack import run_in_stack
@@ -45,6 +47,9 @@ SENTINEL_SECRETS: dict[str, str] = {
 }
 
 Json = Any
+
+# How an input the engine does not know yet (a preview's computed value) is recorded.
+UNKNOWN: str = "<unknown>"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class ResourceRecord:
     outputs: Mapping[str, Json] = field(default_factory=dict)
     # `import_` adopts a resource that already exists: a stack that imports depends on leftovers.
     import_id: str | None = None
+    # The `replacement_trigger` resource option, decoded: a change to it replaces the resource.
+    replacement_trigger: Json = None
+    # The `replace_with` resource option: URNs whose replacement replaces this resource too.
+    replace_with: tuple[str, ...] = ()
 
     def input(self, path: str) -> Json:
         """The input at a dotted path, e.g. `metadata.name` or `spec.ports.0.port`."""
@@ -216,6 +225,8 @@ def plain(value: Json, path: str = "", secrets: list[str] | None = None) -> Json
         return int(value)
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
+    if isinstance(value, Unknown):
+        return UNKNOWN
     return value
 
 
@@ -280,6 +291,8 @@ class RecordingMonitor(MockMonitor):
                 secret_paths=secret_paths,
                 outputs=plain(self.resources[urn].state) if urn in self.resources else {},
                 import_id=request.importId or None,
+                replacement_trigger=_replacement_trigger(request),
+                replace_with=tuple(sorted(request.replace_with)),
             )
         )
         return response
@@ -315,11 +328,30 @@ class RecordingMonitor(MockMonitor):
         return super().Invoke(request)  # type: ignore[no-untyped-call]
 
 
+def _replacement_trigger(request: Any) -> Json:
+    if not request.HasField("replacement_trigger"):
+        return None
+    wire = json_format.MessageToDict(request.replacement_trigger)
+    return plain(rpc.deserialize_property(wire, keep_unknowns=True))
+
+
 class HomelabMocks(Mocks):
-    """Echo inputs and add the outputs a real provider would, deterministically."""
+    """Echo inputs and add the outputs a real provider would, deterministically.
+
+    `unknown_outputs` ({type token: output names}) leaves those outputs out of what a resource
+    returns; in a preview the SDK then treats them as unknown (pulumi/runtime/rpc.py
+    `resolve_properties`: a missing output resolves as not known during a dry run), which is
+    how a preview of an existing stack sees a value that the update is about to recompute.
+    """
+
+    def __init__(self, unknown_outputs: Mapping[str, Collection[str]] | None = None) -> None:
+        super().__init__()
+        self.unknown_outputs = {k: frozenset(v) for k, v in (unknown_outputs or {}).items()}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = fakes.resource_outputs(args.typ, args.name, dict(args.inputs))
+        unknown = self.unknown_outputs.get(args.typ, frozenset())
+        outputs = {k: v for k, v in outputs.items() if k not in unknown}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -388,19 +420,21 @@ def render(
     secret_keys: list[str] | None = None,
     preview: bool = False,
     program: Path | None = None,
+    unknown_outputs: Mapping[str, Collection[str]] | None = None,
 ) -> Render:
     """Run `__main__.py` for `stack` under the recording engine and return what it registered.
 
     `config` defaults to the stack file (`stack_config(stack)`). `program` runs another Pulumi
     program file instead of `__main__.py` (the benchmark's floor, a test's deliberately bad
-    program). Safe to call repeatedly in one process: SDK state (pending RPCs, outputs, the root
+    program). With `preview`, `unknown_outputs` ({type token: output names}) are unknown, as in a
+    preview where those resources are about to change (see `HomelabMocks`). Safe to call repeatedly in one process: SDK state (pending RPCs, outputs, the root
     stack, config) is reset each time.
     A program error (a `pulumi.RunError` for bad config, say) is raised as `RenderError`, which
     carries the error and what was registered before it.
     """
     if config is None:
         config, secret_keys = stack_config(stack)
-    mocks = HomelabMocks()
+    mocks = HomelabMocks(unknown_outputs)
     monitor = RecordingMonitor(mocks)
     _reset_sdk_state()
     pulumi.runtime.set_all_config(_as_config_strings(config), list(secret_keys or []))

@@ -83,18 +83,22 @@ def kubeconfig(name: str, server: str) -> str:
 
 
 def talosconfig(cluster_name: str, endpoints: list[str], nodes: list[str]) -> str:
-    document = {
-        "context": cluster_name,
-        "contexts": {
-            cluster_name: {
-                "endpoints": endpoints,
-                "nodes": nodes,
-                "ca": "RkFLRQ==",
-                "crt": "RkFLRQ==",
-                "key": f"FAKE-{_digest(cluster_name, 'talosconfig-key')}",
-            }
-        },
+    """A talosconfig as the client-configuration data source writes it.
+
+    `nodes` is left out when empty, as talosctl's own encoder does (`yaml:"nodes,omitempty"`,
+    siderolabs/talos@v1.13.9: pkg/machinery/client/config/config.go `Context`), and the data
+    source only sets it when given (terraform-provider-talos@v0.11.0:
+    pkg/talos/talos_client_configuration_data_source.go `Read`).
+    """
+    context: dict[str, Any] = {
+        "endpoints": endpoints,
+        "ca": "RkFLRQ==",
+        "crt": "RkFLRQ==",
+        "key": f"FAKE-{_digest(cluster_name, 'talosconfig-key')}",
     }
+    if nodes:
+        context["nodes"] = nodes
+    document = {"context": cluster_name, "contexts": {cluster_name: context}}
     return yaml.safe_dump(document, sort_keys=True)
 
 
@@ -161,6 +165,10 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
                 "version": inputs.get("version", ""),
                 "revision": 1,
             }
+    elif type_token.startswith("command:") and "talosctl" in str(inputs.get("create", "")):
+        # The Talos health wait prints one summary line (components/talos_health.py).
+        outputs["stdout"] = "cluster healthy"
+        outputs["stderr"] = ""
     elif type_token.startswith("command:"):
         # A key-minting command prints only the key (components.md 2.5).
         outputs["stdout"] = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"

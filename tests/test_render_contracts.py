@@ -225,9 +225,31 @@ def kubernetes_provider(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def talos_health_command(record: ResourceRecord, render: Render) -> Errors:
+    """The Talos health wait: after the bootstrap and every apply, its talosconfig a secret,
+    replaced with the Bootstrap (components/talos_health.py)."""
+    errors = []
+    if not record.is_secret("environment"):
+        errors.append("the talosconfig it is handed is not a secret")
+    if not _depends_on_type(record, render, BOOTSTRAP):
+        errors.append("does not wait for the Bootstrap")
+    applies = {a.urn for a in render.by_type(APPLY)}
+    if not applies <= set(record.dependencies):
+        errors.append("does not wait for every ConfigurationApply")
+    if [render.by_urn(u).type for u in record.replace_with] != [BOOTSTRAP]:
+        errors.append("is not replaced with the Bootstrap")
+    return errors
+
+
 def command(record: ResourceRecord, render: Render) -> Errors:
     """Key-minting commands: stdout is the key, so it is a secret; they run against a cluster
-    that exists (Bootstrap) and a workload that exists (a Deployment)."""
+    that exists (Bootstrap) and a workload that exists (a Deployment). The Talos health wait is
+    the one command of the cluster component, checked by `talos_health_command`."""
+    parent = (
+        render.by_urn(record.parent) if record.parent and _known(render, record.parent) else None
+    )
+    if parent is not None and parent.type == "homelab:talos:Cluster":
+        return talos_health_command(record, render)
     errors = []
     if "stdout" not in record.additional_secret_outputs:
         errors.append("stdout (the minted key) is not an additional secret output")
@@ -310,7 +332,6 @@ def talos_invoke(invoke: InvokeRecord) -> Errors:
 INVOKE_CONTRACTS: dict[str, Callable[[InvokeRecord], Errors]] = {
     "talos:machine/getConfiguration:getConfiguration": talos_invoke,
     "talos:client/getConfiguration:getConfiguration": talos_invoke,
-    "talos:cluster/getHealth:getHealth": talos_invoke,
 }
 
 

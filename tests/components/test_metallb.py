@@ -76,7 +76,13 @@ def test_control_plane_only_cluster_announces_from_control_planes() -> None:
     with_worker = render_stack(
         "homelab",
         overrides={
-            "cluster": with_changes(raw["cluster"], {"nodes": [*raw["cluster"]["nodes"], worker]})
+            "cluster": with_changes(
+                raw["cluster"],
+                {
+                    "nodes": [*raw["cluster"]["nodes"], worker],
+                    "allowSchedulingOnControlPlanes": False,
+                },
+            )
         },
     )
     assert metallb_values(with_worker)["speaker"]["ignoreExcludeLB"] is False

@@ -7,6 +7,7 @@ config schema, the provider's wire names); the component's own output is never t
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ SECRETS = "talos:machine/secrets:Secrets"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
 GET_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 GET_HEALTH = "talos:cluster/getHealth:getHealth"
+COMMAND = "command:local:Command"
 GET_TALOSCONFIG = "talos:client/getConfiguration:getConfiguration"
 
 
@@ -62,7 +64,10 @@ def _nodes(control_planes: int, workers: int) -> list[dict[str, str]]:
 
 
 def ha_raw() -> dict[str, Any]:
-    return with_changes(stack_raw_config(), {"cluster.nodes": _nodes(3, 2)})
+    return with_changes(
+        stack_raw_config(),
+        {"cluster.nodes": _nodes(3, 2), "cluster.allowSchedulingOnControlPlanes": False},
+    )
 
 
 def single_node_raw() -> dict[str, Any]:
@@ -198,27 +203,58 @@ def test_kubeconfig_follows_the_bootstrap_and_feeds_the_only_kubernetes_provider
     assert provider.input("kubeconfig") == kubeconfig.outputs["kubeconfigRaw"]
 
 
-def test_health_gate_holds_the_kubeconfig_until_every_node_is_configured() -> None:
+def health_command(render: Render) -> ResourceRecord:
+    (found,) = [r for r in render.by_type(COMMAND) if r.name == "cluster-health"]
+    return found
+
+
+def test_health_wait_holds_the_kubeconfig_until_every_node_is_configured() -> None:
     render = ha_render()
-    config = model(ha_raw())
-    (health,) = [i for i in render.invokes if i.token == GET_HEALTH]
-    control_planes = [str(n.ip) for n in config.cluster.control_planes]
-    assert health.args["controlPlaneNodes"] == control_planes
-    assert health.args["workerNodes"] == [str(n.ip) for n in config.cluster.workers]
-    assert health.args["endpoints"] == control_planes
-    # The provider's kubeconfig carries the health check's dependencies: every apply and the
-    # bootstrap, not only the Kubeconfig resource.
-    gate = set(render.one(KUBERNETES_PROVIDER).property_dependencies["kubeconfig"])
-    assert {a.urn for a in render.by_type(APPLY)} | {render.one(BOOTSTRAP).urn} <= gate
+    health = health_command(render)
+    # It runs after every apply and the bootstrap, and the provider's kubeconfig waits for it.
+    assert {a.urn for a in render.by_type(APPLY)} | {render.one(BOOTSTRAP).urn} <= set(
+        health.dependencies
+    )
+    provider = render.one(KUBERNETES_PROVIDER)
+    assert health.urn in provider.dependencies
+    # ...by ordering, not through the kubeconfig's value: a wait about to run again must not
+    # make the kubeconfig unknown in a preview.
+    assert set(provider.property_dependencies["kubeconfig"]) == {render.one(KUBECONFIG).urn}
 
 
-def test_without_the_health_gate_the_kubeconfig_comes_straight_from_talos() -> None:
+def test_health_is_never_an_invoke_so_a_preview_runs_no_check() -> None:
+    """A preview of an existing stack registers no health check at all.
+
+    Invokes run on every preview once the stack exists, and the provider's health data source
+    runs the full checks when read, with a 10-minute timeout (terraform-provider-talos@v0.11.0:
+    pkg/talos/talos_cluster_health_data_source.go `Read`: check.Wait(..., 10*time.Minute)). Every
+    invoke left must be one that computes locally: the machine- and client-configuration data
+    sources never dial a node (same tag: talos_machine_configuration_data_source.go,
+    talos_client_configuration_data_source.go have no client.New).
+    """
+    render = engine.render(
+        "homelab",
+        config=engine.stack_config("homelab")[0],
+        secret_keys=engine.stack_config("homelab")[1],
+        preview=True,
+    )
+    assert {i.token for i in render.invokes} == {GET_CONFIGURATION, GET_TALOSCONFIG}
+    assert [r.name for r in render.by_type(COMMAND) if r.parent == talos_component(render).urn]
+    for render_of in (homelab_render, ha_render, lab_render):
+        assert GET_HEALTH not in {i.token for i in render_of().invokes}
+
+
+def talos_component(render: Render) -> ResourceRecord:
+    return render.one("homelab:talos:Cluster")
+
+
+def test_without_the_health_wait_the_kubeconfig_comes_straight_from_talos() -> None:
     raw = with_changes(stack_raw_config(), {"cluster.waitForHealth": False})
     render = render_config(raw)
-    assert not [i for i in render.invokes if i.token == GET_HEALTH]
-    gate = set(render.one(KUBERNETES_PROVIDER).property_dependencies["kubeconfig"])
-    assert render.one(KUBECONFIG).urn in gate
-    assert not {a.urn for a in render.by_type(APPLY)} & gate
+    assert not [r for r in render.by_type(COMMAND) if r.name == "cluster-health"]
+    provider = render.one(KUBERNETES_PROVIDER)
+    assert render.one(KUBECONFIG).urn in provider.property_dependencies["kubeconfig"]
+    assert not [u for u in provider.dependencies if "Command" in u]
 
 
 @pytest.mark.parametrize("render_of", [homelab_render, ha_render, lab_render])
@@ -376,8 +412,8 @@ def test_client_configuration_reaches_every_talos_call_field_by_field() -> None:
     render = ha_render()
     expected = fakes.talos_client_configuration(render.one(SECRETS).name)
     records = [*render.by_type(APPLY), render.one(BOOTSTRAP), render.one(KUBECONFIG)]
-    invokes = [i for i in render.invokes if i.token in (GET_HEALTH, GET_TALOSCONFIG)]
-    assert len(invokes) == 2
+    invokes = [i for i in render.invokes if i.token == GET_TALOSCONFIG]
+    assert len(invokes) == 1
     for record in records:
         assert record.input("clientConfiguration") == expected, record.name
         assert record.is_secret("clientConfiguration"), record.name
@@ -393,14 +429,33 @@ def test_kubeconfig_and_talosconfig_outputs_are_secret(render_of: Any) -> None:
     assert render.one(KUBERNETES_PROVIDER).is_secret("kubeconfig")
 
 
-def test_talosconfig_reaches_control_planes_as_endpoints_and_every_node() -> None:
+# talosctl's client configuration (siderolabs/talos@v1.13.9: pkg/machinery/client/config/
+# config.go): `Config` is {context, contexts}; each `Context` has these YAML keys.
+TALOSCONFIG_KEYS = {"context", "contexts"}
+TALOSCONFIG_CONTEXT_KEYS = {"target", "endpoints", "nodes", "ca", "crt", "key", "auth", "cluster"}
+
+
+def test_exported_talosconfig_targets_no_node_until_one_is_named() -> None:
+    """The talosconfig names endpoints only, so a command without `-n` goes nowhere.
+
+    talosctl takes the nodes of a command from `--nodes`, else from the context's `nodes`, and
+    refuses to run without either (siderolabs/talos@v1.13.9: cmd/talosctl/pkg/talos/global/
+    client.go `getNodes`: "nodes are not set for the command"). With every node in the context,
+    `talosctl reboot` would reboot the whole cluster. `endpoints` is what talosctl dials
+    (client.go `WithClientNoNodes`): control planes, not the VIP (components.md 1.3).
+    """
     render = ha_render()
     config = model(ha_raw())
     (invoke,) = [i for i in render.invokes if i.token == GET_TALOSCONFIG]
     assert invoke.args["clusterName"] == config.cluster.name
-    assert invoke.args["endpoints"] == [str(n.ip) for n in config.cluster.control_planes]
-    assert invoke.args["nodes"] == [str(n.ip) for n in config.cluster.nodes]
-    assert str(config.cluster.vip) not in invoke.args["endpoints"]
+    assert "nodes" not in invoke.args
+    exported = yaml.safe_load(render.outputs["talosconfig"])
+    assert set(exported) <= TALOSCONFIG_KEYS
+    context = exported["contexts"][exported["context"]]
+    assert set(context) <= TALOSCONFIG_CONTEXT_KEYS
+    assert "nodes" not in context
+    assert context["endpoints"] == [str(n.ip) for n in config.cluster.control_planes]
+    assert str(config.cluster.vip) not in context["endpoints"]
 
 
 @pytest.mark.parametrize("render_of", [homelab_render, ha_render, lab_render])
@@ -483,3 +538,252 @@ def test_control_planes_enforce_the_stacks_network_policies() -> None:
             assert cni == {"name": "flannel", "flannel": {"kubeNetworkPoliciesEnabled": True}}
         else:
             assert cni == {}
+
+
+# --- multi-NIC nodes: the link alias controller's rule -----------------------------------------
+
+
+def aliased_links(selector: str, links: list[dict[str, Any]]) -> list[str]:
+    """Which physical links a fixed-name LinkAliasConfig aliases, by Talos' rule.
+
+    siderolabs/talos@v1.13.9: internal/app/machined/pkg/controllers/network/link_alias_config.go
+    `Run`: only physical links are offered; a fixed name (no `%d`) must match exactly one of them,
+    else "link selector matched multiple links, skipping" and nothing is aliased. `mac()` is Go's
+    `net.HardwareAddr.String()` (pkg/machinery/cel/celenv/celenv.go `LinkLocator`): lowercase
+    hex pairs joined by ':'. The selectors evaluated here are the two forms the patches emit
+    (`true`, and the MAC equality of link_alias.go `exampleLinkSelector1`); any other is a failure.
+    """
+    physical = [link for link in links if link["physical"]]
+    mac_form = re.fullmatch(r'mac\(link\.permanent_addr\) == "([0-9a-f:]+)"', selector)
+    if selector == "true":
+        matched = physical
+    elif mac_form is not None:
+        matched = [
+            link
+            for link in physical
+            if ":".join(f"{b:02x}" for b in link["permanent_addr"]) == mac_form.group(1)
+        ]
+    else:
+        raise AssertionError(f"selector outside the forms Talos documents: {selector!r}")
+    return [link["id"] for link in matched] if len(matched) == 1 else []
+
+
+ONE_NIC = [
+    {"id": "enp1s0", "physical": True, "permanent_addr": bytes.fromhex("001a2b3c4d5e")},
+    {"id": "lo", "physical": False, "permanent_addr": b""},
+]
+TWO_NICS = [
+    *ONE_NIC,
+    {"id": "enp2s0", "physical": True, "permanent_addr": bytes.fromhex("001a2b3c4d5f")},
+]
+
+
+def _alias_of(raw: dict[str, Any], ip: str) -> dict[str, Any]:
+    (alias,) = of_kind(patch_documents(applies_by_ip(render_config(raw))[ip]), "LinkAliasConfig")
+    return alias
+
+
+def test_a_single_nic_node_keeps_the_catch_all_alias() -> None:
+    alias = _alias_of(stack_raw_config(), "192.168.0.11")
+    assert aliased_links(alias["selector"]["match"], ONE_NIC) == ["enp1s0"]
+    # The same selector on a second NIC aliases nothing: why a multi-NIC node needs `mac`.
+    assert aliased_links(alias["selector"]["match"], TWO_NICS) == []
+
+
+def test_a_node_selected_by_mac_aliases_exactly_its_nic_among_several() -> None:
+    # Written the way a BIOS shows it; Talos compares against the lowercase ':' form.
+    raw = with_changes(stack_raw_config(), {"cluster.nodes.0.mac": "00-1A-2B-3C-4D-5F"})
+    config = model(raw)
+    assert config.cluster.nodes[0].mac == "00:1a:2b:3c:4d:5f"
+    alias = _alias_of(raw, "192.168.0.11")
+    assert aliased_links(alias["selector"]["match"], TWO_NICS) == ["enp2s0"]
+    documents = patch_documents(applies_by_ip(render_config(raw))["192.168.0.11"])
+    # The static address and the VIP go on the alias, so on the selected NIC.
+    assert [d["name"] for d in of_kind(documents, "LinkConfig")] == [alias["name"]]
+    assert [d["link"] for d in of_kind(documents, "Layer2VIPConfig")] == [alias["name"]]
+    # Other nodes keep the single-NIC default.
+    assert _alias_of(raw, "192.168.0.12")["selector"]["match"] == "true"
+
+
+def test_alias_documents_validate_against_the_talos_schema() -> None:
+    raw = with_changes(stack_raw_config(), {"cluster.nodes.0.mac": "00:1a:2b:3c:4d:5f"})
+    for apply in render_config(raw).by_type(APPLY):
+        assert talos_config_errors(apply) == [], apply.name
+
+
+# --- preview: the provider's identity ----------------------------------------------------------
+
+
+def provider_replaces(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """The replacements pulumi-kubernetes' DiffConfig plans for its provider.
+
+    pulumi/pulumi-kubernetes@v4.32.0 (newest tag mirrored; we pin 4.34.2):
+    provider/pkg/provider/provider.go `DiffConfig`: a changed clusterIdentifier replaces; an
+    unknown kubeconfig/context/cluster replaces ("We can't tell for sure if a computed value has
+    changed"); and when clusterIdentifier is the same and known in the news, the deferred
+    handler clears every replacement. (A changed known kubeconfig replaces only when its active
+    cluster changes; not modelled, the cases here are unknown or identical kubeconfigs.)
+    """
+    replaces: list[str] = []
+    key = "clusterIdentifier"
+    if key in olds and key in news and olds[key] != news[key]:
+        replaces.append(key)
+    same = olds.get(key) == news.get(key) and news.get(key) not in (None, engine.UNKNOWN)
+    replaces += [k for k in ("kubeconfig", "context", "cluster") if news.get(k) == engine.UNKNOWN]
+    return [] if same else replaces
+
+
+def preview_render(raw: dict[str, Any]) -> Render:
+    """A preview of an existing stack whose kubeconfig the update is about to refetch."""
+    config = {f"{engine.PROJECT}:{k}": v for k, v in raw.items()}
+    return engine.render(
+        "test",
+        config=config,
+        secret_keys=[f"{engine.PROJECT}:dnsApiToken"],
+        preview=True,
+        unknown_outputs={KUBECONFIG: ["kubeconfigRaw"], COMMAND: ["stdout"]},
+    )
+
+
+def test_the_model_of_diffconfig_replaces_without_an_identifier() -> None:
+    # The model itself: no identifier and an unknown kubeconfig is the replace-everything case.
+    assert provider_replaces({"kubeconfig": "a"}, {"kubeconfig": engine.UNKNOWN}) == ["kubeconfig"]
+    assert provider_replaces({"clusterIdentifier": "a"}, {"clusterIdentifier": "b"}) == [
+        "clusterIdentifier"
+    ]
+
+
+def test_adding_a_node_keeps_the_provider_so_no_kubernetes_object_is_replaced() -> None:
+    before = stack_raw_config()
+    worker = {"hostname": "talos-w-1", "ip": "192.168.0.21", "role": "worker"}
+    after = with_changes(
+        before,
+        {
+            "cluster.nodes": [*before["cluster"]["nodes"], worker],
+            "cluster.allowSchedulingOnControlPlanes": True,
+        },
+    )
+    olds = dict(render_config(before).one(KUBERNETES_PROVIDER).inputs)
+    preview = preview_render(after)
+    news = dict(preview.one(KUBERNETES_PROVIDER).inputs)
+    assert news["kubeconfig"] == engine.UNKNOWN, "the preview must see an unknown kubeconfig"
+    assert news["clusterIdentifier"] == olds["clusterIdentifier"]
+    assert news["clusterIdentifier"] != engine.UNKNOWN
+    assert provider_replaces(olds, news) == []
+    # Without the identifier the same preview would replace the provider, and with it every
+    # Kubernetes object of the stack.
+    bare = {k: v for k, v in news.items() if k != "clusterIdentifier"}
+    assert provider_replaces({"kubeconfig": olds["kubeconfig"]}, bare) == ["kubeconfig"]
+
+
+def test_the_identifier_is_stable_across_renders_and_names_the_cluster() -> None:
+    first = homelab_render().one(KUBERNETES_PROVIDER).input("clusterIdentifier")
+    assert first == render_config(stack_raw_config()).one(KUBERNETES_PROVIDER).input(
+        "clusterIdentifier"
+    )
+    renamed = with_changes(stack_raw_config(), {"cluster.name": "other"})
+    assert render_config(renamed).one(KUBERNETES_PROVIDER).input("clusterIdentifier") != first
+
+
+def trigger_replaces(old: Any, new: Any) -> bool:
+    """The engine's rule for `replacement_trigger` (pulumi/pulumi#20936,
+    pkg/resource/deploy/step_generator.go `triggerReplace`): replace when both are set and differ;
+    null on either side means "no trigger" and replaces nothing."""
+    return old is not None and new is not None and old != new
+
+
+def test_the_kubeconfig_is_refetched_when_the_endpoint_changes() -> None:
+    # Neither the endpoint nor the VIP is an input of the Kubeconfig resource, and its Read is a
+    # no-op (terraform-provider-talos@v0.11.0: talos_cluster_kubeconfig_resource.go), so only the
+    # replacement trigger brings a new server address to the provider.
+    base = homelab_render().one(KUBECONFIG)
+    assert base.replacement_trigger == model(stack_raw_config()).cluster.endpoint
+    moved = render_config(with_changes(stack_raw_config(), {"cluster.vip": "192.168.0.9"}))
+    assert trigger_replaces(base.replacement_trigger, moved.one(KUBECONFIG).replacement_trigger)
+    # Same endpoint: no refetch; a state from before the trigger existed: no refetch either.
+    again = render_config(stack_raw_config()).one(KUBECONFIG).replacement_trigger
+    assert not trigger_replaces(base.replacement_trigger, again)
+    assert not trigger_replaces(None, base.replacement_trigger)
+    assert moved.one(KUBECONFIG).inputs == render_config(stack_raw_config()).one(KUBECONFIG).inputs
+
+
+# --- boot media --------------------------------------------------------------------------------
+
+
+def test_the_boot_iso_is_the_vanilla_factory_image_of_the_configured_talos() -> None:
+    """siderolabs/talos@v1.13.9: talosctl builds an Image Factory ISO URL as
+    <factory>/image/<schematic>/<version>/<platform>-<arch>.iso (cmd/talosctl/cmd/mgmt/cluster/
+    create/clusterops/configmaker/preset/iso_preset.go `getISOURL`, pkg/machinery/platforms/
+    platforms.go `ISOPath`), with factory https://factory.talos.dev and the empty schematic
+    376567988ad3…b4ba (cmd/talosctl/cmd/constants/constants.go)."""
+    expected = (
+        "https://factory.talos.dev/image/"
+        "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba/v1.13.9/metal-amd64.iso"
+    )
+    assert homelab_render().outputs["talosBootIsoUrl"] == expected
+    older = with_changes(stack_raw_config(), {"cluster.talosVersion": "v1.13.8"})
+    assert render_config(older).outputs["talosBootIsoUrl"].endswith("/v1.13.8/metal-amd64.iso")
+
+
+def test_a_health_wait_about_to_rerun_leaves_the_kubeconfig_known_in_a_preview() -> None:
+    # The Command is replaced when a node is added: in that preview its outputs are unknown.
+    worker = {"hostname": "talos-w-1", "ip": "192.168.0.21", "role": "worker"}
+    raw = with_changes(
+        stack_raw_config(),
+        {
+            "cluster.nodes": [*stack_raw_config()["cluster"]["nodes"], worker],
+            "cluster.allowSchedulingOnControlPlanes": True,
+        },
+    )
+    config = {f"{engine.PROJECT}:{k}": v for k, v in raw.items()}
+    preview = engine.render(
+        "test",
+        config=config,
+        secret_keys=[f"{engine.PROJECT}:dnsApiToken"],
+        preview=True,
+        unknown_outputs={COMMAND: ["stdout", "stderr"]},
+    )
+    kubeconfig = preview.one(KUBERNETES_PROVIDER).input("kubeconfig")
+    assert kubeconfig != engine.UNKNOWN
+    assert kubeconfig == preview.one(KUBECONFIG).outputs["kubeconfigRaw"]
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_with_workers_control_plane_scheduling_is_what_the_config_says(choice: bool) -> None:
+    """The choice reaches Talos as written, with its consequences.
+
+    siderolabs/talos@v1.13.9: internal/app/machined/pkg/controllers/k8s/kubelet_spec.go registers
+    a control plane with the `node-role.kubernetes.io/control-plane:NoSchedule` taint unless
+    allowSchedulingOnControlPlanes; the generated exclude-from-external-load-balancers label
+    stays unless the patch deletes it (CHANGELOG.md "Default Node Labels"), and MetalLB honours
+    it (components.md 1.4 #2).
+    """
+    raw = with_changes(ha_raw(), {"cluster.allowSchedulingOnControlPlanes": choice})
+    applies = applies_by_ip(render_config(raw))
+    label = talos_patches.EXCLUDE_FROM_LOAD_BALANCERS_LABEL
+    for node in model(raw).cluster.control_planes:
+        merged = v1alpha1_part(merged_machine_config(applies[str(node.ip)]))
+        assert merged["cluster"]["allowSchedulingOnControlPlanes"] is choice
+        assert (label in merged["machine"].get("nodeLabels", {})) is not choice
+
+
+def test_introducing_the_identifier_with_a_known_kubeconfig_replaces_nothing() -> None:
+    # DiffConfig ignores an identifier that is only added (provider.go: "We don't do this when
+    # adding or removing the identifier"), so the first `up` with it relies on the kubeconfig
+    # staying known: the new health Command (unknown outputs) must not make it unknown.
+    previous = {
+        k: v
+        for k, v in homelab_render().one(KUBERNETES_PROVIDER).inputs.items()
+        if k != "clusterIdentifier"
+    }
+    config, secret_keys = engine.stack_config("homelab")
+    preview = engine.render(
+        "homelab",
+        config=config,
+        secret_keys=secret_keys,
+        preview=True,
+        unknown_outputs={COMMAND: ["stdout", "stderr"]},
+    )
+    news = dict(preview.one(KUBERNETES_PROVIDER).inputs)
+    assert news["kubeconfig"] == previous["kubeconfig"]
+    assert provider_replaces(previous, news) == []

@@ -187,17 +187,57 @@ def test_stun_shares_traefiks_ip_unless_it_has_its_own_and_the_router_routes_the
 def test_the_api_endpoint_is_the_vip_else_the_first_control_plane() -> None:
     assert _config({}).cluster.endpoint == "https://192.168.0.10:6443"
     without_vip = _config(
-        {"cluster.nodes.0.role": "worker", "cluster.nodes.1.role": "worker"}, ("cluster.vip",)
+        {
+            "cluster.nodes.0.role": "worker",
+            "cluster.nodes.1.role": "worker",
+            "cluster.allowSchedulingOnControlPlanes": True,
+        },
+        ("cluster.vip",),
     )
     assert without_vip.cluster.endpoint == "https://192.168.0.13:6443"
 
 
-def test_control_planes_run_workloads_only_when_there_are_no_workers_by_default() -> None:
+def test_control_planes_run_workloads_by_default_and_by_choice_once_there_are_workers() -> None:
     assert _config({}).cluster.schedule_on_control_planes is True
     worker = {"hostname": "w1", "ip": "192.168.0.21", "role": "worker"}
-    assert _config({"cluster.nodes.3": worker}).cluster.schedule_on_control_planes is False
-    forced = _config({"cluster.nodes.3": worker, "cluster.allowSchedulingOnControlPlanes": True})
-    assert forced.cluster.schedule_on_control_planes is True
+    # With workers there is no default to flip silently (rules.control_plane_scheduling_is_explicit).
+    with pytest.raises(ConfigError, match="allowSchedulingOnControlPlanes"):
+        _config({"cluster.nodes.3": worker})
+    kept = _config({"cluster.nodes.3": worker, "cluster.allowSchedulingOnControlPlanes": True})
+    assert kept.cluster.schedule_on_control_planes is True
+    off = _config({"cluster.nodes.3": worker, "cluster.allowSchedulingOnControlPlanes": False})
+    assert off.cluster.schedule_on_control_planes is False
+
+
+@pytest.mark.parametrize(
+    ("written", "talos_form"),
+    [
+        ("00:1a:2b:3c:4d:5e", "00:1a:2b:3c:4d:5e"),
+        ("00:1A:2B:3C:4D:5E", "00:1a:2b:3c:4d:5e"),
+        ("00-1a-2b-3c-4d-5e", "00:1a:2b:3c:4d:5e"),
+    ],
+)
+def test_a_mac_is_kept_in_the_form_talos_cel_mac_prints(written: str, talos_form: str) -> None:
+    # siderolabs/talos@v1.13.9 pkg/machinery/cel/celenv/celenv.go: `mac()` is Go's
+    # net.HardwareAddr.String(), i.e. "%02x" octets joined by ':'.
+    octets = bytes.fromhex(talos_form.replace(":", ""))
+    assert ":".join(f"{b:02x}" for b in octets) == talos_form
+    assert _config({"cluster.nodes.0.mac": written}).cluster.nodes[0].mac == talos_form
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "00:1a:2b:3c:4d",
+        "00:1a:2b:3c:4d:5e:6f",
+        "00:1a-2b:3c:4d:5e",
+        "001a2b3c4d5e",
+        "zz:1a:2b:3c:4d:5e",
+    ],
+)
+def test_a_malformed_mac_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.nodes\[0\]\.mac"):
+        _config({"cluster.nodes.0.mac": bad})
 
 
 def test_exposed_hosts_are_sorted_and_skip_a_disabled_headplane() -> None:

@@ -153,7 +153,13 @@ def valid_configs(draw: st.DrawFn) -> Raw:
     raw: Raw = {
         "domain": domain,
         "lifecycle": lifecycle,
-        "cluster": {"name": draw(LABEL), "nodes": nodes, **({"vip": ip(vip)} if vip else {})},
+        "cluster": {
+            "name": draw(LABEL),
+            "nodes": nodes,
+            **({"vip": ip(vip)} if vip else {}),
+            # With workers, scheduling on control planes is a choice the config must make.
+            **({"allowSchedulingOnControlPlanes": draw(st.booleans())} if workers else {}),
+        },
         "network": {
             "lanCidr": str(lan),
             "gateway": ip(gateway),

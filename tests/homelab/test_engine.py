@@ -68,3 +68,28 @@ def test_bad_config_fails_with_a_run_error_before_any_resource_is_registered() -
     assert failure.value.partial.resources == []
     # A fresh render after the failure still works: no state leaked from the failed run.
     assert render_stack("homelab").resources
+
+
+def test_a_preview_sees_the_outputs_it_is_told_are_unknown_as_unknown() -> None:
+    # pulumi/runtime/rpc.py `resolve_properties`: during a dry run an output the engine does not
+    # return resolves as not known; the engine's mocks leave the named outputs out.
+    config, secret_keys = engine.stack_config("homelab")
+    unknown = {"talos:cluster/kubeconfig:Kubeconfig": ["kubeconfigRaw"]}
+    preview = engine.render(
+        "homelab", config=config, secret_keys=secret_keys, preview=True, unknown_outputs=unknown
+    )
+    provider = preview.one("pulumi:providers:kubernetes")
+    assert provider.input("kubeconfig") == engine.UNKNOWN
+    # Outside a preview (or without the option) the same value is known.
+    assert homelab_render().one("pulumi:providers:kubernetes").input("kubeconfig") != engine.UNKNOWN
+    known = engine.render("homelab", config=config, secret_keys=secret_keys, preview=True)
+    assert known.one("pulumi:providers:kubernetes").input("kubeconfig") != engine.UNKNOWN
+
+
+def test_replacement_trigger_and_replace_with_options_are_recorded() -> None:
+    render = homelab_render()
+    kubeconfig = render.one("talos:cluster/kubeconfig:Kubeconfig")
+    assert kubeconfig.replacement_trigger == "https://192.168.0.10:6443"  # the stack's VIP
+    health = next(r for r in render.by_type("command:local:Command") if r.name == "cluster-health")
+    assert health.replace_with == (render.one("talos:machine/bootstrap:Bootstrap").urn,)
+    assert render.one("talos:machine/bootstrap:Bootstrap").replacement_trigger is None

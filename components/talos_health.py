@@ -1,0 +1,232 @@
+"""Waiting for Talos to report the cluster healthy: once per node set, never on a preview.
+
+The provider's `talos.cluster.get_health` data source is an invoke, and invokes run on every
+preview once the stack exists: the full checks, with a 10-minute timeout
+(terraform-provider-talos@v0.11.0: pkg/talos/talos_cluster_health_data_source.go `Read`). An
+unhealthy cluster then cannot be repaired through the stack, and a node removed from the config
+fails the check forever. So the wait is a `pulumi_command.local.Command` instead: it runs when it
+is created and again only when its inputs change (the node set, the bootstrap), never on a
+preview or a refresh (a Command has no Read: pulumi/pulumi-command#432; its `create` docstring in
+pulumi_command 1.2.1: "will not be executed if the resource has already been created and its
+inputs are unchanged"), so the nightly drift check never runs it.
+
+The command runs `talosctl health` on the workstation (prerequisite: talosctl of the cluster's
+Talos minor). The script:
+
+- checks talosctl's client version (`talosctl version --client --short`) against the cluster's
+  Talos minor and names the release to install when it differs;
+- writes the talosconfig (a secret, handed over in the environment) to a 0600 temp file under
+  umask 077, passes it with `--talosconfig` and deletes it afterwards; it never prints it and
+  keeps it out of talosctl's environment;
+- runs the check on a control-plane node (`--server`, the default: machined runs the checks
+  itself, so only the Talos API needs to be reachable) for exactly the configured nodes, and
+  runs it again with the time left when an attempt ends early, within one overall timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_command as command
+
+TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
+INTERPRETER: Final = ("python3", "-c")
+# The data source's default read timeout (talos_cluster_health_data_source.go: 10*time.Minute);
+# talosctl's own default is 20m (cmd/talosctl/cmd/talos/health.go `--wait-timeout`).
+WAIT_TIMEOUT_SECONDS: Final = 600
+# A failed attempt is followed by another, within the same overall wait, after this pause.
+RETRY_DELAY_SECONDS: Final = 10
+TALOSCTL_RELEASES: Final = "https://github.com/siderolabs/talos/releases"
+
+
+@dataclass(frozen=True)
+class HealthTarget:
+    """What `talosctl health` checks: exactly these nodes, through these endpoints."""
+
+    talos_version: str
+    control_plane_nodes: tuple[str, ...]
+    worker_nodes: tuple[str, ...]
+    endpoints: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.control_plane_nodes:
+            raise ValueError("a health check needs at least one control-plane node")
+
+    @property
+    def talos_minor(self) -> str:
+        """'v1.13' of 'v1.13.9': talosctl and Talos are released together per minor."""
+        major, minor, _ = self.talos_version.removeprefix("v").split(".")
+        return f"v{major}.{minor}"
+
+    @property
+    def check_node(self) -> str:
+        # The server-side check refuses non-control-plane nodes (siderolabs/talos@v1.13.9:
+        # internal/app/machined/internal/server/v1alpha1/v1alpha1_cluster.go `HealthCheck`,
+        # CheckControlplane) and more than one node (health.go `healthOnServer`,
+        # FailIfMultiNodes).
+        return self.control_plane_nodes[0]
+
+
+def talosctl_health_argv(
+    target: HealthTarget, talosconfig_path: str, wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS
+) -> list[str]:
+    """The talosctl command line (flags of siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos)."""
+    argv = [
+        "talosctl",
+        "--talosconfig",
+        talosconfig_path,
+        "--endpoints",
+        ",".join(target.endpoints),
+        "--nodes",
+        target.check_node,
+        "health",
+        "--server=true",
+        "--control-plane-nodes",
+        ",".join(target.control_plane_nodes),
+        "--wait-timeout",
+        f"{wait_timeout_seconds}s",
+    ]
+    if target.worker_nodes:
+        argv += ["--worker-nodes", ",".join(target.worker_nodes)]
+    return argv
+
+
+_SCRIPT_BODY: Final = """
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def fail(message):
+    sys.stderr.write("talos-health: " + message + "\\n")
+    sys.exit(1)
+
+
+def child_env():
+    hidden = (PARAMS["talosconfig_env"], "TALOSCONFIG", "PULUMI_COMMAND_STDOUT",
+              "PULUMI_COMMAND_STDERR")
+    return {k: v for k, v in os.environ.items() if k not in hidden}
+
+
+def check_client_version():
+    try:
+        shown = subprocess.run(["talosctl", "version", "--client", "--short"], env=child_env(),
+                               capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        fail("talosctl is not on PATH (a prerequisite of `pulumi up`); install " +
+             PARAMS["talos_minor"] + ".x from " + PARAMS["releases"])
+    found = re.search(r"\\bv(\\d+)\\.(\\d+)\\.\\d+", shown.stdout)
+    if shown.returncode != 0 or found is None:
+        fail("could not read talosctl's version: " + shown.stderr.strip())
+    minor = "v" + found.group(1) + "." + found.group(2)
+    if minor != PARAMS["talos_minor"]:
+        fail("talosctl is " + found.group(0) + ", the cluster runs Talos " +
+             PARAMS["talos_minor"] + ": install talosctl " + PARAMS["talos_minor"] +
+             ".x from " + PARAMS["releases"])
+
+
+def with_wait_timeout(argv, seconds):
+    flag = argv.index("--wait-timeout")
+    return argv[: flag + 1] + [str(seconds) + "s"] + argv[flag + 2 :]
+
+
+def run_health(path):
+    # talosctl health until it passes or the time is up. Each attempt polls by itself; another
+    # only follows one that ended early (the node's API restarting under the request, say), with
+    # the time that is left.
+    argv = [path if arg == PARAMS["talosconfig_placeholder"] else arg for arg in PARAMS["argv"]]
+    deadline = time.monotonic() + PARAMS["wait_timeout_seconds"]
+    left = PARAMS["wait_timeout_seconds"]
+    while left >= 1:
+        try:
+            checked = subprocess.run(with_wait_timeout(argv, left), env=child_env(),
+                                     timeout=left + 60)
+        except subprocess.TimeoutExpired:
+            return False
+        if checked.returncode == 0:
+            return True
+        if deadline - time.monotonic() <= PARAMS["retry_delay_seconds"]:
+            return False
+        time.sleep(PARAMS["retry_delay_seconds"])
+        left = int(deadline - time.monotonic())
+    return False
+
+
+def main():
+    talosconfig = os.environ.get(PARAMS["talosconfig_env"], "")
+    if not talosconfig.strip():
+        fail(PARAMS["talosconfig_env"] + " is empty")
+    check_client_version()
+    os.umask(0o077)
+    handle, path = tempfile.mkstemp(prefix="homelab-talosconfig-")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(talosconfig)
+        healthy = run_health(path)
+    finally:
+        os.unlink(path)
+    if not healthy:
+        fail("the cluster is not healthy after " + str(PARAMS["wait_timeout_seconds"]) +
+             "s (see talosctl's messages above); fix it and run `pulumi up` again")
+    sys.stdout.write("cluster healthy\\n")
+
+
+main()
+"""
+
+# Stands for the temp file's path in the argv the script is given.
+TALOSCONFIG_PLACEHOLDER: Final = "@TALOSCONFIG@"
+
+
+def health_script(
+    target: HealthTarget,
+    *,
+    wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
+    retry_delay_seconds: int = RETRY_DELAY_SECONDS,
+) -> str:
+    """The Python program the Command runs: a sorted parameter literal, then a fixed body."""
+    if wait_timeout_seconds < 1:
+        raise ValueError("the wait needs at least one second")
+    params: dict[str, object] = {
+        "argv": talosctl_health_argv(target, TALOSCONFIG_PLACEHOLDER, wait_timeout_seconds),
+        "releases": TALOSCTL_RELEASES,
+        "retry_delay_seconds": retry_delay_seconds,
+        "talos_minor": target.talos_minor,
+        "talosconfig_env": TALOSCONFIG_ENV,
+        "talosconfig_placeholder": TALOSCONFIG_PLACEHOLDER,
+        "wait_timeout_seconds": wait_timeout_seconds,
+    }
+    return f"PARAMS = {dict(sorted(params.items()))!r}\n{_SCRIPT_BODY}"
+
+
+def wait_for_health(
+    name: str,
+    target: HealthTarget,
+    *,
+    talosconfig: pulumi.Output[str],
+    bootstrap: pulumi.Resource,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> command.local.Command:
+    """A Command that returns once Talos reports exactly `target`'s nodes healthy."""
+    secret_talosconfig: pulumi.Output[str] = pulumi.Output.secret(talosconfig)
+    return command.local.Command(
+        name,
+        create=health_script(target),
+        interpreter=list(INTERPRETER),
+        environment={TALOSCONFIG_ENV: secret_talosconfig},
+        # A new node set replaces the Command, which runs the check again; so does a rebuilt
+        # cluster (`replace_with` the Bootstrap, whose id is a constant upstream:
+        # terraform-provider-talos@v0.11.0 talos_machine_bootstrap_resource.go "machine_bootstrap").
+        # Nothing else does: patch bumps of Talos leave the script alone (it names the minor).
+        triggers=[list(target.control_plane_nodes), list(target.worker_nodes)],
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[bootstrap, *depends_on], replace_with=[bootstrap]
+        ),
+    )
