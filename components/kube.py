@@ -28,6 +28,12 @@ def pod_security_labels(level: PodSecurityLevel) -> dict[str, str]:
 
 PRIVILEGED_LABELS: Final = pod_security_labels("privileged")
 
+# For the pods the request path cannot lose (MetalLB's speaker, Traefik): the built-in class the
+# Priority admission plugin resolves without an object. Since Kubernetes 1.17 it is admitted in any
+# namespace unless the API server's ResourceQuota admission config limits it (kubernetes PR
+# #76310), which Talos does not set; evicted last under node pressure, and may preempt app pods.
+CRITICAL_PRIORITY_CLASS: Final = "system-cluster-critical"
+
 
 @dataclass(frozen=True)
 class HelmChart:
@@ -70,10 +76,12 @@ def helm_release(
     namespace: str,
     values: Mapping[str, Any],
     depends_on: Sequence[pulumi.Resource] = (),
+    skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
     """A Helm release with a fixed release name (no Pulumi auto-suffix) in an existing namespace.
 
-    `depends_on` must include the Namespace when this stack creates it.
+    `depends_on` must include the Namespace when this stack creates it. `skip_crds` leaves the
+    chart's `crds/` folder out (Helm's `--skip-crds`) for CRDs installed another way.
     """
     return k8s.helm.v3.Release(
         resource_name,
@@ -84,6 +92,7 @@ def helm_release(
         namespace=namespace,
         create_namespace=False,
         values=dict(values),
+        skip_crds=skip_crds or None,
         opts=access.opts(parent, depends_on=depends_on),
     )
 
