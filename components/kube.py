@@ -1,8 +1,12 @@
 """Small builders the platform components share: a namespace and a pinned Helm release.
 
 Charts go through `helm.v3.Release` (real Helm): it runs chart hooks and waits for the release's
-workloads to be ready before dependants are created (components.md 7 #5, 9 #5), which is what
-lets the custom resources of MetalLB and cert-manager wait for their webhooks.
+workloads to be ready before dependants are created (components.md 7 #5, 9 #5). A ready workload
+is not a serving webhook: cert-manager's chart adds a post-install hook that dry-runs a Certificate
+through its webhooks (startupapicheck, cert-manager/cert-manager@v1.21.1:
+cmd/startupapicheck/pkg/check/api/api.go), so its Release does wait for them; MetalLB's has no such
+hook and its controller is Ready before its webhook serves, hence components/kubectl.py
+`webhook_gate`.
 """
 
 from __future__ import annotations

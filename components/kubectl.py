@@ -201,6 +201,7 @@ def _command(
     kubeconfig: pulumi.Output[str],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
+    triggers: Sequence[str] = (),
 ) -> command.local.Command:
     secret_kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
     return command.local.Command(
@@ -211,6 +212,8 @@ def _command(
         interpreter=list(INTERPRETER),
         environment={KUBECONFIG_ENV: secret_kubeconfig},
         logging=command.local.Logging.STDERR,
+        # A change here runs the command again (as a replacement).
+        triggers=list(triggers) or None,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
@@ -223,8 +226,13 @@ def webhook_gate(
     kubeconfig: pulumi.Output[str],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
+    triggers: Sequence[str] = (),
 ) -> command.local.Command:
-    """A Command that finishes once `webhook` admits `manifest` in a server-side dry run."""
+    """A Command that finishes once `webhook` admits `manifest` in a server-side dry run.
+
+    `triggers` (e.g. the chart version) re-run it when the webhook's server is replaced, so the
+    objects created in the same `up` wait for the new one too.
+    """
     if not name.endswith(GATE_SUFFIX):
         raise ValueError(f"a webhook gate's name ends with {GATE_SUFFIX!r}")
     return _command(
@@ -233,6 +241,7 @@ def webhook_gate(
         kubeconfig=kubeconfig,
         parent=parent,
         depends_on=depends_on,
+        triggers=triggers,
     )
 
 

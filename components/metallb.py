@@ -148,6 +148,7 @@ class MetalLB(pulumi.ComponentResource):
             kubeconfig=args.access.kubeconfig,
             parent=self,
             depends_on=[self.release],
+            triggers=[CHART.version],
         )
         self.pools = {
             pool.name: k8s.apiextensions.CustomResource(

@@ -6,6 +6,9 @@ Talos: volumes live under `storage.localPathRoot` below /var (the upstream /opt 
 Talos) and the namespace is `privileged`, because the helper pod that creates and removes volume
 directories mounts a hostPath (components.md 9 #1).
 
+Two classes use it: `local-path` (the default, volumes deleted with their claims) for scratch
+space and `local-path-retain` for state, whose volumes outlive their claims.
+
 The provisioner itself needs none of that: it only talks to the API (watching claims, creating
 PersistentVolumes and helper pods) and serves its health port, from a static binary on a
 `scratch` image that writes no file (package/Dockerfile, main.go @ v0.0.37). So it runs with the
@@ -333,6 +336,9 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
             # `local-path-provisioner-service-account`, which does not exist here, the API server
             # rejects every helper pod and no claim ever binds (main.go @ v0.0.37).
             k8s.core.v1.EnvVarArgs(name="SERVICE_ACCOUNT_NAME", value=NAME),
+            # No HELPER_IMAGE: `--helper-image` must only be non-empty (its default is); the
+            # helper pods run the image of helperPod.yaml (provisioner.go createHelperPod copies
+            # the template and never sets an image).
         ],
         startup_probe=k8s.core.v1.ProbeArgs(
             http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
