@@ -194,14 +194,14 @@ def provisioner_container(render: Render) -> dict[str, Any]:
     return container
 
 
-def resolved_flag(render: Render, flag: str) -> str | None:
+def resolved_flag(render: Render, flag: str, container: dict[str, Any] | None = None) -> str | None:
     """What the provisioner reads for `flag`, by urfave/cli's rule: the command line, else the
     environment variable the flag names as its source, else the default.
 
     rancher/local-path-provisioner@v0.0.37:main.go (StartCmd flags: `Sources: cli.EnvVars(...)`,
     `Value: Default...`). An env var from `valueFrom` is resolved from the pod's metadata.
     """
-    container = provisioner_container(render)
+    container = container or provisioner_container(render)
     words = [*container.get("command", []), *container.get("args", [])]
     for index, word in enumerate(words):
         if word == f"--{flag}":
@@ -237,12 +237,21 @@ def test_helper_pods_run_as_the_service_account_this_stack_creates() -> None:
     )
 
 
-def test_the_flag_reader_follows_upstreams_precedence() -> None:
-    # Without our env var the upstream default wins, and that account does not exist here.
+def test_without_the_env_var_upstreams_default_account_would_be_used() -> None:
+    # The bug this guards against: the provisioner names an account that does not exist here.
     render = homelab_render()
     container = provisioner_container(render)
-    assert any(e["name"] == "SERVICE_ACCOUNT_NAME" for e in container["env"])
-    assert resolved_flag(render, "configmap-name") == "local-path-config"
+    without = {
+        **container,
+        "env": [e for e in container["env"] if e["name"] != "SERVICE_ACCOUNT_NAME"],
+    }
+    (account,) = [r for r in component_records(render, STORAGE) if r.type == SERVICE_ACCOUNT]
+    fallback = resolved_flag(render, "service-account-name", without)
+    assert fallback == "local-path-provisioner-service-account"
+    assert fallback != account.input("metadata.name")
+    # The command line wins over the environment.
+    flagged = {**container, "args": ["--service-account-name", "other"]}
+    assert resolved_flag(render, "service-account-name", flagged) == "other"
 
 
 # What the provisioner asks the API for, by upstream code path (namespace None: cluster-wide;
