@@ -72,7 +72,7 @@ headscale = Headscale(
     HeadscaleArgs(
         access=access,
         config=config,
-        storage_class=storage.storage_class_name,
+        storage_class=storage.state_storage_class_name,
         traefik=traefik.routing,
         stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key=ip_sharing_key),
     ),
@@ -97,7 +97,7 @@ apps = Apps(
         access=access,
         config=config,
         traefik=traefik.routing,
-        storage_class=storage.storage_class_name,
+        storage_class=storage.state_storage_class_name,
     ),
 )
 
@@ -117,3 +117,6 @@ if headscale.headplane_url is not None:
 if headscale.headplane_api_key is not None:
     pulumi.export("headplaneApiKey", headscale.headplane_api_key)
 pulumi.export("urls", apps.urls)
+# Grafana's `admin` login (a secret output: `pulumi stack output --show-secrets`).
+if apps.grafana_admin_password is not None:
+    pulumi.export("grafanaAdminPassword", apps.grafana_admin_password)

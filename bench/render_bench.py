@@ -11,7 +11,10 @@ floor timed alternately):
   mean render time grows linearly with the stack;
 - the longest dependency chain of the recorded graph (homelab/graph.py: data and ordering edges
   only), listed with the component each step belongs to, next to the essential chain, so a step that
-  waits for something it does not need shows up as extra length.
+  waits for something it does not need shows up as extra length;
+- the modelled first `up` (bench/deploy_model.py): every resource type an expected duration with
+  its source, the makespan of the recorded graph with its critical path, next to the essential
+  chain's modelled time.
 
 A benchmark, not a test: it asserts nothing and is not run by scripts/test.
 """
@@ -34,6 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench import deploy_model  # noqa: E402
 from homelab import engine, graph  # noqa: E402
 from homelab.engine import Render  # noqa: E402
 from tests.harness import render_stack, stack_raw_config  # noqa: E402
@@ -153,6 +157,33 @@ def main() -> None:
             print(f"  {step:>2}. {record.type} {record.name}  [{owner}]")
         print(f"  components on it: {' -> '.join(stages(result, chain)) or '(none)'}")
     print(f"\nessential chain ({len(ESSENTIAL_CHAIN)} steps): {' -> '.join(ESSENTIAL_CHAIN)}")
+    print_deploy_model(renders["homelab stack"])
+
+
+def print_deploy_model(render: Render) -> None:
+    schedule = deploy_model.first_up(render)
+    steps = deploy_model.essential_seconds(render)
+    assert tuple(label for label, _ in steps) == ESSENTIAL_CHAIN
+    essential = sum(seconds for _, seconds in steps)
+    print(
+        "\nmodelled first `up` (expected durations, unlimited parallelism; bench/deploy_model.py)"
+    )
+    print(f"  critical path of the recorded graph: {schedule.seconds:.0f} s")
+    for record, estimate, finish in schedule.critical_path:
+        print(
+            f"    {finish:>6.0f} s  +{estimate.seconds:<4.0f} {record.type} {record.name}"
+            f"  ({estimate.source})"
+        )
+    print(f"  essential chain: {essential:.0f} s")
+    for label, seconds in steps:
+        print(f"    {label:<16}{seconds:>6.0f} s")
+    # Above 1: the graph waits for something the chain does not need. Below 1: steps the chain
+    # orders overlap in the graph (the router's Deployment is created early and retries until
+    # Headscale and the certificate serve), which is allowed.
+    print(
+        f"  makespan / essential chain: {schedule.seconds / essential:.2f} "
+        f"({schedule.seconds - essential:+.0f} s)"
+    )
 
 
 if __name__ == "__main__":

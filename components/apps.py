@@ -29,6 +29,11 @@ GRAFANA_ADMIN_USER: Final = "admin"
 GRAFANA_USER_KEY: Final = "admin-user"
 GRAFANA_PASSWORD_KEY: Final = "admin-password"
 GRAFANA_VOLUME_SIZE: Final = "5Gi"
+# Modest requests so the scheduler reserves room and Grafana is not the first evicted; the keys are
+# the chart's `resources` and `initChownData.resources` (grafana-community/helm-charts
+# charts/grafana/values.yaml).
+GRAFANA_RESOURCES: Final = {"requests": {"cpu": "50m", "memory": "128Mi"}}
+GRAFANA_INIT_RESOURCES: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class AppsArgs:
     access: ClusterAccess
     config: HomelabConfig
     traefik: TraefikRouting
+    # The class for state (volumes retained when their claim goes, components/storage.py).
     storage_class: pulumi.Output[str]
 
 
@@ -49,9 +55,14 @@ def app_namespaces(config: HomelabConfig) -> list[str]:
     return sorted({a.namespace for a in config.apps} - set(PLATFORM_NAMESPACES))
 
 
-def grafana_values(
-    app: App, fqdn: str, admin_secret: str, storage_class: pulumi.Output[str]
-) -> dict[str, Any]:
+def grafana_values(app: App, fqdn: str, admin_secret: str, claim: str) -> dict[str, Any]:
+    """Values of the Grafana chart (keys from its values.yaml).
+
+    The data volume is our own claim (`existingClaim`), so it can be protected and outlive the
+    release; it is ReadWriteOnce on one node, so a rollout must stop the old pod before the new one
+    mounts it: `Recreate` (a RollingUpdate's surge pod would wait on the volume forever when it
+    lands on another node).
+    """
     return {
         "fullnameOverride": app.name,
         # The admin credentials come from our Secret; the chart never generates or templates one.
@@ -61,11 +72,10 @@ def grafana_values(
             "passwordKey": GRAFANA_PASSWORD_KEY,
         },
         "grafana.ini": {"server": {"domain": fqdn, "root_url": f"https://{fqdn}"}},
-        "persistence": {
-            "enabled": True,
-            "size": GRAFANA_VOLUME_SIZE,
-            "storageClassName": storage_class,
-        },
+        "deploymentStrategy": {"type": "Recreate"},
+        "initChownData": {"resources": GRAFANA_INIT_RESOURCES},
+        "persistence": {"enabled": True, "existingClaim": claim},
+        "resources": GRAFANA_RESOURCES,
         "service": {"port": app.port, "type": "ClusterIP"},
     }
 
@@ -80,6 +90,8 @@ class _Deployed:
 
 class Apps(pulumi.ComponentResource):
     urls: dict[str, str]
+    # Grafana's admin password (a secret), when a Grafana is deployed.
+    grafana_admin_password: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: AppsArgs, opts: pulumi.ResourceOptions | None = None
@@ -87,8 +99,16 @@ class Apps(pulumi.ComponentResource):
         super().__init__("homelab:apps:Apps", name, None, opts)
         self._args = args
         config = args.config
+        self.grafana_admin_password = None
+        # Deleting a namespace deletes the claims in it: protected where state is.
         self._namespaces = {
-            ns: namespace(f"{name}-namespace-{ns}", ns, access=args.access, parent=self)
+            ns: namespace(
+                f"{name}-namespace-{ns}",
+                ns,
+                access=args.access,
+                parent=self,
+                protect=config.lifecycle.protect_stateful,
+            )
             for ns in app_namespaces(config)
         }
         workloads: dict[str, Callable[[str, App, ExposedHost], _Deployed]] = {
@@ -112,7 +132,10 @@ class Apps(pulumi.ComponentResource):
                 depends_on=deployed.ready,
             )
         self.urls = {a.name: f"https://{config.fqdn(a.host_label)}" for a in config.apps}
-        self.register_outputs({"urls": self.urls})
+        outputs: dict[str, Any] = {"urls": self.urls}
+        if self.grafana_admin_password is not None:
+            outputs["grafanaAdminPassword"] = self.grafana_admin_password
+        self.register_outputs(outputs)
 
     def _in_namespace(self, app: App) -> list[pulumi.Resource]:
         ns = self._namespaces.get(app.namespace)
@@ -139,13 +162,38 @@ class Apps(pulumi.ComponentResource):
             },
             opts=access.opts(self, depends_on=self._in_namespace(app)),
         )
+        if self.grafana_admin_password is None:
+            self.grafana_admin_password = admin_password
+        claim_name = f"{app.name}-data"
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=claim_name,
+                namespace=app.namespace,
+                # With a WaitForFirstConsumer class the claim binds once Grafana's pod is
+                # scheduled; the Release's own wait is the one that matters.
+                annotations={"pulumi.com/skipAwait": "true"},
+            ),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=self._args.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                    requests={"storage": GRAFANA_VOLUME_SIZE}
+                ),
+            ),
+            opts=access.opts(
+                self,
+                depends_on=self._in_namespace(app),
+                protect=self._args.config.lifecycle.protect_stateful,
+            ),
+        )
         release = helm_release(
             name,
             access=access,
             parent=self,
             chart=GRAFANA_CHART,
             namespace=app.namespace,
-            values=grafana_values(app, host.fqdn, admin_secret_name, self._args.storage_class),
-            depends_on=[*self._in_namespace(app), admin_secret],
+            values=grafana_values(app, host.fqdn, admin_secret_name, claim_name),
+            depends_on=[*self._in_namespace(app), admin_secret, claim],
         )
         return _Deployed(Backend(app.name, app.port), [release])

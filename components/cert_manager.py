@@ -81,10 +81,17 @@ def chart_values(config: HomelabConfig) -> dict[str, Any]:
     Self-checks against public resolvers only: a home router or split-horizon DNS answers the
     propagation check with its own view and it never passes (cert-manager #5917, peers.md 10).
     """
+    small = {"requests": {"cpu": "10m", "memory": "32Mi"}}
     return {
+        # Modest requests for every pod of the chart (its values.yaml `resources` keys): the
+        # controller, its webhook, the CA injector and the one-shot startup API check.
+        "cainjector": {"resources": small},
         "crds": {"enabled": True, "keep": True},
         "dns01RecursiveNameservers": ",".join(config.tls.recursive_nameservers),
         "dns01RecursiveNameserversOnly": True,
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
+        "startupapicheck": {"resources": small},
+        "webhook": {"resources": small},
     }
 
 

@@ -1,8 +1,12 @@
 """Small builders the platform components share: a namespace and a pinned Helm release.
 
 Charts go through `helm.v3.Release` (real Helm): it runs chart hooks and waits for the release's
-workloads to be ready before dependants are created (components.md 7 #5, 9 #5), which is what
-lets the custom resources of MetalLB and cert-manager wait for their webhooks.
+workloads to be ready before dependants are created (components.md 7 #5, 9 #5). A ready workload
+is not a serving webhook: cert-manager's chart adds a post-install hook that dry-runs a Certificate
+through its webhooks (startupapicheck, cert-manager/cert-manager@v1.21.1:
+cmd/startupapicheck/pkg/check/api/api.go), so its Release does wait for them; MetalLB's has no such
+hook and its controller is Ready before its webhook serves, hence components/kubectl.py
+`webhook_gate`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ def pod_security_labels(level: PodSecurityLevel) -> dict[str, str]:
 
 PRIVILEGED_LABELS: Final = pod_security_labels("privileged")
 
+# For the pods the request path cannot lose (MetalLB's speaker, Traefik): the built-in class the
+# Priority admission plugin resolves without an object. Since Kubernetes 1.17 it is admitted in any
+# namespace unless the API server's ResourceQuota admission config limits it (kubernetes PR
+# #76310), which Talos does not set; evicted last under node pressure, and may preempt app pods.
+CRITICAL_PRIORITY_CLASS: Final = "system-cluster-critical"
+
 
 @dataclass(frozen=True)
 class HelmChart:
@@ -47,15 +57,17 @@ def namespace(
     privileged: bool = False,
     pod_security: PodSecurityLevel | None = None,
     labels: Mapping[str, str] | None = None,
+    protect: bool = False,
 ) -> k8s.core.v1.Namespace:
     """A namespace; `privileged` relaxes Pod Security Admission for host-level workloads,
-    `pod_security` sets another level (e.g. `restricted` for hardened workloads)."""
+    `pod_security` sets another level (e.g. `restricted` for hardened workloads). `protect` for a
+    namespace holding state: deleting a namespace deletes every claim in it."""
     level: PodSecurityLevel | None = "privileged" if privileged else pod_security
     all_labels = {**(pod_security_labels(level) if level else {}), **(labels or {})}
     return k8s.core.v1.Namespace(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, labels=all_labels or None),
-        opts=access.opts(parent),
+        opts=access.opts(parent, protect=protect),
     )
 
 
@@ -68,10 +80,12 @@ def helm_release(
     namespace: str,
     values: Mapping[str, Any],
     depends_on: Sequence[pulumi.Resource] = (),
+    skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
     """A Helm release with a fixed release name (no Pulumi auto-suffix) in an existing namespace.
 
-    `depends_on` must include the Namespace when this stack creates it.
+    `depends_on` must include the Namespace when this stack creates it. `skip_crds` leaves the
+    chart's `crds/` folder out (Helm's `--skip-crds`) for CRDs installed another way.
     """
     return k8s.helm.v3.Release(
         resource_name,
@@ -82,6 +96,7 @@ def helm_release(
         namespace=namespace,
         create_namespace=False,
         values=dict(values),
+        skip_crds=skip_crds or None,
         opts=access.opts(parent, depends_on=depends_on),
     )
 

@@ -3,7 +3,10 @@
 The chart runs in a `privileged` namespace (the speaker needs host networking; Talos enforces
 `baseline`, components.md 1.4 #3) with the FRR/frr-k8s BGP machinery off (L2 only; 0.16 defaults to
 frr-k8s, components.md 5 #3). Pools and the advertisement are custom resources that the chart's
-validating webhook checks, so they are created only after the Release is ready (components.md 5 #2).
+validating webhook checks, and that webhook is not serving when the Release is ready: the
+controller reports ready before its certificate rotator lets the webhook listen
+(metallb/metallb@v0.16.1:internal/k8s/k8s.go), and the webhook fails closed. So they wait for a
+gate that dry-runs the first pool through the webhook until it answers (components/kubectl.py).
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.common import METALLB_NAMESPACE, ClusterAccess
-from components.kube import HelmChart, helm_release, namespace
+from components.kube import CRITICAL_PRIORITY_CLASS, HelmChart, helm_release, namespace
+from components.kubectl import webhook_gate
 from config import pins
 from config.model import Network
 
 CHART: Final = HelmChart(pins.METALLB_CHART_REPO, "metallb", pins.METALLB_CHART_VERSION)
 L2_ADVERTISEMENT: Final = "l2"
+POOL_API_VERSION: Final = "metallb.io/v1beta1"
+# The chart's one webhook Service; every MetalLB webhook (pools, advertisements, peers...) is served
+# by the same controller-runtime server behind it (charts/metallb/templates/webhooks.yaml and
+# internal/k8s/webhook.go enableWebhook @ v0.16.1), so one that answers means all do.
+WEBHOOK_SERVICE: Final = "metallb-webhook-service"
 
 # Annotations MetalLB reads on a Service (the `metallb.universe.tf/` prefix is deprecated since
 # 0.14.9, components.md 5).
@@ -38,6 +47,8 @@ class MetalLBArgs:
     # MetalLB honours: on a cluster whose workloads run on control planes no IP would ever be
     # announced (components.md 1.4 #2). True makes the speaker ignore that label.
     announce_from_control_planes: bool = False
+    # The speaker's PriorityClass.
+    priority_class: str = CRITICAL_PRIORITY_CLASS
 
 
 @dataclass(frozen=True)
@@ -71,20 +82,38 @@ def load_balancer_annotations(
     return dict(sorted(annotations.items()))
 
 
-def chart_values(args: MetalLBArgs) -> dict[str, Any]:
-    """Helm values: L2 only, CRDs from the chart."""
+def pool_manifest(name: str, addresses: list[str]) -> dict[str, Any]:
     return {
+        "apiVersion": POOL_API_VERSION,
+        "kind": "IPAddressPool",
+        "metadata": {"name": name, "namespace": METALLB_NAMESPACE},
+        "spec": {"addresses": addresses},
+    }
+
+
+def chart_values(args: MetalLBArgs) -> dict[str, Any]:
+    """Helm values: L2 only, CRDs from the chart, modest requests (values.yaml `resources`).
+
+    The speaker answers ARP for every LoadBalancer IP: evicting it under memory pressure takes the
+    front door off the LAN, so it gets a priority class above ordinary pods.
+    """
+    return {
+        "controller": {"resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}},
         "crds": {"enabled": True},
         "frrk8s": {"enabled": False},
         "speaker": {
             "frr": {"enabled": False},
             "ignoreExcludeLB": args.announce_from_control_planes,
+            "priorityClassName": args.priority_class,
+            "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
         },
     }
 
 
 class MetalLB(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
+    # Finishes once the webhook admits a pool: what custom resources wait for.
+    webhook_ready: pulumi.Resource
     pools: dict[str, k8s.apiextensions.CustomResource]
     advertisement: k8s.apiextensions.CustomResource
 
@@ -109,24 +138,39 @@ class MetalLB(pulumi.ComponentResource):
             values=chart_values(args),
             depends_on=[ns],
         )
+        pools = sorted(args.network.address_pools, key=lambda p: p.name)
+        manifests = {pool.name: pool_manifest(pool.name, list(pool.addresses)) for pool in pools}
+        # The Release waits for the controller's Deployment, not for its webhook (see above).
+        self.webhook_ready = webhook_gate(
+            f"{name}-webhook-ready",
+            manifests[pools[0].name],
+            webhook=f"{WEBHOOK_SERVICE}.{METALLB_NAMESPACE}",
+            kubeconfig=args.access.kubeconfig,
+            parent=self,
+            depends_on=[self.release],
+            triggers=[CHART.version],
+        )
         self.pools = {
             pool.name: k8s.apiextensions.CustomResource(
                 f"{name}-pool-{pool.name}",
-                api_version="metallb.io/v1beta1",
+                api_version=POOL_API_VERSION,
                 kind="IPAddressPool",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=pool.name, namespace=METALLB_NAMESPACE),
-                spec={"addresses": list(pool.addresses)},
-                opts=args.access.opts(self, depends_on=[self.release]),
+                spec=manifests[pool.name]["spec"],
+                opts=args.access.opts(self, depends_on=[self.webhook_ready]),
             )
-            for pool in args.network.address_pools
+            for pool in pools
         }
         self.advertisement = k8s.apiextensions.CustomResource(
             f"{name}-l2-advertisement",
-            api_version="metallb.io/v1beta1",
+            api_version=POOL_API_VERSION,
             kind="L2Advertisement",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=L2_ADVERTISEMENT, namespace=METALLB_NAMESPACE),
             spec={"ipAddressPools": sorted(self.pools)},
-            opts=args.access.opts(self, depends_on=[self.release, *self.pools.values()]),
+            # Not on the pools: MetalLB skips advertised pool names it does not know (yet) and
+            # reconciles again when they appear (internal/config/config.go
+            # setL2AdvertisementsToPools @ v0.16.1).
+            opts=args.access.opts(self, depends_on=[self.webhook_ready]),
         )
         self.register_outputs({"pools": sorted(self.pools)})
 

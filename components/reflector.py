@@ -62,7 +62,11 @@ def reflection_annotations(namespaces: Iterable[str]) -> dict[str, str]:
 
 
 def chart_values() -> dict[str, object]:
-    return {"configuration": {"watcher": {"excludedNamespaces": ",".join(EXCLUDED_NAMESPACES)}}}
+    return {
+        "configuration": {"watcher": {"excludedNamespaces": ",".join(EXCLUDED_NAMESPACES)}},
+        # A modest request (the chart's `resources`, empty by default): a .NET controller.
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
+    }
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ Talos: volumes live under `storage.localPathRoot` below /var (the upstream /opt 
 Talos) and the namespace is `privileged`, because the helper pod that creates and removes volume
 directories mounts a hostPath (components.md 9 #1).
 
+Two classes use it: `local-path` (the default, volumes deleted with their claims) for scratch
+space and `local-path-retain` for state, whose volumes outlive their claims.
+
 The provisioner itself needs none of that: it only talks to the API (watching claims, creating
 PersistentVolumes and helper pods) and serves its health port, from a static binary on a
 `scratch` image that writes no file (package/Dockerfile, main.go @ v0.0.37). So it runs with the
@@ -37,10 +40,16 @@ from config import pins
 from config.model import Storage as StorageConfig
 
 STORAGE_CLASS: Final = "local-path"
+# State (Headscale's database, Grafana's data) lives on a class whose volumes outlive their claims.
+STATE_STORAGE_CLASS: Final = "local-path-retain"
 PROVISIONER: Final = "rancher.io/local-path"
 NAME: Final = "local-path-provisioner"
 CONFIG_MAP: Final = "local-path-config"
 LABELS: Final = {"app": NAME}
+# Where the ConfigMap is mounted in the provisioner: `--config` names the JSON file there, and
+# CONFIG_MOUNT_PATH the folder it rereads helperPod.yaml from (provisioner.go refreshHelperPod).
+CONFIG_MOUNT_PATH: Final = "/etc/config/"
+HEALTH_PORT: Final = 8080
 PROVISIONER_CHECKOV_SKIPS: Final = {
     "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
     "CKV_K8S_38": "the provisioner needs its service account token: it watches claims and "
@@ -102,9 +111,12 @@ def helper_pod_manifest() -> str:
 
 
 class Storage(pulumi.ComponentResource):
-    """`storage_class_name` resolves once the class exists, so claimants wait for it."""
+    """Two classes: `storage_class_name` (the default, volumes deleted with their claims: scratch
+    space) and `state_storage_class_name` (volumes retained: state). Each resolves once its class
+    exists, so claimants wait for it. With `storage.storageClass` set both are that class."""
 
     storage_class_name: pulumi.Output[str]
+    state_storage_class_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None
@@ -113,11 +125,19 @@ class Storage(pulumi.ComponentResource):
         if args.storage.storage_class is not None:
             # An existing class (e.g. a CSI driver): nothing to deploy.
             self.storage_class_name = pulumi.Output.from_input(args.storage.storage_class)
+            self.state_storage_class_name = self.storage_class_name
         else:
-            self.storage_class_name = self._local_path(name, args)
-        self.register_outputs({"storageClassName": self.storage_class_name})
+            self.storage_class_name, self.state_storage_class_name = self._local_path(name, args)
+        self.register_outputs(
+            {
+                "stateStorageClassName": self.state_storage_class_name,
+                "storageClassName": self.storage_class_name,
+            }
+        )
 
-    def _local_path(self, name: str, args: StorageArgs) -> pulumi.Output[str]:
+    def _local_path(
+        self, name: str, args: StorageArgs
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         access = args.access
         ns = namespace(
             f"{name}-namespace", STORAGE_NAMESPACE, access=access, parent=self, privileged=True
@@ -237,24 +257,56 @@ class Storage(pulumi.ComponentResource):
             pod_labels=LABELS,
             opts=in_namespace,
         )
-        storage_class = k8s.storage.v1.StorageClass(
+        # No wait for the provisioner's rollout: with WaitForFirstConsumer a claim binds once the
+        # provisioner runs, whenever that is, so claimants (Headscale, Grafana) need the class to
+        # exist, not the provisioner to be ready; waiting would serialise them behind its rollout
+        # for nothing (bench/render_bench.py shows the chain).
+        scratch = _storage_class(
             f"{name}-class",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=STORAGE_CLASS,
-                # The only class on a fresh Talos cluster: claims without a class land here.
-                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
-            ),
-            provisioner=PROVISIONER,
-            # A volume is a directory on one node: bind only once the pod's node is known.
-            volume_binding_mode="WaitForFirstConsumer",
+            STORAGE_CLASS,
             reclaim_policy="Delete",
-            # No wait for the provisioner's rollout: with WaitForFirstConsumer a claim binds once
-            # the provisioner runs, whenever that is, so claimants (Headscale, Grafana) need the
-            # class to exist, not the provisioner to be ready; waiting would serialise them
-            # behind its rollout for nothing (bench/render_bench.py shows the chain).
+            # The only default class on a fresh Talos cluster: claims without a class land here.
+            default=True,
             opts=access.opts(self),
         )
-        return storage_class.metadata.apply(lambda m: m.name or STORAGE_CLASS)
+        # Retain: deleting the claim (or its namespace) leaves the PersistentVolume `Released`
+        # and its directory on the node; the provisioner runs no teardown helper for it
+        # (provisioner.go deleteFor @ v0.0.37). Recovering is rebinding that PV by hand.
+        state = _storage_class(
+            f"{name}-state-class",
+            STATE_STORAGE_CLASS,
+            reclaim_policy="Retain",
+            default=False,
+            opts=access.opts(self),
+        )
+        return (
+            scratch.metadata.apply(lambda m: m.name or STORAGE_CLASS),
+            state.metadata.apply(lambda m: m.name or STATE_STORAGE_CLASS),
+        )
+
+
+def _storage_class(
+    resource_name: str,
+    class_name: str,
+    *,
+    reclaim_policy: str,
+    default: bool,
+    opts: pulumi.ResourceOptions,
+) -> k8s.storage.v1.StorageClass:
+    return k8s.storage.v1.StorageClass(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=class_name,
+            annotations={"storageclass.kubernetes.io/is-default-class": "true"}
+            if default
+            else None,
+        ),
+        provisioner=PROVISIONER,
+        # A volume is a directory on one node: bind only once the pod's node is known.
+        volume_binding_mode="WaitForFirstConsumer",
+        reclaim_policy=reclaim_policy,
+        opts=opts,
+    )
 
 
 def _provisioner_container() -> k8s.core.v1.ContainerArgs:
@@ -263,8 +315,14 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
         name=NAME,
         image=pins.LOCAL_PATH_PROVISIONER_IMAGE,
         image_pull_policy=IMAGE_PULL_POLICY,
-        command=["local-path-provisioner", "start", "--config", "/etc/config/config.json"],
-        ports=[k8s.core.v1.ContainerPortArgs(name=probe_port, container_port=8080, protocol="TCP")],
+        # A `--config` ending in .json is read as a file; anything else is parsed as the JSON
+        # itself (provisioner.go loadConfigFile @ v0.0.37).
+        command=["local-path-provisioner", "start", "--config", f"{CONFIG_MOUNT_PATH}config.json"],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(
+                name=probe_port, container_port=HEALTH_PORT, protocol="TCP"
+            )
+        ],
         env=[
             k8s.core.v1.EnvVarArgs(
                 name="POD_NAMESPACE",
@@ -272,8 +330,15 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
                     field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.namespace")
                 ),
             ),
-            k8s.core.v1.EnvVarArgs(name="CONFIG_MOUNT_PATH", value="/etc/config/"),
-            k8s.core.v1.EnvVarArgs(name="HEALTH_PORT", value="8080"),
+            k8s.core.v1.EnvVarArgs(name="CONFIG_MOUNT_PATH", value=CONFIG_MOUNT_PATH),
+            k8s.core.v1.EnvVarArgs(name="HEALTH_PORT", value=str(HEALTH_PORT)),
+            # The account helper pods run as; without it the provisioner names its own default
+            # `local-path-provisioner-service-account`, which does not exist here, the API server
+            # rejects every helper pod and no claim ever binds (main.go @ v0.0.37).
+            k8s.core.v1.EnvVarArgs(name="SERVICE_ACCOUNT_NAME", value=NAME),
+            # No HELPER_IMAGE: `--helper-image` must only be non-empty (its default is); the
+            # helper pods run the image of helperPod.yaml (provisioner.go createHelperPod copies
+            # the template and never sets an image).
         ],
         startup_probe=k8s.core.v1.ProbeArgs(
             http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
@@ -292,7 +357,7 @@ def _provisioner_container() -> k8s.core.v1.ContainerArgs:
             period_seconds=5,
         ),
         volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="config-volume", mount_path="/etc/config/")
+            k8s.core.v1.VolumeMountArgs(name="config-volume", mount_path=CONFIG_MOUNT_PATH)
         ],
         # A small controller: it only watches claims and starts helper pods.
         resources=k8s.core.v1.ResourceRequirementsArgs(

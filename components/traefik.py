@@ -20,6 +20,13 @@ How private hosts are kept off the internet (two fences), and which client addre
    longer tell LAN from internet: fence 1 alone keeps private hosts private. `Cluster` also hides
    the client address from the STUN server (its mapped-address answer becomes a node address), so
    setting a separate `stunIp` is better on both counts; the policy follows it automatically.
+
+CRDs: Helm installs a chart's `crds/` folder on first install only and never upgrades it, so a
+chart bump would leave old CRDs behind. The separate `traefik-crds` chart is deprecated since
+chart 38.0.2 and removed before 41.x (traefik/traefik-helm-chart@v41.3.0:README.md; its last
+release, crds_v1.18.0, lacks fields 41.3.0's CRDs have), so the CRDs are applied server-side from
+the chart's own `crds/` folder at the pinned chart tag, as upstream's README upgrades them, and
+the Release skips them (`skipCrds`). A chart bump therefore brings its CRDs.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import pulumi_kubernetes as k8s
 
 from components.cert_manager import WildcardCertificate
 from components.common import TAILNET_IPV4, TAILNET_IPV6, TRAEFIK_NAMESPACE, ClusterAccess
-from components.kube import HelmChart, helm_release, namespace
+from components.kube import CRITICAL_PRIORITY_CLASS, HelmChart, helm_release, namespace
+from components.kubectl import apply_crds
 from components.metallb import LoadBalancerRequest
 from config import pins
 from config.model import HomelabConfig
@@ -49,6 +57,33 @@ PUBLIC_ENTRYPOINT: Final = "public"
 PUBLIC_CONTAINER_PORT: Final = 9443
 PUBLIC_EXPOSED_PORT: Final = 8443
 PRIVATE_MIDDLEWARE: Final = "private-only"
+# The chart's CRD files at the pinned chart's tag. Only the traefik.io group: the hub.traefik.io
+# ones serve Traefik Hub, which is off (`hub.enabled` unset).
+CRDS_BASE_URL: Final = (
+    "https://raw.githubusercontent.com/traefik/traefik-helm-chart/"
+    f"v{pins.TRAEFIK_CHART_VERSION}/traefik/crds/"
+)
+CRD_FILES: Final = (
+    "traefik.io_ingressroutes.yaml",
+    "traefik.io_ingressroutetcps.yaml",
+    "traefik.io_ingressrouteudps.yaml",
+    "traefik.io_middlewares.yaml",
+    "traefik.io_middlewaretcps.yaml",
+    "traefik.io_serverstransports.yaml",
+    "traefik.io_serverstransporttcps.yaml",
+    "traefik.io_tlsoptions.yaml",
+    "traefik.io_tlsstores.yaml",
+    "traefik.io_traefikservices.yaml",
+)
+# Two replicas once pods can go to two nodes: one survives a node drain or reboot.
+HA_REPLICAS: Final = 2
+APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+
+
+def crd_name(file_name: str) -> str:
+    """`traefik.io_ingressroutes.yaml` -> `ingressroutes.traefik.io` (controller-gen's naming)."""
+    group, _, plural = file_name.removesuffix(".yaml").partition("_")
+    return f"{plural}.{group}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +92,8 @@ class TraefikArgs:
     config: HomelabConfig
     load_balancer: LoadBalancerRequest
     wildcard: WildcardCertificate
+    # The PriorityClass of Traefik's pods.
+    priority_class: str = CRITICAL_PRIORITY_CLASS
 
 
 @dataclass(frozen=True)
@@ -75,6 +112,8 @@ class TraefikRouting:
     private_middleware: MiddlewareRef
     wildcard: WildcardCertificate
     ready: list[pulumi.Resource]
+    # What a Traefik custom resource (IngressRoute, Middleware) needs: its CRD.
+    crds: list[pulumi.Resource] = field(default_factory=list)
     # The entrypoint the router's internet port-forward reaches; only public hosts route on it.
     public_entrypoint: str = PUBLIC_ENTRYPOINT
     # Its LoadBalancer port: the internal target of the router's WAN 443 forward.
@@ -98,12 +137,47 @@ def private_source_ranges(config: HomelabConfig) -> tuple[str, ...]:
     return tuple(sorted({str(config.network.lan_cidr), TAILNET_IPV4, TAILNET_IPV6, TALOS_POD_CIDR}))
 
 
+def schedulable_nodes(config: HomelabConfig) -> int:
+    """Nodes ordinary pods may run on: workers, plus control planes when they take workloads."""
+    cluster = config.cluster
+    return len(cluster.workers) + (
+        len(cluster.control_planes) if cluster.schedule_on_control_planes else 0
+    )
+
+
+def availability_values(config: HomelabConfig) -> dict[str, Any]:
+    """One replica on a one-node cluster; otherwise two, spread over nodes, with a budget that
+    lets a drain evict one at a time (the chart's `podDisruptionBudget`)."""
+    if schedulable_nodes(config) < HA_REPLICAS:
+        return {"deployment": {"replicas": 1}}
+    return {
+        "deployment": {"replicas": HA_REPLICAS},
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+        # ScheduleAnyway, not DoNotSchedule: a cordoned node still counts in the skew, so a hard
+        # constraint would leave the evicted replica Pending during a two-node drain.
+        "topologySpreadConstraints": [
+            {
+                "labelSelector": {
+                    "matchLabels": {APP_NAME_LABEL: '{{ template "traefik.name" . }}'}
+                },
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+            }
+        ],
+    }
+
+
 def chart_values(
-    config: HomelabConfig, load_balancer: LoadBalancerRequest, wildcard: WildcardCertificate
+    config: HomelabConfig,
+    load_balancer: LoadBalancerRequest,
+    wildcard: WildcardCertificate,
+    priority_class: str = CRITICAL_PRIORITY_CLASS,
 ) -> dict[str, Any]:
     """Helm values (the chart's schema rejects unknown top-level keys, components.md 6 #1)."""
     tls = {"tls": {"enabled": True}}
     return {
+        **availability_values(config),
         # No dashboard at all: nothing to expose by mistake.
         "api": {"dashboard": False},
         "ingressRoute": {"dashboard": {"enabled": False}},
@@ -118,6 +192,9 @@ def chart_values(
             },
             "kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
         },
+        # Traefik is the front door: above ordinary pods when a node runs short of memory.
+        "priorityClassName": priority_class,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "ports": {
             WEB_ENTRYPOINT: {
                 "http": {
@@ -150,6 +227,9 @@ def chart_values(
 
 
 class Traefik(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+    # The allowlist every private route names.
+    private_middleware: k8s.apiextensions.CustomResource
     routing: TraefikRouting
     load_balancer_ip: pulumi.Output[str]
     public_endpoint: pulumi.Output[str]
@@ -172,20 +252,30 @@ class Traefik(pulumi.ComponentResource):
                 resource=self,
             )
         ns = namespace(f"{name}-namespace", TRAEFIK_NAMESPACE, access=args.access, parent=self)
-        release = helm_release(
+        # Cluster-scoped: needs nothing but the cluster.
+        crds = apply_crds(
+            f"{name}-crds",
+            [CRDS_BASE_URL + file for file in CRD_FILES],
+            [crd_name(file) for file in CRD_FILES],
+            kubeconfig=args.access.kubeconfig,
+            parent=self,
+        )
+        self.release = helm_release(
             name,
             access=args.access,
             parent=self,
             chart=CHART,
             namespace=TRAEFIK_NAMESPACE,
-            values=chart_values(config, args.load_balancer, args.wildcard),
+            values=chart_values(config, args.load_balancer, args.wildcard, args.priority_class),
             # Not on the certificate: Traefik watches Secrets and switches from its self-signed
             # default to the wildcard once issued and reflected, so the front door need not wait
-            # for (or fail with) ACME. Its LoadBalancer IP does need MetalLB's pool.
-            depends_on=[ns, *args.load_balancer.depends_on],
+            # for (or fail with) ACME. Its LoadBalancer IP does need MetalLB's pool, and its
+            # TLSStore the CRDs.
+            depends_on=[ns, crds, *args.load_balancer.depends_on],
+            skip_crds=True,
         )
         sources = private_source_ranges(config)
-        middleware = k8s.apiextensions.CustomResource(
+        self.private_middleware = k8s.apiextensions.CustomResource(
             f"{name}-{PRIVATE_MIDDLEWARE}",
             api_version="traefik.io/v1alpha1",
             kind="Middleware",
@@ -194,7 +284,9 @@ class Traefik(pulumi.ComponentResource):
             ),
             # Default ipStrategy = the connection's remote address: X-Forwarded-For is never trusted.
             spec={"ipAllowList": {"sourceRange": list(sources)}},
-            opts=args.access.opts(self, depends_on=[release]),
+            # Only its CRD: the API accepts the object before Traefik runs, and Traefik reads it
+            # when it starts.
+            opts=args.access.opts(self, depends_on=[crds]),
         )
         self.routing = TraefikRouting(
             namespace=TRAEFIK_NAMESPACE,
@@ -202,7 +294,13 @@ class Traefik(pulumi.ComponentResource):
             websecure_entrypoint=WEBSECURE_ENTRYPOINT,
             private_middleware=MiddlewareRef(PRIVATE_MIDDLEWARE, TRAEFIK_NAMESPACE),
             wildcard=args.wildcard,
-            ready=[release, middleware],
+            # Routes and Middlewares need their CRDs, nothing more: not the Release (Traefik
+            # loads them whenever it starts) nor the allowlist Middleware (a route naming a
+            # missing middleware is refused by Traefik, "middleware ... does not exist",
+            # traefik/traefik@v3.7.9:pkg/server/middleware/middlewares.go, so it fails closed
+            # for the second it takes to create).
+            ready=[crds],
+            crds=[crds],
             public_entrypoint=PUBLIC_ENTRYPOINT,
             public_port=PUBLIC_EXPOSED_PORT,
             private_source_ranges=sources,

@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from components import headplane as headplane_component
+from components import kubectl
 from components.headscale_config import REMOVED_KEYS, startup_problems
 from config import pins
-from homelab import engine
+from homelab import engine, graph
 from homelab.engine import InvokeRecord, Render, ResourceRecord
 from tests.components.remote_access import key_paths
 from tests.config.corpus import VALID_DIR, valid_raw_config
@@ -241,10 +242,42 @@ def talos_health_command(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
+    return [
+        f"{path} carries a config secret in plaintext"
+        for path, value in leaves(dict(record.inputs))
+        if isinstance(value, str)
+        and any(s in value for s in engine.SENTINEL_SECRETS.values())
+        and not record.is_secret(path)
+    ]
+
+
+def kubectl_command(record: ResourceRecord, render: Render) -> Errors:
+    """Cluster commands (components/kubectl.py): the kubeconfig reaches them as a secret; a
+    webhook gate runs after its chart's Release and before every object its webhook checks; a
+    CRD apply runs before the Release that skips those CRDs."""
+    errors = _plaintext_secret_errors(record)
+    if not record.is_secret(f"environment.{kubectl.KUBECONFIG_ENV}"):
+        errors.append("the kubeconfig in its environment is not a secret")
+    edges = graph.waits_for(render)
+    dependants = [r for r in render.resources if r.custom and record.urn in edges[r.urn]]
+    if record.name.endswith(kubectl.GATE_SUFFIX):
+        if not _depends_on_type(record, render, RELEASE):
+            errors.append("the webhook gate does not wait for its chart's Release")
+        if not any(is_custom_resource(manifest(r)) for r in dependants):
+            errors.append("no custom resource waits for the webhook gate")
+    elif not any(r.type == RELEASE and r.inputs.get("skipCrds") for r in dependants):
+        errors.append("no Release that skips its CRDs waits for the CRD apply")
+    return errors
+
+
 def command(record: ResourceRecord, render: Render) -> Errors:
     """Key-minting commands: stdout is the key, so it is a secret; they run against a cluster
     that exists (Bootstrap) and a workload that exists (a Deployment). The Talos health wait is
-    the one command of the cluster component, checked by `talos_health_command`."""
+    the one command of the cluster component, checked by `talos_health_command`; cluster commands
+    (webhook gates, CRD applies) are checked by `kubectl_command`."""
+    if record.name.endswith((kubectl.GATE_SUFFIX, kubectl.CRDS_SUFFIX)):
+        return kubectl_command(record, render)
     parent = (
         render.by_urn(record.parent) if record.parent and _known(render, record.parent) else None
     )
@@ -448,3 +481,13 @@ def test_a_headplane_config_with_an_unknown_key_breaks_its_contract() -> None:
 def test_a_type_without_a_contract_is_reported() -> None:
     assert contracts_for("aws:s3/bucket:Bucket") == []
     assert [c.name for c in contracts_for(RELEASE)] == ["helm release"]
+
+
+def test_a_cluster_command_with_a_plain_kubeconfig_or_nothing_waiting_breaks_its_contract() -> None:
+    render = homelab_render()
+    gate = next(r for r in render.by_type("command:local:Command") if r.name.endswith("-ready"))
+    assert command(gate, render) == []
+    plain = ResourceRecord(**{**gate.__dict__, "secret_paths": ()})
+    assert any("not a secret" in e for e in command(plain, render))
+    orphan = ResourceRecord(**{**gate.__dict__, "urn": gate.urn + "-copy"})
+    assert any("waits for the webhook gate" in e for e in command(orphan, render))

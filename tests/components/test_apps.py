@@ -19,6 +19,22 @@ INGRESS_ROUTE = "kubernetes:traefik.io/v1alpha1:IngressRoute"
 MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
+COMMAND = "command:local:Command"
+# Top-level keys and the nested ones we set, as documented by the pinned chart's values.yaml
+# (grafana-community/helm-charts charts/grafana/values.yaml): `deploymentStrategy` is the
+# Deployment's `spec.strategy`, `persistence.existingClaim` mounts a claim the chart does not
+# create, `resources` / `initChownData.resources` are the containers' requests.
+GRAFANA_CHART_KEYS = {
+    "admin": {"existingSecret", "userKey", "passwordKey"},
+    "deploymentStrategy": {"type"},
+    "fullnameOverride": None,
+    "grafana.ini": None,
+    "initChownData": {"enabled", "image", "resources", "securityContext"},
+    "persistence": {"type", "enabled", "existingClaim", "storageClassName", "size", "accessModes"},
+    "resources": {"limits", "requests"},
+    "service": {"enabled", "type", "port", "targetPort", "annotations", "labels", "portName"},
+}
 MEDIA_APP: dict[str, Any] = {
     "name": "jellyfin",
     "namespace": "media",
@@ -48,8 +64,8 @@ def render_with_media() -> Render:
 
 
 def test_every_app_object_meets_its_schema() -> None:
-    # The monitoring namespace, Grafana's admin Secret and its IngressRoute.
-    assert validate_objects(component_records(homelab_render(), APPS)) == 3
+    # The monitoring namespace, Grafana's admin Secret, its data claim and its IngressRoute.
+    assert validate_objects(component_records(homelab_render(), APPS)) == 4
 
 
 def test_grafana_is_the_pinned_chart_in_its_configured_namespace() -> None:
@@ -122,8 +138,12 @@ def test_grafana_is_routed_privately_to_its_service_with_the_wildcard() -> None:
         }
     ]
     assert route.input("spec.tls.secretName") == render.one(CERTIFICATE).input("spec.secretName")
-    for dependency in (release, middleware, render.one(CERTIFICATE)):
+    # Its backend and certificate, and the CRD it is an instance of; not the allowlist Middleware
+    # (a route naming a missing middleware is refused until it exists: it fails closed,
+    # traefik/traefik@v3.7.9:pkg/server/router/router.go buildEntryPointHandler).
+    for dependency in (release, render.one(CERTIFICATE), render.one(COMMAND, "traefik-crds")):
         assert depends_on(route, dependency)
+    assert not depends_on(route, middleware)
 
 
 def test_an_app_with_a_service_is_routed_to_it_in_a_namespace_the_stack_creates() -> None:
@@ -178,3 +198,51 @@ def test_urls_name_every_configured_app() -> None:
     assert homelab_render().outputs["urls"] == {
         app.name: f"https://{config.fqdn(app.host_label)}" for app in config.apps
     }
+
+
+def grafana_values_of(render: Render) -> dict[str, Any]:
+    return helm_values(render.one(RELEASE, "apps-grafana"))
+
+
+def test_grafana_values_use_keys_the_chart_documents() -> None:
+    values = grafana_values_of(homelab_render())
+    assert set(values) <= set(GRAFANA_CHART_KEYS)
+    for key, nested in GRAFANA_CHART_KEYS.items():
+        if nested is not None and isinstance(values.get(key), dict):
+            assert set(values[key]) <= nested, key
+
+
+def test_grafana_restarts_by_recreate_on_its_single_node_volume() -> None:
+    """A ReadWriteOnce local-path volume lives on one node (rancher/local-path-provisioner
+    @v0.0.37:provisioner.go Provision sets the PV's nodeAffinity to that node): a RollingUpdate's
+    new pod cannot start while the old one holds the volume, or at all on another node."""
+    render = homelab_render()
+    values = grafana_values_of(render)
+    assert values["deploymentStrategy"] == {"type": "Recreate"}
+    claim = render.one(CLAIM, "apps-grafana-data")
+    assert claim.input("spec.accessModes") == ["ReadWriteOnce"]
+    assert values["persistence"] == {"enabled": True, "existingClaim": claim.input("metadata.name")}
+
+
+def test_grafana_state_is_protected_in_the_homelab_only() -> None:
+    render = homelab_render()
+    claim = render.one(CLAIM, "apps-grafana-data")
+    namespace = render.one(NAMESPACE, f"apps-namespace-{grafana_app()['namespace']}")
+    assert claim.protect
+    assert namespace.protect
+    lab = render_stack("homelab", overrides={"lifecycle": {"environment": "lab"}})
+    assert not lab.one(CLAIM, "apps-grafana-data").protect
+    assert not lab.one(NAMESPACE, f"apps-namespace-{grafana_app()['namespace']}").protect
+
+
+def test_grafana_requests_resources_for_every_container() -> None:
+    values = grafana_values_of(homelab_render())
+    for resources in (values["resources"], values["initChownData"]["resources"]):
+        assert set(resources["requests"]) == {"cpu", "memory"}
+
+
+def test_grafana_admin_password_is_a_secret_stack_output() -> None:
+    render = homelab_render()
+    (generator,) = [r for r in component_records(render, APPS) if r.type == PASSWORD]
+    assert render.outputs["grafanaAdminPassword"] == generator.outputs["result"]
+    assert render.output_is_secret("grafanaAdminPassword")

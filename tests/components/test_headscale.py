@@ -376,7 +376,7 @@ def test_data_claim_uses_the_storage_class_and_is_protected_in_the_homelab() -> 
     claim = child(
         homelab_render(), HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-data"
     )
-    assert claim.input("spec.storageClassName") == "local-path"
+    assert claim.input("spec.storageClassName") == "local-path-retain"
     assert homelab_config().lifecycle.protect_stateful is True
     assert claim.protect is True
     lab = render_stack(overrides={"lifecycle": {"environment": "lab"}}, as_stack="variant")

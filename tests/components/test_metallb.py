@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import ipaddress
+import json
 from typing import Any
 
 import pytest
 
+from components import kubectl
 from components.metallb import load_balancer_annotations
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab.engine import Render
-from tests.contracts import component_records, depends_on, validate_helm_values, validate_objects
+from tests.contracts import (
+    chart_defaults,
+    component_records,
+    depends_on,
+    validate_helm_values,
+    validate_objects,
+)
 from tests.harness import helm_values, homelab_render, render_stack, stack_raw_config, with_changes
 
 METALLB = "homelab:platform:MetalLB"
@@ -20,6 +29,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool"
 L2 = "kubernetes:metallb.io/v1beta1:L2Advertisement"
+COMMAND = "command:local:Command"
 EXTRA_POOL = {"name": "extra", "addresses": ["192.168.0.240/29"]}
 
 
@@ -97,20 +107,91 @@ def test_one_ip_address_pool_per_configured_pool() -> None:
     assert validate_objects(render.by_type(POOL)) == len(configured)
 
 
-def test_l2_advertisement_announces_every_pool() -> None:
+def test_l2_advertisement_announces_every_pool_without_waiting_for_them() -> None:
+    """metallb/metallb@v0.16.1:internal/config/config.go setL2AdvertisementsToPools: an advertised
+    pool name that does not exist (yet) is skipped, and the controller reconciles again when the
+    pool appears; the L2 webhook validates against the pools that exist. So the advertisement
+    can be created alongside the pools, not after them."""
     render = two_pool_render()
     (advertisement,) = render.by_type(L2)
     pool_names = {r.input("metadata.name") for r in render.by_type(POOL)}
     assert set(advertisement.input("spec.ipAddressPools")) == pool_names
-    assert all(depends_on(advertisement, pool) for pool in render.by_type(POOL))
+    assert not any(depends_on(advertisement, pool) for pool in render.by_type(POOL))
 
 
-def test_pools_and_advertisement_wait_for_the_chart_webhook() -> None:
+# The chart's webhooks at v0.16.1 (metallb/metallb@v0.16.1:charts/metallb/templates/webhooks.yaml,
+# also the kubebuilder markers in internal/k8s/webhooks/webhookv1beta1/*_webhook.go): every one
+# is served by the same Service, fails closed with the chart default `crds.validationFailurePolicy`,
+# and declares `sideEffects: None`, which is what lets a server-side dry run reach it.
+WEBHOOK_SERVICE = "metallb-webhook-service"
+WEBHOOKS = {
+    "ipaddresspools": ("/validate-metallb-io-v1beta1-ipaddresspool", {"CREATE", "UPDATE"}),
+    "l2advertisements": ("/validate-metallb-io-v1beta1-l2advertisement", {"CREATE", "UPDATE"}),
+}
+
+
+def gate_manifest(render: Render) -> dict[str, Any]:
+    script = render.one(COMMAND, "metallb-webhook-ready").input("create")
+    params = ast.literal_eval(script.partition("\n")[0].removeprefix("PARAMS = "))
+    manifest = json.loads(params["manifest"])
+    assert isinstance(manifest, dict)
+    return manifest
+
+
+def test_the_webhook_fails_closed_so_a_gate_is_needed() -> None:
+    """metallb/metallb@v0.16.1:charts/metallb/values.yaml `crds.validationFailurePolicy: Fail`
+    (templated into every webhook's failurePolicy), and internal/k8s/k8s.go: `/readyz` is
+    `healthz.Ping` while the webhook starts only once cert rotation closes `startListeners`. The
+    Release's readiness therefore says nothing about the webhook."""
+    defaults = chart_defaults("metallb")
+    assert defaults["crds"]["validationFailurePolicy"] == "Fail"
+    assert "validationFailurePolicy" not in metallb_values(homelab_render()).get("crds", {})
+
+
+def test_pools_and_advertisement_wait_for_the_webhook_gate_after_the_release() -> None:
     render = homelab_render()
     release = render.one(RELEASE, "metallb")
+    gate = render.one(COMMAND, "metallb-webhook-ready")
+    assert depends_on(gate, release)
     custom = render.by_type(POOL) + render.by_type(L2)
     assert custom
-    assert all(depends_on(record, release) for record in custom)
+    assert all(depends_on(record, gate) for record in custom)
+    # A chart bump replaces the controller: the gate runs again before pools change with it.
+    assert gate.input("triggers") == [pins.METALLB_CHART_VERSION]
+
+
+def test_the_gate_dry_runs_exactly_the_first_pool_through_its_webhook() -> None:
+    """The object the gate submits must be one the IPAddressPool webhook validates and admits:
+    group metallb.io/v1beta1, resource ipaddresspools, in MetalLB's namespace (the webhook refuses
+    any other, webhookv1beta1/ipaddresspool_webhook.go validateIPAddressPoolCreate), and equal to
+    the pool about to be created, so a dry run cannot be refused for overlapping a probe pool."""
+    render = homelab_render()
+    manifest = gate_manifest(render)
+    assert manifest["apiVersion"] == "metallb.io/v1beta1"
+    assert manifest["kind"] == "IPAddressPool"
+    assert "ipaddresspools" in WEBHOOKS
+    (namespace,) = [r for r in component_records(render, METALLB) if r.type == NAMESPACE]
+    assert manifest["metadata"]["namespace"] == namespace.input("metadata.name")
+    pools = {r.input("metadata.name"): r for r in render.by_type(POOL)}
+    pool = pools[min(pools)]
+    assert manifest["metadata"]["name"] == pool.input("metadata.name")
+    assert manifest["spec"] == pool.input("spec")
+    validate_objects([pool])
+    # One server behind one Service serves every MetalLB webhook: one that answers, all do.
+    script = render.one(COMMAND, "metallb-webhook-ready").input("create")
+    assert f"{WEBHOOK_SERVICE}.{namespace.input('metadata.name')}" in script
+    # The kubeconfig reaches the script as a secret environment variable, never in the script.
+    gate = render.one(COMMAND, "metallb-webhook-ready")
+    assert gate.is_secret(f"environment.{kubectl.KUBECONFIG_ENV}")
+    assert "kubeconfig" not in json.dumps(manifest)
+
+
+def test_speaker_and_controller_request_resources_and_the_speaker_is_critical() -> None:
+    values = metallb_values(homelab_render())
+    for workload in ("controller", "speaker"):
+        assert set(values[workload]["resources"]["requests"]) == {"cpu", "memory"}
+    assert values["speaker"]["priorityClassName"] == "system-cluster-critical"
+    validate_helm_values("metallb", values)
 
 
 def test_custom_resources_live_in_metallbs_namespace() -> None:

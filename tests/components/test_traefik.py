@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import ipaddress
+import json
 from typing import Any
+
+import yaml
 
 from components.common import TAILNET_IPV4, TAILNET_IPV6
 from config import pins
@@ -18,13 +22,21 @@ from tests.contracts import (
     validate_helm_values,
     validate_objects,
 )
-from tests.harness import helm_values, homelab_render, render_stack, stack_raw_config, with_changes
+from tests.harness import (
+    helm_values,
+    homelab_render,
+    reference,
+    render_stack,
+    stack_raw_config,
+    with_changes,
+)
 
 TRAEFIK = "homelab:platform:Traefik"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 INGRESS_ROUTE = "kubernetes:traefik.io/v1alpha1:IngressRoute"
+COMMAND = "command:local:Command"
 # Talos' default pod CIDR (siderolabs/talos constants.go, components.md 1.3).
 TALOS_POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 
@@ -146,9 +158,111 @@ def test_allowlist_never_trusts_forwarded_headers() -> None:
     assert "ipStrategy" not in middleware(homelab_render()).input("spec.ipAllowList")
 
 
-def test_allowlist_waits_for_the_chart_crds() -> None:
+def test_allowlist_waits_for_its_crd_not_for_traefik() -> None:
     render = homelab_render()
-    assert depends_on(middleware(render), render.one(RELEASE, "traefik"))
+    assert depends_on(middleware(render), render.one(COMMAND, "traefik-crds"))
+    assert not depends_on(middleware(render), render.one(RELEASE, "traefik"))
+
+
+def crds_command(render: Render) -> ResourceRecord:
+    return render.one(COMMAND, "traefik-crds")
+
+
+def crds_params(render: Render) -> dict[str, Any]:
+    script = crds_command(render).input("create")
+    params = ast.literal_eval(script.partition("\n")[0].removeprefix("PARAMS = "))
+    assert isinstance(params, dict)
+    return params
+
+
+def reference_crds() -> dict[str, dict[str, Any]]:
+    """The chart's traefik.io CRDs (traefik/traefik-helm-chart@v41.3.0:traefik/crds/), by file."""
+    folder = reference("upstream/traefik/crds")
+    return {
+        path.name: yaml.safe_load(path.read_text())
+        for path in sorted(folder.glob("traefik.io_*.yaml"))
+    }
+
+
+def test_crds_come_from_the_pinned_charts_own_crds_folder() -> None:
+    """traefik/traefik-helm-chart@v41.3.0:README.md: the traefik-crds chart is deprecated since
+    38.0.2 (and removed, commit fd6fca32), CRDs are upgraded with `helm show crds | kubectl apply
+    --server-side --force-conflicts`, i.e. the chart's crds/ folder at its version. So: every
+    traefik.io CRD file of that folder, at the tag of the pinned chart, and each awaited under
+    the name the file declares."""
+    params = crds_params(homelab_render())
+    upstream = reference_crds()
+    assert upstream
+    base = f"https://raw.githubusercontent.com/traefik/traefik-helm-chart/v{pins.TRAEFIK_CHART_VERSION}/traefik/crds/"
+    assert params["urls"] == [base + name for name in upstream]
+    assert params["names"] == [crd["metadata"]["name"] for crd in upstream.values()]
+
+
+def test_every_traefik_kind_this_stack_creates_has_its_crd_applied_first() -> None:
+    render = homelab_render()
+    kinds = {crd["spec"]["names"]["kind"] for crd in reference_crds().values()}
+    params = crds_params(render)
+    applied = {
+        crd["spec"]["names"]["kind"]
+        for crd in reference_crds().values()
+        if crd["metadata"]["name"] in params["names"]
+    }
+    command = crds_command(render)
+    for record in render.resources:
+        if record.type.startswith("kubernetes:traefik.io/"):
+            kind = record.type.rpartition(":")[2]
+            assert kind in applied, kind
+            assert depends_on(record, command), record.name
+    # The chart itself templates the default TLSStore: its Release needs the CRDs too.
+    assert "TLSStore" in kinds
+    assert traefik_values(render)["tlsStore"]["default"]
+    assert depends_on(render.one(RELEASE, "traefik"), command)
+
+
+def test_the_release_skips_the_crds_applied_separately() -> None:
+    """pulumi/pulumi-kubernetes@v4.32.0:provider/pkg/provider/helm_release.go: `skipCrds` sets
+    Helm's `SkipCRDs` on install/upgrade (and `IncludeCRDs = !SkipCrds` when rendering), so the
+    chart's crds/ folder is left to the CRD apply; the other charts template their CRDs."""
+    render = homelab_render()
+    assert render.one(RELEASE, "traefik").input("skipCrds") is True
+    for release in render.by_type(RELEASE):
+        if release.name != "traefik":
+            assert "skipCrds" not in release.inputs, release.name
+
+
+def test_traefik_runs_two_spread_replicas_with_a_budget_on_two_schedulable_nodes() -> None:
+    values = traefik_values(homelab_render())
+    assert homelab_config().cluster.schedule_on_control_planes
+    assert len(homelab_config().cluster.control_planes) >= 2
+    assert values["deployment"]["replicas"] == 2
+    assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    (spread,) = values["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    # The chart labels its pods app.kubernetes.io/name={{ template "traefik.name" . }} and runs
+    # this list through `tpl` (traefik/traefik-helm-chart@v41.3.0:traefik/templates/_podtemplate.tpl).
+    assert spread["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": '{{ template "traefik.name" . }}'
+    }
+    validate_helm_values("traefik", values)
+
+
+def test_a_single_node_runs_one_replica_without_a_budget() -> None:
+    raw = stack_raw_config()
+    single = render_stack(
+        "homelab",
+        overrides={"cluster": with_changes(raw["cluster"], {"nodes": raw["cluster"]["nodes"][:1]})},
+    )
+    values = traefik_values(single)
+    assert values["deployment"]["replicas"] == 1
+    assert "podDisruptionBudget" not in values
+    assert "topologySpreadConstraints" not in values
+    validate_helm_values("traefik", values)
+
+
+def test_traefik_requests_resources_and_is_critical() -> None:
+    values = traefik_values(homelab_render())
+    assert set(values["resources"]["requests"]) == {"cpu", "memory"}
+    assert values["priorityClassName"] == "system-cluster-critical"
 
 
 def test_internet_forward_target_is_the_public_entrypoint() -> None:
@@ -167,3 +281,26 @@ def test_internet_forward_target_is_the_public_entrypoint() -> None:
     defaults = chart_defaults("traefik")["ports"]
     assert public["exposedPort"] not in {defaults[n]["exposedPort"] for n in ("web", "websecure")}
     assert public["port"] not in {port["port"] for port in defaults.values()}
+
+
+def test_the_critical_priority_class_is_admitted_outside_kube_system() -> None:
+    """Traefik and MetalLB's speaker use the built-in `system-cluster-critical`. Kubernetes admits
+    it in any namespace since 1.17 (kubernetes/kubernetes PR #76310, "Relax namespace restriction
+    for critical pods") unless the API server's ResourceQuota admission plugin is configured with
+    `limitedResources` for that PriorityClass scope. Talos generates an admission config holding
+    only PodSecurity (siderolabs/talos@v1.13.9:pkg/machinery/config/generate/init.go), so nothing
+    may add a ResourceQuota plugin config through the machine-config patches either."""
+    render = homelab_render()
+    assert traefik_values(render)["priorityClassName"] == "system-cluster-critical"
+    assert helm_values(render.one(RELEASE, "metallb"))["speaker"]["priorityClassName"] == (
+        "system-cluster-critical"
+    )
+    talos_inputs = [
+        *(r.inputs for r in render.resources if r.type.startswith("talos:machine/")),
+        *(i.args for i in render.invokes if i.token.startswith("talos:machine/")),
+    ]
+    assert talos_inputs
+    for inputs in talos_inputs:
+        text = json.dumps(inputs, default=str)
+        assert "ResourceQuota" not in text
+        assert "limitedResources" not in text
