@@ -26,7 +26,9 @@ from config.model import HomelabConfig
 from config.rules import NS, Problem, check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
-SECRET_KEYS: frozenset[str] = frozenset({"dnsApiToken", "headplaneCookieSecret"})
+SECRET_KEYS: frozenset[str] = frozenset(
+    {"dnsApiToken", "headplaneCookieSecret", "wildcardCertificate"}
+)
 # Keys given as plain strings on the command line; every other key is a YAML object or list.
 SCALAR_KEYS: frozenset[str] = frozenset({"domain", *SECRET_KEYS})
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from config.model import HomelabConfig, parse_address_range
+from config.model import HomelabConfig, parse_address_range, parse_saved_certificate
 from config.policy import ADMIN_GROUP, address_problems, reference_problems
 
 
@@ -308,6 +308,22 @@ def headplane_cookie_secret_length(c: HomelabConfig) -> Iterable[Problem]:
         )
 
 
+def saved_certificate_parses(c: HomelabConfig) -> Iterable[Problem]:
+    """The saved wildcard Secret must be what `lab destroy` writes; never echo any of it."""
+    secret = c.wildcard_certificate
+    if secret is None:
+        return
+    try:
+        parse_saved_certificate(secret.get_secret_value())
+    except ValueError as error:
+        yield Problem(
+            _key("wildcardCertificate"),
+            "(secret)",
+            f"{error}; remove it with `pulumi config rm homelab:wildcardCertificate` and "
+            "cert-manager orders a new certificate",
+        )
+
+
 def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
     """Names Headscale's policy loader would reject (config/policy.py `reference_problems`)."""
     for path, value, expected in reference_problems(
@@ -366,6 +382,7 @@ RULES: tuple[Rule, ...] = (
     policy_subnets_in_lan,
     gateway_not_reused,
     workloads_have_somewhere_to_run,
+    saved_certificate_parses,
 )
 
 

@@ -459,7 +459,8 @@ def test_the_lab_template_is_a_throwaway_environment() -> None:
     assert config.lifecycle.is_lab
     assert config.lifecycle.protect_stateful is False
     assert config.lifecycle.reset_on_destroy is True
-    assert config.acme_environment == "staging"
+    # Production: devices and the router trust only production roots (tailscale tlsdial).
+    assert config.acme_environment == "production"
 
 
 def test_the_engine_records_reads_and_imports(
