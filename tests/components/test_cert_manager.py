@@ -368,6 +368,7 @@ def test_a_saved_certificate_is_seeded_so_cert_manager_keeps_it() -> None:
     secret = seeded_secret(render)
     assert reissue_reason(certificate, secret) is None
     assert depends_on(certificate, secret)
+    assert validate_objects([secret]) == 1
     # Immutable type: cert-manager keeps the existing one (issuing/internal/secret.go).
     assert secret.input("type") == "kubernetes.io/tls"
     # cert-manager renews into it with a forced apply; Pulumi must not write the old one back.
