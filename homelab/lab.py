@@ -245,7 +245,11 @@ def _save_certificate(lab: Lab, stack: auto.Stack, name: str) -> None:
     consequence = (
         "the next `lab up` orders a new certificate (Let's Encrypt allows 5 a week for these names)"
     )
-    outputs = _automation(stack.outputs)
+    try:
+        outputs = _automation(stack.outputs)
+    except LabOperationError as error:
+        lab.say(f"Could not read the stack outputs ({error}): {consequence}.")
+        return
     kubeconfig = outputs.get(KUBECONFIG_OUTPUT)
     if kubeconfig is None or not isinstance(kubeconfig.value, str):
         lab.say(f"No kubeconfig output, so no certificate to save: {consequence}.")

@@ -510,6 +510,24 @@ def test_a_certificate_that_cannot_be_read_does_not_stop_the_destroy(
     assert automation.calls[-1] == "remove_stack demo preserve_config=True"
 
 
+def test_unreadable_stack_outputs_do_not_stop_the_destroy(
+    project: Path, automation: Automation, commands: Commands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+
+    def broken(self: FakeStack) -> dict[str, auto.OutputValue]:
+        raise auto.CommandError(
+            auto.CommandResult(stdout="", stderr="error: no outputs\n", code=255)
+        )
+
+    monkeypatch.setattr(FakeStack, "outputs", broken)
+    result = run(project, "destroy", "demo")
+    assert result.code == 0, result.err
+    assert commands.seen == []
+    assert "Could not read the stack outputs (error: no outputs)" in result.out
+    assert "destroy" in automation.calls
+
+
 def test_a_secret_cert_manager_has_not_filled_is_not_saved() -> None:
     empty = json.loads(issued_secret())
     empty["data"] = {}
