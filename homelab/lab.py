@@ -321,14 +321,14 @@ def _running_stacks(lab: Lab) -> set[str]:
     }
 
 
-def _refuse_collisions_with_running_labs(lab: Lab, name: str) -> None:
+def _refuse_collisions_with_running_labs(lab: Lab, name: str, running: set[str]) -> None:
     """Two labs on one LAN must not share addresses or names either (a copy of the template
     would take over the running lab's machines). The homelab is the config loader's job."""
     own = load_stack_file(lab.stack_file(name))
     if isinstance(own, Problem):
         return  # the program itself reports what is wrong with the config
     problems: list[Problem] = []
-    for other in sorted(_running_stacks(lab) - {name, HOMELAB_STACK}):
+    for other in sorted(running - {name, HOMELAB_STACK}):
         if lab.stack_file(other).exists():
             problems += check_against_file(own, lab.stack_file(other), f"lab {other!r}")
     if problems:
@@ -362,7 +362,8 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
             f"{path.name} says environment {environment!r}; the lab commands only manage stacks "
             "with homelab:lifecycle.environment: lab"
         )
-    _refuse_collisions_with_running_labs(lab, name)
+    running = _running_stacks(lab)
+    _refuse_collisions_with_running_labs(lab, name, running)
     stack = _automation(
         lambda: auto.create_or_select_stack(
             stack_name=name, work_dir=str(lab.root), opts=lab.workspace_options()
@@ -370,10 +371,22 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
     )
     _ensure_dns_token(lab, stack, name)
     if CERTIFICATE_KEY in _automation(stack.get_all_config):
-        lab.say(
-            f"Reusing the wildcard certificate saved in {CERTIFICATE_KEY}: cert-manager keeps it "
-            "while it matches the names and is not due for renewal."
-        )
+        if name not in running:
+            lab.say(
+                f"Reusing the wildcard certificate saved in {CERTIFICATE_KEY}: cert-manager "
+                "keeps it while it matches the names and is not due for renewal."
+            )
+        elif not preview_only:
+            # The saved copy only seeds a new cluster. A running lab (a destroy that failed after
+            # saving, or the second `up` after a recreate) has its Secret already: seeding it
+            # would fail on the existing object. Dropping the value drops the seed from the
+            # state only (retain_on_delete), the Secret stays with cert-manager, and the next
+            # destroy saves it again.
+            _automation(lambda: stack.remove_config(CERTIFICATE_KEY))
+            lab.say(
+                f"Lab {name!r} is running, so its certificate is in the cluster: removed the "
+                f"saved copy {CERTIFICATE_KEY} (the next `lab destroy` saves it again)."
+            )
     if preview_only:
         preview = _automation(lambda: stack.preview(on_output=lab.say, diff=True))
         lab.say(f"Lab {name!r} preview: {_counts(preview.change_summary)}.")

@@ -65,6 +65,10 @@ class FakeStack:
         self.calls.append(f"set_config {key} secret={value.secret}")
         self.config[key] = value
 
+    def remove_config(self, key: str) -> None:
+        self.calls.append(f"remove_config {key}")
+        self.config.pop(key)
+
     def _run(self, op: str, on_output: Callable[[str], None] | None) -> None:
         self.calls.append(op)
         assert on_output is not None, "progress must be streamed"
@@ -542,6 +546,28 @@ def test_up_says_it_reuses_a_saved_certificate(
     result = run(project, "up", "demo")
     assert result.code == 0, result.err
     assert "Reusing the wildcard certificate" in result.out
+
+
+def test_a_running_lab_drops_the_saved_copy_instead_of_seeding_over_its_secret(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    """A second `up` of a running lab (or one after a destroy that failed once the certificate
+    was saved) must not create the seed over the Secret the cluster already has; the seed is
+    `retain_on_delete`, so dropping it from config leaves the Secret to cert-manager."""
+    automation.stacks = [auto.StackSummary(name="demo", current=True, resource_count=140)]
+    automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    result = run(project, "up", "demo")
+    assert result.code == 0, result.err
+    assert automation.calls.index(f"remove_config {lab.CERTIFICATE_KEY}") < (
+        automation.calls.index("up")
+    )
+    assert "Reusing" not in result.out
+    automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    automation.calls.clear()
+    preview = run(project, "preview", "demo")  # a preview changes no config
+    assert preview.code == 0, preview.err
+    assert not any(c.startswith("remove_config") for c in automation.calls)
+    assert lab.CERTIFICATE_KEY in automation.config
 
 
 def certificate_timeout() -> auto.CommandError:
