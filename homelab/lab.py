@@ -279,6 +279,13 @@ def _save_certificate(lab: Lab, stack: auto.Stack, name: str) -> None:
     )
 
 
+def _has_certificate(stack: auto.Stack) -> bool:
+    """Whether the stack's state holds the wildcard Certificate (its cluster has the Secret)."""
+    state = _automation(stack.export_stack)
+    resources = (state.deployment or {}).get("resources") or []
+    return any(CERTIFICATE_URN_PART in str(r.get("urn", "")) for r in resources)
+
+
 def certificate_failure(lab: Lab, name: str, details: str) -> str | None:
     """A clear line when the update failed at the wildcard Certificate, else None.
 
@@ -371,15 +378,15 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
     )
     _ensure_dns_token(lab, stack, name)
     if CERTIFICATE_KEY in _automation(stack.get_all_config):
-        if name not in running:
+        if name not in running or not _has_certificate(stack):
             lab.say(
                 f"Reusing the wildcard certificate saved in {CERTIFICATE_KEY}: cert-manager "
                 "keeps it while it matches the names and is not due for renewal."
             )
         elif not preview_only:
-            # The saved copy only seeds a new cluster. A running lab (a destroy that failed after
-            # saving, or the second `up` after a recreate) has its Secret already: seeding it
-            # would fail on the existing object. Dropping the value drops the seed from the
+            # The saved copy only seeds a cluster whose Certificate does not exist yet. Once it
+            # does (the second `up` after a recreate, or a destroy that failed after saving) the
+            # Secret is in the cluster: creating the seed then would fail on the existing object. Dropping the value drops the seed from the
             # state only (retain_on_delete), the Secret stays with cert-manager, and the next
             # destroy saves it again.
             _automation(lambda: stack.remove_config(CERTIFICATE_KEY))

@@ -53,6 +53,7 @@ class FakeStack:
     config: dict[str, Any] = field(default_factory=dict)
     fail_with: Exception | None = None
     stack_outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+    state: list[dict[str, str]] = field(default_factory=list)
 
     def get_all_config(self) -> dict[str, Any]:
         return dict(self.config)
@@ -60,6 +61,10 @@ class FakeStack:
     def outputs(self) -> dict[str, auto.OutputValue]:
         self.calls.append("outputs")
         return dict(self.stack_outputs)
+
+    def export_stack(self) -> auto.Deployment:
+        self.calls.append("export_stack")
+        return auto.Deployment(version=3, deployment={"resources": list(self.state)})
 
     def set_config(self, key: str, value: auto.ConfigValue) -> None:
         self.calls.append(f"set_config {key} secret={value.secret}")
@@ -99,10 +104,13 @@ class Automation:
     options: list[auto.LocalWorkspaceOptions] = field(default_factory=list)
     stacks: list[auto.StackSummary] = field(default_factory=list)
     outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+    state: list[dict[str, str]] = field(default_factory=list)
 
     def _stack(self, name: str) -> FakeStack:
         workspace = FakeWorkspace(self.calls, self.stacks)
-        return FakeStack(name, self.calls, workspace, self.config, self.fail_with, self.outputs)
+        return FakeStack(
+            name, self.calls, workspace, self.config, self.fail_with, self.outputs, self.state
+        )
 
     def create_or_select_stack(
         self, stack_name: str, work_dir: str | None = None, opts: Any = None, **_: Any
@@ -556,6 +564,18 @@ def test_a_running_lab_drops_the_saved_copy_instead_of_seeding_over_its_secret(
     `retain_on_delete`, so dropping it from config leaves the Secret to cert-manager."""
     automation.stacks = [auto.StackSummary(name="demo", current=True, resource_count=140)]
     automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    # An `up` that failed before the Certificate existed keeps the copy: nothing to collide with.
+    early = run(project, "up", "demo")
+    assert early.code == 0, early.err
+    assert "Reusing the wildcard certificate" in early.out
+    assert lab.CERTIFICATE_KEY in automation.config
+    automation.state.append(
+        {
+            "urn": "urn:pulumi:demo::homelab::homelab:platform:CertManager$"
+            "kubernetes:cert-manager.io/v1:Certificate::cert-manager-wildcard"
+        }
+    )
+    automation.calls.clear()
     result = run(project, "up", "demo")
     assert result.code == 0, result.err
     assert automation.calls.index(f"remove_config {lab.CERTIFICATE_KEY}") < (
