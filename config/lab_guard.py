@@ -139,6 +139,19 @@ def _name_collisions(lab: HomelabConfig, other: Neighbour) -> Iterator[Problem]:
             f"gives hosts {other.owner} serves ({', '.join(shared_hosts)}; {other.file}); use a "
             f"subdomain of its own, e.g. 'lab.{other.config.domain}'",
         )
+    # Let's Encrypt counts certificates per exact set of identifiers (5 per 7 days): a lab with
+    # the same set would spend the other's budget (reported once: shared hosts imply it).
+    if not shared_hosts and set(lab.certificate_dns_names) == set(
+        other.config.certificate_dns_names
+    ):
+        yield Problem(
+            f"{NS}:domain",
+            repr(lab.domain),
+            f"gives the same wildcard certificate names as {other.owner} "
+            f"({', '.join(lab.certificate_dns_names)}; {other.file}), which share one Let's "
+            f"Encrypt limit of 5 certificates a week; use a subdomain of its own, e.g. "
+            f"'lab.{other.config.domain}'",
+        )
     base = lab.remote_access.magic_dns_base_domain
     if base == other.config.remote_access.magic_dns_base_domain:
         # A concrete suggestion, never the refused value itself.

@@ -31,7 +31,9 @@ from config.model import HomelabConfig
 from config.rules import NS, InputUnavailableError, Problem, Unavailable, check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
-SECRET_KEYS: frozenset[str] = frozenset({"dnsApiToken", "headplaneCookieSecret"})
+SECRET_KEYS: frozenset[str] = frozenset(
+    {"dnsApiToken", "headplaneCookieSecret", "wildcardCertificate"}
+)
 # Keys given as plain strings on the command line; every other key is a YAML object or list.
 SCALAR_KEYS: frozenset[str] = frozenset({"domain", *SECRET_KEYS})
 

@@ -7,7 +7,10 @@ alias of the snake_case field). Field validation lives here; rules that relate s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -431,13 +434,84 @@ class Tls(StrictModel):
     acme_email: Email = Field(description="Let's Encrypt account e-mail.")
     acme_environment: Literal["staging", "production"] | None = Field(
         default=None,
-        description="Let's Encrypt endpoint. Default: production for 'homelab', staging for 'lab'.",
+        description="Let's Encrypt endpoint. Default: production, labs included: Tailscale clients "
+        "(the subnet router too) trust no staging certificate, so 'staging' only debugs DNS-01.",
     )
     dns01: Dns01Provider = Field(default_factory=CloudflareDns01, description="DNS-01 solver.")
     recursive_nameservers: list[NameserverWithPort] = Field(
         default_factory=lambda: ["1.1.1.1:53", "1.0.0.1:53"],
         min_length=1,
         description="Resolvers cert-manager uses for DNS-01 self-checks (avoids split-horizon DNS).",
+    )
+
+
+# Annotations cert-manager writes on the Secret it issues and reads back before reusing it
+# (cert-manager @ v1.21.1 : pkg/controller/certificates/issuing/internal/secret.go setValues;
+# internal/controller/certificates/policies/checks.go SecretIssuerAnnotationsMismatch,
+# SecretCertificateNameAnnotationsMismatch).
+CERTIFICATE_NAME_ANNOTATION = "cert-manager.io/certificate-name"
+ISSUER_ANNOTATIONS = (
+    "cert-manager.io/issuer-group",
+    "cert-manager.io/issuer-kind",
+    "cert-manager.io/issuer-name",
+)
+SAVED_CERTIFICATE_ANNOTATIONS = (CERTIFICATE_NAME_ANNOTATION, *ISSUER_ANNOTATIONS)
+_PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (EC |RSA )?PRIVATE KEY-----")
+
+
+@dataclass(frozen=True)
+class SavedCertificate:
+    """An issued certificate Secret kept across destroy/recreate: its data as stored (base64)."""
+
+    tls_crt: str
+    tls_key: str
+    annotations: dict[str, str]
+
+    def to_json(self) -> str:
+        """The config value `lab destroy` stores: sorted, so the same Secret is the same text."""
+        return json.dumps(
+            {"annotations": self.annotations, "tls.crt": self.tls_crt, "tls.key": self.tls_key},
+            sort_keys=True,
+        )
+
+
+def _decoded(value: object, what: str, marker: str | re.Pattern[str]) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be the base64 text of the Secret's data")
+    try:
+        text = base64.b64decode(value, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(f"{what} must be the base64 text of the Secret's data") from None
+    found = marker in text if isinstance(marker, str) else marker.search(text) is not None
+    if not found:
+        raise ValueError(f"{what} does not hold a PEM block of the expected kind")
+    return value
+
+
+def parse_saved_certificate(text: str) -> SavedCertificate:
+    """The saved Secret, or a ValueError whose message never contains any part of it."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("must be the JSON `lab destroy` writes") from None
+    if not isinstance(document, dict) or set(document) != {"annotations", "tls.crt", "tls.key"}:
+        raise ValueError("must be a JSON object with exactly 'annotations', 'tls.crt', 'tls.key'")
+    annotations = document["annotations"]
+    if not (
+        isinstance(annotations, dict)
+        and set(annotations) <= set(SAVED_CERTIFICATE_ANNOTATIONS)
+        and all(isinstance(v, str) for v in annotations.values())
+    ):
+        raise ValueError(
+            "'annotations' must map only "
+            + ", ".join(SAVED_CERTIFICATE_ANNOTATIONS)
+            + " to strings"
+        )
+    return SavedCertificate(
+        tls_crt=_decoded(document["tls.crt"], "'tls.crt'", _PEM_CERTIFICATE),
+        tls_key=_decoded(document["tls.key"], "'tls.key'", _PEM_PRIVATE_KEY),
+        annotations=dict(sorted(annotations.items())),
     )
 
 
@@ -592,12 +666,35 @@ class HomelabConfig(StrictModel):
         default=None,
         description="Headplane cookie secret, exactly 32 characters (secret); default: generated once.",
     )
+    wildcard_certificate: SecretStr | None = Field(
+        default=None,
+        description="The issued wildcard certificate Secret, saved by `lab destroy` (secret, JSON); "
+        "pre-seeds the Secret so cert-manager keeps it instead of ordering another.",
+    )
 
     @property
     def acme_environment(self) -> Literal["staging", "production"]:
         if self.tls.acme_environment is not None:
             return self.tls.acme_environment
-        return "staging" if self.lifecycle.is_lab else "production"
+        # Production for labs too: Tailscale clients verify the control server against the system
+        # roots and Let's Encrypt's production roots only (tailscale @ v1.102.3 :
+        # net/tlsdial/tlsdial.go Config, net/bakedroots), so no device joins a staging lab.
+        return "production"
+
+    @property
+    def certificate_dns_names(self) -> tuple[str, str]:
+        """The wildcard certificate's identifiers: Let's Encrypt limits certificates per exact set."""
+        return (self.domain, f"*.{self.domain}")
+
+    @property
+    def saved_certificate(self) -> SavedCertificate | None:
+        """The saved certificate when it parses (the rules report it when it does not)."""
+        if self.wildcard_certificate is None:
+            return None
+        try:
+            return parse_saved_certificate(self.wildcard_certificate.get_secret_value())
+        except ValueError:
+            return None
 
     @property
     def subnet_routes(self) -> list[ipaddress.IPv4Network]:

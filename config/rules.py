@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import pins
-from config.model import BUILTIN_HOSTS, HomelabConfig, parse_address_range
+from config.model import (
+    BUILTIN_HOSTS,
+    HomelabConfig,
+    parse_address_range,
+    parse_saved_certificate,
+)
 from config.policy import ADMIN_GROUP, address_problems, reference_problems
 
 
@@ -375,6 +380,22 @@ def headplane_cookie_secret_length(c: HomelabConfig) -> Iterable[Problem]:
         )
 
 
+def saved_certificate_parses(c: HomelabConfig) -> Iterable[Problem]:
+    """The saved wildcard Secret must be what `lab destroy` writes; never echo any of it."""
+    secret = c.wildcard_certificate
+    if secret is None:
+        return
+    try:
+        parse_saved_certificate(secret.get_secret_value())
+    except ValueError as error:
+        yield Problem(
+            _key("wildcardCertificate"),
+            "(secret)",
+            f"{error}; remove it with `./scripts/pulumi config rm homelab:wildcardCertificate` and "
+            "cert-manager orders a new certificate",
+        )
+
+
 def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
     """Names Headscale's policy loader would reject (config/policy.py `reference_problems`)."""
     for path, value, expected in reference_problems(
@@ -628,6 +649,7 @@ RULES: tuple[Rule, ...] = (
     node_link_selected_once,
     node_macs_unique,
     control_plane_scheduling_is_explicit,
+    saved_certificate_parses,
 )
 
 

@@ -12,6 +12,7 @@ Used by the tests (tests/harness.py), the offline render command and the benchma
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import runpy
@@ -38,12 +39,29 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
 PROJECT = "homelab"
 
+
 # Values the engine stands in for `secure:` config entries (or missing required secrets) so a
 # committed stack file renders offline. Deliberately recognisable, so a test can prove that none
 # of them ever reaches a plaintext input or output.
+def _pem_base64(kind: str, body: str) -> str:
+    return base64.b64encode(
+        f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n".encode()
+    ).decode()
+
+
 SENTINEL_SECRETS: dict[str, str] = {
     "dnsApiToken": "SENTINEL-dns-api-token-0123456789",
     "headplaneCookieSecret": "SENTINEL-cookie-0123456789abcdef",
+    # The shape `lab destroy` saves (config/model.py SavedCertificate), so a lab stack file that
+    # holds a saved certificate still renders.
+    "wildcardCertificate": json.dumps(
+        {
+            "annotations": {},
+            "tls.crt": _pem_base64("CERTIFICATE", "SENTINEL-certificate"),
+            "tls.key": _pem_base64("EC PRIVATE KEY", "SENTINEL-private-key"),
+        },
+        sort_keys=True,
+    ),
 }
 
 Json = Any

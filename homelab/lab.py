@@ -14,14 +14,25 @@ the same state backend and secrets provider as ./scripts/up.
 The real homelab is never touched by accident: `lab up homelab` is refused (use ./scripts/up), and
 destroying a stack named `homelab`, or one whose config says `environment: homelab`, needs the
 explicit `--force-homelab`.
+
+Labs use Let's Encrypt production (Tailscale clients trust no staging certificate), which allows
+5 certificates per exact set of names per 7 days. So `destroy` first saves the issued wildcard
+Secret (read with `kubectl`, the kubeconfig in a 0600 temp file that is deleted afterwards) as the
+secret config value homelab:wildcardCertificate, handed to `pulumi config set --secret` on stdin
+(never on a command line, never printed); the next `up` pre-seeds the Secret from it and
+cert-manager keeps it instead of ordering another (components/cert_manager.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +41,15 @@ from typing import Any, Final, TextIO, TypeVar
 import pulumi.automation as auto
 import yaml
 
+from components.cert_manager import (
+    CERTIFICATE_TIMEOUT_SECONDS,
+    WILDCARD_CERTIFICATE,
+    WILDCARD_SECRET,
+    solver_description,
+)
+from components.common import CERT_MANAGER_NAMESPACE
 from config.lab_guard import check_against_file, load_stack_file
+from config.model import SAVED_CERTIFICATE_ANNOTATIONS, SavedCertificate, parse_saved_certificate
 from config.rules import Problem
 from homelab import engine
 
@@ -38,6 +57,11 @@ HOMELAB_STACK: Final = "homelab"
 TEMPLATE_STACK: Final = "lab"
 DNS_TOKEN_KEY: Final = "homelab:dnsApiToken"
 DNS_TOKEN_ENV: Final = "HOMELAB_DNS_API_TOKEN"
+CERTIFICATE_KEY: Final = "homelab:wildcardCertificate"
+KUBECONFIG_OUTPUT: Final = "kubeconfig"
+# How the Certificate appears in a failed update's URN (pulumi-kubernetes @ v4.32.0 :
+# provider/pkg/provider/provider.go Create: 'resource "<urn>" was successfully created, but ...').
+CERTIFICATE_URN_PART: Final = "kubernetes:cert-manager.io/v1:Certificate::"
 # A DNS label, so the name is also safe in file names and stack references.
 _STACK_NAME: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MISSING_CLI: Final = (
@@ -53,7 +77,14 @@ class LabError(Exception):
 
 
 class LabOperationError(Exception):
-    """The Pulumi operation itself failed (its output was streamed): one line, exit code 1."""
+    """The Pulumi operation itself failed (its output was streamed): one line, exit code 1.
+
+    `details` is the whole CLI result, to recognise what failed; it is never printed.
+    """
+
+    def __init__(self, line: str, details: str = "") -> None:
+        super().__init__(line)
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -133,7 +164,16 @@ def _automation(call: Callable[[], T]) -> T:
     except FileNotFoundError:  # the SDK runs `pulumi version` first and cannot find it
         raise LabError(MISSING_CLI) from None
     except auto.CommandError as error:
-        raise LabOperationError(_last_line(error)) from None
+        raise LabOperationError(_last_line(error), details=str(error)) from None
+
+
+def _run_command(
+    argv: list[str], *, stdin: str | None, env: Mapping[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """One workstation command, its output captured (never echoed: it may hold a key)."""
+    return subprocess.run(
+        argv, input=stdin, env=dict(env), cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 def _ensure_dns_token(lab: Lab, stack: auto.Stack, name: str) -> None:
@@ -148,6 +188,122 @@ def _ensure_dns_token(lab: Lab, stack: auto.Stack, name: str) -> None:
         )
     _automation(lambda: stack.set_config(DNS_TOKEN_KEY, auto.ConfigValue(value=token, secret=True)))
     lab.say(f"Stored {DNS_TOKEN_KEY} (encrypted) from {DNS_TOKEN_ENV}.")
+
+
+def _last_stderr_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {result.returncode}"
+
+
+def saved_certificate_from_secret(secret: Mapping[str, Any]) -> SavedCertificate:
+    """What is kept of the issued Secret (`kubectl get secret -o json`): its data as stored and
+    the annotations cert-manager checks before reusing it (config/model.py)."""
+    data = secret.get("data") or {}
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    kept = {k: v for k, v in sorted(annotations.items()) if k in SAVED_CERTIFICATE_ANNOTATIONS}
+    saved = SavedCertificate(
+        tls_crt=str(data.get("tls.crt", "")), tls_key=str(data.get("tls.key", "")), annotations=kept
+    )
+    # The loader must accept what is stored; a Secret cert-manager has not filled yet fails here.
+    return parse_saved_certificate(saved.to_json())
+
+
+def read_issued_certificate(lab: Lab, kubeconfig: str) -> SavedCertificate:
+    """The issued wildcard Secret, read with kubectl; ValueError says why it could not be."""
+    previous = os.umask(0o077)
+    try:
+        handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
+    finally:
+        os.umask(previous)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(kubeconfig)
+        env = {**lab.env, "KUBECONFIG": path}
+        argv = ["kubectl", "-n", CERT_MANAGER_NAMESPACE, "get", "secret", WILDCARD_SECRET]
+        result = _run_command([*argv, "-o", "json"], stdin=None, env=env, cwd=lab.root)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            Path(path).unlink()
+    if result.returncode != 0:
+        raise ValueError(f"kubectl: {_last_stderr_line(result)}")
+    try:
+        secret = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise ValueError("kubectl did not print the Secret as JSON") from None
+    try:
+        return saved_certificate_from_secret(secret)
+    except ValueError as error:
+        raise ValueError(f"the Secret is not an issued certificate ({error})") from None
+
+
+def _save_certificate(lab: Lab, stack: auto.Stack, name: str) -> None:
+    """Keep the lab's issued certificate in its stack config before the cluster goes.
+
+    Best effort: a lab that cannot be read (never came up, cluster already gone) is destroyed
+    anyway, with a line saying the next `up` orders a new certificate.
+    """
+    consequence = (
+        "the next `lab up` orders a new certificate (Let's Encrypt allows 5 a week for these names)"
+    )
+    try:
+        outputs = _automation(stack.outputs)
+    except LabOperationError as error:
+        lab.say(f"Could not read the stack outputs ({error}): {consequence}.")
+        return
+    kubeconfig = outputs.get(KUBECONFIG_OUTPUT)
+    if kubeconfig is None or not isinstance(kubeconfig.value, str):
+        lab.say(f"No kubeconfig output, so no certificate to save: {consequence}.")
+        return
+    try:
+        saved = read_issued_certificate(lab, kubeconfig.value)
+    except (OSError, ValueError) as error:
+        lab.say(f"Could not read the wildcard certificate ({error}): {consequence}.")
+        return
+    env = {**lab.env, **(lab.workspace_options().env_vars or {})}
+    # The value goes on stdin: `pulumi config set` reads it there when stdin is not a terminal
+    # (pulumi/pulumi : pkg/cmd/pulumi/config/config_set.go run), keeping it out of argv.
+    result = _run_command(
+        ["pulumi", "config", "set", "--secret", CERTIFICATE_KEY, "--stack", name],
+        stdin=saved.to_json(),
+        env=env,
+        cwd=lab.root,
+    )
+    if result.returncode != 0:
+        lab.say(
+            f"Could not save the wildcard certificate ({_last_stderr_line(result)}): {consequence}."
+        )
+        return
+    lab.say(
+        f"Saved the wildcard certificate as {CERTIFICATE_KEY} (encrypted in Pulumi.{name}.yaml): "
+        "the next `lab up` reuses it instead of ordering a new one."
+    )
+
+
+def _has_certificate(stack: auto.Stack) -> bool:
+    """Whether the stack's state holds the wildcard Certificate (its cluster has the Secret)."""
+    state = _automation(stack.export_stack)
+    resources = (state.deployment or {}).get("resources") or []
+    return any(CERTIFICATE_URN_PART in str(r.get("urn", "")) for r in resources)
+
+
+def certificate_failure(lab: Lab, name: str, details: str) -> str | None:
+    """A clear line when the update failed at the wildcard Certificate, else None.
+
+    pulumi-kubernetes reports an await timeout as "... failed to fully initialize or become
+    live: timed out waiting for the condition" on the Certificate's URN; this names the cause.
+    """
+    if CERTIFICATE_URN_PART not in details:
+        return None
+    config = load_stack_file(lab.stack_file(name))
+    solver = solver_description(config) if not isinstance(config, Problem) else "DNS-01"
+    where = f"{CERT_MANAGER_NAMESPACE}/{WILDCARD_CERTIFICATE}"
+    return (
+        f"the wildcard Certificate {where} did not become Ready within "
+        f"{CERTIFICATE_TIMEOUT_SECONDS} s: cert-manager could not complete {solver} (usually a "
+        "DNS token without Zone:DNS:Edit, or a zone that does not hold the domain). See "
+        f"`kubectl -n {CERT_MANAGER_NAMESPACE} describe certificate {WILDCARD_CERTIFICATE}` and "
+        f"`kubectl -n {CERT_MANAGER_NAMESPACE} describe challenges` (README, Troubleshooting)"
+    )
 
 
 def _op_name(op: Any) -> str:
@@ -172,14 +328,14 @@ def _running_stacks(lab: Lab) -> set[str]:
     }
 
 
-def _refuse_collisions_with_running_labs(lab: Lab, name: str) -> None:
+def _refuse_collisions_with_running_labs(lab: Lab, name: str, running: set[str]) -> None:
     """Two labs on one LAN must not share addresses or names either (a copy of the template
     would take over the running lab's machines). The homelab is the config loader's job."""
     own = load_stack_file(lab.stack_file(name))
     if isinstance(own, Problem):
         return  # the program itself reports what is wrong with the config
     problems: list[Problem] = []
-    for other in sorted(_running_stacks(lab) - {name, HOMELAB_STACK}):
+    for other in sorted(running - {name, HOMELAB_STACK}):
         if lab.stack_file(other).exists():
             problems += check_against_file(own, lab.stack_file(other), f"lab {other!r}")
     if problems:
@@ -213,18 +369,41 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
             f"{path.name} says environment {environment!r}; the lab commands only manage stacks "
             "with homelab:lifecycle.environment: lab"
         )
-    _refuse_collisions_with_running_labs(lab, name)
+    running = _running_stacks(lab)
+    _refuse_collisions_with_running_labs(lab, name, running)
     stack = _automation(
         lambda: auto.create_or_select_stack(
             stack_name=name, work_dir=str(lab.root), opts=lab.workspace_options()
         )
     )
     _ensure_dns_token(lab, stack, name)
+    if CERTIFICATE_KEY in _automation(stack.get_all_config):
+        if name not in running or not _has_certificate(stack):
+            lab.say(
+                f"Reusing the wildcard certificate saved in {CERTIFICATE_KEY}: cert-manager "
+                "keeps it while it matches the names and is not due for renewal."
+            )
+        elif not preview_only:
+            # The saved copy only seeds a cluster whose Certificate does not exist yet. Once it
+            # does (the second `up` after a recreate, or a destroy that failed after saving) the
+            # Secret is in the cluster: creating the seed then would fail on the existing object. Dropping the value drops the seed from the
+            # state only (retain_on_delete), the Secret stays with cert-manager, and the next
+            # destroy saves it again.
+            _automation(lambda: stack.remove_config(CERTIFICATE_KEY))
+            lab.say(
+                f"Lab {name!r} is running, so its certificate is in the cluster: removed the "
+                f"saved copy {CERTIFICATE_KEY} (the next `lab destroy` saves it again)."
+            )
     if preview_only:
         preview = _automation(lambda: stack.preview(on_output=lab.say, diff=True))
         lab.say(f"Lab {name!r} preview: {_counts(preview.change_summary)}.")
         return 0
-    result = _automation(lambda: stack.up(on_output=lab.say, suppress_outputs=True))
+    try:
+        result = _automation(lambda: stack.up(on_output=lab.say, suppress_outputs=True))
+    except LabOperationError as failure:
+        if (line := certificate_failure(lab, name, failure.details)) is not None:
+            raise LabOperationError(line, details=failure.details) from None
+        raise
     lab.say(f"Lab {name!r} is up: {_counts(result.summary.resource_changes)}.")
     return 0
 
@@ -252,6 +431,7 @@ def destroy(lab: Lab, name: str, *, force_homelab: bool = False) -> int:
             stack_name=name, work_dir=str(lab.root), opts=lab.workspace_options()
         )
     )
+    _save_certificate(lab, stack, name)
     result = _automation(lambda: stack.destroy(on_output=lab.say, suppress_outputs=True))
     lab.say(f"Destroyed {name!r}: {_counts(result.summary.resource_changes)}.")
     if is_homelab:

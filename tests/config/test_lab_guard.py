@@ -125,6 +125,23 @@ def test_hosts_the_homelab_serves_are_refused() -> None:
     assert "headscale.sarma.love" in problems[0].expected
 
 
+def test_the_homelab_certificate_names_are_refused_even_without_a_shared_host() -> None:
+    """Let's Encrypt's limit of 5 new certificates per exact set of identifiers per 7 days
+    (letsencrypt.org/docs/rate-limits, 2025-06): a lab whose wildcard names equal the homelab's
+    would spend the homelab's renewals, so each lab needs its own domain."""
+    changes = {
+        "domain": HOMELAB["domain"],
+        "remoteAccess.magicDnsBaseDomain": "ts.lab.sarma.love",
+        "remoteAccess.headscaleHost": "lab-headscale",
+        "remoteAccess.headplane": {"host": "lab-headplane"},
+        "apps.0.host": "lab-grafana",
+    }
+    problems = collisions(lab_config(changes))
+    assert keys(problems) == ["homelab:domain"]
+    assert "5 certificates a week" in problems[0].expected
+    assert "*.sarma.love" in problems[0].expected
+
+
 def test_the_homelab_magic_dns_domain_is_refused() -> None:
     changes = {"remoteAccess.magicDnsBaseDomain": HOMELAB["remoteAccess"]["magicDnsBaseDomain"]}
     problems = collisions(lab_config(changes))

@@ -154,7 +154,8 @@ def test_install_disk_rejects_what_is_not_a_dev_path(disk: str) -> None:
     ("changes", "protect", "reset", "acme"),
     [
         ({}, True, False, "production"),
-        ({"lifecycle": {"environment": "lab"}}, False, True, "staging"),
+        # Labs are on production too: Tailscale clients refuse staging (config/model.py).
+        ({"lifecycle": {"environment": "lab"}}, False, True, "production"),
         (
             {
                 "lifecycle": {"environment": "lab", "protect": True, "resetNodesOnDestroy": False},

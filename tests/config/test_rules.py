@@ -8,6 +8,7 @@ so a rule can neither pass by always failing nor by never failing.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from config.rules import (
     pools_avoid_reserved,
     pools_do_not_overlap,
     pools_in_lan,
+    saved_certificate_parses,
     stun_ip_in_pool,
     stun_port_free_on_shared_ip,
     subnet_routes_in_lan,
@@ -96,6 +98,23 @@ def case(
 ) -> RuleCase:
     return RuleCase(
         id, rule, Change(breaks, breaks_delete), key, Change(near_miss, near_miss_delete)
+    )
+
+
+def _saved_certificate(key: str | None = None) -> str:
+    """A saved wildcard Secret in the shape `lab destroy` writes (config/model.py)."""
+
+    def pem(kind: str) -> str:
+        return base64.b64encode(
+            f"-----BEGIN {kind}-----\nx\n-----END {kind}-----\n".encode()
+        ).decode()
+
+    return json.dumps(
+        {
+            "annotations": {"cert-manager.io/issuer-kind": "ClusterIssuer"},
+            "tls.crt": pem("CERTIFICATE"),
+            "tls.key": key if key is not None else pem("EC PRIVATE KEY"),
+        }
     )
 
 
@@ -399,6 +418,13 @@ CASES = [
         {"headplaneCookieSecret": "a" * 33},
         "headplaneCookieSecret",
         {"headplaneCookieSecret": "b" * 32},
+    ),
+    case(
+        "saved-certificate-key-not-base64",
+        saved_certificate_parses,
+        {"wildcardCertificate": _saved_certificate(key="not base64!")},
+        "wildcardCertificate",
+        {"wildcardCertificate": _saved_certificate()},
     ),
     case(
         "policy-group",

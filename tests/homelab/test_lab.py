@@ -3,9 +3,12 @@ are recreated identically and leave nothing behind."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import shutil
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,13 +52,27 @@ class FakeStack:
     workspace: FakeWorkspace
     config: dict[str, Any] = field(default_factory=dict)
     fail_with: Exception | None = None
+    stack_outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+    state: list[dict[str, str]] = field(default_factory=list)
 
     def get_all_config(self) -> dict[str, Any]:
         return dict(self.config)
 
+    def outputs(self) -> dict[str, auto.OutputValue]:
+        self.calls.append("outputs")
+        return dict(self.stack_outputs)
+
+    def export_stack(self) -> auto.Deployment:
+        self.calls.append("export_stack")
+        return auto.Deployment(version=3, deployment={"resources": list(self.state)})
+
     def set_config(self, key: str, value: auto.ConfigValue) -> None:
         self.calls.append(f"set_config {key} secret={value.secret}")
         self.config[key] = value
+
+    def remove_config(self, key: str) -> None:
+        self.calls.append(f"remove_config {key}")
+        self.config.pop(key)
 
     def _run(self, op: str, on_output: Callable[[str], None] | None) -> None:
         self.calls.append(op)
@@ -86,10 +103,14 @@ class Automation:
     fail_with: Exception | None = None
     options: list[auto.LocalWorkspaceOptions] = field(default_factory=list)
     stacks: list[auto.StackSummary] = field(default_factory=list)
+    outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+    state: list[dict[str, str]] = field(default_factory=list)
 
     def _stack(self, name: str) -> FakeStack:
         workspace = FakeWorkspace(self.calls, self.stacks)
-        return FakeStack(name, self.calls, workspace, self.config, self.fail_with)
+        return FakeStack(
+            name, self.calls, workspace, self.config, self.fail_with, self.outputs, self.state
+        )
 
     def create_or_select_stack(
         self, stack_name: str, work_dir: str | None = None, opts: Any = None, **_: Any
@@ -117,6 +138,42 @@ def automation(monkeypatch: pytest.MonkeyPatch) -> Automation:
     monkeypatch.setattr(auto, "select_stack", fake.select_stack)
     monkeypatch.setattr(auto, "LocalWorkspace", fake.local_workspace)
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/local/bin/{name}")
+    return fake
+
+
+@dataclass
+class Command:
+    argv: list[str]
+    stdin: str | None
+    env: dict[str, str]
+    kubeconfig: str | None  # the KUBECONFIG file's content and mode while the command ran
+    kubeconfig_mode: int | None
+
+
+@dataclass
+class Commands:
+    """Workstation commands the lab CLI runs (kubectl, `pulumi config set`), answered by `reply`."""
+
+    calls: list[str]
+    seen: list[Command] = field(default_factory=list)
+    replies: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
+
+    def __call__(
+        self, argv: list[str], *, stdin: str | None, env: Mapping[str, str], cwd: Path
+    ) -> subprocess.CompletedProcess[str]:
+        path = env.get("KUBECONFIG")
+        content = mode = None
+        if path is not None and Path(path).exists():
+            content, mode = Path(path).read_text(), Path(path).stat().st_mode & 0o777
+        self.seen.append(Command(list(argv), stdin, dict(env), content, mode))
+        self.calls.append(argv[0])
+        return self.replies.get(argv[0], subprocess.CompletedProcess(argv, 0, "", ""))
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch, automation: Automation) -> Commands:
+    fake = Commands(automation.calls)
+    monkeypatch.setattr(lab, "_run_command", fake)
     return fake
 
 
@@ -284,16 +341,18 @@ def test_a_lab_with_its_own_addresses_runs_beside_another(
 
 
 def test_destroy_destroys_then_removes_the_stack_and_keeps_its_config(
-    project: Path, automation: Automation
+    project: Path, automation: Automation, commands: Commands
 ) -> None:
     shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
     result = run(project, "destroy", "demo")
     assert result.code == 0, result.err
     assert automation.calls == [
         f"select_stack demo work_dir={project}",
+        "outputs",  # no kubeconfig output: nothing to save
         "destroy",
         "remove_stack demo preserve_config=True",
     ]
+    assert "next `lab up` orders a new certificate" in result.out
     assert (project / "Pulumi.demo.yaml").exists()
     assert "destroy progress line" in result.out
 
@@ -319,11 +378,11 @@ def test_destroy_of_any_stack_configured_as_the_homelab_is_refused(
 
 
 def test_forced_destroy_of_the_homelab_destroys_but_keeps_the_stack(
-    project: Path, automation: Automation
+    project: Path, automation: Automation, commands: Commands
 ) -> None:
     result = run(project, "destroy", "homelab", "--force-homelab")
     assert result.code == 0, result.err
-    assert automation.calls == [f"select_stack homelab work_dir={project}", "destroy"]
+    assert automation.calls == [f"select_stack homelab work_dir={project}", "outputs", "destroy"]
 
 
 def test_destroy_of_a_stack_without_a_config_file_is_refused(
@@ -336,7 +395,7 @@ def test_destroy_of_a_stack_without_a_config_file_is_refused(
 
 
 def test_a_failed_destroy_keeps_the_stack_and_exits_1(
-    project: Path, automation: Automation
+    project: Path, automation: Automation, commands: Commands
 ) -> None:
     shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
     automation.fail_with = auto.CommandError(
@@ -348,6 +407,230 @@ def test_a_failed_destroy_keeps_the_stack_and_exits_1(
     assert result.code == 1
     assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
     assert not any(c.startswith("remove_stack") for c in automation.calls)
+
+
+# --- keeping the certificate across destroy/recreate ------------------------------------------
+
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: SWEEP-kc}}]\n"
+)
+KEY_PEM = "-----BEGIN EC PRIVATE KEY-----\nSWEEP-lab-private-key\n-----END EC PRIVATE KEY-----\n"
+CERT_PEM = "-----BEGIN CERTIFICATE-----\nSWEEP-lab-certificate\n-----END CERTIFICATE-----\n"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def issued_secret() -> str:
+    """`kubectl get secret wildcard-tls -o json` of a Secret cert-manager v1.21.1 issued
+    (pkg/controller/certificates/issuing/internal/secret.go setValues: these annotations)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": "wildcard-tls",
+                "namespace": "cert-manager",
+                "annotations": {
+                    "cert-manager.io/alt-names": "*.lab.sarma.love,lab.sarma.love",
+                    "cert-manager.io/certificate-name": "wildcard",
+                    "cert-manager.io/common-name": "lab.sarma.love",
+                    "cert-manager.io/issuer-group": "cert-manager.io",
+                    "cert-manager.io/issuer-kind": "ClusterIssuer",
+                    "cert-manager.io/issuer-name": "letsencrypt-production",
+                    "reflector.v1.k8s.emberstack.com/reflection-allowed": "true",
+                },
+                "labels": {"controller.cert-manager.io/fao": "true"},
+            },
+            "data": {"tls.crt": b64(CERT_PEM), "tls.key": b64(KEY_PEM)},
+        }
+    )
+
+
+def test_destroy_saves_the_issued_certificate_as_a_secret_before_destroying(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    """pulumi/pulumi (pkg/cmd/pulumi/config/config_set.go `run`): with no value argument and a
+    stdin that is not a terminal, `config set` reads the value from stdin, so the private key
+    never appears in a process's argv."""
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    automation.outputs = {"kubeconfig": auto.OutputValue(value=KUBECONFIG, secret=True)}
+    commands.replies["kubectl"] = subprocess.CompletedProcess([], 0, issued_secret(), "")
+    result = run(project, "destroy", "demo")
+    assert result.code == 0, result.err
+    assert automation.calls.index("pulumi") < automation.calls.index("destroy")
+    kubectl, config_set = commands.seen
+    assert kubectl.argv == [
+        "kubectl",
+        "-n",
+        "cert-manager",
+        "get",
+        "secret",
+        "wildcard-tls",
+        "-o",
+        "json",
+    ]
+    # The kubeconfig reached kubectl only as an owner-only file, gone afterwards.
+    assert (kubectl.kubeconfig, kubectl.kubeconfig_mode) == (KUBECONFIG, 0o600)
+    assert not Path(kubectl.env["KUBECONFIG"]).exists()
+    assert config_set.argv == [
+        "pulumi",
+        "config",
+        "set",
+        "--secret",
+        lab.CERTIFICATE_KEY,
+        "--stack",
+        "demo",
+    ]
+    assert config_set.env["PULUMI_CONFIG_PASSPHRASE"] == "test-passphrase"
+    assert config_set.env["PULUMI_BACKEND_URL"].startswith("file://")
+    stored = json.loads(config_set.stdin or "")
+    assert stored == {
+        "annotations": {
+            "cert-manager.io/certificate-name": "wildcard",
+            "cert-manager.io/issuer-group": "cert-manager.io",
+            "cert-manager.io/issuer-kind": "ClusterIssuer",
+            "cert-manager.io/issuer-name": "letsencrypt-production",
+        },
+        "tls.crt": b64(CERT_PEM),
+        "tls.key": b64(KEY_PEM),
+    }
+    # What is stored is what the loader accepts for homelab:wildcardCertificate.
+    raw = {**stack_raw_config("lab"), "wildcardCertificate": config_set.stdin}
+    assert validate_config(raw).saved_certificate is not None
+    for secret in ("SWEEP-kc", KEY_PEM, b64(KEY_PEM)):
+        assert secret not in result.out + result.err
+        assert not any(secret in " ".join(c.argv) for c in commands.seen)
+    assert "Saved the wildcard certificate" in result.out
+
+
+def test_a_certificate_that_cannot_be_read_does_not_stop_the_destroy(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    automation.outputs = {"kubeconfig": auto.OutputValue(value=KUBECONFIG, secret=True)}
+    commands.replies["kubectl"] = subprocess.CompletedProcess(
+        [], 1, "", 'Error from server (NotFound): secrets "wildcard-tls" not found\n'
+    )
+    result = run(project, "destroy", "demo")
+    assert result.code == 0, result.err
+    assert [c.argv[0] for c in commands.seen] == ["kubectl"]  # nothing stored
+    assert "not found" in result.out
+    assert "orders a new certificate" in result.out
+    assert automation.calls[-1] == "remove_stack demo preserve_config=True"
+
+
+def test_unreadable_stack_outputs_do_not_stop_the_destroy(
+    project: Path, automation: Automation, commands: Commands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+
+    def broken(self: FakeStack) -> dict[str, auto.OutputValue]:
+        raise auto.CommandError(
+            auto.CommandResult(stdout="", stderr="error: no outputs\n", code=255)
+        )
+
+    monkeypatch.setattr(FakeStack, "outputs", broken)
+    result = run(project, "destroy", "demo")
+    assert result.code == 0, result.err
+    assert commands.seen == []
+    assert "Could not read the stack outputs (error: no outputs)" in result.out
+    assert "destroy" in automation.calls
+
+
+def test_a_secret_cert_manager_has_not_filled_is_not_saved() -> None:
+    empty = json.loads(issued_secret())
+    empty["data"] = {}
+    with pytest.raises(ValueError, match=r"tls\.crt"):
+        lab.saved_certificate_from_secret(empty)
+
+
+def test_up_says_it_reuses_a_saved_certificate(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    result = run(project, "up", "demo")
+    assert result.code == 0, result.err
+    assert "Reusing the wildcard certificate" in result.out
+
+
+def test_a_running_lab_drops_the_saved_copy_instead_of_seeding_over_its_secret(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    """A second `up` of a running lab (or one after a destroy that failed once the certificate
+    was saved) must not create the seed over the Secret the cluster already has; the seed is
+    `retain_on_delete`, so dropping it from config leaves the Secret to cert-manager."""
+    automation.stacks = [auto.StackSummary(name="demo", current=True, resource_count=140)]
+    automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    # An `up` that failed before the Certificate existed keeps the copy: nothing to collide with.
+    early = run(project, "up", "demo")
+    assert early.code == 0, early.err
+    assert "Reusing the wildcard certificate" in early.out
+    assert lab.CERTIFICATE_KEY in automation.config
+    automation.state.append(
+        {
+            "urn": "urn:pulumi:demo::homelab::homelab:platform:CertManager$"
+            "kubernetes:cert-manager.io/v1:Certificate::cert-manager-wildcard"
+        }
+    )
+    automation.calls.clear()
+    result = run(project, "up", "demo")
+    assert result.code == 0, result.err
+    assert automation.calls.index(f"remove_config {lab.CERTIFICATE_KEY}") < (
+        automation.calls.index("up")
+    )
+    assert "Reusing" not in result.out
+    automation.config[lab.CERTIFICATE_KEY] = auto.ConfigValue(value="(encrypted)", secret=True)
+    automation.calls.clear()
+    preview = run(project, "preview", "demo")  # a preview changes no config
+    assert preview.code == 0, preview.err
+    assert not any(c.startswith("remove_config") for c in automation.calls)
+    assert lab.CERTIFICATE_KEY in automation.config
+
+
+def certificate_timeout() -> auto.CommandError:
+    """How pulumi-kubernetes reports the await timeout (pulumi/pulumi-kubernetes@v4.32.0:
+    provider/pkg/provider/provider.go Create, "was successfully created, but ... failed to fully
+    initialize or become live"; await/internal/awaiter.go: "timed out waiting for the
+    condition")."""
+    urn = (
+        "urn:pulumi:demo::homelab::homelab:platform:CertManager$"
+        "kubernetes:cert-manager.io/v1:Certificate::cert-manager-wildcard"
+    )
+    stdout = (
+        "Diagnostics:\n  kubernetes:cert-manager.io/v1:Certificate (cert-manager-wildcard):\n"
+        f'    error: resource "{urn}" was successfully created, but the Kubernetes API server '
+        "reported that it failed to fully initialize or become live: timed out waiting for the "
+        "condition\n"
+    )
+    return auto.CommandError(
+        auto.CommandResult(stdout=stdout, stderr="error: update failed\n", code=255)
+    )
+
+
+def test_an_up_that_fails_at_the_certificate_names_it_and_the_dns01_solver(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    automation.fail_with = certificate_timeout()
+    result = run(project, "up", "demo")
+    assert result.code == 1
+    assert result.err.count("\n") == 1
+    assert "Certificate cert-manager/wildcard did not become Ready within 900 s" in result.err
+    assert "DNS-01 via cloudflare in zone sarma.love" in result.err
+    assert "kubectl -n cert-manager describe challenges" in result.err
+
+
+def test_other_failures_keep_the_cli_last_line(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    automation.fail_with = auto.CommandError(
+        auto.CommandResult(stdout="", stderr="error: node 192.168.0.51 timed out\n", code=255)
+    )
+    result = run(project, "up", "demo")
+    assert result.code == 1
+    assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
 
 
 # --- prerequisites ---------------------------------------------------------------------------
@@ -459,7 +742,8 @@ def test_the_lab_template_is_a_throwaway_environment() -> None:
     assert config.lifecycle.is_lab
     assert config.lifecycle.protect_stateful is False
     assert config.lifecycle.reset_on_destroy is True
-    assert config.acme_environment == "staging"
+    # Production: devices and the router trust only production roots (tailscale tlsdial).
+    assert config.acme_environment == "production"
 
 
 def test_the_engine_records_reads_and_imports(

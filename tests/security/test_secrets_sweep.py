@@ -5,6 +5,8 @@ kind of leak)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Callable
 
@@ -82,6 +84,55 @@ def test_a_secret_config_error_names_the_key_but_never_the_value(
     message = str(failure.value)
     assert "homelab:headplaneCookieSecret" in message
     assert wrong_length not in message
+
+
+SAVED_KEY_PEM = (
+    "-----BEGIN EC PRIVATE KEY-----\nSWEEP-saved-private-key-5c1e\n-----END EC PRIVATE KEY-----\n"
+)
+SAVED_CERT_PEM = "-----BEGIN CERTIFICATE-----\nSWEEP-saved-cert-77ab\n-----END CERTIFICATE-----\n"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_a_saved_wildcard_certificate_reaches_no_plaintext_path_or_log(
+    captured: Callable[[Callable[[], Render]], tuple[Render, str]],
+) -> None:
+    """`lab destroy` stores the issued Secret, private key included, as homelab:wildcardCertificate;
+    the render that seeds it from there must keep every form of it secret."""
+    bundle = json.dumps(
+        {
+            "annotations": {"cert-manager.io/issuer-kind": "ClusterIssuer"},
+            "tls.crt": _b64(SAVED_CERT_PEM),
+            "tls.key": _b64(SAVED_KEY_PEM),
+        }
+    )
+    secrets = {**SWEEP_SECRETS, "wildcardCertificate": bundle}
+    render, logs = captured(lambda: render_stack("lab", secrets=secrets))
+    seeded = [
+        r
+        for r in render.by_type("kubernetes:core/v1:Secret")
+        if r.inputs.get("metadata", {}).get("name") == "wildcard-tls"
+    ]
+    assert len(seeded) == 1, "the saved certificate must be seeded for this sweep to mean much"
+    pieces = {
+        "wildcardCertificate": bundle,
+        "saved tls.key": _b64(SAVED_KEY_PEM),
+        "saved tls.key PEM": SAVED_KEY_PEM,
+        "saved tls.crt": _b64(SAVED_CERT_PEM),
+    }
+    assert find_leaks(render, pieces) == []
+    assert secrets_in_text(logs, pieces) == []
+
+
+def test_a_broken_saved_certificate_is_reported_without_any_of_it() -> None:
+    broken = '{"annotations": {}, "tls.crt": "SWEEP-broken-cert", "tls.key": "SWEEP-broken-key"}'
+    with pytest.raises(engine.RenderError) as failure:
+        render_stack("lab", secrets={"wildcardCertificate": broken})
+    message = str(failure.value)
+    assert "homelab:wildcardCertificate" in message
+    assert "SWEEP-broken" not in message
 
 
 # --- the sweep catches what it must ------------------------------------------------------------
