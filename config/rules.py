@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from config import access
 from config.model import HomelabConfig, parse_address_range
 from config.policy import ADMIN_GROUP, address_problems, reference_problems
 
@@ -314,6 +315,7 @@ def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
         c.remote_access.policy,
         defined_groups=[ADMIN_GROUP],
         owned_tags=[c.remote_access.router.tag],
+        defined_hosts=access.app_host_aliases(c),
     ):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
@@ -323,6 +325,27 @@ def policy_subnets_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     for path, value, expected in address_problems(
         c.remote_access.policy, subnet_routes=c.subnet_routes
     ):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
+
+
+def policy_tests_hold(c: HomelabConfig) -> Iterable[Problem]:
+    """`remoteAccess.policy.tests`, evaluated offline over the policy the stack ships
+    (config/access.py): one line per failing accept or deny, saying what the policy allows."""
+    for path, value, expected in access.test_problems(c):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
+
+
+def policy_builtin_access(c: HomelabConfig) -> Iterable[Problem]:
+    """The admin reaches every private host and the LAN; no one else by default; the router's
+    tag reaches no tailnet device (config/access.py `builtin_problems`)."""
+    for path, value, expected in access.builtin_problems(c):
+        key = f"remoteAccess.policy.{path}" if path else "remoteAccess.router.routes"
+        yield Problem(_key(key), _q(value), expected)
+
+
+def policy_host_aliases_free(c: HomelabConfig) -> Iterable[Problem]:
+    """Each web host is a host alias in the policy; a configured alias must not take its name."""
+    for path, value, expected in access.host_alias_problems(c):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
 
@@ -366,6 +389,9 @@ RULES: tuple[Rule, ...] = (
     policy_subnets_in_lan,
     gateway_not_reused,
     workloads_have_somewhere_to_run,
+    policy_host_aliases_free,
+    policy_tests_hold,
+    policy_builtin_access,
 )
 
 

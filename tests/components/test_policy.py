@@ -67,7 +67,7 @@ def test_admins_reach_the_lan_through_the_router_and_nothing_else_is_allowed() -
 
 
 def test_configured_routes_are_approved_and_reachable() -> None:
-    custom = ["192.168.0.0/25"]
+    custom = ["192.168.0.128/25"]  # holds Traefik's IP: a route without it is refused
     render = render_remote_access({"router": {"routes": custom}})
     routes, tag = router_routes_and_tag(render)
     policy = rendered_policy(render)
@@ -84,7 +84,10 @@ def test_configured_rules_follow_the_admin_rule() -> None:
     }
     policy = rendered_policy(render_remote_access({"policy": extra}))
     assert policy["acls"][1] == {"action": "accept", "src": ["group:family"], "dst": ["nas:443"]}
-    assert policy["hosts"] == {"nas": "192.168.0.20/32"}
+    # Beside the configured alias, every web host is an alias at Traefik's IP (config/access.py).
+    config = validate_config(stack_raw_config())
+    traefik = f"{config.network.traefik_ip}/32"
+    assert policy["hosts"] == {"nas": "192.168.0.20/32", "grafana": traefik, "headplane": traefik}
     assert ipaddress.IPv4Network(policy["hosts"]["nas"]).subnet_of(
         ipaddress.IPv4Network("192.168.0.0/24")
     )
