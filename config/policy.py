@@ -87,7 +87,7 @@ def split_destination(value: str) -> tuple[str, str]:
     """`splitDestinationAndPort` (utils.go): split at the last ':'."""
     index = value.rfind(":")
     if index == -1:
-        raise ValueError('hostport must contain a colon (":")')
+        raise ValueError("input must contain a colon character separating destination and port")
     if index == 0:
         raise ValueError("input cannot start with a colon character")
     if index == len(value) - 1:
@@ -181,6 +181,8 @@ def protocol_numbers(proto: str | None) -> tuple[int, ...]:
 
 def _destination(value: str) -> str:
     try:
+        if ":" not in value:  # AliasWithPorts.UnmarshalJSON checks this before splitting
+            raise ValueError('hostport must contain a colon (":")')
         parse_ports(split_destination(value)[1])
     except ValueError as error:
         raise ValueError(

@@ -59,8 +59,10 @@ def test_admins_reach_the_lan_through_the_router_and_nothing_else_is_allowed() -
     config = validate_config(stack_raw_config())
     policy = rendered_policy()
     assert policy["groups"][ADMIN_GROUP] == [f"{config.remote_access.admin_user}@"]
-    (rule,) = policy["acls"]  # no `acls` would be allow-all; one rule is default deny
+    # No `acls` would be allow-all; the built-in admin rule comes first, the stack's own after.
+    rule = policy["acls"][0]
     assert rule["src"] == [ADMIN_GROUP]
+    assert all(ADMIN_GROUP not in r["src"] for r in policy["acls"][1:])
     routes, _ = router_routes_and_tag()
     for route in routes:
         assert f"{route}:*" in rule["dst"]
