@@ -8,6 +8,7 @@ answers are what those tests assert Headscale compiles, restated as "who reaches
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 from config.access import (
@@ -16,11 +17,14 @@ from config.access import (
     Principal,
     Tailnet,
     builtin_problems,
+    stack_policy_document,
     stack_tailnet,
 )
 from config.loader import validate_config
-from config.policy import ANY_PORT
-from tests.config.corpus import VALID_DIR, mutate, valid_raw_config
+from config.policy import ANY_PORT, AclPolicy, evaluates_tests, headscale_version, render_policy
+from homelab import engine
+from homelab.render import INGRESS_ROUTE, PUBLIC_ENTRYPOINT, render_files
+from tests.config.corpus import VALID_DIR, mutate, render_raw, valid_raw_config
 from tests.harness import stack_raw_config
 
 Net = ipaddress.IPv4Network
@@ -268,3 +272,97 @@ def test_the_example_stacks_show_a_second_user_with_one_app_and_their_tests_pass
             lan = Destination("lan", config.network.lan_cidr, ANY_PORT)
             assert tailnet.reach(Principal(test.src), lan).status == "partial"
             assert test.deny, (stack, test)
+
+
+# --- the `tests` block in the policy file --------------------------------------------------------
+
+
+def test_the_tests_block_is_not_written_for_headscale_0_28() -> None:
+    """juanfont/headscale@v0.28.0 hscontrol/policy/v2/types.go: `Policy` has no `tests` field and
+    `unmarshalPolicy` decodes with `RejectUnknownMembers`, so a `tests` key is refused as
+    `unknown field "tests"` (types_test.go "disallow-unsupported-fields"); 0.29 reads it."""
+    assert headscale_version() == (0, 28, 0)
+    assert not evaluates_tests(headscale_version())
+    assert evaluates_tests((0, 29, 0))
+    config = validate_config(guest_stack())
+    assert config.remote_access.policy.tests
+    assert "tests" not in stack_policy_document(config)
+
+
+def test_the_tests_block_for_0_29_keeps_only_what_it_accepts() -> None:
+    """juanfont/headscale@v0.29.2 hscontrol/policy/v2/types.go `validateTestDestination`: one
+    host and one port; CIDRs, raw or through a multi-address host alias, are refused."""
+    policy = AclPolicy.model_validate(
+        {
+            "hosts": {"half": "192.168.0.0/25", "nas": "192.168.0.5/32"},
+            "tests": [
+                {"src": "a@", "accept": ["grafana:443", "half:22"], "deny": ["10.0.0.0/8:22"]},
+                {"src": "b@", "deny": ["192.168.0.0/24:22"]},
+                {"src": "c@", "proto": "udp", "deny": ["nas:53"]},
+            ],
+        }
+    )
+    document = render_policy(
+        policy,
+        admin_user="admin",
+        router_tag="tag:r",
+        subnet_routes=[Net("192.168.0.0/24")],
+        app_hosts={"grafana": ipaddress.IPv4Address("192.168.0.220")},
+        emit_tests=True,
+    )
+    assert document["tests"] == [
+        {"src": "a@", "accept": ["grafana:443"]},
+        {"src": "c@", "proto": "udp", "deny": ["nas:53"]},
+    ]
+
+
+# --- access.md --------------------------------------------------------------------------------
+
+
+def public_routes(render: engine.Render) -> list[tuple[list[str], str]]:
+    found = []
+    for record in render.by_type(INGRESS_ROUTE):
+        spec = record.inputs["spec"]
+        assert isinstance(spec, dict)
+        for route in spec["routes"]:
+            found.append((list(spec.get("entryPoints") or []), str(route["match"])))
+    return [(e, m) for e, m in found if PUBLIC_ENTRYPOINT in e]
+
+
+def test_access_md_shows_the_guest_the_app_and_the_internet_row() -> None:
+    raw = guest_stack()
+    render = render_raw(raw)
+    files = render_files(render)
+    assert "[access.md](access.md)" in files["SUMMARY.md"]
+    text = files["access.md"]
+    config = validate_config(raw)
+    grafana = f"{config.fqdn('grafana')}:443"
+    header = next(line for line in text.splitlines() if line.startswith("| Principal |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    guest_row = next(line for line in text.splitlines() if line.startswith("| `guest@` |"))
+    cells = dict(zip(columns, [c.strip() for c in guest_row.strip("|").split("|")], strict=True))
+    assert cells[grafana].startswith("allow (acls[2])")
+    assert cells["LAN 192.168.0.0/25 (any port)"] == "deny"
+    internet = next(line for line in text.splitlines() if line.startswith("| internet |"))
+    assert "allow" not in internet  # no app of this stack is public
+    assert f"Host(`{config.headscale_fqdn}`)" in text
+
+
+def test_only_headscale_and_public_apps_are_on_the_internet_facing_entrypoint() -> None:
+    """The public-entrypoint assertion, over what the render exposes: every route on Traefik's
+    `public` entrypoint is for the Headscale host or an app the config marks public."""
+    for path in sorted(VALID_DIR.glob("*.yaml")):
+        raw = valid_raw_config(path)
+        config = validate_config(raw)
+        allowed = {config.headscale_fqdn} | {
+            config.fqdn(a.host_label) for a in config.apps if a.visibility == "public"
+        }
+        for _, match in public_routes(render_raw(raw)):
+            hosts = set(re.findall(r"Host\(`([^`]+)`\)", match))
+            assert hosts, (path.name, match)
+            assert hosts <= allowed, (path.name, match)
+
+
+def test_access_md_says_when_apps_share_an_address() -> None:
+    text = render_files(render_raw(guest_stack()))["access.md"]
+    assert "the network cannot tell them apart" in text
