@@ -11,6 +11,7 @@ import ipaddress
 import re
 from typing import Any
 
+from components.traefik import PUBLIC_ENTRYPOINT
 from config.access import (
     UNNAMED_USER,
     Destination,
@@ -23,7 +24,7 @@ from config.access import (
 from config.loader import validate_config
 from config.policy import ANY_PORT, AclPolicy, evaluates_tests, headscale_version, render_policy
 from homelab import engine
-from homelab.render import INGRESS_ROUTE, PUBLIC_ENTRYPOINT, render_files
+from homelab.render import INGRESS_ROUTE, render_files
 from tests.config.corpus import VALID_DIR, mutate, render_raw, valid_raw_config
 from tests.harness import stack_raw_config
 
