@@ -62,8 +62,8 @@ from components.security import (
 )
 from components.traefik import MiddlewareRef, TraefikRouting, external_traffic_policy
 from config import pins
-from config.model import HomelabConfig
-from config.policy import render_policy
+from config.access import stack_policy_document
+from config.model import ExposedHost, HomelabConfig
 
 # The distroless images' `nonroot` user: the same UID in both containers (see module docstring).
 RUN_AS: Final = NONROOT_ID
@@ -129,12 +129,8 @@ class Headscale(pulumi.ComponentResource):
         problems = startup_problems(settings)
         if problems:  # a bug here, not bad user config: config/rules.py guards the inputs
             raise ValueError("generated Headscale config is invalid: " + "; ".join(problems))
-        policy = render_policy(
-            remote.policy,
-            admin_user=remote.admin_user,
-            router_tag=remote.router.tag,
-            subnet_routes=config.subnet_routes,
-        )
+        # The same document config/access.py evaluates for the policy tests and access.md.
+        policy = stack_policy_document(config)
         files = {CONFIG_FILE: dump_yaml(settings), POLICY_FILE: dump_json(policy)}
         ui_files: dict[str, str] = {}
         if with_headplane:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from config import pins
+from config import access, pins
 from config.model import (
     BUILTIN_HOSTS,
     HomelabConfig,
@@ -402,6 +402,7 @@ def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
         c.remote_access.policy,
         defined_groups=[ADMIN_GROUP],
         owned_tags=[c.remote_access.router.tag],
+        defined_hosts=access.app_host_aliases(c),
     ):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
@@ -411,6 +412,27 @@ def policy_subnets_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     for path, value, expected in address_problems(
         c.remote_access.policy, subnet_routes=c.subnet_routes
     ):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
+
+
+def policy_tests_hold(c: HomelabConfig) -> Iterable[Problem]:
+    """`remoteAccess.policy.tests`, evaluated offline over the policy the stack ships
+    (config/access.py): one line per failing accept or deny, saying what the policy allows."""
+    for path, value, expected in access.test_problems(c):
+        yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
+
+
+def policy_builtin_access(c: HomelabConfig) -> Iterable[Problem]:
+    """The admin reaches every private host and the LAN; no one else by default; the router's
+    tag reaches no tailnet device (config/access.py `builtin_problems`)."""
+    for path, value, expected in access.builtin_problems(c):
+        key = f"remoteAccess.policy.{path}" if path else "remoteAccess.router.routes"
+        yield Problem(_key(key), _q(value), expected)
+
+
+def policy_host_aliases_free(c: HomelabConfig) -> Iterable[Problem]:
+    """Each web host is a host alias in the policy; a configured alias must not take its name."""
+    for path, value, expected in access.host_alias_problems(c):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
 
@@ -650,6 +672,9 @@ RULES: tuple[Rule, ...] = (
     node_macs_unique,
     control_plane_scheduling_is_explicit,
     saved_certificate_parses,
+    policy_host_aliases_free,
+    policy_tests_hold,
+    policy_builtin_access,
 )
 
 

@@ -14,6 +14,7 @@ It writes, sorted and byte-identical for the same code and config:
     commands/<name>.yaml        each pulumi-command resource's scripts (create, update, delete, ...)
     resources/<component>.yaml  the inputs of every other resource (providers, Talos secrets, ...)
     invokes.yaml                the data sources the program calls (other than Talos configuration)
+    access.md                   who reaches what over the tailnet and from the internet
 
 Every value at a secret path of a record (`record.secret_paths`) becomes "[secret]", and so do the
 inputs the real providers mark secret but the mock engine cannot (PROVIDER_SECRET_INPUTS).
@@ -22,6 +23,7 @@ inputs the real providers mark secret but the mock engine cannot (PROVIDER_SECRE
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 import shutil
@@ -34,6 +36,8 @@ from typing import Any, Final
 import yaml
 from pulumi.runtime import rpc
 
+from components.traefik import PUBLIC_ENTRYPOINT
+from config import access
 from homelab import engine
 from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
 
@@ -626,6 +630,86 @@ def embed_between_markers(
     return f"{head}{start}\n{block.rstrip()}\n{end}{tail}"
 
 
+# --- access.md: who reaches what over the tailnet ----------------------------------------------
+
+ACCESS_FILE: Final = "access.md"
+CONFIG_MAP: Final = "kubernetes:core/v1:ConfigMap"
+INGRESS_ROUTE: Final = "kubernetes:traefik.io/v1alpha1:IngressRoute"
+
+
+def _env_values(value: Json, name: str) -> Iterable[str]:
+    """Every `{"name": name, "value": …}` env entry anywhere inside a record's inputs."""
+    if isinstance(value, Mapping):
+        if value.get("name") == name and isinstance(value.get("value"), str):
+            yield str(value["value"])
+        for item in value.values():
+            yield from _env_values(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _env_values(item, name)
+
+
+def access_file(render: Render) -> dict[str, str]:
+    """`access.md` from what the stack ships: the policy file and MagicDNS records Headscale
+    mounts, the routes the subnet router advertises (TS_ROUTES, read by containerboot:
+    tailscale/tailscale@v1.102.3 cmd/containerboot/settings.go) and the Traefik routes on the
+    internet-facing entrypoint. Nothing when the render holds no Headscale policy."""
+    policy: dict[str, Any] | None = None
+    web_hosts: dict[str, Any] = {}
+    for record in render.by_type(CONFIG_MAP):
+        data = record.inputs.get("data")
+        if not isinstance(data, Mapping) or not isinstance(data.get("policy.json"), str):
+            continue
+        policy = json.loads(str(data["policy.json"]))
+        settings = yaml.safe_load(str(data.get("config.yaml") or "{}")) or {}
+        for entry in (settings.get("dns") or {}).get("extra_records") or []:
+            if entry.get("type") == "A":
+                web_hosts[entry["name"]] = ipaddress.IPv4Address(entry["value"])
+    if policy is None:
+        return {}
+    routes = sorted(
+        {
+            ipaddress.IPv4Network(route.strip())
+            for record in render.resources
+            for text in _env_values(dict(record.inputs), "TS_ROUTES")
+            for route in text.split(",")
+            if route.strip()
+        }
+    )
+    # The router carries the tag that approves its routes: its key is minted with the router tag
+    # and render_policy makes that tag the routes' auto-approver.
+    approver_tags = {
+        tag
+        for names in ((policy.get("autoApprovers") or {}).get("routes") or {}).values()
+        for tag in names
+        if tag.startswith("tag:")
+    }
+    tailnet = access.Tailnet(policy, {tag: tuple(routes) for tag in sorted(approver_tags)})
+    public_routes: list[str] = []
+    for record in render.by_type(INGRESS_ROUTE):
+        spec = record.inputs.get("spec")
+        if not isinstance(spec, Mapping) or PUBLIC_ENTRYPOINT not in (
+            spec.get("entryPoints") or []
+        ):
+            continue
+        public_routes.extend(
+            str(route.get("match"))
+            for route in spec.get("routes") or []
+            if isinstance(route, Mapping)
+        )
+    text = access.access_markdown(tailnet, web_hosts, sorted(public_routes), stack=render.stack)
+    return {ACCESS_FILE: text}
+
+
+def link_access(summary: str) -> str:
+    """The summary with a link to access.md after its opening paragraph."""
+    head, sep, rest = summary.partition("\n\n## ")
+    link = (
+        f"Who reaches what over the tailnet and from the internet: [{ACCESS_FILE}]({ACCESS_FILE})."
+    )
+    return f"{head}\n\n{link}{sep}{rest}" if sep else f"{summary}\n{link}\n"
+
+
 # --- the whole render ------------------------------------------------------------------------
 
 
@@ -641,6 +725,9 @@ def render_files(render: Render) -> dict[str, str]:
     files.update(_kubernetes_files(tree))
     files.update(_resource_files(tree, names))
     files.update(_invoke_files(render, names))
+    if access := access_file(render):
+        files.update(access)
+        files[SUMMARY_FILE] = link_access(files[SUMMARY_FILE])
     return dict(sorted(files.items()))
 
 

@@ -59,15 +59,17 @@ def test_admins_reach_the_lan_through_the_router_and_nothing_else_is_allowed() -
     config = validate_config(stack_raw_config())
     policy = rendered_policy()
     assert policy["groups"][ADMIN_GROUP] == [f"{config.remote_access.admin_user}@"]
-    (rule,) = policy["acls"]  # no `acls` would be allow-all; one rule is default deny
+    # No `acls` would be allow-all; the built-in admin rule comes first, the stack's own after.
+    rule = policy["acls"][0]
     assert rule["src"] == [ADMIN_GROUP]
+    assert all(ADMIN_GROUP not in r["src"] for r in policy["acls"][1:])
     routes, _ = router_routes_and_tag()
     for route in routes:
         assert f"{route}:*" in rule["dst"]
 
 
 def test_configured_routes_are_approved_and_reachable() -> None:
-    custom = ["192.168.0.0/25"]
+    custom = ["192.168.0.128/25"]  # holds Traefik's IP: a route without it is refused
     render = render_remote_access({"router": {"routes": custom}})
     routes, tag = router_routes_and_tag(render)
     policy = rendered_policy(render)
@@ -84,7 +86,10 @@ def test_configured_rules_follow_the_admin_rule() -> None:
     }
     policy = rendered_policy(render_remote_access({"policy": extra}))
     assert policy["acls"][1] == {"action": "accept", "src": ["group:family"], "dst": ["nas:443"]}
-    assert policy["hosts"] == {"nas": "192.168.0.20/32"}
+    # Beside the configured alias, every web host is an alias at Traefik's IP (config/access.py).
+    config = validate_config(stack_raw_config())
+    traefik = f"{config.network.traefik_ip}/32"
+    assert policy["hosts"] == {"nas": "192.168.0.20/32", "grafana": traefik, "headplane": traefik}
     assert ipaddress.IPv4Network(policy["hosts"]["nas"]).subnet_of(
         ipaddress.IPv4Network("192.168.0.0/24")
     )

@@ -80,8 +80,8 @@ def test_router_runs_userspace_once_logged_in_with_state_in_its_own_secret() -> 
 
 
 def test_configured_routes_flow_to_the_router() -> None:
-    render = render_remote_access({"router": {"routes": ["192.168.0.0/25", "192.168.0.128/26"]}})
-    assert router_env(render)["TS_ROUTES"] == "192.168.0.0/25,192.168.0.128/26"
+    render = render_remote_access({"router": {"routes": ["192.168.0.0/25", "192.168.0.192/26"]}})
+    assert router_env(render)["TS_ROUTES"] == "192.168.0.0/25,192.168.0.192/26"
 
 
 def test_auth_key_is_read_from_a_mounted_secret_file_holding_the_minted_key() -> None:

@@ -44,8 +44,11 @@ from config.rules import (
     node_link_selected_once,
     node_macs_unique,
     odd_control_planes,
+    policy_builtin_access,
+    policy_host_aliases_free,
     policy_references_exist,
     policy_subnets_in_lan,
+    policy_tests_hold,
     pool_names_unique,
     pools_avoid_reserved,
     pools_do_not_overlap,
@@ -74,7 +77,9 @@ class Change:
     delete: tuple[str, ...] = ()
 
     def raw(self) -> dict[str, Any]:
-        return mutate(stack_raw_config(), self.set, self.delete)
+        # Without the stack's example policy: the policy cases set their own parts of it.
+        base = mutate(stack_raw_config(), {}, ("remoteAccess.policy",))
+        return mutate(base, self.set, self.delete)
 
 
 @dataclass(frozen=True)
@@ -476,6 +481,30 @@ CASES = [
         {"remoteAccess.policy.hosts": {"laptop": "100.128.0.1/32"}},
         "remoteAccess.policy.hosts.laptop",
         {"remoteAccess.policy.hosts": {"laptop": "100.127.255.254/32"}},
+    ),
+    case(
+        "policy-test-fails",
+        policy_tests_hold,
+        {"remoteAccess.policy.tests": [{"src": "carol@", "accept": ["grafana:443"]}]},
+        "remoteAccess.policy.tests[0].accept[0]",
+        {
+            "remoteAccess.policy.tests": [{"src": "carol@", "accept": ["grafana:443"]}],
+            "remoteAccess.policy.acls": [{"src": ["carol@"], "dst": ["grafana:443"]}],
+        },
+    ),
+    case(
+        "policy-grants-everyone",
+        policy_builtin_access,
+        {"remoteAccess.policy.acls": [{"src": ["*"], "dst": ["grafana:443"]}]},
+        "remoteAccess.policy.acls[0]",
+        {"remoteAccess.policy.acls": [{"src": ["carol@"], "dst": ["grafana:443"]}]},
+    ),
+    case(
+        "policy-host-alias-is-an-app",
+        policy_host_aliases_free,
+        {"remoteAccess.policy.hosts": {"grafana": "192.168.0.30/32"}},
+        "remoteAccess.policy.hosts.grafana",
+        {"remoteAccess.policy.hosts": {"grafana-db": "192.168.0.30/32"}},
     ),
     case(
         "node-on-gateway",
