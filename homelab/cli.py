@@ -1,5 +1,6 @@
 """`python -m homelab`: the offline render and the lab commands.
 
+    python -m homelab init [--stack NAME] [flags]  write a validated Pulumi.<stack>.yaml for your LAN
     python -m homelab render [--stack homelab] [--out rendered/homelab]
     python -m homelab render --update-golden      regenerate tests/golden/homelab, docs/architecture.md and README's diagram
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
@@ -13,16 +14,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from config.loader import ConfigError
 from homelab import engine, lab, render
+from homelab import init as init_stack
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m homelab", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+
+    init_cmd = commands.add_parser(
+        "init", help="write a validated Pulumi.<stack>.yaml for your domain and LAN"
+    )
+    init_stack.add_arguments(init_cmd)
 
     render_cmd = commands.add_parser(
         "render", help="write what a stack would create, offline (no cluster, no secrets)"
@@ -107,11 +115,18 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     lab_context: lab.Lab | None = None,
+    stdin: TextIO | None = None,
+    lan_probe: Callable[[], init_stack.Lan | None] = init_stack.detect_lan,
+    root: Path = engine.PROJECT_ROOT,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
     try:
+        if args.command == "init":
+            return init_stack.run(
+                args, root=root, stdin=stdin or sys.stdin, out=out, lan_probe=lan_probe
+            )
         if args.command == "render":
             return _render(args, out)
         if args.command == "render-diff":
@@ -126,7 +141,11 @@ def main(
         # A config error is already one line per problem (config/loader.py).
         print(f"error: {error}", file=err)
         return 2
-    except (render.RenderOutputError, lab.LabError) as error:
+    except ConfigError as error:
+        # The same one line per problem as the program; nothing was written.
+        print(f"error: {error}", file=err)
+        return 2
+    except (render.RenderOutputError, lab.LabError, init_stack.InitError) as error:
         print(f"error: {error}", file=err)
         return 2
     except lab.LabOperationError as error:
