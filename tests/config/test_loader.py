@@ -12,7 +12,7 @@ from config.loader import ConfigError, read_raw_config, validate_config
 from config.rules import Problem
 from homelab import engine
 from tests.config.corpus import mutate, render_raw
-from tests.harness import stack_raw_config
+from tests.harness import fixture_stack_config, stack_raw_config
 
 
 def _problems(raw: dict[str, Any], plaintext: frozenset[str] = frozenset()) -> list[Problem]:
@@ -84,7 +84,7 @@ def test_did_you_mean_works_inside_the_acl_policy() -> None:
 def test_read_raw_config_parses_objects_keeps_scalars_and_finds_plaintext_keys() -> None:
     raw = stack_raw_config()
     raw["domain"] = "123"  # a scalar key stays a string even when it looks like JSON
-    config, secret_keys = engine.stack_config("homelab")
+    config, secret_keys = fixture_stack_config("homelab")
     config.update({f"homelab:{k}": v for k, v in raw.items()})
     config["other:key"] = "ignored"  # another namespace is not ours
     pulumi.runtime.set_all_config(

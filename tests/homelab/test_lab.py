@@ -19,9 +19,9 @@ from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab import cli, engine, lab
 from homelab.engine import Render
-from tests.harness import stack_raw_config
+from tests.harness import committed_raw_config, committed_render, fixture_stack_file
 
-TEMPLATE = engine.stack_file("lab")
+TEMPLATE = fixture_stack_file("lab")
 CONFIGURATION_APPLY = "talos:machine/configurationApply:ConfigurationApply"
 
 # --- fakes at the workspace boundary ---------------------------------------------------------
@@ -133,7 +133,7 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copyfile(TEMPLATE, root / "Pulumi.lab.yaml")
-    shutil.copyfile(engine.stack_file("homelab"), root / "Pulumi.homelab.yaml")
+    shutil.copyfile(fixture_stack_file("homelab"), root / "Pulumi.homelab.yaml")
     return root
 
 
@@ -429,6 +429,7 @@ def _identities(render: Render) -> set[tuple[str, str, str]]:
     return {(r.type, r.name, r.urn) for r in render.resources}
 
 
+@pytest.mark.stack_files
 def test_rendering_the_lab_twice_creates_the_same_resources_with_the_same_names() -> None:
     first, second = engine.render("lab"), engine.render("lab")
     assert first.resources
@@ -436,6 +437,7 @@ def test_rendering_the_lab_twice_creates_the_same_resources_with_the_same_names(
     assert first.fingerprint() == second.fingerprint()
 
 
+@pytest.mark.stack_files
 def test_resource_names_do_not_depend_on_the_lab_stack_name() -> None:
     config, secret_keys = engine.stack_config("lab")
     one = engine.render("lab", config=config, secret_keys=secret_keys)
@@ -443,8 +445,9 @@ def test_resource_names_do_not_depend_on_the_lab_stack_name() -> None:
     assert {(r.type, r.name) for r in one.resources} == {(r.type, r.name) for r in two.resources}
 
 
+@pytest.mark.stack_files
 def test_a_lab_adopts_reads_and_protects_nothing_so_destroy_leaves_nothing() -> None:
-    render = engine.render("lab")
+    render = committed_render("lab")
     assert render.reads == []
     assert [r.name for r in render.resources if r.import_id] == []
     assert [r.name for r in render.resources if r.protect] == []
@@ -454,8 +457,9 @@ def test_a_lab_adopts_reads_and_protects_nothing_so_destroy_leaves_nothing() -> 
         assert apply.inputs["onDestroy"]["reset"] is True, apply.name
 
 
+@pytest.mark.stack_files
 def test_the_lab_template_is_a_throwaway_environment() -> None:
-    config = validate_config(stack_raw_config("lab"))
+    config = validate_config(committed_raw_config("lab"))
     assert config.lifecycle.is_lab
     assert config.lifecycle.protect_stateful is False
     assert config.lifecycle.reset_on_destroy is True
