@@ -4,7 +4,8 @@
     python -m homelab render [--stack homelab] [--out rendered/homelab]
     python -m homelab render --update-golden      regenerate tests/golden/homelab, docs/architecture.md and README's diagram
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
-    python -m homelab lab up|preview|destroy NAME  [--force-homelab]
+    python -m homelab lab up|preview NAME
+    python -m homelab lab destroy NAME [--yes] [--force-homelab]
     python -m homelab lab list
 
 Errors a user can fix are one line on stderr with exit code 2, never a traceback.
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                 "--force-homelab",
                 action="store_true",
                 help="allow destroying the real homelab (environment 'homelab')",
+            )
+            sub.add_argument(
+                "--yes", action="store_true", help="do not ask for the stack name (scripts)"
             )
     lab_actions.add_parser("list", help="list stacks and stack files with their environment")
     return parser
@@ -131,11 +135,11 @@ def main(
             return _render(args, out)
         if args.command == "render-diff":
             return _render_diff(args, out)
-        context = lab_context or lab.Lab(out=out)
+        context = lab_context or lab.Lab(out=out, stdin=stdin or sys.stdin)
         if args.action == "list":
             return lab.list_labs(context)
         if args.action == "destroy":
-            return lab.destroy(context, args.name, force_homelab=args.force_homelab)
+            return lab.destroy(context, args.name, force_homelab=args.force_homelab, yes=args.yes)
         return lab.up(context, args.name, preview_only=args.action == "preview")
     except engine.RenderError as error:
         # A config error is already one line per problem (config/loader.py).

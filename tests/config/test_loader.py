@@ -25,7 +25,7 @@ def test_a_missing_required_secret_is_one_line_with_the_command_that_sets_it() -
     # Pydantic also reports the field as missing; that second line would say less.
     problems = _problems(mutate(stack_raw_config(), {}, ("dnsApiToken",)))
     assert [p.key for p in problems] == ["homelab:dnsApiToken"]
-    assert "pulumi config set --secret homelab:dnsApiToken" in problems[0].expected
+    assert "`./scripts/pulumi config set --secret homelab:dnsApiToken" in problems[0].expected
 
 
 def test_field_errors_and_top_level_problems_are_reported_together() -> None:

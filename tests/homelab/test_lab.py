@@ -137,14 +137,14 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def run(project: Path, *argv: str, env: dict[str, str] | None = None) -> Run:
+def run(project: Path, *argv: str, env: dict[str, str] | None = None, stdin: str = "") -> Run:
     out, err = io.StringIO(), io.StringIO()
     environment = {
         "PULUMI_CONFIG_PASSPHRASE": "test-passphrase",
         "XDG_STATE_HOME": str(project.parent / "state"),
     }
     environment.update(env or {})
-    context = lab.Lab(root=project, env=environment, out=out)
+    context = lab.Lab(root=project, env=environment, out=out, stdin=io.StringIO(stdin))
     code = cli.main(["lab", *argv], out=out, err=err, lab_context=context)
     return Run(code, out.getvalue(), err.getvalue())
 
@@ -287,7 +287,7 @@ def test_destroy_destroys_then_removes_the_stack_and_keeps_its_config(
     project: Path, automation: Automation
 ) -> None:
     shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 0, result.err
     assert automation.calls == [
         f"select_stack demo work_dir={project}",
@@ -321,7 +321,7 @@ def test_destroy_of_any_stack_configured_as_the_homelab_is_refused(
 def test_forced_destroy_of_the_homelab_destroys_but_keeps_the_stack(
     project: Path, automation: Automation
 ) -> None:
-    result = run(project, "destroy", "homelab", "--force-homelab")
+    result = run(project, "destroy", "homelab", "--force-homelab", "--yes")
     assert result.code == 0, result.err
     assert automation.calls == [f"select_stack homelab work_dir={project}", "destroy"]
 
@@ -344,10 +344,33 @@ def test_a_failed_destroy_keeps_the_stack_and_exits_1(
             stdout="", stderr="warning: x\nerror: node 192.168.0.51 timed out\n", code=255
         )
     )
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 1
     assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
     assert not any(c.startswith("remove_stack") for c in automation.calls)
+
+
+def test_destroy_asks_for_the_stack_name_and_destroys_only_when_it_is_typed(
+    project: Path, automation: Automation
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "destroy", "demo", stdin="demo\n")
+    assert result.code == 0, result.err
+    assert "Type 'demo' to confirm" in result.out
+    assert "Talos nodes are reset" in result.out
+    assert "destroy" in automation.calls
+
+
+@pytest.mark.parametrize("answer", ["", "y\n", "lab\n"])
+def test_destroy_without_the_typed_name_destroys_nothing(
+    project: Path, automation: Automation, answer: str
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "destroy", "demo", stdin=answer)
+    assert result.code == 2
+    assert "nothing was destroyed" in result.err
+    assert "--yes" in result.err
+    assert not any(c in ("destroy",) or c.startswith("select_stack") for c in automation.calls)
 
 
 # --- prerequisites ---------------------------------------------------------------------------
@@ -357,7 +380,7 @@ def test_a_missing_pulumi_cli_is_one_line_and_exit_2(
     project: Path, automation: Automation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    for argv in (["up", "demo"], ["preview", "demo"], ["list"]):
+    for argv in (["up", "demo"], ["preview", "demo"]):
         result = run(project, *argv)
         assert result.code == 2
         assert result.err.count("\n") == 1
@@ -420,6 +443,21 @@ def test_list_shows_stacks_and_stack_files_with_their_environment(
         ["homelab", "homelab", "deployed", "140"],
         ["lab", "lab", "not", "created"],
     ]
+
+
+def test_list_without_the_pulumi_cli_shows_the_stack_files(
+    project: Path, automation: Automation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = run(project, "list")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert [line.split() for line in lines[1:3]] == [
+        ["homelab", "homelab", "unknown"],
+        ["lab", "lab", "unknown"],
+    ]
+    assert "the Pulumi CLI is not on PATH" in lines[-1]
+    assert automation.calls == []
 
 
 # --- recreating a lab ------------------------------------------------------------------------
