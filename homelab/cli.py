@@ -1,6 +1,7 @@
 """`python -m homelab`: the offline render and the lab commands.
 
     python -m homelab init [--stack NAME] [flags]  write a validated Pulumi.<stack>.yaml for your LAN
+    python -m homelab fetch-reference [--dest .reference]  upstream schemas/CRDs for a fork's tests
     python -m homelab render [--stack homelab] [--out rendered/homelab]
     python -m homelab render --update-golden      regenerate tests/golden/homelab, docs/architecture.md and README's diagram
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from config.loader import ConfigError
-from homelab import engine, lab, render
+from homelab import engine, lab, reference, render
 from homelab import init as init_stack
 
 
@@ -32,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         "init", help="write a validated Pulumi.<stack>.yaml for your domain and LAN"
     )
     init_stack.add_arguments(init_cmd)
+
+    fetch_cmd = commands.add_parser(
+        "fetch-reference",
+        help="fetch the pinned upstream schemas and CRDs the contract tests read (for forks)",
+    )
+    fetch_cmd.add_argument("--dest", type=Path, default=reference.CACHE_DIR)
 
     render_cmd = commands.add_parser(
         "render", help="write what a stack would create, offline (no cluster, no secrets)"
@@ -122,6 +129,7 @@ def main(
     stdin: TextIO | None = None,
     lan_probe: Callable[[], init_stack.Lan | None] = init_stack.detect_lan,
     root: Path = engine.PROJECT_ROOT,
+    fetch: reference.Downloader = reference.download,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -131,6 +139,10 @@ def main(
             return init_stack.run(
                 args, root=root, stdin=stdin or sys.stdin, out=out, lan_probe=lan_probe
             )
+        if args.command == "fetch-reference":
+            written = reference.fetch_all(args.dest, fetch=fetch)
+            print(f"Fetched {len(written)} files into {args.dest / 'upstream'}", file=out)
+            return 0
         if args.command == "render":
             return _render(args, out)
         if args.command == "render-diff":

@@ -5,9 +5,10 @@ never against the project's committed stack files, which a fork rewrites for its
 (`python -m homelab init`). Tests over the committed files (`committed_render`, marked
 `stack_files`) check invariants only; tests/test_fork.py runs them on a re-addressed copy.
 
-Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR,
-default `../shared/reference` beside the project; a test that needs it skips with the reason when
-it is absent. Nothing from there is copied into the project.
+Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR, else
+`../shared/reference` beside the project, else `.reference/` (what `python -m homelab
+fetch-reference` downloads, for a fork); a test that needs it skips with the reason when it is
+absent. Nothing from there is copied into the project.
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ from homelab import engine
 from homelab.engine import Render, ResourceRecord
 
 PROJECT_ROOT = engine.PROJECT_ROOT
-REFERENCE_DIR = Path(
-    os.environ.get("HOMELAB_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference")
-)
+
+
+def reference_dir(env: Mapping[str, str], root: Path = PROJECT_ROOT) -> Path:
+    """Where the upstream reference data is: the variable, the shared folder, or the cache."""
+    if env.get("HOMELAB_REFERENCE_DIR"):
+        return Path(env["HOMELAB_REFERENCE_DIR"])
+    shared = root.parent / "shared" / "reference"
+    return shared if shared.is_dir() else root / ".reference"
+
+
+REFERENCE_DIR = reference_dir(os.environ)
 # kubernetes-validate's strict schema set for the Kubernetes minor Talos runs (config/pins.py).
 KUBERNETES_SCHEMA_VERSION = ".".join(pins.KUBERNETES_VERSION.split(".")[:2]) + ".0"
 
