@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("--stack", default="homelab", help="stack (Pulumi.<stack>.yaml)")
     render_cmd.add_argument("--out", type=Path, help="output directory (default rendered/<stack>)")
     render_cmd.add_argument(
+        "--charts",
+        action="store_true",
+        help="also `helm template` each pinned chart into charts/ (skipped without helm)",
+    )
+    render_cmd.add_argument(
         "--update-golden",
         action="store_true",
         help="render the homelab stack into tests/golden/homelab and docs/architecture.md",
@@ -91,8 +96,15 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         target = render.GOLDEN_DIR
     if not engine.stack_file(stack).exists():
         raise render.RenderOutputError(f"no stack file {engine.stack_file(stack).name}")
+    if args.update_golden and args.charts:
+        raise render.RenderOutputError("the golden render has no charts (they need the network)")
     result = engine.render(stack)
     files = render.render_files(result)
+    if args.charts:
+        charts = render.template_charts(result)
+        if charts.skipped:
+            print(f"Charts not templated: {charts.skipped} (the rest is complete)", file=out)
+        files = dict(sorted({**files, **charts.files}.items()))
     render.write_files(files, target)
     print(f"Wrote {len(files)} files to {target}", file=out)
     if args.update_golden:
