@@ -74,7 +74,7 @@ def _check(tool: str, need: str, bin_dir: Path) -> subprocess.CompletedProcess[s
     ("tool", "output"),
     [
         ("pulumi", "v{pin}\n"),
-        # kubectl's `version --client` (kubectl/pkg/cmd/version: "Client Version: %s").
+        # `kubectl version --client` prints "Client Version: v…" (as /usr/bin/kubectl 1.32 does here).
         ("kubectl", "Client Version: v{pin}\nKustomize Version: v5.7.1\n"),
         # siderolabs/talos@v1.13.9:pkg/machinery/version/version.go versionTemplate, after
         # cmd/talosctl/cmd/talos/version.go prints "Client:".
