@@ -57,7 +57,7 @@ def top_level_keys() -> dict[str, str]:
 
 
 def _secret_set_command(key: str) -> str:
-    return f"`pulumi config set --secret {NS}:{key} <value>`"
+    return f"`./scripts/pulumi config set --secret {NS}:{key} <value>`"
 
 
 def validate_config(

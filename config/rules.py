@@ -376,7 +376,7 @@ def headplane_cookie_secret_length(c: HomelabConfig) -> Iterable[Problem]:
             _key("headplaneCookieSecret"),
             f"(secret of {len(secret.get_secret_value())} characters)",
             "must be exactly 32 characters (Headplane rejects others); e.g. "
-            "`openssl rand -hex 16 | pulumi config set --secret homelab:headplaneCookieSecret`",
+            "`openssl rand -hex 16 | ./scripts/pulumi config set --secret homelab:headplaneCookieSecret`",
         )
 
 

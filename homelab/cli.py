@@ -1,9 +1,12 @@
 """`python -m homelab`: the offline render and the lab commands.
 
+    python -m homelab init [--stack NAME] [flags]  write a validated Pulumi.<stack>.yaml for your LAN
+    python -m homelab fetch-reference [--dest .reference]  upstream schemas/CRDs for a fork's tests
     python -m homelab render [--stack homelab] [--out rendered/homelab]
     python -m homelab render --update-golden      regenerate tests/golden/homelab, docs/architecture.md and README's diagram
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
-    python -m homelab lab up|preview|destroy NAME  [--force-homelab]
+    python -m homelab lab up|preview NAME
+    python -m homelab lab destroy NAME [--yes] [--force-homelab]
     python -m homelab lab list
 
 Errors a user can fix are one line on stderr with exit code 2, never a traceback.
@@ -13,22 +16,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from homelab import engine, lab, render
+from config.loader import ConfigError
+from homelab import engine, lab, reference, render
+from homelab import init as init_stack
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m homelab", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    init_cmd = commands.add_parser(
+        "init", help="write a validated Pulumi.<stack>.yaml for your domain and LAN"
+    )
+    init_stack.add_arguments(init_cmd)
+
+    fetch_cmd = commands.add_parser(
+        "fetch-reference",
+        help="fetch the pinned upstream schemas and CRDs the contract tests read (for forks)",
+    )
+    fetch_cmd.add_argument("--dest", type=Path, default=reference.CACHE_DIR)
+
     render_cmd = commands.add_parser(
         "render", help="write what a stack would create, offline (no cluster, no secrets)"
     )
     render_cmd.add_argument("--stack", default="homelab", help="stack (Pulumi.<stack>.yaml)")
     render_cmd.add_argument("--out", type=Path, help="output directory (default rendered/<stack>)")
+    render_cmd.add_argument(
+        "--charts",
+        action="store_true",
+        help="also `helm template` each pinned chart into charts/ (skipped without helm)",
+    )
     render_cmd.add_argument(
         "--update-golden",
         action="store_true",
@@ -59,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="allow destroying the real homelab (environment 'homelab')",
             )
+            sub.add_argument(
+                "--yes", action="store_true", help="do not ask for the stack name (scripts)"
+            )
     lab_actions.add_parser("list", help="list stacks and stack files with their environment")
     return parser
 
@@ -72,8 +96,15 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         target = render.GOLDEN_DIR
     if not engine.stack_file(stack).exists():
         raise render.RenderOutputError(f"no stack file {engine.stack_file(stack).name}")
+    if args.update_golden and args.charts:
+        raise render.RenderOutputError("the golden render has no charts (they need the network)")
     result = engine.render(stack)
     files = render.render_files(result)
+    if args.charts:
+        charts = render.template_charts(result)
+        if charts.skipped:
+            print(f"Charts not templated: {charts.skipped} (the rest is complete)", file=out)
+        files = dict(sorted({**files, **charts.files}.items()))
     render.write_files(files, target)
     print(f"Wrote {len(files)} files to {target}", file=out)
     if args.update_golden:
@@ -107,26 +138,42 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     lab_context: lab.Lab | None = None,
+    stdin: TextIO | None = None,
+    lan_probe: Callable[[], init_stack.Lan | None] = init_stack.detect_lan,
+    root: Path = engine.PROJECT_ROOT,
+    fetch: reference.Downloader = reference.download,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
     try:
+        if args.command == "init":
+            return init_stack.run(
+                args, root=root, stdin=stdin or sys.stdin, out=out, lan_probe=lan_probe
+            )
+        if args.command == "fetch-reference":
+            written = reference.fetch_all(args.dest, fetch=fetch)
+            print(f"Fetched {len(written)} files into {args.dest / 'upstream'}", file=out)
+            return 0
         if args.command == "render":
             return _render(args, out)
         if args.command == "render-diff":
             return _render_diff(args, out)
-        context = lab_context or lab.Lab(out=out)
+        context = lab_context or lab.Lab(out=out, stdin=stdin or sys.stdin)
         if args.action == "list":
             return lab.list_labs(context)
         if args.action == "destroy":
-            return lab.destroy(context, args.name, force_homelab=args.force_homelab)
+            return lab.destroy(context, args.name, force_homelab=args.force_homelab, yes=args.yes)
         return lab.up(context, args.name, preview_only=args.action == "preview")
     except engine.RenderError as error:
         # A config error is already one line per problem (config/loader.py).
         print(f"error: {error}", file=err)
         return 2
-    except (render.RenderOutputError, lab.LabError) as error:
+    except ConfigError as error:
+        # The same one line per problem as the program; nothing was written.
+        print(f"error: {error}", file=err)
+        return 2
+    except (render.RenderOutputError, lab.LabError, init_stack.InitError) as error:
         print(f"error: {error}", file=err)
         return 2
     except lab.LabOperationError as error:

@@ -193,7 +193,8 @@ def generate() -> str:
         "Generated from `config/model.py` by `python -m homelab.config_reference --write`; "
         "edit the model, not this section. Every key lives in the `homelab:` namespace of "
         "`Pulumi.<stack>.yaml`; objects and lists are YAML, and secrets are set with "
-        "`pulumi config set --secret homelab:<key>`.",
+        "`./scripts/pulumi config set --secret homelab:<key>` (the Pulumi CLI on this project's "
+        "backend).",
         "",
     ]
     fields = list(iter_fields())
@@ -203,7 +204,9 @@ def generate() -> str:
         default = "Required." if top.default == "required" else f"Default: {top.default}."
         summary = f"{_text(top.description)} Type: {top.type}. {default}"
         if top.secret:
-            summary += f" Set it with `pulumi config set --secret {NS}:{top.path} <value>`."
+            summary += (
+                f" Set it with `./scripts/pulumi config set --secret {NS}:{top.path} <value>`."
+            )
         out.append(summary)
         nested = [
             f

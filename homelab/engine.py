@@ -400,12 +400,14 @@ def stack_config(
     *,
     overrides: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
+    path: Path | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Config for a render: the stack file, then overrides, then secrets (all as namespace:key).
 
     Missing required secrets get their sentinel value, so a committed stack file always renders.
+    `path` reads another file than the project's Pulumi.<stack>.yaml (the tests' fixture stacks).
     """
-    path = stack_file(stack)
+    path = path or stack_file(stack)
     config, secure = read_stack_file(path) if path.exists() else ({}, [])
     config.update(overrides or {})
     secret_keys = set(secure)

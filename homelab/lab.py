@@ -2,8 +2,10 @@
 
     python -m homelab lab up NAME        create or update lab NAME (config: Pulumi.NAME.yaml)
     python -m homelab lab preview NAME   what `up` would change
-    python -m homelab lab destroy NAME   destroy lab NAME (Talos nodes reset) and remove its stack
-    python -m homelab lab list           every stack and stack file, with its environment
+    python -m homelab lab destroy NAME   destroy lab NAME (Talos nodes reset) and remove its stack;
+                                         asks to type NAME first (--yes for scripts)
+    python -m homelab lab list           every stack and stack file, with its environment (without
+                                         the Pulumi CLI: the stack files only)
 
 A lab's config is Pulumi.NAME.yaml; when that file does not exist it is created from the template
 Pulumi.lab.yaml. The config loader refuses a lab whose addresses or names collide with the homelab
@@ -94,6 +96,7 @@ class Lab:
     root: Path = engine.PROJECT_ROOT
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -408,8 +411,27 @@ def up(lab: Lab, name: str, *, preview_only: bool = False) -> int:
     return 0
 
 
-def destroy(lab: Lab, name: str, *, force_homelab: bool = False) -> int:
-    """Destroy lab `name` and remove its stack (its Pulumi.NAME.yaml stays for a recreate)."""
+def _confirm_destroy(lab: Lab, name: str, environment: str | None) -> None:
+    """Destroying wipes machines (a lab's nodes are reset): the user types the name first."""
+    wiped = "its Talos nodes are reset (wiped)" if environment == "lab" else "its resources go"
+    print(
+        f"Destroy stack {name!r} ({wiped})? Type {name!r} to confirm: ",
+        end="",
+        file=lab.out,
+        flush=True,
+    )
+    answer = lab.stdin.readline().strip()
+    if answer != name:
+        raise LabError(
+            f"not confirmed (got {answer!r}); nothing was destroyed. "
+            "Type the stack name, or pass --yes in scripts"
+        )
+
+
+def destroy(lab: Lab, name: str, *, force_homelab: bool = False, yes: bool = False) -> int:
+    """Destroy lab `name` and remove its stack (its Pulumi.NAME.yaml stays for a recreate).
+
+    Asks for the stack name first unless `yes`."""
     _check_name(name)
     path = lab.stack_file(name)
     environment = stack_environment(path) if path.exists() else None
@@ -426,6 +448,8 @@ def destroy(lab: Lab, name: str, *, force_homelab: bool = False) -> int:
         )
     _require_cli()
     _require_passphrase(lab)
+    if not yes:
+        _confirm_destroy(lab, name, environment)
     stack = _automation(
         lambda: auto.select_stack(
             stack_name=name, work_dir=str(lab.root), opts=lab.workspace_options()
@@ -435,7 +459,9 @@ def destroy(lab: Lab, name: str, *, force_homelab: bool = False) -> int:
     result = _automation(lambda: stack.destroy(on_output=lab.say, suppress_outputs=True))
     lab.say(f"Destroyed {name!r}: {_counts(result.summary.resource_changes)}.")
     if is_homelab:
-        lab.say(f"Kept the {name!r} stack and its history; remove it with `pulumi stack rm`.")
+        lab.say(
+            f"Kept the {name!r} stack and its history; remove it with `./scripts/pulumi stack rm {name}`."
+        )
         return 0
     # preserve_config: Pulumi.NAME.yaml is the lab's definition (and Pulumi.lab.yaml the
     # template); `stack rm` would delete it otherwise.
@@ -445,21 +471,29 @@ def destroy(lab: Lab, name: str, *, force_homelab: bool = False) -> int:
 
 
 def list_labs(lab: Lab) -> int:
-    """Every stack of the backend and every stack file, with its environment and state."""
-    _require_cli()
-    workspace = _automation(
-        lambda: auto.LocalWorkspace(**_workspace_kwargs(lab.workspace_options()))
-    )
-    summaries = _automation(workspace.list_stacks)
-    deployed = {s.name.rsplit("/", 1)[-1]: s for s in summaries}
+    """Every stack of the backend and every stack file, with its environment and state.
+
+    Without the Pulumi CLI the backend cannot be asked: the stack files are listed, state unknown.
+    """
+    deployed: dict[str, auto.StackSummary] | None = None
+    try:
+        _require_cli()
+        workspace = _automation(
+            lambda: auto.LocalWorkspace(**_workspace_kwargs(lab.workspace_options()))
+        )
+        deployed = {s.name.rsplit("/", 1)[-1]: s for s in _automation(workspace.list_stacks)}
+    except LabError:
+        pass
     files = {
         p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in lab.root.glob("Pulumi.*.yaml")
     }
     rows = [("NAME", "ENVIRONMENT", "STATE", "RESOURCES")]
-    for name in sorted(files | set(deployed)):
-        summary = deployed.get(name)
+    for name in sorted(files | set(deployed or {})):
+        summary = (deployed or {}).get(name)
         environment = stack_environment(lab.stack_file(name)) if name in files else None
-        state = "deployed" if summary is not None else "not created"
+        state = (
+            "unknown" if deployed is None else "deployed" if summary is not None else "not created"
+        )
         count = summary.resource_count if summary is not None else None
         rows.append((name, environment or "?", state, "" if count is None else str(count)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -467,6 +501,8 @@ def list_labs(lab: Lab) -> int:
         lab.say(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    if deployed is None:
+        lab.say("(state unknown: the Pulumi CLI is not on PATH; install it to see deployed stacks)")
     return 0
 
 

@@ -15,6 +15,9 @@ It writes, sorted and byte-identical for the same code and config:
     resources/<component>.yaml  the inputs of every other resource (providers, Talos secrets, ...)
     invokes.yaml                the data sources the program calls (other than Talos configuration)
     access.md                   who reaches what over the tailnet and from the internet
+    charts/<release>.yaml       with `--charts` only: `helm template` of each pinned chart with its
+                                values, so a chart bump shows the objects it changes (needs helm
+                                on PATH and the chart repositories; without helm it is skipped)
 
 Every value at a secret path of a record (`record.secret_paths`) becomes "[secret]", and so do the
 inputs the real providers mark secret but the mock engine cannot (PROVIDER_SECRET_INPUTS).
@@ -27,6 +30,8 @@ import ipaddress
 import json
 import re
 import shutil
+import subprocess
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ from pulumi.runtime import rpc
 
 from components.traefik import PUBLIC_ENTRYPOINT
 from config import access
+from config import pins
 from homelab import engine
 from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
 
@@ -729,6 +735,86 @@ def render_files(render: Render) -> dict[str, str]:
         files.update(access)
         files[SUMMARY_FILE] = link_access(files[SUMMARY_FILE])
     return dict(sorted(files.items()))
+
+
+# --- chart manifests (helm template) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartTemplates:
+    """`charts/<release>.yaml` files, or why there are none."""
+
+    files: Mapping[str, str]
+    skipped: str | None = None
+
+
+Runner = Any  # subprocess.run's signature; a test passes a recording fake
+
+
+def helm_template_command(helm: str, release: Mapping[str, Json], values_file: Path) -> list[str]:
+    """`helm template NAME CHART` with the release's repository, version, namespace and values.
+
+    Flags as helm v3.19.0 defines them (helm/helm@v3.19.0: cmd/helm/template.go, `--include-crds`
+    and `--kube-version`; cmd/helm/flags.go, `--repo`, `--version` and `--values`;
+    pkg/cli/environment.go, `--namespace`). The pinned Kubernetes is the Capabilities version
+    the templates see, as on the cluster.
+    """
+    command = [
+        helm,
+        "template",
+        str(release["release"]),
+        str(release["chart"]),
+        "--namespace",
+        str(release["namespace"] or "default"),
+        "--values",
+        str(values_file),
+        "--include-crds",
+        "--kube-version",
+        f"v{pins.KUBERNETES_VERSION}",
+    ]
+    if release.get("repository"):
+        command += ["--repo", str(release["repository"])]
+    if release.get("version"):
+        command += ["--version", str(release["version"])]
+    return command
+
+
+def template_charts(
+    render: Render, *, helm: str | None = None, run: Runner = subprocess.run
+) -> ChartTemplates:
+    """Each Helm release of `render` templated by helm, with its (redacted) values.
+
+    Without helm on PATH this is skipped, not failed: the rest of the render needs no tools. A
+    chart helm cannot template is an error (its last stderr line), since the diff would hide it.
+    """
+    found = helm or shutil.which("helm")
+    if found is None:
+        return ChartTemplates({}, "helm is not on PATH")
+    files: dict[str, str] = {}
+    names = _FileNames()
+    releases = [r for r in render.resources if r.type.startswith(HELM_PREFIX)]
+    with tempfile.TemporaryDirectory(prefix="homelab-charts-") as scratch:
+        for record in releases:
+            release = helm_release(record)
+            values_file = Path(scratch) / f"{_safe_name(record.urn)}.json"
+            # JSON is YAML: helm reads it as a values file.
+            values_file.write_text(json.dumps(release["values"], sort_keys=True))
+            command = helm_template_command(found, release, values_file)
+            result = run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                lines = [line for line in result.stderr.splitlines() if line.strip()]
+                raise RenderOutputError(
+                    f"helm template of {release['chart']} {release['version'] or ''} failed: "
+                    f"{lines[-1] if lines else 'no output'}"
+                )
+            path = names.allocate("charts", str(release["release"]), record.name)
+            head = (
+                f"# helm template of chart {release['chart']} {release['version'] or ''} "
+                f"({release['repository'] or 'local'}) with the values of "
+                f"{Tree(render).name_path(record)}; generated, do not edit.\n"
+            )
+            files[path] = head + result.stdout
+    return ChartTemplates(dict(sorted(files.items())))
 
 
 def render_stack_files(stack: str) -> dict[str, str]:

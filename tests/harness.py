@@ -1,32 +1,50 @@
 """Small helpers the tests share: render a stack, find records, turn them into manifests.
 
-Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR,
-default `../shared/reference` beside the project; a test that needs it skips with the reason when
-it is absent. Nothing from there is copied into the project.
+Tests assert values against their own fixture stacks (`tests/fixtures/stacks/Pulumi.<stack>.yaml`),
+never against the project's committed stack files, which a fork rewrites for its own domain and LAN
+(`python -m homelab init`). Tests over the committed files (`committed_render`, marked
+`stack_files`) check invariants only; tests/test_fork.py runs them on a re-addressed copy.
+
+Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR, else
+`../shared/reference` beside the project, else `.reference/` (what `python -m homelab
+fetch-reference` downloads, for a fork); a test that needs it skips with the reason when it is
+absent. Nothing from there is copied into the project.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import kubernetes_validate
 import pytest
 import yaml
 
+import config.loader
 from config import pins
+from config.lab_guard import check_lab_isolation
 from homelab import engine
 from homelab.engine import Render, ResourceRecord
 
 PROJECT_ROOT = engine.PROJECT_ROOT
-REFERENCE_DIR = Path(
-    os.environ.get("HOMELAB_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference")
-)
+
+
+def reference_dir(env: Mapping[str, str], root: Path = PROJECT_ROOT) -> Path:
+    """Where the upstream reference data is: the variable, the shared folder, or the cache."""
+    if env.get("HOMELAB_REFERENCE_DIR"):
+        return Path(env["HOMELAB_REFERENCE_DIR"])
+    shared = root.parent / "shared" / "reference"
+    return shared if shared.is_dir() else root / ".reference"
+
+
+REFERENCE_DIR = reference_dir(os.environ)
 # kubernetes-validate's strict schema set for the Kubernetes minor Talos runs (config/pins.py).
 KUBERNETES_SCHEMA_VERSION = ".".join(pins.KUBERNETES_VERSION.split(".")[:2]) + ".0"
 
@@ -44,9 +62,38 @@ def reference_json(relative: str) -> Any:
     return json.loads(reference(relative).read_text())
 
 
+FIXTURE_STACKS = PROJECT_ROOT / "tests" / "fixtures" / "stacks"
+
+
+def fixture_stack_file(stack: str = "homelab") -> Path:
+    """The fixture stack file the tests assert values against."""
+    return FIXTURE_STACKS / f"Pulumi.{stack}.yaml"
+
+
+@contextlib.contextmanager
+def fixture_lab_guard() -> Iterator[None]:
+    """Labs rendered meanwhile are checked against the fixture homelab, not the project's."""
+
+    def against_fixture(lab: Any, *, stack: str, homelab_file: Path | None = None) -> Any:
+        del homelab_file
+        return check_lab_isolation(lab, stack=stack, homelab_file=fixture_stack_file("homelab"))
+
+    with mock.patch.object(config.loader, "check_lab_isolation", against_fixture):
+        yield
+
+
 def stack_raw_config(stack: str = "homelab") -> dict[str, Any]:
-    """The stack file's `homelab:*` config keyed without namespace, plus the sentinel token."""
-    config, _ = engine.read_stack_file(engine.stack_file(stack))
+    """The fixture stack's `homelab:*` config keyed without namespace, plus the sentinel token."""
+    return _raw_config(fixture_stack_file(stack))
+
+
+def committed_raw_config(stack: str) -> dict[str, Any]:
+    """The project's own Pulumi.<stack>.yaml like `stack_raw_config`: for invariants only."""
+    return _raw_config(engine.stack_file(stack))
+
+
+def _raw_config(path: Path) -> dict[str, Any]:
+    config, _ = engine.read_stack_file(path)
     raw = {key.partition(":")[2]: value for key, value in config.items()}
     raw.setdefault("dnsApiToken", engine.SENTINEL_SECRETS["dnsApiToken"])
     return raw
@@ -59,15 +106,36 @@ def render_stack(
     secrets: Mapping[str, str] | None = None,
     as_stack: str | None = None,
 ) -> Render:
-    """Render a stack file with some top-level keys replaced (keys without the namespace).
+    """Render a fixture stack with some top-level keys replaced (keys without the namespace).
 
     `as_stack` runs it as another stack: the `homelab` stack refuses `environment: lab`
     (config/lab_guard.py `stack_identity_problems`), so a lab variant of its file runs as one
     without a stack file of the project."""
     full_overrides = {f"{engine.PROJECT}:{k}": v for k, v in (overrides or {}).items()}
     full_secrets = {f"{engine.PROJECT}:{k}": v for k, v in (secrets or {}).items()}
-    config, secret_keys = engine.stack_config(stack, overrides=full_overrides, secrets=full_secrets)
-    return engine.render(as_stack or stack, config=config, secret_keys=secret_keys)
+    config, secret_keys = fixture_stack_config(
+        stack, overrides=full_overrides, secrets=full_secrets
+    )
+    with fixture_lab_guard():
+        return engine.render(as_stack or stack, config=config, secret_keys=secret_keys)
+
+
+def fixture_stack_config(
+    stack: str = "homelab",
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """`engine.stack_config` of the fixture stack (namespace:key config and its secret keys)."""
+    return engine.stack_config(
+        stack, overrides=overrides, secrets=secrets, path=fixture_stack_file(stack)
+    )
+
+
+@functools.cache
+def committed_render(stack: str) -> Render:
+    """The project's own Pulumi.<stack>.yaml, rendered once: for invariants only, never values."""
+    return engine.render(stack)
 
 
 def render_config(raw: Mapping[str, Any], stack: str = "test") -> Render:
@@ -81,7 +149,7 @@ def render_config(raw: Mapping[str, Any], stack: str = "test") -> Render:
 
 @functools.cache
 def homelab_render() -> Render:
-    """The committed homelab stack, rendered once per test session (records are immutable)."""
+    """The fixture homelab stack, rendered once per test session (records are immutable)."""
     return render_stack("homelab")
 
 

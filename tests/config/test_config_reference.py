@@ -25,7 +25,7 @@ def test_every_top_level_key_has_a_heading_and_secrets_are_marked() -> None:
         secret = " (secret)" if key in SECRET_KEYS else ""
         assert f"### `homelab:{key}`{secret}\n" in reference
     for key in SECRET_KEYS:
-        assert f"`pulumi config set --secret homelab:{key} <value>`" in reference
+        assert f"`./scripts/pulumi config set --secret homelab:{key} <value>`" in reference
 
 
 def test_nested_fields_appear_with_their_type_default_and_description() -> None:

@@ -13,10 +13,17 @@ from config.loader import ConfigError, validate_config
 from config.model import HomelabConfig
 from config.rules import Problem
 from homelab import engine
-from tests.harness import stack_raw_config, with_changes
+from tests.harness import (
+    committed_raw_config,
+    fixture_lab_guard,
+    fixture_stack_file,
+    stack_raw_config,
+    with_changes,
+)
 
 LAB = stack_raw_config("lab")
 HOMELAB = stack_raw_config("homelab")
+FIXTURE_HOMELAB_FILE = fixture_stack_file("homelab")
 
 
 def lab_config(changes: dict[str, Any] | None = None) -> HomelabConfig:
@@ -24,11 +31,11 @@ def lab_config(changes: dict[str, Any] | None = None) -> HomelabConfig:
     return validate_config(with_changes(LAB, changes or {}))
 
 
-def collisions(config: HomelabConfig, homelab_file: Path = HOMELAB_STACK_FILE) -> list[Problem]:
+def collisions(config: HomelabConfig, homelab_file: Path = FIXTURE_HOMELAB_FILE) -> list[Problem]:
     """Collisions of `config` as stack `lab`, whose stack file sits beside `homelab_file`."""
     lab_file = homelab_file.parent / "Pulumi.lab.yaml"
     if not lab_file.exists():
-        lab_file.write_text(engine.stack_file("lab").read_text())
+        lab_file.write_text(fixture_stack_file("lab").read_text())
     return check_lab_isolation(config, stack="lab", homelab_file=homelab_file)
 
 
@@ -38,6 +45,12 @@ def keys(problems: list[Problem]) -> list[str]:
 
 def test_the_lab_template_does_not_collide_with_the_homelab() -> None:
     assert collisions(lab_config()) == []
+
+
+@pytest.mark.stack_files
+def test_the_projects_lab_template_does_not_collide_with_its_homelab() -> None:
+    lab = validate_config(committed_raw_config("lab"))
+    assert check_lab_isolation(lab, stack="lab", homelab_file=HOMELAB_STACK_FILE) == []
 
 
 def test_the_guard_reads_the_homelab_file_of_the_project_root() -> None:
@@ -98,7 +111,7 @@ def test_a_stun_ip_the_homelab_uses_is_refused() -> None:
 
 def test_the_homelabs_stun_ip_is_claimed_too(tmp_path: Path) -> None:
     # The other direction: the homelab has a dedicated STUN IP and the lab pool covers it.
-    homelab = yaml.safe_load(engine.stack_file("homelab").read_text())
+    homelab = yaml.safe_load(FIXTURE_HOMELAB_FILE.read_text())
     homelab["config"]["homelab:network"]["addressPools"][0]["addresses"].append("192.168.0.245/32")
     homelab["config"]["homelab:remoteAccess"]["derp"]["stunIp"] = "192.168.0.245"
     path = tmp_path / "Pulumi.homelab.yaml"
@@ -160,7 +173,7 @@ def test_only_labs_are_checked() -> None:
     # The homelab stack itself is not compared with its own file ...
     assert check_lab_isolation(as_lab, stack="homelab") == []
     # ... but the same config as another stack of the project collides everywhere.
-    assert len(check_lab_isolation(as_lab, stack="lab")) >= 8
+    assert len(check_lab_isolation(as_lab, stack="lab", homelab_file=FIXTURE_HOMELAB_FILE)) >= 8
 
 
 def test_config_that_is_not_a_stack_of_the_project_is_not_checked() -> None:
@@ -171,7 +184,7 @@ def test_config_that_is_not_a_stack_of_the_project_is_not_checked() -> None:
 
 
 def test_encrypted_values_in_the_homelab_file_do_not_stop_the_check(tmp_path: Path) -> None:
-    homelab = yaml.safe_load(engine.stack_file("homelab").read_text())
+    homelab = yaml.safe_load(FIXTURE_HOMELAB_FILE.read_text())
     homelab["config"]["homelab:dnsApiToken"] = {"secure": "v1:AAAA"}
     homelab["config"]["homelab:headplaneCookieSecret"] = {"secure": "v1:BBBB"}
     path = tmp_path / "Pulumi.homelab.yaml"
@@ -191,7 +204,7 @@ def test_an_invalid_homelab_file_is_reported_not_ignored(tmp_path: Path) -> None
 
 def test_the_loader_refuses_a_colliding_lab_before_any_resource_exists() -> None:
     lab = {f"homelab:{k}": v for k, v in with_changes(LAB, {"cluster.vip": "192.168.0.10"}).items()}
-    with pytest.raises(engine.RenderError) as failure:
+    with pytest.raises(engine.RenderError) as failure, fixture_lab_guard():
         engine.render("lab", config=lab, secret_keys=["homelab:dnsApiToken"])
     assert (
         "homelab:cluster.vip: '192.168.0.10' — collides with the homelab's cluster VIP (192.168.0.10)"

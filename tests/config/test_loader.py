@@ -16,7 +16,7 @@ from config.model import HomelabConfig
 from config.rules import InputUnavailableError, Problem, Unavailable, check_rules
 from homelab import engine
 from tests.config.corpus import mutate, render_raw
-from tests.harness import stack_raw_config
+from tests.harness import fixture_stack_config, stack_raw_config
 
 
 def _problems(raw: dict[str, Any], plaintext: frozenset[str] = frozenset()) -> list[Problem]:
@@ -29,7 +29,7 @@ def test_a_missing_required_secret_is_one_line_with_the_command_that_sets_it() -
     # Pydantic also reports the field as missing; that second line would say less.
     problems = _problems(mutate(stack_raw_config(), {}, ("dnsApiToken",)))
     assert [p.key for p in problems] == ["homelab:dnsApiToken"]
-    assert "pulumi config set --secret homelab:dnsApiToken" in problems[0].expected
+    assert "`./scripts/pulumi config set --secret homelab:dnsApiToken" in problems[0].expected
 
 
 def test_field_errors_and_top_level_problems_are_reported_together() -> None:
@@ -88,7 +88,7 @@ def test_did_you_mean_works_inside_the_acl_policy() -> None:
 def test_read_raw_config_parses_objects_keeps_scalars_and_finds_plaintext_keys() -> None:
     raw = stack_raw_config()
     raw["domain"] = "123"  # a scalar key stays a string even when it looks like JSON
-    config, secret_keys = engine.stack_config("homelab")
+    config, secret_keys = fixture_stack_config("homelab")
     config.update({f"homelab:{k}": v for k, v in raw.items()})
     config["other:key"] = "ignored"  # another namespace is not ours
     pulumi.runtime.set_all_config(

@@ -22,9 +22,9 @@ from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab import cli, engine, lab
 from homelab.engine import Render
-from tests.harness import stack_raw_config
+from tests.harness import committed_raw_config, committed_render, fixture_stack_file
 
-TEMPLATE = engine.stack_file("lab")
+TEMPLATE = fixture_stack_file("lab")
 CONFIGURATION_APPLY = "talos:machine/configurationApply:ConfigurationApply"
 
 # --- fakes at the workspace boundary ---------------------------------------------------------
@@ -190,18 +190,18 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copyfile(TEMPLATE, root / "Pulumi.lab.yaml")
-    shutil.copyfile(engine.stack_file("homelab"), root / "Pulumi.homelab.yaml")
+    shutil.copyfile(fixture_stack_file("homelab"), root / "Pulumi.homelab.yaml")
     return root
 
 
-def run(project: Path, *argv: str, env: dict[str, str] | None = None) -> Run:
+def run(project: Path, *argv: str, env: dict[str, str] | None = None, stdin: str = "") -> Run:
     out, err = io.StringIO(), io.StringIO()
     environment = {
         "PULUMI_CONFIG_PASSPHRASE": "test-passphrase",
         "XDG_STATE_HOME": str(project.parent / "state"),
     }
     environment.update(env or {})
-    context = lab.Lab(root=project, env=environment, out=out)
+    context = lab.Lab(root=project, env=environment, out=out, stdin=io.StringIO(stdin))
     code = cli.main(["lab", *argv], out=out, err=err, lab_context=context)
     return Run(code, out.getvalue(), err.getvalue())
 
@@ -344,7 +344,7 @@ def test_destroy_destroys_then_removes_the_stack_and_keeps_its_config(
     project: Path, automation: Automation, commands: Commands
 ) -> None:
     shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 0, result.err
     assert automation.calls == [
         f"select_stack demo work_dir={project}",
@@ -380,7 +380,7 @@ def test_destroy_of_any_stack_configured_as_the_homelab_is_refused(
 def test_forced_destroy_of_the_homelab_destroys_but_keeps_the_stack(
     project: Path, automation: Automation, commands: Commands
 ) -> None:
-    result = run(project, "destroy", "homelab", "--force-homelab")
+    result = run(project, "destroy", "homelab", "--force-homelab", "--yes")
     assert result.code == 0, result.err
     assert automation.calls == [f"select_stack homelab work_dir={project}", "outputs", "destroy"]
 
@@ -403,7 +403,7 @@ def test_a_failed_destroy_keeps_the_stack_and_exits_1(
             stdout="", stderr="warning: x\nerror: node 192.168.0.51 timed out\n", code=255
         )
     )
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 1
     assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
     assert not any(c.startswith("remove_stack") for c in automation.calls)
@@ -458,7 +458,7 @@ def test_destroy_saves_the_issued_certificate_as_a_secret_before_destroying(
     shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
     automation.outputs = {"kubeconfig": auto.OutputValue(value=KUBECONFIG, secret=True)}
     commands.replies["kubectl"] = subprocess.CompletedProcess([], 0, issued_secret(), "")
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 0, result.err
     assert automation.calls.index("pulumi") < automation.calls.index("destroy")
     kubectl, config_set = commands.seen
@@ -514,7 +514,7 @@ def test_a_certificate_that_cannot_be_read_does_not_stop_the_destroy(
     commands.replies["kubectl"] = subprocess.CompletedProcess(
         [], 1, "", 'Error from server (NotFound): secrets "wildcard-tls" not found\n'
     )
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 0, result.err
     assert [c.argv[0] for c in commands.seen] == ["kubectl"]  # nothing stored
     assert "not found" in result.out
@@ -533,7 +533,7 @@ def test_unreadable_stack_outputs_do_not_stop_the_destroy(
         )
 
     monkeypatch.setattr(FakeStack, "outputs", broken)
-    result = run(project, "destroy", "demo")
+    result = run(project, "destroy", "demo", "--yes")
     assert result.code == 0, result.err
     assert commands.seen == []
     assert "Could not read the stack outputs (error: no outputs)" in result.out
@@ -631,6 +631,27 @@ def test_other_failures_keep_the_cli_last_line(
     result = run(project, "up", "demo")
     assert result.code == 1
     assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
+def test_destroy_asks_for_the_stack_name_and_destroys_only_when_it_is_typed(
+    project: Path, automation: Automation, commands: Commands
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "destroy", "demo", stdin="demo\n")
+    assert result.code == 0, result.err
+    assert "Type 'demo' to confirm" in result.out
+    assert "Talos nodes are reset" in result.out
+    assert "destroy" in automation.calls
+
+
+@pytest.mark.parametrize("answer", ["", "y\n", "lab\n"])
+def test_destroy_without_the_typed_name_destroys_nothing(
+    project: Path, automation: Automation, commands: Commands, answer: str
+) -> None:
+    shutil.copyfile(TEMPLATE, project / "Pulumi.demo.yaml")
+    result = run(project, "destroy", "demo", stdin=answer)
+    assert result.code == 2
+    assert "nothing was destroyed" in result.err
+    assert "--yes" in result.err
+    assert not any(c in ("destroy",) or c.startswith("select_stack") for c in automation.calls)
 
 
 # --- prerequisites ---------------------------------------------------------------------------
@@ -640,7 +661,7 @@ def test_a_missing_pulumi_cli_is_one_line_and_exit_2(
     project: Path, automation: Automation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    for argv in (["up", "demo"], ["preview", "demo"], ["list"]):
+    for argv in (["up", "demo"], ["preview", "demo"]):
         result = run(project, *argv)
         assert result.code == 2
         assert result.err.count("\n") == 1
@@ -705,6 +726,21 @@ def test_list_shows_stacks_and_stack_files_with_their_environment(
     ]
 
 
+def test_list_without_the_pulumi_cli_shows_the_stack_files(
+    project: Path, automation: Automation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = run(project, "list")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert [line.split() for line in lines[1:3]] == [
+        ["homelab", "homelab", "unknown"],
+        ["lab", "lab", "unknown"],
+    ]
+    assert "the Pulumi CLI is not on PATH" in lines[-1]
+    assert automation.calls == []
+
+
 # --- recreating a lab ------------------------------------------------------------------------
 
 
@@ -712,6 +748,7 @@ def _identities(render: Render) -> set[tuple[str, str, str]]:
     return {(r.type, r.name, r.urn) for r in render.resources}
 
 
+@pytest.mark.stack_files
 def test_rendering_the_lab_twice_creates_the_same_resources_with_the_same_names() -> None:
     first, second = engine.render("lab"), engine.render("lab")
     assert first.resources
@@ -719,6 +756,7 @@ def test_rendering_the_lab_twice_creates_the_same_resources_with_the_same_names(
     assert first.fingerprint() == second.fingerprint()
 
 
+@pytest.mark.stack_files
 def test_resource_names_do_not_depend_on_the_lab_stack_name() -> None:
     config, secret_keys = engine.stack_config("lab")
     one = engine.render("lab", config=config, secret_keys=secret_keys)
@@ -726,8 +764,9 @@ def test_resource_names_do_not_depend_on_the_lab_stack_name() -> None:
     assert {(r.type, r.name) for r in one.resources} == {(r.type, r.name) for r in two.resources}
 
 
+@pytest.mark.stack_files
 def test_a_lab_adopts_reads_and_protects_nothing_so_destroy_leaves_nothing() -> None:
-    render = engine.render("lab")
+    render = committed_render("lab")
     assert render.reads == []
     assert [r.name for r in render.resources if r.import_id] == []
     assert [r.name for r in render.resources if r.protect] == []
@@ -737,8 +776,9 @@ def test_a_lab_adopts_reads_and_protects_nothing_so_destroy_leaves_nothing() -> 
         assert apply.inputs["onDestroy"]["reset"] is True, apply.name
 
 
+@pytest.mark.stack_files
 def test_the_lab_template_is_a_throwaway_environment() -> None:
-    config = validate_config(stack_raw_config("lab"))
+    config = validate_config(committed_raw_config("lab"))
     assert config.lifecycle.is_lab
     assert config.lifecycle.protect_stateful is False
     assert config.lifecycle.reset_on_destroy is True

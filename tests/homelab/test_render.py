@@ -15,7 +15,14 @@ import yaml
 
 from homelab import cli, engine, render
 from homelab.engine import InvokeRecord, Render, ResourceRecord
-from tests.harness import render_stack, stack_raw_config, with_changes, yaml_documents
+from tests.harness import (
+    committed_render,
+    fixture_stack_file,
+    render_stack,
+    stack_raw_config,
+    with_changes,
+    yaml_documents,
+)
 from tests.synthetic import record, render_of
 
 SENTINEL_COOKIE = engine.SENTINEL_SECRETS["headplaneCookieSecret"]
@@ -407,18 +414,20 @@ def test_the_mermaid_diagram_has_one_node_per_component_and_one_line_per_edge() 
     assert diagram.count(" --> ") == 2
 
 
+@pytest.mark.stack_files
 def test_docs_architecture_is_the_diagram_of_the_homelab_stack() -> None:
-    expected = render.architecture_markdown(engine.render("homelab"))
+    expected = render.architecture_markdown(committed_render("homelab"))
     actual = render.ARCHITECTURE_DOC.read_text() if render.ARCHITECTURE_DOC.exists() else ""
     assert actual == expected, (
         f"{render.ARCHITECTURE_DOC} is out of date; regenerate it with `{render.REGENERATE_COMMAND}`"
     )
 
 
+@pytest.mark.stack_files
 def test_readme_embeds_the_same_generated_diagram() -> None:
     readme = render.README.read_text()
     expected = render.embed_between_markers(
-        readme, render.architecture_mermaid(engine.render("homelab"))
+        readme, render.architecture_mermaid(committed_render("homelab"))
     )
     assert readme == expected, (
         f"README's architecture diagram is out of date; regenerate it with "
@@ -468,9 +477,10 @@ def test_the_render_changes_when_what_would_be_deployed_changes() -> None:
         "homelab",
         overrides={"network": with_changes(raw["network"], {"traefikIp": "192.168.0.221"})},
     )
-    assert render.render_files(changed) != render.render_stack_files("homelab")
+    assert render.render_files(changed) != render.render_files(render_stack("homelab"))
 
 
+@pytest.mark.stack_files
 def test_golden_render_of_the_homelab_stack() -> None:
     actual = render.render_stack_files("homelab")
     golden = render.read_render(render.GOLDEN_DIR)
@@ -511,7 +521,7 @@ def test_rerendering_removes_files_a_previous_render_left(tmp_path: Path) -> Non
 def test_a_stack_with_bad_config_fails_with_one_line_per_problem_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bad = yaml.safe_load(engine.stack_file("homelab").read_text())
+    bad = yaml.safe_load(fixture_stack_file("homelab").read_text())
     bad["config"]["homelab:network"]["traefikIp"] = "192.168.0.99"
     monkeypatch.setattr(engine, "PROJECT_ROOT", tmp_path)
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(bad))

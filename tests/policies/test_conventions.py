@@ -9,7 +9,7 @@ from components import security
 from homelab import engine
 from homelab.engine import ResourceRecord
 from policies import rules
-from tests.harness import PROJECT_ROOT
+from tests.harness import PROJECT_ROOT, fixture_stack_config
 
 ROUTE_PROGRAM = PROJECT_ROOT / "tests" / "policies" / "route_program.py"
 INGRESS_ROUTE = "kubernetes:traefik.io/v1alpha1:IngressRoute"
@@ -18,7 +18,7 @@ INGRESS_ROUTE = "kubernetes:traefik.io/v1alpha1:IngressRoute"
 @functools.cache
 def homelab_routes() -> tuple[ResourceRecord, ...]:
     """Every exposed host of the committed stack, published through the real `route_host`."""
-    config, secret_keys = engine.stack_config("homelab")
+    config, secret_keys = fixture_stack_config("homelab")
     render = engine.render("homelab", config=config, secret_keys=secret_keys, program=ROUTE_PROGRAM)
     return tuple(render.by_type(INGRESS_ROUTE))
 

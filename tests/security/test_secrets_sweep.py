@@ -14,7 +14,7 @@ import pytest
 
 from homelab import engine
 from homelab.engine import Render
-from tests.harness import PROJECT_ROOT, render_stack
+from tests.harness import PROJECT_ROOT, fixture_stack_config, render_stack
 from tests.security.leaks import Leak, fake_secrets, find_leaks, forms, secrets_in_text
 from tests.synthetic import record, render_of
 
@@ -139,7 +139,7 @@ def test_a_broken_saved_certificate_is_reported_without_any_of_it() -> None:
 
 
 def leaky_render() -> Render:
-    config, secret_keys = engine.stack_config(
+    config, secret_keys = fixture_stack_config(
         "homelab", secrets={f"homelab:{k}": v for k, v in SWEEP_SECRETS.items()}
     )
     return engine.render("homelab", config=config, secret_keys=secret_keys, program=LEAKY_PROGRAM)

@@ -180,8 +180,11 @@ def test_pull_requests_get_a_real_preview_as_one_edited_comment() -> None:
     job = document["jobs"]["preview"]
     assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert job["runs-on"] == ["self-hosted", "homelab"]
-    # Forks never reach the LAN runner.
-    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    # Off until the repository enables it; forks never reach the LAN runner.
+    assert job["if"] == (
+        "vars.HOMELAB_PREVIEW_ENABLED == 'true' && "
+        "github.event.pull_request.head.repo.full_name == github.repository"
+    )
     options = action_step(document, "preview", "pulumi/actions@")["with"]
     assert options["command"] == "preview"
     assert options["stack-name"] == "homelab"
@@ -260,10 +263,122 @@ def test_the_pulumi_cli_in_ci_matches_the_pinned_sdk() -> None:
 
 
 def test_ci_installs_the_uv_version_the_scripts_install() -> None:
-    script = (engine.PROJECT_ROOT / "scripts" / "test").read_text()
+    script = (engine.PROJECT_ROOT / "scripts" / "_lib.sh").read_text()
     match = re.search(r'"uv==([^"]+)"', script)
     assert match
     for path in workflow_files():
         for _, step in steps(load(path.name)):
             if step.get("uses", "").startswith("astral-sh/setup-uv@"):
                 assert step["with"]["version"] == match.group(1), path.name
+
+
+# --- switched on by the user, failing with a message that names what is missing ----------------
+
+PULUMI_JOBS = [
+    ("preview.yml", "preview", "HOMELAB_PREVIEW_ENABLED", "homelab-preview"),
+    ("drift.yml", "drift", "HOMELAB_PREVIEW_ENABLED", "homelab-preview"),
+    ("deploy.yml", "up", "HOMELAB_DEPLOY_ENABLED", "homelab"),
+]
+
+
+@pytest.mark.parametrize(("name", "job", "variable", "environment"), PULUMI_JOBS)
+def test_jobs_that_need_the_lan_runner_are_off_until_a_repository_variable_enables_them(
+    name: str, job: str, variable: str, environment: str
+) -> None:
+    definition = load(name)["jobs"][job]
+    assert definition["runs-on"] == ["self-hosted", "homelab"]
+    condition = definition["if"]
+    assert condition.startswith(f"vars.{variable} == 'true'"), condition
+    assert definition["environment"] == environment
+
+
+@pytest.mark.parametrize(("name", "job", "variable", "environment"), PULUMI_JOBS)
+def test_the_backend_secrets_are_checked_before_pulumi_actions_could_fall_back_to_the_cloud(
+    name: str, job: str, variable: str, environment: str
+) -> None:
+    """pulumi/actions@v6.6.1 src/login.ts: an empty `cloud-url` runs `pulumi login` without a
+    URL, i.e. Pulumi Cloud, which fails with an auth error; the check step comes first."""
+    job_steps = load(name)["jobs"][job]["steps"]
+    uses = [s.get("uses", "") for s in job_steps]
+    action = next(i for i, u in enumerate(uses) if u.startswith("pulumi/actions@"))
+    check = next(i for i, s in enumerate(job_steps) if "ci-check-backend" in s.get("run", ""))
+    assert check < action
+    assert job_steps[check]["run"] == f"./scripts/ci-check-backend {environment}"
+    assert job_steps[check]["env"] == {
+        "PULUMI_BACKEND_URL": "${{ secrets.PULUMI_BACKEND_URL }}",
+        "PULUMI_CONFIG_PASSPHRASE": "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
+    }
+    assert job_steps[action]["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+
+
+def _check_backend(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(engine.PROJECT_ROOT / "scripts" / "ci-check-backend"), "homelab-preview"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_missing_backend_secret_fails_with_its_name_and_environment() -> None:
+    result = _check_backend({"PULUMI_CONFIG_PASSPHRASE": "x"})
+    assert result.returncode == 1
+    assert result.stdout.startswith(
+        "::error title=Missing secret PULUMI_BACKEND_URL::set the secret PULUMI_BACKEND_URL in "
+        "the GitHub environment 'homelab-preview'"
+    )
+    assert "PULUMI_CONFIG_PASSPHRASE" not in result.stdout
+    both = _check_backend({})
+    assert both.stdout.count("::error title=Missing secret") == 2
+    assert (
+        _check_backend(
+            {"PULUMI_BACKEND_URL": "minio:9000", "PULUMI_CONFIG_PASSPHRASE": "x"}
+        ).returncode
+        == 1
+    )
+    ok = _check_backend(
+        {"PULUMI_BACKEND_URL": "file:///srv/state", "PULUMI_CONFIG_PASSPHRASE": "x"}
+    )
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        "State backend: file:// (environment homelab-preview)\n",
+    )
+    # The URL itself is not echoed (it may carry credentials in its query string).
+    assert "/srv/state" not in ok.stdout
+
+
+@pytest.mark.parametrize(("name", "job"), [("preview.yml", "preview"), ("deploy.yml", "up")])
+def test_previews_and_deploys_enforce_the_policy_pack(name: str, job: str) -> None:
+    """The input is `policyPacks` (pulumi/actions@v6.6.1 action.yml; src/config.ts reads it with
+    getMultilineInput and splits on commas), passed to the Automation API's --policy-pack."""
+    options = action_step(load(name), job, "pulumi/actions@")["with"]
+    assert options["policyPacks"] == "policies"
+    assert (engine.PROJECT_ROOT / "policies" / "PulumiPolicy.yaml").is_file()
+
+
+def test_the_pr_render_installs_the_pinned_helm_and_templates_the_charts() -> None:
+    render_job = load("preview.yml")["jobs"]["render"]
+    names = [s.get("uses", "").partition("@")[0] for s in render_job["steps"]]
+    assert names.index("azure/setup-helm") < next(
+        i for i, s in enumerate(render_job["steps"]) if "--charts" in s.get("run", "")
+    )
+
+
+def test_actionlint_knows_the_runner_label_and_the_variables() -> None:
+    """rhysd/actionlint@v1.7.12 docs/config.md: `self-hosted-runner.labels` are the custom runner
+    labels, `config-variables` the allowed `vars.*` (checked strictly once set); config.go reads
+    .github/actionlint.yaml."""
+    config = yaml.safe_load((engine.PROJECT_ROOT / ".github" / "actionlint.yaml").read_text())
+    labels: set[str] = set()
+    variables: set[str] = set()
+    for path in workflow_files():
+        text = path.read_text()
+        variables |= set(re.findall(r"\bvars\.([A-Za-z_][A-Za-z0-9_]*)", text))
+        for job in load(path.name)["jobs"].values():
+            runs_on = job["runs-on"]
+            if isinstance(runs_on, list) and "self-hosted" in runs_on:
+                labels |= set(runs_on) - {"self-hosted"}
+    assert labels == {"homelab"}
+    assert set(config["self-hosted-runner"]["labels"]) == labels
+    assert set(config["config-variables"]) == variables
