@@ -63,7 +63,7 @@ from components.security import (
 from components.traefik import MiddlewareRef, TraefikRouting, external_traffic_policy
 from config import pins
 from config.access import stack_policy_document
-from config.model import ExposedHost, HomelabConfig
+from config.model import HomelabConfig
 
 # The distroless images' `nonroot` user: the same UID in both containers (see module docstring).
 RUN_AS: Final = NONROOT_ID

@@ -42,8 +42,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.traefik import PUBLIC_ENTRYPOINT
-from config import access
-from config import pins
+from config import access, pins
 from homelab import engine
 from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
 

@@ -22,7 +22,12 @@ from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab import cli, engine, lab
 from homelab.engine import Render
-from tests.harness import committed_raw_config, committed_render, fixture_stack_file
+from tests.harness import (
+    committed_raw_config,
+    committed_render,
+    fixture_stack_file,
+    stack_raw_config,
+)
 
 TEMPLATE = fixture_stack_file("lab")
 CONFIGURATION_APPLY = "talos:machine/configurationApply:ConfigurationApply"
@@ -631,6 +636,8 @@ def test_other_failures_keep_the_cli_last_line(
     result = run(project, "up", "demo")
     assert result.code == 1
     assert result.err == "error: the Pulumi operation failed: error: node 192.168.0.51 timed out\n"
+
+
 def test_destroy_asks_for_the_stack_name_and_destroys_only_when_it_is_typed(
     project: Path, automation: Automation, commands: Commands
 ) -> None:
