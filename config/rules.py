@@ -417,14 +417,21 @@ def policy_subnets_in_lan(c: HomelabConfig) -> Iterable[Problem]:
 
 def policy_tests_hold(c: HomelabConfig) -> Iterable[Problem]:
     """`remoteAccess.policy.tests`, evaluated offline over the policy the stack ships
-    (config/access.py): one line per failing accept or deny, saying what the policy allows."""
+    (config/access.py): one line per failing accept or deny, saying what the policy allows.
+    Skipped while `network.lanCidr` is too small (`lan_holds_the_addresses`): the routes default
+    to the LAN, so every verdict would only repeat that one problem."""
+    if wider_lan_needed(c) is not None:
+        return
     for path, value, expected in access.test_problems(c):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
 
 def policy_builtin_access(c: HomelabConfig) -> Iterable[Problem]:
     """The admin reaches every private host and the LAN; no one else by default; the router's
-    tag reaches no tailnet device (config/access.py `builtin_problems`)."""
+    tag reaches no tailnet device (config/access.py `builtin_problems`). Skipped, like
+    `policy_tests_hold`, while `network.lanCidr` is too small."""
+    if wider_lan_needed(c) is not None:
+        return
     for path, value, expected in access.builtin_problems(c):
         key = f"remoteAccess.policy.{path}" if path else "remoteAccess.router.routes"
         yield Problem(_key(key), _q(value), expected)

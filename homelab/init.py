@@ -205,6 +205,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a node (repeat for each); default: one control plane proposed in the LAN",
     )
     parser.add_argument("--nodes", type=int, help="how many nodes to propose when no --node")
+    parser.add_argument(
+        "--schedule-on-control-planes",
+        choices=("yes", "no"),
+        help="with workers: whether control planes run workloads too (asked when unset)",
+    )
     parser.add_argument("--vip", help="control-plane VIP (a free LAN address)")
     parser.add_argument("--pool", help="MetalLB address range 'first-last' (free LAN addresses)")
     parser.add_argument("--traefik-ip", help="Traefik's LoadBalancer IP (inside the pool)")
@@ -261,6 +266,18 @@ def gather(
     proposals = Proposals(Lan(network, gateway_guess))
     gateway = asker.ask("Gateway (router)", args.gateway, proposals.gateway)
     nodes = _nodes(args, asker, proposals, stack)
+    cluster: dict[str, Any] = {"name": cluster_name}
+    if any(node["role"] == "worker" for node in nodes):
+        # With workers the choice is explicit (config/rules.py control_plane_scheduling_is_explicit).
+        schedule = asker.ask(
+            "Run workloads on the control planes too (yes/no)",
+            args.schedule_on_control_planes,
+            "no",
+        )
+        answer = schedule.strip().lower()
+        if answer not in ("yes", "no"):
+            raise InitError(f"run workloads on the control planes {schedule!r}: answer yes or no")
+        cluster["allowSchedulingOnControlPlanes"] = answer == "yes"
     vip = asker.ask("Control-plane VIP", args.vip, proposals.vip)
     pool = asker.ask("MetalLB address pool (first-last)", args.pool, proposals.pool)
     traefik_ip = asker.ask("Traefik IP (inside the pool)", args.traefik_ip, proposals.traefik_ip)
@@ -268,7 +285,7 @@ def gather(
     return {
         "domain": domain,
         "lifecycle": {"environment": environment},
-        "cluster": {"name": cluster_name, "vip": vip, "nodes": nodes},
+        "cluster": {**cluster, "vip": vip, "nodes": nodes},
         "network": {
             "lanCidr": lan_text,
             "gateway": gateway,

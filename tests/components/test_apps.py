@@ -230,7 +230,9 @@ def test_grafana_state_is_protected_in_the_homelab_only() -> None:
     namespace = render.one(NAMESPACE, f"apps-namespace-{grafana_app()['namespace']}")
     assert claim.protect
     assert namespace.protect
-    lab = render_stack("homelab", overrides={"lifecycle": {"environment": "lab"}})
+    lab = render_stack(
+        "homelab", overrides={"lifecycle": {"environment": "lab"}}, as_stack="variant"
+    )
     assert not lab.one(CLAIM, "apps-grafana-data").protect
     assert not lab.one(NAMESPACE, f"apps-namespace-{grafana_app()['namespace']}").protect
 
