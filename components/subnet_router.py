@@ -6,10 +6,13 @@ operator needs APIs Headscale lacks; peers.md), following upstream's docs/k8s ma
 - userspace networking (`TS_USERSPACE=true`): tailscaled's netstack forwards subnet traffic without
   /dev/net/tun or NET_ADMIN, so the pod runs unprivileged as a non-root user, like upstream's
   userspace sidecar example (components.md 4);
-- it logs in once with a tagged, reusable pre-auth key read from a mounted Secret file
-  (`TS_AUTHKEY=file:...`, `TS_AUTH_ONCE=true`), keeps its state in a Secret it creates itself
-  (`TS_KUBE_SECRET`, not managed here: components.md 4 pitfall 1), and advertises the LAN routes,
-  which the ACL policy auto-approves for its tag;
+- it logs in once with a tagged, single-use, short-lived pre-auth key read from a mounted Secret
+  file (`TS_AUTHKEY=file:...`, `TS_AUTH_ONCE=true`: containerboot runs `tailscale up` only while
+  tailscaled reports NeedsLogin, cmd/containerboot/main.go @ v1.102.3), keeps its state in a
+  Secret it creates itself (`TS_KUBE_SECRET`, not managed here: components.md 4 pitfall 1), and
+  advertises the LAN routes, which the ACL policy auto-approves for its tag. The tag comes from
+  the key alone: it never asks for one (`--advertise-tags`), because Headscale 0.28 refuses every
+  pre-auth-key registration whose Hostinfo requests tags (hscontrol/state/state.go @ v0.28.0);
 - nothing connects to it: tailnet traffic is its own outbound connections (to Headscale, DERP
   relays and peers) and their replies, so its NetworkPolicy admits no ingress.
 """
@@ -71,22 +74,22 @@ class SubnetRouterArgs:
     routes: list[str]
     hostname: str
     tag: str = "tag:k8s-router"
-    """ACL tag to advertise; the pre-auth key carries the same tag (the key's tags win)."""
+    """The ACL tag the router's pre-auth key carries (reported, never requested by the router)."""
     login_server_ip: str | None = None
     """LAN address serving the login server's host (Traefik). Pinned in the pod's /etc/hosts so
     the router reaches Headscale without the home router's NAT loopback."""
 
 
-def router_env(
-    *, login_server: str, routes: Sequence[str], hostname: str, tag: str
-) -> list[dict[str, Any]]:
+def router_env(*, login_server: str, routes: Sequence[str], hostname: str) -> list[dict[str, Any]]:
     """containerboot's environment (cmd/containerboot/main.go header @ v1.102.3)."""
     return [
         {"name": "TS_USERSPACE", "value": "true"},
         {"name": "TS_ROUTES", "value": ",".join(routes)},
         {"name": "TS_AUTHKEY", "value": f"file:{AUTH_KEY_FILE}"},
         # Without --login-server the pod would try login.tailscale.com (components.md 4 #3).
-        {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server} --advertise-tags={tag}"},
+        # Nothing else: `--advertise-tags` would become Hostinfo.RequestTags, which Headscale
+        # refuses on a pre-auth-key registration; the key's tags are authoritative.
+        {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server}"},
         {"name": "TS_HOSTNAME", "value": hostname},
         {"name": "TS_KUBE_SECRET", "value": STATE_SECRET},
         # Log in only when the state Secret has no identity yet: restarts never need the key.
@@ -167,9 +170,7 @@ class SubnetRouter(pulumi.ComponentResource):
             opts=access.opts(self),
         )
         env = args.login_server.apply(
-            lambda url: router_env(
-                login_server=url, routes=args.routes, hostname=args.hostname, tag=args.tag
-            )
+            lambda url: router_env(login_server=url, routes=args.routes, hostname=args.hostname)
         )
         # /healthz answers 200 once the node has a tailnet IP, 503 before (kube/health @ v1.102.3).
         health = {"httpGet": {"path": "/healthz", "port": "health"}}
