@@ -33,6 +33,10 @@ INTERPRETER: Final = ("python3", "-c")
 ROLLOUT_TIMEOUT_SECONDS: Final = 600
 CLI_ATTEMPTS: Final = 30
 CLI_RETRY_DELAY_SECONDS: Final = 5
+# The router logs in once: containerboot runs `tailscale up` only while tailscaled reports
+# NeedsLogin (TS_AUTH_ONCE, cmd/containerboot/main.go @ v1.102.3), and its state Secret keeps the
+# node registered afterwards. So its key is single-use and short-lived.
+ROUTER_KEY_EXPIRY: Final = "1h"
 # Key formats of Headscale 0.28 (hscontrol/db/preauth_keys.go, api_key.go).
 PREAUTH_KEY_PREFIX: Final = "hskey-auth-"
 API_KEY_PREFIX: Final = "hskey-api-"

@@ -47,15 +47,17 @@ def namespace(
     privileged: bool = False,
     pod_security: PodSecurityLevel | None = None,
     labels: Mapping[str, str] | None = None,
+    protect: bool = False,
 ) -> k8s.core.v1.Namespace:
     """A namespace; `privileged` relaxes Pod Security Admission for host-level workloads,
-    `pod_security` sets another level (e.g. `restricted` for hardened workloads)."""
+    `pod_security` sets another level (e.g. `restricted` for hardened workloads). `protect` for a
+    namespace holding state: deleting a namespace deletes its claims with it."""
     level: PodSecurityLevel | None = "privileged" if privileged else pod_security
     all_labels = {**(pod_security_labels(level) if level else {}), **(labels or {})}
     return k8s.core.v1.Namespace(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, labels=all_labels or None),
-        opts=access.opts(parent),
+        opts=access.opts(parent, protect=protect),
     )
 
 

@@ -32,8 +32,8 @@ from components.headscale import as_input
 from components.kube import namespace as kube_namespace
 from components.security import (
     IMAGE_PULL_POLICY,
-    IMAGES_PINNED_BY_TAG,
     NONROOT_ID,
+    PINNED_IMAGE_SKIPS,
     checkov_skips,
     hardened_container_security_context,
     hardened_pod_security_context,
@@ -60,7 +60,7 @@ HEALTH_PORT: Final = 9002
 RUN_AS: Final = NONROOT_ID
 LABELS: Final = {"app.kubernetes.io/name": "subnet-router", "app.kubernetes.io/part-of": "homelab"}
 CHECKOV_SKIPS: Final = {
-    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+    **PINNED_IMAGE_SKIPS,
     "CKV_K8S_38": "containerboot needs its service account token: it keeps tailscaled's state in "
     "the Secret named by TS_KUBE_SECRET and records events through the Kubernetes API",
 }

@@ -152,8 +152,8 @@ def headplane_config_errors(settings: Mapping[str, Any]) -> Errors:
             leaf in commented and any(p.startswith(parent + ".") for p in example)
         ):
             errors.append(f"{path}: not in Headplane's example config")
-    pod_env = {headplane_component.POD_NAME_ENV: "headscale-0"}
-    return errors + headplane_component.config_problems(settings, pod_env)
+    # No integration, no HEADPLANE_* variables in its pod: the file alone is the config.
+    return errors + headplane_component.config_problems(settings)
 
 
 def helm_release(record: ResourceRecord, render: Render) -> Errors:

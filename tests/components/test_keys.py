@@ -244,7 +244,7 @@ def test_the_router_key_carries_the_router_tag_from_config() -> None:
     command = child(homelab_render(), HEADSCALE, COMMAND, "headscale-router-key")
     script = command.input("create")
     assert repr(config.remote_access.router.tag) in script
-    assert "'reusable': True" in script
+    assert "'reusable': False" in script, "single-use: the router logs in once"
     assert f"'user': {config.remote_access.admin_user!r}" in script
 
 
