@@ -672,3 +672,35 @@ def test_every_kubernetes_object_lives_in_the_headscale_namespace() -> None:
     for record in under(homelab_render(), HEADSCALE):
         if is_kubernetes_object(record) and record.type != "kubernetes:core/v1:Namespace":
             assert record.input("metadata.namespace") == "headscale", record.name
+
+
+def _default_entrypoints(ports: dict[str, Any]) -> list[str]:
+    """traefik/traefik@v3.7.9:cmd/traefik/traefik.go getDefaultsEntrypoints (the newest v3.7 tag
+    here; the chart ships v3.7.11): all entrypoints unless one sets asDefault, then only those;
+    never UDP ones nor the internal `traefik` one. The chart turns `ports.<name>.asDefault` into
+    `--entryPoints.<name>.asDefault` (traefik-helm-chart@v41.3.0:traefik/templates/_podtemplate.tpl)."""
+    entrypoints = {name: cfg for name, cfg in ports.items() if cfg}
+    flagged = any(cfg.get("asDefault") for cfg in entrypoints.values())
+    return sorted(
+        name
+        for name, cfg in entrypoints.items()
+        if (not flagged or cfg.get("asDefault"))
+        and str(cfg.get("protocol", "tcp")).lower() != "udp"
+        and name != "traefik"
+    )
+
+
+def test_a_route_naming_no_entrypoint_is_only_on_websecure_never_public() -> None:
+    chart_ports = yaml.safe_load(reference("upstream/traefik/chart/values.yaml").read_text())[
+        "ports"
+    ]
+    ours = homelab_render().one("kubernetes:helm.sh/v3:Release", "traefik").input("values.ports")
+    merged = {
+        name: {**(chart_ports.get(name) or {}), **(ours.get(name) or {})}
+        for name in {*chart_ports, *ours}
+    }
+    assert "public" in merged
+    assert _default_entrypoints(merged) == ["websecure"]
+    # Guard: without the flag every TCP entrypoint, `public` included, would be a default.
+    unflagged = {n: {k: v for k, v in c.items() if k != "asDefault"} for n, c in merged.items()}
+    assert "public" in _default_entrypoints(unflagged)
