@@ -86,6 +86,8 @@ router = SubnetRouter(
         routes=[str(r) for r in config.subnet_routes],
         hostname=config.remote_access.router.hostname,
         tag=config.remote_access.router.tag,
+        # Its first login needs the trusted certificate, not Traefik's self-signed default.
+        tls_ready=cert_manager.wildcard.ready,
         login_server_ip=traefik.routing.load_balancer_ip,
     ),
 )

@@ -75,6 +75,9 @@ class SubnetRouterArgs:
     hostname: str
     tag: str = "tag:k8s-router"
     """The ACL tag the router's pre-auth key carries (reported, never requested by the router)."""
+    tls_ready: Sequence[pulumi.Resource] = ()
+    """Resources that stand for "the login server's trusted certificate is served" (the awaited
+    wildcard Certificate): the router's first login fails on any other certificate."""
     login_server_ip: str | None = None
     """LAN address serving the login server's host (Traefik). Pinned in the pod's /etc/hosts so
     the router reaches Headscale without the home router's NAT loopback."""
@@ -237,7 +240,7 @@ class SubnetRouter(pulumi.ComponentResource):
                     "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
                 }
             ),
-            opts=access.opts(self, depends_on=[binding, auth_key]),
+            opts=access.opts(self, depends_on=[binding, auth_key, *args.tls_ready]),
         )
         ingress_network_policy(
             f"{name}-network-policy",

@@ -249,3 +249,12 @@ def test_every_kubernetes_object_validates_against_the_strict_schemas() -> None:
     assert len(records) >= 6
     for record in records:
         validate_kubernetes(manifest(record))
+
+
+def test_the_router_starts_only_once_the_wildcard_certificate_is_ready() -> None:
+    """Tailscale clients refuse a control server on an untrusted certificate
+    (tailscale/tailscale@v1.102.3:net/tlsdial/tlsdial.go), so the first login waits for it."""
+    render = homelab_render()
+    deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
+    (certificate,) = render.by_type("kubernetes:cert-manager.io/v1:Certificate")
+    assert certificate.urn in deployment.dependencies
