@@ -56,6 +56,7 @@ from components.security import (
     policy_ports,
     visibility_annotations,
 )
+from components.subnet_router import ROUTER_KEY_HOLDER
 from components.traefik import TraefikRouting, external_traffic_policy
 from config import pins
 from config.model import ExposedHost, HomelabConfig
@@ -70,6 +71,11 @@ LABELS: Final = {"app.kubernetes.io/name": "headscale", "app.kubernetes.io/part-
 CONFIG_MAP: Final = "headscale-config"
 DATA_CLAIM: Final = "headscale-data"
 SERVICE: Final = "headscale"
+# Headplane's API key, held in the cluster so its renewal check can find it (components/keys.py);
+# readable by whoever may read Secrets here, who could read the cookie secret anyway.
+API_KEY_HOLDER: Final = keys.HeldKey(
+    namespace=HEADSCALE_NAMESPACE, secret="headplane-api-key", item="api_key"
+)
 
 # What Tailscale clients ask of Headscale's HTTP router (hscontrol/app.go createRouter @ v0.28.0):
 # the Noise upgrade (the whole control protocol, /machine/* included, runs inside it), the
@@ -125,8 +131,11 @@ def public_match(fqdn: str, *, derp: bool) -> str:
 class Headscale(pulumi.ComponentResource):
     server_url: pulumi.Output[str]
     router_auth_key: pulumi.Output[str]
+    router_auth_key_generation: pulumi.Output[str]
+    router_auth_key_expiry: pulumi.Output[str]
     headplane_url: str | None
     headplane_api_key: pulumi.Output[str] | None
+    headplane_api_key_expiry: pulumi.Output[str] | None
     port_forwards: list[dict[str, Any]]
     public_dns_record: dict[str, Any]
     join_command: str
@@ -200,6 +209,8 @@ class Headscale(pulumi.ComponentResource):
             {
                 "serverUrl": self.server_url,
                 "routerAuthKey": self.router_auth_key,
+                "routerAuthKeyExpiry": self.router_auth_key_expiry,
+                "headplaneApiKeyExpiry": self.headplane_api_key_expiry,
                 "headplaneUrl": self.headplane_url,
                 "portForwards": self.port_forwards,
                 "publicDnsRecord": self.public_dns_record,
@@ -356,7 +367,7 @@ class Headscale(pulumi.ComponentResource):
         kubeconfig = args.access.kubeconfig
         target = keys.HeadscaleTarget(HEADSCALE_NAMESPACE, "deployment/headscale", "headscale")
         key_deps: list[pulumi.Resource] = [deployment, args.access.cluster]
-        self.router_auth_key = keys.mint_key(
+        router_key = keys.mint_key(
             f"{name}-router-key",
             keys.KeyRequest(
                 kind="preauthkey",
@@ -367,23 +378,43 @@ class Headscale(pulumi.ComponentResource):
                 tags=(remote.router.tag,),
             ),
             target=target,
+            held=ROUTER_KEY_HOLDER,
             kubeconfig=kubeconfig,
             parent=self,
             depends_on=key_deps,
+            deleted_with=args.access.cluster,
         )
+        self.router_auth_key = router_key.key
+        self.router_auth_key_generation = router_key.generation
+        self.router_auth_key_expiry = router_key.expiration
         self.headplane_api_key = None
+        self.headplane_api_key_expiry = None
         if with_headplane:
             # No OIDC here, so Headplane runs in limited mode: the admin logs in by pasting an API
-            # key (docs/install/limited-mode.md). It is a secret stack output, not a Secret the
-            # UI would read.
-            self.headplane_api_key = keys.mint_key(
+            # key (docs/install/limited-mode.md): a secret stack output, and a Secret here for
+            # its renewal check.
+            api_key = keys.mint_key(
                 f"{name}-headplane-api-key",
                 keys.KeyRequest(kind="apikey", expiration=API_KEY_EXPIRY),
                 target=target,
+                held=API_KEY_HOLDER,
                 kubeconfig=kubeconfig,
                 parent=self,
                 depends_on=key_deps,
+                deleted_with=args.access.cluster,
             )
+            k8s.core.v1.Secret(
+                f"{name}-headplane-api-key-secret",
+                metadata=self._meta(
+                    API_KEY_HOLDER.secret,
+                    annotations={keys.GENERATION_ANNOTATION: api_key.generation},
+                ),
+                type="Opaque",
+                string_data={API_KEY_HOLDER.item: api_key.key},
+                opts=args.access.opts(self),
+            )
+            self.headplane_api_key = api_key.key
+            self.headplane_api_key_expiry = api_key.expiration
 
     def _headscale_container(self, config: HomelabConfig) -> dict[str, Any]:
         ports: list[dict[str, Any]] = [

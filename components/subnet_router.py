@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import keys
 from components.common import TAILSCALE_NAMESPACE, ClusterAccess
-from components.headscale import as_input
 from components.kube import namespace as kube_namespace
 from components.security import (
     IMAGE_PULL_POLICY,
@@ -66,6 +66,16 @@ CHECKOV_SKIPS: Final = {
 }
 
 
+# Where the router's key is held, and the state Secret that says it is logged in: the key's
+# renewal check reads both (components/keys.py).
+ROUTER_KEY_HOLDER: Final = keys.HeldKey(
+    namespace=TAILSCALE_NAMESPACE,
+    secret=AUTH_KEY_SECRET,
+    item=AUTH_KEY_ITEM,
+    login_state=(TAILSCALE_NAMESPACE, STATE_SECRET),
+)
+
+
 @dataclass(frozen=True)
 class SubnetRouterArgs:
     access: ClusterAccess
@@ -75,6 +85,8 @@ class SubnetRouterArgs:
     hostname: str
     tag: str = "tag:k8s-router"
     """The ACL tag the router's pre-auth key carries (reported, never requested by the router)."""
+    auth_key_generation: pulumi.Input[str] = keys.INITIAL_GENERATION
+    """The generation the key was minted under, recorded on its Secret for the renewal check."""
     tls_ready: Sequence[pulumi.Resource] = ()
     """Resources that stand for "the login server's trusted certificate is served" (the awaited
     wildcard Certificate): the router's first login fails on any other certificate."""
@@ -167,7 +179,12 @@ class SubnetRouter(pulumi.ComponentResource):
         key: pulumi.Output[str] = pulumi.Output.secret(args.auth_key)
         auth_key = k8s.core.v1.Secret(
             f"{name}-authkey",
-            metadata=meta(AUTH_KEY_SECRET),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=AUTH_KEY_SECRET,
+                namespace=ns,
+                labels=dict(LABELS),
+                annotations={keys.GENERATION_ANNOTATION: args.auth_key_generation},
+            ),
             type="Opaque",
             string_data={AUTH_KEY_ITEM: key},
             opts=access.opts(self),
@@ -230,7 +247,8 @@ class SubnetRouter(pulumi.ComponentResource):
                 labels=dict(LABELS),
                 annotations=checkov_skips(CHECKOV_SKIPS),
             ),
-            spec=as_input(
+            spec=cast(
+                Any,
                 {
                     "replicas": 1,
                     # One identity in one state Secret: never two pods at once.
@@ -238,7 +256,7 @@ class SubnetRouter(pulumi.ComponentResource):
                     "revisionHistoryLimit": 3,
                     "selector": {"matchLabels": dict(LABELS)},
                     "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
-                }
+                },
             ),
             opts=access.opts(self, depends_on=[binding, auth_key, *args.tls_ready]),
         )

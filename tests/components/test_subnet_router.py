@@ -138,7 +138,8 @@ def test_auth_key_is_read_from_a_mounted_secret_file_holding_the_minted_key() ->
     path = f"stringData.{item}"
     assert secret.is_secret(path)
     minted = child(render, HEADSCALE, COMMAND, "headscale-router-key")
-    assert secret.input(path) == minted.outputs["stdout"]
+    # The key alone: the first line of what the minting command prints (components/keys.py).
+    assert secret.input(path) == minted.outputs["stdout"].splitlines()[0]
     deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
     assert secret.urn in deployment.dependencies
     # Readable by the router's group only, which owns the file through the pod's fsGroup.
