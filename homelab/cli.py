@@ -5,6 +5,7 @@
     python -m homelab render-diff BASE HEAD        the pull-request comment for two render directories
     python -m homelab lab up|preview|destroy NAME  [--force-homelab]
     python -m homelab lab list
+    python -m homelab device register KEY --user USER [--stack homelab]   let a waiting device join
 
 Errors a user can fix are one line on stderr with exit code 2, never a traceback.
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from homelab import engine, lab, render
+from homelab import device, engine, lab, render
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
                 help="allow destroying the real homelab (environment 'homelab')",
             )
     lab_actions.add_parser("list", help="list stacks and stack files with their environment")
+
+    device_cmd = commands.add_parser("device", help="let a device join the tailnet")
+    device_actions = device_cmd.add_subparsers(dest="action", required=True)
+    register_cmd = device_actions.add_parser(
+        "register", help="register the key a device waiting in `tailscale up` shows"
+    )
+    register_cmd.add_argument("key", help="the key after /register/ in the URL (or the URL)")
+    register_cmd.add_argument("--user", required=True, help="the Headscale user it belongs to")
+    register_cmd.add_argument("--stack", default=lab.HOMELAB_STACK, help="stack (default homelab)")
     return parser
 
 
@@ -107,6 +117,7 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
     lab_context: lab.Lab | None = None,
+    read_kubeconfig: device.KubeconfigReader | None = None,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -117,6 +128,14 @@ def main(
         if args.command == "render-diff":
             return _render_diff(args, out)
         context = lab_context or lab.Lab(out=out)
+        if args.command == "device":
+            return device.register(
+                context,
+                args.key,
+                args.user,
+                stack=args.stack,
+                read_kubeconfig=read_kubeconfig or device.stack_kubeconfig,
+            )
         if args.action == "list":
             return lab.list_labs(context)
         if args.action == "destroy":
