@@ -309,7 +309,39 @@ class Headscale(pulumi.ComponentResource):
         )
         if args.config.remote_access.derp.enabled:
             self._stun_service(name, args)
+            if args.stun_load_balancer.ip != args.traefik.load_balancer_ip:
+                self._in_cluster_stun(name, args)
         return service
+
+    def _in_cluster_stun(self, name: str, args: HeadscaleArgs) -> k8s.core.v1.Service:
+        """STUN also on Traefik's IP, for clients inside the cluster (the subnet router).
+
+        The embedded DERP region names no IP (derp.server.ipv4 unset), so a client probes STUN
+        and dials DERP at whatever the Headscale name resolves to (hscontrol/derp/server/
+        derp_server.go GenerateRegion @ v0.28.0; tailscale net/netcheck/netcheck.go nodeAddrPort
+        @ v1.102.3). The router's host alias resolves it to Traefik's IP, which serves 443; with
+        STUN on its own LoadBalancer IP nothing would answer STUN there. kube-proxy programs a
+        Service's externalIPs for traffic from pods and to the nodes, so this ClusterIP Service
+        answers STUN on Traefik's IP (UDP, a port Traefik does not use) without MetalLB, whose
+        sharing rules would force Traefik back to `Cluster`. Internet clients keep the STUN
+        LoadBalancer through the port-forward.
+        """
+        port = args.config.remote_access.derp.stun_port
+        return k8s.core.v1.Service(
+            f"{name}-stun-in-cluster",
+            metadata=self._meta("headscale-stun-in-cluster"),
+            spec=as_input(
+                {
+                    "type": "ClusterIP",
+                    "externalIPs": [args.traefik.load_balancer_ip],
+                    "selector": dict(LABELS),
+                    "ports": [
+                        {"name": "stun", "protocol": "UDP", "port": port, "targetPort": port}
+                    ],
+                }
+            ),
+            opts=args.access.opts(self),
+        )
 
     def _routes(self, name: str, args: HeadscaleArgs, *, depends_on: list[pulumi.Resource]) -> None:
         """The whole host on the private entrypoint; only client paths on the public one."""

@@ -704,3 +704,58 @@ def test_a_route_naming_no_entrypoint_is_only_on_websecure_never_public() -> Non
     # Guard: without the flag every TCP entrypoint, `public` included, would be a default.
     unflagged = {n: {k: v for k, v in c.items() if k != "asDefault"} for n, c in merged.items()}
     assert "public" in _default_entrypoints(unflagged)
+
+
+def _stun_served_at(render: Any, ip: str, port: int) -> bool:
+    """A Service answers UDP `port` on `ip` and sends it to the Headscale pod: a LoadBalancer
+    with that MetalLB IP, or a Service with that external IP (kube-proxy programs both)."""
+    pod_labels = _deployment(render).input("spec.template.metadata.labels")
+    for service in children_of_type(render, HEADSCALE, SERVICE):
+        spec = service.input("spec")
+        selector = spec.get("selector") or {}
+        if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+            continue
+        annotations = service.input("metadata").get("annotations") or {}
+        ips = set(spec.get("externalIPs") or [])
+        if spec.get("type") == "LoadBalancer":
+            ips |= set(annotations.get("metallb.io/loadBalancerIPs", "").split(","))
+        udp = {p["port"] for p in service.input("spec.ports") if p.get("protocol") == "UDP"}
+        if ip in ips and port in udp:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "stun_ip", [pytest.param(None, id="shared-ip"), pytest.param("192.168.0.222", id="own-ip")]
+)
+def test_the_address_the_router_resolves_for_headscale_serves_https_and_stun(
+    stun_ip: str | None,
+) -> None:
+    """juanfont/headscale@v0.28.0:hscontrol/derp/server/derp_server.go GenerateRegion: the
+    embedded region's node is HostName = server_url's host, DERPPort 443, STUNPort = the port of
+    stun_listen_addr, IPv4 unset; tailscale/tailscale@v1.102.3:net/netcheck/netcheck.go
+    nodeAddrPort then probes STUN at what HostName resolves to. For the router that is its host
+    alias: that one address must serve 443 (Traefik, websecure) and STUN."""
+    render = render_remote_access({"derp": {"stunIp": stun_ip}})
+    settings = headscale_settings(render)
+    assert "ipv4" not in settings["derp"]["server"]
+    router = pod_spec(
+        child(render, "homelab:remote-access:SubnetRouter", DEPLOYMENT, "subnet-router-deployment")
+    )
+    host = settings["server_url"].removeprefix("https://")
+    (alias,) = [a for a in router["hostAliases"] if host in a["hostnames"]]
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert alias["ip"] in traefik.input("values.service.annotations")["metallb.io/loadBalancerIPs"]
+    assert _stun_served_at(render, alias["ip"], stun_port(settings))
+
+
+def test_stun_on_its_own_ip_keeps_traefik_local_and_adds_no_shared_load_balancer() -> None:
+    render = render_remote_access({"derp": {"stunIp": "192.168.0.222"}})
+    in_cluster = child(render, HEADSCALE, SERVICE, "headscale-stun-in-cluster")
+    assert in_cluster.input("spec.type") == "ClusterIP"
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert traefik.input("values.service.spec.externalTrafficPolicy") == "Local"
+    shared = render_remote_access({"derp": {"stunIp": None}})
+    assert "headscale-stun-in-cluster" not in {
+        s.name for s in children_of_type(shared, HEADSCALE, SERVICE)
+    }
