@@ -103,7 +103,8 @@ class HeldKey:
     """Where the cluster keeps a minted key: a Secret's item, annotated with its generation.
 
     `login_state` names the Secret whose `_current-profile` item says the key's user (the subnet
-    router) is logged in and needs no key any more; None for keys that are always needed."""
+    router) is logged in and needs no key any more (tailscaled's kube store writes it there,
+    ipn/store/kubestore/store_kube.go @ v1.102.3); None for keys that are always needed."""
 
     namespace: str
     secret: str
