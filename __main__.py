@@ -83,9 +83,12 @@ router = SubnetRouter(
         access=access,
         login_server=headscale.server_url,
         auth_key=headscale.router_auth_key,
+        auth_key_generation=headscale.router_auth_key_generation,
         routes=[str(r) for r in config.subnet_routes],
         hostname=config.remote_access.router.hostname,
         tag=config.remote_access.router.tag,
+        # Its first login needs the trusted certificate, not Traefik's self-signed default.
+        tls_ready=cert_manager.wildcard.ready,
         login_server_ip=traefik.routing.load_balancer_ip,
     ),
 )
@@ -116,6 +119,9 @@ if headscale.headplane_url is not None:
     pulumi.export("headplaneUrl", headscale.headplane_url)
 if headscale.headplane_api_key is not None:
     pulumi.export("headplaneApiKey", headscale.headplane_api_key)
+    pulumi.export("headplaneApiKeyExpiry", headscale.headplane_api_key_expiry)
+# The router's single-use key: used once at first login, then only the state Secret matters.
+pulumi.export("routerAuthKeyExpiry", headscale.router_auth_key_expiry)
 pulumi.export("urls", apps.urls)
 # Grafana's `admin` login (a secret output: `pulumi stack output --show-secrets`).
 if apps.grafana_admin_password is not None:

@@ -1,11 +1,16 @@
-"""Headplane, the web UI, as a second container of the Headscale pod.
+"""Headplane, the web UI: its config and the load-time rules Headplane 0.6.3 applies to it.
 
 `headplane_config` builds its `config.yaml` (keys of config.example.yaml @ v0.6.3);
 `config_problems` mirrors the checks Headplane 0.6.3 makes when it loads that file plus its
-`HEADPLANE_*` environment overrides (app/server/config/config-schema.ts, load.ts,
-integration/kubernetes.ts @ v0.6.3; components.md 3.1-3.4). The Kubernetes integration needs the
-same pod as Headscale, `shareProcessNamespace`, and RBAC to read its own pod; all of that is
-assembled by `components/headscale.py`.
+`HEADPLANE_*` environment overrides (app/server/config/config-schema.ts, load.ts @ v0.6.3;
+components.md 3.1-3.4), and `headscale_config_problems` the strict schema it reads Headscale's
+config with (app/server/headscale/config-schema.ts). Headplane runs in its own pod
+(components/headplane_deployment.py) and talks to Headscale's ClusterIP Service.
+
+No integration: Headscale's config is a read-only ConfigMap mount, so Headplane runs it read-only
+(app/server/headscale/config-loader.ts: `access(W_OK)` fails, so `writable()` is false) and its
+DNS/config actions return before any edit (app/routes/dns/dns-actions.ts), so the Kubernetes
+integration (shared pod, `shareProcessNamespace`, an API token) would never signal anything.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from components.common import HEADSCALE_NAMESPACE
 from components.dotted import MISSING, lookup
 from components.headscale_config import CONFIG_DIR as HEADSCALE_CONFIG_DIR
 from components.headscale_config import CONFIG_FILE as HEADSCALE_CONFIG_FILE
@@ -29,60 +35,10 @@ SECRET_DIR: Final = "/var/run/secrets/headplane"
 COOKIE_SECRET_KEY: Final = "cookie_secret"
 # The UI is served under this prefix (app/routes.ts basename); health is /admin/healthz.
 UI_PATH: Final = "/admin"
-# Headplane reads its pod name from this variable (integration.kubernetes.pod_name override).
-POD_NAME_ENV: Final = "HEADPLANE_INTEGRATION__KUBERNETES__POD_NAME"
 COOKIE_SECRET_LENGTH: Final = 32
-# Where the Kubernetes integration looks for the service account; it insists on ca.crt, token and
-# namespace there before it reads its own pod (app/server/config/integration/kubernetes.ts
-# @ v0.6.3; the client's loadFromCluster reads the same path).
-SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
-SERVICE_ACCOUNT_VOLUME: Final = "headplane-service-account"
-# The lifetime the kubelet requests for the automatic mount's token (it refreshes the file before
-# the token expires): this volume behaves like that mount.
-TOKEN_EXPIRATION_SECONDS: Final = 3607
-
-
-def service_account_volume() -> dict[str, Any]:
-    """The service account files the automatic mount would give, as a volume for Headplane alone.
-
-    The pod sets `automountServiceAccountToken: false`, so Headscale, the internet-facing
-    container, gets no API token; Headplane mounts this at SERVICE_ACCOUNT_DIR. It is the same
-    projection the kubelet makes for the automatic mount (token, cluster CA, namespace). Not a
-    hard boundary: both containers share a UID and a process namespace, so a compromised Headscale
-    could still reach the file through /proc/<pid>/root; the token only grants `get` on pods.
-    """
-    return {
-        "name": SERVICE_ACCOUNT_VOLUME,
-        "projected": {
-            "sources": [
-                {
-                    "serviceAccountToken": {
-                        "path": "token",
-                        "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
-                    }
-                },
-                {
-                    "configMap": {
-                        "name": "kube-root-ca.crt",
-                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                    }
-                },
-                {
-                    "downwardAPI": {
-                        "items": [
-                            {
-                                "path": "namespace",
-                                "fieldRef": {
-                                    "apiVersion": "v1",
-                                    "fieldPath": "metadata.namespace",
-                                },
-                            }
-                        ]
-                    }
-                },
-            ]
-        },
-    }
+# Headscale's ClusterIP Service (components/headscale.py), plain HTTP inside the cluster.
+HEADSCALE_SERVICE: Final = "headscale"
+HEADSCALE_URL: Final = f"http://{HEADSCALE_SERVICE}.{HEADSCALE_NAMESPACE}.svc:{HEADSCALE_HTTP_PORT}"
 
 
 def base_url(config: HomelabConfig) -> str:
@@ -108,17 +64,16 @@ def headplane_config(config: HomelabConfig) -> dict[str, Any]:
             "data_path": DATA_DIR,
         },
         "headscale": {
-            # Same pod: Headscale's plain-HTTP listener on loopback, no TLS needed.
-            "url": f"http://127.0.0.1:{HEADSCALE_HTTP_PORT}",
+            # Headscale's ClusterIP Service: plain HTTP inside the cluster, no TLS needed.
+            "url": HEADSCALE_URL,
             "public_url": f"https://{config.headscale_fqdn}",
-            # Mounted read-only: the UI shows the config but config stays code.
+            # Headscale's ConfigMap, mounted read-only into Headplane's pod: the UI shows the
+            # config, the stack config owns it.
             "config_path": f"{HEADSCALE_CONFIG_DIR}/{HEADSCALE_CONFIG_FILE}",
             "config_strict": True,
         },
-        # Only the Kubernetes integration: it lets Headplane signal Headscale in the shared pod.
-        # pod_name comes from the Downward API through POD_NAME_ENV. Other integrations are
-        # omitted rather than disabled: a present `agent` block requires a pre-auth key.
-        "integration": {"kubernetes": {"enabled": True, "validate_manifest": True}},
+        # No `integration` block: with a read-only config there is nothing to signal (module
+        # docstring), and an absent block is "No integrations enabled" (integration/index.ts).
     }
 
 
@@ -220,12 +175,7 @@ def _integration_problems(cfg: Mapping[str, Any]) -> list[str]:
         for key in keys:
             path = f"integration.{name}.{key}"
             if lookup(cfg, path) is MISSING and lookup(cfg, path + "_path") is MISSING:
-                hint = (
-                    f" (set it from the Downward API via {POD_NAME_ENV})"
-                    if key == "pod_name"
-                    else ""
-                )
-                problems.append(f"{path} is required{hint}")
+                problems.append(f"{path} is required")
     enabled = [
         name
         for name in ("docker", "kubernetes", "proc")
@@ -249,3 +199,57 @@ def _is_url(value: object) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+# --- what Headplane needs of Headscale's config (app/server/headscale/config-schema.ts) -------
+
+# Keys without a default in Headplane's strict schema of Headscale's config, with the type it
+# insists on. A config missing one, or with another type, is loaded as "no access"
+# (config-loader.ts validateConfig) and the UI shows no settings at all.
+HEADSCALE_REQUIRED: Final[Mapping[str, type | tuple[type, ...]]] = {
+    "server_url": str,
+    "listen_addr": str,
+    "noise.private_key_path": str,
+    "prefixes": dict,
+    "derp.server": dict,
+    "database.type": str,
+    "dns": dict,
+}
+# Optional keys with a fixed type when present.
+HEADSCALE_TYPED: Final[Mapping[str, type | tuple[type, ...]]] = {
+    "metrics_listen_addr": str,
+    "derp.server.region_id": int,
+    "derp.server.stun_listen_addr": str,
+    "derp.urls": list,
+    "derp.paths": list,
+    "dns.nameservers.global": list,
+    "dns.search_domains": list,
+    "dns.extra_records": list,
+    "unix_socket": str,
+    "policy.mode": str,
+}
+
+
+def headscale_config_problems(settings: Mapping[str, Any]) -> list[str]:
+    """Why Headplane 0.6.3 would not read `settings` (Headscale's config) in strict mode."""
+    problems: list[str] = []
+    for key, kind in HEADSCALE_REQUIRED.items():
+        value = lookup(settings, key)
+        if value is MISSING:
+            problems.append(f"{key} is required by Headplane's Headscale schema")
+        elif not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            problems.append(f"{key} must be {kind}")
+    for key, kind in HEADSCALE_TYPED.items():
+        value = lookup(settings, key)
+        if value is not MISSING and (not isinstance(value, kind) or isinstance(value, bool)):
+            problems.append(f"{key} must be {kind}")
+    if lookup(settings, "database.type") in ("sqlite", "sqlite3"):
+        if not isinstance(lookup(settings, "database.sqlite.path"), str):
+            problems.append("database.sqlite.path is required for sqlite")
+    elif lookup(settings, "database.type") != "postgres":
+        problems.append("database.type must be sqlite, sqlite3 or postgres")
+    if lookup(settings, "policy.mode") not in (MISSING, "database", "file"):
+        problems.append("policy.mode must be database or file")
+    if lookup(settings, "prefixes.allocation") not in (MISSING, "sequential", "random"):
+        problems.append("prefixes.allocation must be sequential or random")
+    return problems

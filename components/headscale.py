@@ -1,47 +1,42 @@
-"""Headscale + Headplane, MagicDNS, DERP/STUN and the ACL policy, in namespace `headscale`.
+"""Headscale: MagicDNS, DERP/STUN and the ACL policy, in namespace `headscale`.
 
-One pod (single replica, `Recreate`: SQLite on a ReadWriteOnce volume) runs Headscale and, when
-enabled, Headplane beside it with a shared process namespace so Headplane can signal Headscale
-(components.md 3.3). Config and policy are generated from the typed stack config, serialised once
-with sorted keys into a ConfigMap, and their checksum on the pod template rolls the pod when they
-change (Headscale reads the policy only at start or on SIGHUP, components.md 2.4).
+One pod (single replica, `Recreate`: SQLite on a ReadWriteOnce volume) runs Headscale alone;
+Headplane, when enabled, is its own pod (components/headplane_deployment.py) so the UI's readiness
+never gates the control server's. Config and policy are generated from the typed stack config,
+serialised once with sorted keys into a ConfigMap, and their checksum on the pod template rolls the
+pod when they change (Headscale reads the policy only at start or on SIGHUP, components.md 2.4).
 
-Traefik publishes `headscale.<domain>` (public, the whole host, plain-HTTP backend) and
-`headplane.<domain>` (private). STUN cannot go through an HTTP proxy, so it has its own UDP
-LoadBalancer Service from MetalLB. What cannot be declared (the router's pre-auth key, Headplane's
-API key) is minted in the running pod by `components/keys.py`.
+Traefik publishes `headscale.<domain>`: on the `public` entrypoint (what WAN 443 reaches) only the
+paths Tailscale clients use, on the private `websecure` entrypoint the whole host behind the
+LAN/tailnet allowlist (the REST API and Swagger stay off the internet). STUN cannot go through an
+HTTP proxy, so it has its own UDP LoadBalancer Service from MetalLB. What cannot be declared (the
+router's pre-auth key, Headplane's API key) is minted in the running pod by `components/keys.py`.
 
-Both containers run as the distroless `nonroot` user 65532 rather than the images' default root:
-Headplane's SIGHUP reaches Headscale because both processes share that one UID (a signal needs the
-same UID or CAP_KILL), and the pod meets the `restricted` Pod Security profile.
-
-Only Headplane gets a service account token (a projected volume in its container; the pod does not
-automount one), and a NetworkPolicy admits only Traefik's namespace on the HTTP ports and STUN
-from anywhere (components/security.py says when flannel enforces it).
+Headscale runs as the distroless `nonroot` user 65532, gets no service account token, and a
+NetworkPolicy admits only Traefik's namespace and Headplane's pods on its HTTP port, and STUN from
+anywhere (components/security.py says when flannel enforces it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 import yaml
 
-from components import headplane, keys
+from components import keys
 from components.common import HEADSCALE_NAMESPACE, ClusterAccess
+from components.headplane_deployment import Headplane, HeadplaneArgs
 from components.headscale_config import (
     CONFIG_DIR,
     CONFIG_FILE,
     DATA_DIR,
     HTTP_PORT,
-    METRICS_PORT,
     POLICY_FILE,
     SOCKET_DIR,
     headscale_config,
@@ -52,31 +47,46 @@ from components.kube import namespace as kube_namespace
 from components.metallb import LoadBalancerRequest
 from components.security import (
     IMAGE_PULL_POLICY,
-    IMAGES_PINNED_BY_TAG,
     NONROOT_ID,
+    PINNED_IMAGE_SKIPS,
     checkov_skips,
     from_namespace,
     hardened_container_security_context,
     ingress_network_policy,
     policy_ports,
+    visibility_annotations,
 )
-from components.traefik import MiddlewareRef, TraefikRouting, external_traffic_policy
+from components.subnet_router import ROUTER_KEY_HOLDER
+from components.traefik import TraefikRouting, external_traffic_policy
 from config import pins
 from config.access import stack_policy_document
 from config.model import HomelabConfig
 
-# The distroless images' `nonroot` user: the same UID in both containers (see module docstring).
 RUN_AS: Final = NONROOT_ID
 # Tailscale clients reach the control server (and the embedded DERP) on HTTPS 443 only
 # (components.md 2.3), which Traefik's websecure entrypoint serves on its LoadBalancer IP.
 HTTPS_PORT: Final = 443
-ROUTER_KEY_EXPIRY: Final = "365d"
 API_KEY_EXPIRY: Final = "90d"
 LABELS: Final = {"app.kubernetes.io/name": "headscale", "app.kubernetes.io/part-of": "homelab"}
+CONFIG_MAP: Final = "headscale-config"
+DATA_CLAIM: Final = "headscale-data"
+SERVICE: Final = "headscale"
+# Headplane's API key, held in the cluster so its renewal check can find it (components/keys.py);
+# readable by whoever may read Secrets here, who could read the cookie secret anyway.
+API_KEY_HOLDER: Final = keys.HeldKey(
+    namespace=HEADSCALE_NAMESPACE, secret="headplane-api-key", item="api_key"
+)
 
-
-# Builds namespaced, labelled metadata for one object of the component.
-Meta = Callable[..., k8s.meta.v1.ObjectMetaArgs]
+# What Tailscale clients ask of Headscale's HTTP router (hscontrol/app.go createRouter @ v0.28.0):
+# the Noise upgrade (the whole control protocol, /machine/* included, runs inside it), the
+# server key, health, the web-login page, the Apple/Windows setup pages, and with the embedded
+# DERP its relay, probes and bootstrap DNS. Not here: /api/v1 (REST with an API key), /swagger,
+# /version, /verify (only for external derpers' --verify-client-url; there are none) and
+# /oidc/callback (registered only with OIDC, which this stack does not configure).
+CLIENT_PATHS: Final = ("/ts2021", "/key", "/health", "/apple", "/windows")
+CLIENT_PATH_PREFIXES: Final = ("/register/", "/apple/")
+DERP_PATHS: Final = ("/derp", "/bootstrap-dns")
+DERP_PATH_PREFIXES: Final = ("/derp/",)
 
 
 @dataclass(frozen=True)
@@ -105,11 +115,22 @@ def dump_json(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, indent=2) + "\n"
 
 
+def public_match(fqdn: str, *, derp: bool) -> str:
+    """The Traefik rule for what the internet may ask of Headscale (CLIENT_PATHS)."""
+    paths = CLIENT_PATHS + (DERP_PATHS if derp else ())
+    prefixes = CLIENT_PATH_PREFIXES + (DERP_PATH_PREFIXES if derp else ())
+    alternatives = [f"Path(`{p}`)" for p in paths] + [f"PathPrefix(`{p}`)" for p in prefixes]
+    return f"Host(`{fqdn}`) && ({' || '.join(alternatives)})"
+
+
 class Headscale(pulumi.ComponentResource):
     server_url: pulumi.Output[str]
     router_auth_key: pulumi.Output[str]
+    router_auth_key_generation: pulumi.Output[str]
+    router_auth_key_expiry: pulumi.Output[str]
     headplane_url: str | None
     headplane_api_key: pulumi.Output[str] | None
+    headplane_api_key_expiry: pulumi.Output[str] | None
     port_forwards: list[dict[str, Any]]
     public_dns_record: dict[str, Any]
     join_command: str
@@ -119,186 +140,49 @@ class Headscale(pulumi.ComponentResource):
     ) -> None:
         super().__init__("homelab:remote-access:Headscale", name, None, opts)
         config = args.config
-        access = args.access
-        remote = config.remote_access
-        with_headplane = remote.headplane.enabled
-        derp = remote.derp
-        traefik_ip = args.traefik.load_balancer_ip
-
-        settings = headscale_config(config, traefik_ip=traefik_ip)
+        settings = headscale_config(config, traefik_ip=args.traefik.load_balancer_ip)
         problems = startup_problems(settings)
         if problems:  # a bug here, not bad user config: config/rules.py guards the inputs
             raise ValueError("generated Headscale config is invalid: " + "; ".join(problems))
         # The same document config/access.py evaluates for the policy tests and access.md.
         policy = stack_policy_document(config)
         files = {CONFIG_FILE: dump_yaml(settings), POLICY_FILE: dump_json(policy)}
-        ui_files: dict[str, str] = {}
-        if with_headplane:
-            ui_settings = headplane.headplane_config(config)
-            ui_problems = headplane.config_problems(
-                ui_settings, {headplane.POD_NAME_ENV: "<metadata.name>"}
-            )
-            if ui_problems:
-                raise ValueError("generated Headplane config is invalid: " + "; ".join(ui_problems))
-            ui_files = {headplane.CONFIG_FILE: dump_yaml(ui_settings)}
 
+        # Deleting the namespace deletes the claims in it: protected wherever the claims are.
         namespace = kube_namespace(
             f"{name}-namespace",
             HEADSCALE_NAMESPACE,
-            access=access,
+            access=args.access,
             parent=self,
             pod_security="restricted",
             labels={"app.kubernetes.io/part-of": "homelab"},
-        )
-        ns = namespace.metadata.name
-
-        def meta(object_name: str, **extra: Any) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name, namespace=ns, labels=dict(LABELS), **extra
-            )
-
-        data_claim = self._claim(
-            f"{name}-data",
-            meta("headscale-data", annotations={"pulumi.com/skipAwait": "true"}),
-            args,
             protect=config.lifecycle.protect_stateful,
         )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=meta("headscale-config"),
-            data=files,
-            opts=access.opts(self),
-        )
-        volumes: list[dict[str, Any]] = [
-            {"name": "config", "configMap": {"name": "headscale-config"}},
-            {"name": "data", "persistentVolumeClaim": {"claimName": "headscale-data"}},
-            # The CLI's unix socket; EnsureDir needs a writable directory (components.md 2.1).
-            {"name": "socket", "emptyDir": {}},
-            {"name": "tmp", "emptyDir": {}},
-        ]
-        containers = [self._headscale_container(config)]
-        # Headscale never calls the Kubernetes API; Headplane mounts its own token (below).
-        pod_extra: dict[str, Any] = {}
-        depends: list[pulumi.Resource] = [data_claim, config_map]
+        self._namespace = namespace.metadata.name
+        deployment = self._workload(name, args, files)
+        service = self._services(name, args)
+        self._routes(name, args, depends_on=[namespace, service])
 
-        if with_headplane:
-            ui_resources, ui_volumes = self._headplane_objects(name, args, meta, ui_files)
-            depends += ui_resources
-            volumes += ui_volumes
-            containers.append(self._headplane_container())
-            pod_extra = {
-                # Headplane reads its own pod through the API (validate_manifest) with this
-                # account's token, mounted into its container only.
-                "serviceAccountName": "headscale",
-                # Headplane finds `headscale serve` in /proc and signals it (components.md 3.3).
-                "shareProcessNamespace": True,
-            }
-
-        checksum = hashlib.sha256(
-            json.dumps({**files, **ui_files}, sort_keys=True).encode()
-        ).hexdigest()
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta(
-                "headscale", annotations=checkov_skips({"CKV_K8S_43": IMAGES_PINNED_BY_TAG})
-            ),
-            spec=as_input(
-                {
-                    "replicas": 1,
-                    # SQLite on a ReadWriteOnce volume: never two pods at once (components.md 2.6 #6).
-                    "strategy": {"type": "Recreate"},
-                    "revisionHistoryLimit": 3,
-                    "selector": {"matchLabels": dict(LABELS)},
-                    "template": {
-                        "metadata": {
-                            "labels": dict(LABELS),
-                            "annotations": {"checksum/config": checksum},
-                        },
-                        "spec": {
-                            **pod_extra,
-                            "automountServiceAccountToken": False,
-                            # Service links would inject HEADSCALE_*/HEADPLANE_* variables that
-                            # both programs read as config overrides.
-                            "enableServiceLinks": False,
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": RUN_AS,
-                                "runAsGroup": RUN_AS,
-                                "fsGroup": RUN_AS,
-                                "fsGroupChangePolicy": "OnRootMismatch",
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
-                            "containers": containers,
-                            "volumes": volumes,
-                        },
-                    },
-                }
-            ),
-            opts=access.opts(self, depends_on=depends),
-        )
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta("headscale"),
-            spec=as_input(
-                {
-                    "type": "ClusterIP",
-                    "selector": dict(LABELS),
-                    "ports": [
-                        {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
-                        {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"},
-                    ],
-                }
-            ),
-            opts=access.opts(self),
-        )
-        route_host(
-            f"{name}-route",
-            access=access,
-            parent=self,
-            routing=args.traefik,
-            host=config.headscale_exposure,
-            # The whole host, plain http: /ts2021 upgrades, /derp, /key, /api... (components.md 2.3).
-            backends=[Backend("headscale", HTTP_PORT)],
-            depends_on=[namespace, service],
-        )
-        if derp.enabled:
-            self._stun_service(name, args, meta)
-        self._network_policy(name, args, meta)
-
-        kubeconfig = access.kubeconfig
-        target = keys.HeadscaleTarget(HEADSCALE_NAMESPACE, "deployment/headscale", "headscale")
-        key_deps: list[pulumi.Resource] = [deployment, access.cluster]
-        self.router_auth_key = keys.mint_key(
-            f"{name}-router-key",
-            keys.KeyRequest(
-                kind="preauthkey",
-                expiration=ROUTER_KEY_EXPIRY,
-                # Creating the key creates this user when missing, so 'admin@' in group:admins
-                # names a real user before the admin's first device joins.
-                user=remote.admin_user,
-                tags=(remote.router.tag,),
-                reusable=True,
-            ),
-            target=target,
-            kubeconfig=kubeconfig,
-            parent=self,
-            depends_on=key_deps,
-        )
-        self.headplane_api_key = None
-        self.headplane_url = None
-        if with_headplane:
-            # No OIDC here, so Headplane runs in limited mode: the admin logs in by pasting an API
-            # key (docs/install/limited-mode.md). It is a secret stack output, not a Secret the
-            # UI would read.
-            self.headplane_api_key = keys.mint_key(
-                f"{name}-headplane-api-key",
-                keys.KeyRequest(kind="apikey", expiration=API_KEY_EXPIRY),
-                target=target,
-                kubeconfig=kubeconfig,
-                parent=self,
-                depends_on=key_deps,
+        headplane: Headplane | None = None
+        if (headplane_host := config.headplane_exposure) is not None:
+            headplane = Headplane(
+                f"{name}-headplane",
+                HeadplaneArgs(
+                    access=args.access,
+                    config=config,
+                    host=headplane_host,
+                    namespace=self._namespace,
+                    storage_class=args.storage_class,
+                    traefik=args.traefik,
+                    headscale_config_map=CONFIG_MAP,
+                    protect=config.lifecycle.protect_stateful,
+                    depends_on=[namespace, service],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            self.headplane_url = headplane.ui_url(config)
+        self._network_policy(name, args, headplane)
+        self._keys(name, args, deployment, with_headplane=headplane is not None)
+        self.headplane_url = headplane.url if headplane is not None else None
 
         self.server_url = pulumi.Output.from_input(str(settings["server_url"]))
         self.port_forwards = self._port_forwards(args)
@@ -315,6 +199,8 @@ class Headscale(pulumi.ComponentResource):
             {
                 "serverUrl": self.server_url,
                 "routerAuthKey": self.router_auth_key,
+                "routerAuthKeyExpiry": self.router_auth_key_expiry,
+                "headplaneApiKeyExpiry": self.headplane_api_key_expiry,
                 "headplaneUrl": self.headplane_url,
                 "portForwards": self.port_forwards,
                 "publicDnsRecord": self.public_dns_record,
@@ -324,31 +210,237 @@ class Headscale(pulumi.ComponentResource):
 
     # --- pieces ----------------------------------------------------------------------------
 
-    def _claim(
-        self,
-        resource_name: str,
-        metadata: k8s.meta.v1.ObjectMetaArgs,
-        args: HeadscaleArgs,
-        *,
-        protect: bool = False,
-    ) -> k8s.core.v1.PersistentVolumeClaim:
+    def _meta(self, object_name: str, **extra: Any) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name, namespace=self._namespace, labels=dict(LABELS), **extra
+        )
+
+    def _workload(
+        self, name: str, args: HeadscaleArgs, files: dict[str, str]
+    ) -> k8s.apps.v1.Deployment:
+        """The claim, the ConfigMap and the single-replica Deployment."""
+        access = args.access
         # skipAwait: with a WaitForFirstConsumer class (local-path) the claim binds only once the
         # pod is scheduled; the Deployment's own readiness is the wait that matters.
-        return k8s.core.v1.PersistentVolumeClaim(
-            resource_name,
-            metadata=metadata,
+        data_claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata=self._meta(DATA_CLAIM, annotations={"pulumi.com/skipAwait": "true"}),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteOnce"],
                 storage_class_name=args.storage_class,
                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": "1Gi"}),
             ),
-            opts=args.access.opts(self, protect=protect),
+            opts=access.opts(self, protect=args.config.lifecycle.protect_stateful),
         )
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=self._meta(CONFIG_MAP), data=files, opts=access.opts(self)
+        )
+        checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        return k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=self._meta("headscale", annotations=checkov_skips(PINNED_IMAGE_SKIPS)),
+            spec=as_input(
+                {
+                    "replicas": 1,
+                    # SQLite on a ReadWriteOnce volume: never two pods at once (components.md 2.6 #6).
+                    "strategy": {"type": "Recreate"},
+                    "revisionHistoryLimit": 3,
+                    "selector": {"matchLabels": dict(LABELS)},
+                    "template": {
+                        "metadata": {
+                            "labels": dict(LABELS),
+                            "annotations": {"checksum/config": checksum},
+                        },
+                        "spec": {
+                            # Headscale never calls the Kubernetes API.
+                            "automountServiceAccountToken": False,
+                            # Service links would inject HEADSCALE_* variables, which Headscale
+                            # reads as config overrides (viper's automatic env).
+                            "enableServiceLinks": False,
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "runAsUser": RUN_AS,
+                                "runAsGroup": RUN_AS,
+                                "fsGroup": RUN_AS,
+                                "fsGroupChangePolicy": "OnRootMismatch",
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "containers": [self._headscale_container(args.config)],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": CONFIG_MAP}},
+                                {
+                                    "name": "data",
+                                    "persistentVolumeClaim": {"claimName": DATA_CLAIM},
+                                },
+                                # The CLI's unix socket; EnsureDir needs a writable directory.
+                                {"name": "socket", "emptyDir": {}},
+                                {"name": "tmp", "emptyDir": {}},
+                            ],
+                        },
+                    },
+                }
+            ),
+            opts=access.opts(self, depends_on=[data_claim, config_map]),
+        )
+
+    def _services(self, name: str, args: HeadscaleArgs) -> k8s.core.v1.Service:
+        """The ClusterIP Service Traefik and Headplane use, and STUN's LoadBalancer."""
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=self._meta(SERVICE),
+            spec=as_input(
+                {
+                    "type": "ClusterIP",
+                    "selector": dict(LABELS),
+                    "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http"}],
+                }
+            ),
+            opts=args.access.opts(self),
+        )
+        if args.config.remote_access.derp.enabled:
+            self._stun_service(name, args)
+            if args.stun_load_balancer.ip != args.traefik.load_balancer_ip:
+                self._in_cluster_stun(name, args)
+        return service
+
+    def _in_cluster_stun(self, name: str, args: HeadscaleArgs) -> k8s.core.v1.Service:
+        """STUN also on Traefik's IP, for clients inside the cluster (the subnet router).
+
+        The embedded DERP region names no IP (derp.server.ipv4 unset), so a client probes STUN
+        and dials DERP at whatever the Headscale name resolves to (hscontrol/derp/server/
+        derp_server.go GenerateRegion @ v0.28.0; tailscale net/netcheck/netcheck.go nodeAddrPort
+        @ v1.102.3). The router's host alias resolves it to Traefik's IP, which serves 443; with
+        STUN on its own LoadBalancer IP nothing would answer STUN there. kube-proxy programs a
+        Service's externalIPs for traffic from pods and to the nodes, so this ClusterIP Service
+        answers STUN on Traefik's IP (UDP, a port Traefik does not use) without MetalLB, whose
+        sharing rules would force Traefik back to `Cluster`. Internet clients keep the STUN
+        LoadBalancer through the port-forward.
+        """
+        port = args.config.remote_access.derp.stun_port
+        return k8s.core.v1.Service(
+            f"{name}-stun-in-cluster",
+            metadata=self._meta("headscale-stun-in-cluster"),
+            spec=as_input(
+                {
+                    "type": "ClusterIP",
+                    "externalIPs": [args.traefik.load_balancer_ip],
+                    "selector": dict(LABELS),
+                    "ports": [
+                        {"name": "stun", "protocol": "UDP", "port": port, "targetPort": port}
+                    ],
+                }
+            ),
+            opts=args.access.opts(self),
+        )
+
+    def _routes(self, name: str, args: HeadscaleArgs, *, depends_on: list[pulumi.Resource]) -> None:
+        """The whole host on the private entrypoint; only client paths on the public one."""
+        host = args.config.headscale_exposure
+        routing = args.traefik
+        # LAN and VPN clients, and the subnet router through its host alias, arrive on
+        # websecure: everything, the REST API and Swagger included, behind the allowlist.
+        route_host(
+            f"{name}-route",
+            access=args.access,
+            parent=self,
+            routing=routing,
+            host=dataclasses.replace(host, visibility="private"),
+            # Plain http: /ts2021 upgrades, /derp, /key, /api... (components.md 2.3).
+            backends=[Backend(SERVICE, HTTP_PORT)],
+            depends_on=depends_on,
+        )
+        # The internet (WAN 443 -> `public`): the client paths only, no allowlist.
+        k8s.apiextensions.CustomResource(
+            f"{name}-public-route",
+            api_version="traefik.io/v1alpha1",
+            kind="IngressRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{host.name}-public",
+                namespace=host.namespace,
+                annotations=visibility_annotations("public"),
+            ),
+            spec={
+                "entryPoints": [routing.public_entrypoint],
+                "routes": [
+                    {
+                        "kind": "Rule",
+                        "match": public_match(
+                            host.fqdn, derp=args.config.remote_access.derp.enabled
+                        ),
+                        "services": [{"name": SERVICE, "port": HTTP_PORT}],
+                    }
+                ],
+                "tls": {"secretName": routing.wildcard.secret_name},
+            },
+            opts=args.access.opts(
+                self, depends_on=[*routing.ready, *routing.wildcard.ready, *depends_on]
+            ),
+        )
+
+    def _keys(
+        self,
+        name: str,
+        args: HeadscaleArgs,
+        deployment: k8s.apps.v1.Deployment,
+        *,
+        with_headplane: bool,
+    ) -> None:
+        remote = args.config.remote_access
+        kubeconfig = args.access.kubeconfig
+        target = keys.HeadscaleTarget(HEADSCALE_NAMESPACE, "deployment/headscale", "headscale")
+        key_deps: list[pulumi.Resource] = [deployment, args.access.cluster]
+        router_key = keys.mint_key(
+            f"{name}-router-key",
+            keys.KeyRequest(
+                kind="preauthkey",
+                expiration=keys.ROUTER_KEY_EXPIRY,
+                # Creating the key creates this user when missing, so 'admin@' in group:admins
+                # names a real user before the admin's first device joins.
+                user=remote.admin_user,
+                tags=(remote.router.tag,),
+            ),
+            target=target,
+            held=ROUTER_KEY_HOLDER,
+            kubeconfig=kubeconfig,
+            parent=self,
+            depends_on=key_deps,
+            deleted_with=args.access.cluster,
+        )
+        self.router_auth_key = router_key.key
+        self.router_auth_key_generation = router_key.generation
+        self.router_auth_key_expiry = router_key.expiration
+        self.headplane_api_key = None
+        self.headplane_api_key_expiry = None
+        if with_headplane:
+            # No OIDC here, so Headplane runs in limited mode: the admin logs in by pasting an API
+            # key (docs/install/limited-mode.md): a secret stack output, and a Secret here for
+            # its renewal check.
+            api_key = keys.mint_key(
+                f"{name}-headplane-api-key",
+                keys.KeyRequest(kind="apikey", expiration=API_KEY_EXPIRY),
+                target=target,
+                held=API_KEY_HOLDER,
+                kubeconfig=kubeconfig,
+                parent=self,
+                depends_on=key_deps,
+                deleted_with=args.access.cluster,
+            )
+            k8s.core.v1.Secret(
+                f"{name}-headplane-api-key-secret",
+                metadata=self._meta(
+                    API_KEY_HOLDER.secret,
+                    annotations={keys.GENERATION_ANNOTATION: api_key.generation},
+                ),
+                type="Opaque",
+                string_data={API_KEY_HOLDER.item: api_key.key},
+                opts=args.access.opts(self),
+            )
+            self.headplane_api_key = api_key.key
+            self.headplane_api_key_expiry = api_key.expiration
 
     def _headscale_container(self, config: HomelabConfig) -> dict[str, Any]:
         ports: list[dict[str, Any]] = [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ]
         if config.remote_access.derp.enabled:
             port = config.remote_access.derp.stun_port
@@ -357,8 +449,7 @@ class Headscale(pulumi.ComponentResource):
         return {
             "name": "headscale",
             "image": pins.HEADSCALE_IMAGE,
-            # The image's entrypoint is the headscale binary; Headplane looks for argv[1] ==
-            # "serve", so no flags before it (components.md 2.5, 3.3).
+            # The image's entrypoint is the headscale binary (components.md 2.5).
             "args": ["serve"],
             "imagePullPolicy": IMAGE_PULL_POLICY,
             "ports": ports,
@@ -378,167 +469,7 @@ class Headscale(pulumi.ComponentResource):
             ],
         }
 
-    def _headplane_container(self) -> dict[str, Any]:
-        health = {"httpGet": {"path": f"{headplane.UI_PATH}/healthz", "port": "headplane"}}
-        return {
-            "name": "headplane",
-            "image": pins.HEADPLANE_IMAGE,
-            "imagePullPolicy": IMAGE_PULL_POLICY,
-            "env": [
-                {
-                    "name": headplane.POD_NAME_ENV,
-                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                }
-            ],
-            "ports": [{"name": "headplane", "containerPort": headplane.PORT, "protocol": "TCP"}],
-            "readinessProbe": {**health, "periodSeconds": 10, "timeoutSeconds": 3},
-            "livenessProbe": {
-                **health,
-                "initialDelaySeconds": 30,
-                "periodSeconds": 30,
-                "timeoutSeconds": 5,
-            },
-            "resources": {
-                "requests": {"cpu": "25m", "memory": "128Mi"},
-                "limits": {"cpu": "500m", "memory": "512Mi"},
-            },
-            "securityContext": hardened_container_security_context(user=RUN_AS),
-            "volumeMounts": [
-                {"name": "headplane-config", "mountPath": headplane.CONFIG_DIR, "readOnly": True},
-                # Headscale's config, read-only: the UI shows it, the stack config owns it.
-                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                {"name": "headplane-data", "mountPath": headplane.DATA_DIR},
-                {"name": "headplane-secrets", "mountPath": headplane.SECRET_DIR, "readOnly": True},
-                {"name": "headplane-tmp", "mountPath": "/tmp"},
-                {
-                    "name": headplane.SERVICE_ACCOUNT_VOLUME,
-                    "mountPath": headplane.SERVICE_ACCOUNT_DIR,
-                    "readOnly": True,
-                },
-            ],
-        }
-
-    def _headplane_objects(
-        self,
-        name: str,
-        args: HeadscaleArgs,
-        meta: Meta,
-        files: dict[str, str],
-    ) -> tuple[list[pulumi.Resource], list[dict[str, Any]]]:
-        """Headplane's claim, config, cookie secret, RBAC, Service and route."""
-        access = args.access
-        config = args.config
-        secret_value = config.headplane_cookie_secret
-        if secret_value is not None:
-            cookie_secret = pulumi.Output.secret(secret_value.get_secret_value())
-        else:
-            # Generated once and kept in state: a new value would log every session out.
-            generated = random.RandomPassword(
-                f"{name}-headplane-cookie-secret",
-                length=headplane.COOKIE_SECRET_LENGTH,
-                special=False,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            cookie_secret = pulumi.Output.secret(generated.result)
-        secret = k8s.core.v1.Secret(
-            f"{name}-headplane-secret",
-            metadata=meta("headplane-cookie-secret"),
-            type="Opaque",
-            string_data={headplane.COOKIE_SECRET_KEY: cookie_secret},
-            opts=access.opts(self),
-        )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-headplane-config",
-            metadata=meta("headplane-config"),
-            data=files,
-            opts=access.opts(self),
-        )
-        claim = self._claim(
-            f"{name}-headplane-data",
-            meta("headplane-data", annotations={"pulumi.com/skipAwait": "true"}),
-            args,
-        )
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata=meta("headscale"), opts=access.opts(self)
-        )
-        role = k8s.rbac.v1.Role(
-            f"{name}-headplane-role",
-            metadata=meta("headplane"),
-            rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get"])],
-            opts=access.opts(self),
-        )
-        binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-headplane-role-binding",
-            metadata=meta("headplane"),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name="headplane"
-            ),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    kind="ServiceAccount", name="headscale", namespace=HEADSCALE_NAMESPACE
-                )
-            ],
-            opts=access.opts(self, depends_on=[role, account]),
-        )
-        service = k8s.core.v1.Service(
-            f"{name}-headplane-service",
-            metadata=meta("headplane"),
-            spec=as_input(
-                {
-                    "type": "ClusterIP",
-                    "selector": dict(LABELS),
-                    "ports": [{"name": "http", "port": headplane.PORT, "targetPort": "headplane"}],
-                }
-            ),
-            opts=access.opts(self),
-        )
-        # The whole host goes to Headplane, whose UI lives under /admin (the URL in the stack
-        # outputs); the bare host redirects there instead of answering 404.
-        host = config.headplane_exposure
-        assert host is not None  # only called with Headplane enabled
-        redirect = k8s.apiextensions.CustomResource(
-            f"{name}-headplane-redirect",
-            api_version="traefik.io/v1alpha1",
-            kind="Middleware",
-            metadata=meta("headplane-root-redirect"),
-            spec={
-                "redirectRegex": {
-                    "regex": f"^https://{re.escape(host.fqdn)}/?$",
-                    "replacement": f"https://{host.fqdn}/admin/",
-                    "permanent": True,
-                }
-            },
-            opts=access.opts(self, depends_on=args.traefik.ready),
-        )
-        route_host(
-            f"{name}-headplane-route",
-            access=access,
-            parent=self,
-            routing=args.traefik,
-            host=host,
-            backends=[
-                Backend(
-                    "headplane",
-                    headplane.PORT,
-                    middlewares=(MiddlewareRef("headplane-root-redirect", HEADSCALE_NAMESPACE),),
-                )
-            ],
-            depends_on=[service, redirect],
-        )
-        volumes: list[dict[str, Any]] = [
-            {"name": "headplane-config", "configMap": {"name": "headplane-config"}},
-            {"name": "headplane-data", "persistentVolumeClaim": {"claimName": "headplane-data"}},
-            {
-                "name": "headplane-secrets",
-                # Group-readable: the pod's fsGroup lets the nonroot user read it.
-                "secret": {"secretName": "headplane-cookie-secret", "defaultMode": 0o440},
-            },
-            {"name": "headplane-tmp", "emptyDir": {}},
-            headplane.service_account_volume(),
-        ]
-        return [secret, config_map, claim, account, binding], volumes
-
-    def _stun_service(self, name: str, args: HeadscaleArgs, meta: Meta) -> k8s.core.v1.Service:
+    def _stun_service(self, name: str, args: HeadscaleArgs) -> k8s.core.v1.Service:
         request = args.stun_load_balancer
         shares_traefik_ip = request.ip == args.traefik.load_balancer_ip
         if shares_traefik_ip and "metallb.io/allow-shared-ip" not in request.annotations:
@@ -546,7 +477,9 @@ class Headscale(pulumi.ComponentResource):
         port = args.config.remote_access.derp.stun_port
         return k8s.core.v1.Service(
             f"{name}-stun",
-            metadata=meta("headscale-stun", annotations=dict(sorted(request.annotations.items()))),
+            metadata=self._meta(
+                "headscale-stun", annotations=dict(sorted(request.annotations.items()))
+            ),
             spec=as_input(
                 {
                     "type": "LoadBalancer",
@@ -566,20 +499,26 @@ class Headscale(pulumi.ComponentResource):
         )
 
     def _network_policy(
-        self, name: str, args: HeadscaleArgs, meta: Meta
+        self, name: str, args: HeadscaleArgs, headplane: Headplane | None
     ) -> k8s.networking.v1.NetworkPolicy:
-        """Who may connect to the pod: Traefik on the routed ports, anyone on STUN.
+        """Who may connect to the pod: Traefik and Headplane on HTTP, anyone on STUN.
 
-        Nothing else connects over the network: Headplane reaches Headscale on the pod's loopback,
-        keys are minted with `kubectl exec` through the API server, and the kubelet probes from
-        the pod's node. The metrics port is not admitted; a scraper would need its own rule.
+        Nothing else connects over the network: keys are minted with `kubectl exec` through the
+        API server, and the kubelet probes from the pod's node. The metrics listener is on the
+        pod's loopback (headscale_config.py), so no rule could reach it anyway.
         """
         remote = args.config.remote_access
-        routed = [HTTP_PORT] + ([headplane.PORT] if remote.headplane.enabled else [])
+        sources = [from_namespace(args.traefik.namespace)]
+        if headplane is not None:
+            # Headplane's own pods in this namespace, for the REST API on the HTTP port.
+            sources.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=headplane.labels)
+                )
+            )
         rules = [
             k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                from_=[from_namespace(args.traefik.namespace)],
-                ports=policy_ports("TCP", *routed),
+                from_=sources, ports=policy_ports("TCP", HTTP_PORT)
             )
         ]
         if remote.derp.enabled:
@@ -592,7 +531,7 @@ class Headscale(pulumi.ComponentResource):
             )
         return ingress_network_policy(
             f"{name}-network-policy",
-            metadata=meta("headscale"),
+            metadata=self._meta("headscale"),
             pod_labels=LABELS,
             ingress=rules,
             opts=args.access.opts(self),

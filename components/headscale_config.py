@@ -54,7 +54,9 @@ def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any
         # Plain HTTP on all interfaces: Traefik terminates TLS and forwards the whole host
         # (components.md 2.3; docs/ref/integration/reverse-proxy.md).
         "listen_addr": f"0.0.0.0:{HTTP_PORT}",
-        "metrics_listen_addr": f"0.0.0.0:{METRICS_PORT}",
+        # /metrics and /debug on the pod's loopback only: nothing scrapes them, and /debug must
+        # not be served to the cluster. `kubectl port-forward` still reaches it for a look.
+        "metrics_listen_addr": f"127.0.0.1:{METRICS_PORT}",
         # The CLI talks over the unix socket; gRPC stays on loopback (it "may not be proxied").
         "grpc_listen_addr": "127.0.0.1:50443",
         "grpc_allow_insecure": False,

@@ -1,27 +1,43 @@
-"""Minting what Headscale cannot declare: API keys and pre-auth keys (headscale #1855).
+"""Minting, renewing and expiring what Headscale cannot declare: API keys and pre-auth keys.
 
 Each key is a `pulumi_command.local.Command` that runs on the workstation (prerequisites:
 `kubectl` and `python3`, which the Pulumi Python program needs anyway) and `kubectl exec`s the
-Headscale CLI in the running pod (components.md 2.5). The script:
+Headscale CLI in the running pod (components.md 2.5). Its script:
 
 - writes the kubeconfig (a secret, handed over in the environment) to a 0600 temp file under
   umask 077 and deletes it afterwards; it never prints it;
 - waits for the Deployment (`kubectl rollout status --timeout`) and then for the CLI to answer,
   with a bounded number of attempts;
-- is idempotent: it creates the key's owner only when `headscale users list -o json` lacks it,
-  and on an update (a changed kubeconfig, say) re-emits the key it minted before, taken from
-  `PULUMI_COMMAND_STDOUT`, instead of minting another. Headscale 0.28 keeps only a hash of each
-  key (`preauthkeys list` shows `hskey-auth-<prefix>-***`), so an existing key cannot be read
-  back; a deliberate rotation is `pulumi up --replace <the Command's URN>`;
-- prints the key as its only stdout, which is a secret output and never logged.
+- creates the key's owner only when `headscale users list -o json` lacks it; on an update (a
+  changed kubeconfig, say) re-emits the key it minted before (`PULUMI_COMMAND_STDOUT`) instead of
+  minting another: Headscale keeps only a hash of each key, so it cannot be read back;
+- prints the key and, on a second line, its expiry (read back from `... list -o json`); stdout
+  is a secret output and never logged;
+- on delete (a replacement or a destroy) expires the key it minted (`... expire --id N`), so a
+  replaced key is dead at once; best effort: a Headscale that is already gone takes its keys
+  with it.
 
-The script is Python (no shell quoting, real JSON parsing, the headscale image has no shell) and
-a deterministic string: parameters are a sorted literal at its top.
+Renewal (when a key is near expiry, no longer known to Headscale, or, for the router's single-use
+key, used up while the router has lost its state Secret) needs a signal on a later `pulumi up`,
+but a Command re-runs only when its inputs change. So each key has a *check*, an invoke that runs
+on every preview and update (`local.run_output`), reads the Secret that holds the key in the
+cluster and asks Headscale about it, and prints a *generation*: the generation the held key was
+minted under (an annotation on that Secret) while the key is fine, `initial` when there is no
+Secret yet, and `renew-<hash of the key's public prefix>` when it must be renewed. The generation
+is the Command's only trigger. So an `up` with nothing to renew passes the same string as the last
+one (no diff), a renewal replaces the Command exactly once (the new key's Secret then records the
+new generation, which the next check repeats), and the outcome depends only on cluster state,
+never on the clock of the machine running `up` beyond the expiry comparison itself.
+
+To force a renewal: `pulumi up --replace '<URN of the key's Command>'` (README, remote access).
+
+The scripts are Python (no shell quoting, real JSON parsing, the headscale image has no shell) and
+deterministic strings: parameters are a sorted literal at the top.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -33,9 +49,22 @@ INTERPRETER: Final = ("python3", "-c")
 ROLLOUT_TIMEOUT_SECONDS: Final = 600
 CLI_ATTEMPTS: Final = 30
 CLI_RETRY_DELAY_SECONDS: Final = 5
-# Key formats of Headscale 0.28 (hscontrol/db/preauth_keys.go, api_key.go).
+# The router logs in once: containerboot runs `tailscale up` only while tailscaled reports
+# NeedsLogin (TS_AUTH_ONCE, cmd/containerboot/main.go @ v1.102.3), and its state Secret keeps the
+# node registered afterwards. So its key is single-use and short-lived.
+ROUTER_KEY_EXPIRY: Final = "1h"
+# Renew an API key this long before it expires (it is what an admin pastes into Headplane).
+API_KEY_RENEW_BEFORE_SECONDS: Final = 30 * 86400
+# A pre-auth key must outlive the router's next login attempt by this much.
+PRE_AUTH_KEY_RENEW_BEFORE_SECONDS: Final = 600
+# Key formats of Headscale 0.28: `<prefix><12 characters>-<secret>`, listed as
+# `<prefix><12 characters>-***` (hscontrol/db/preauth_keys.go, api_key.go; types Proto()).
 PREAUTH_KEY_PREFIX: Final = "hskey-auth-"
 API_KEY_PREFIX: Final = "hskey-api-"
+PUBLIC_PREFIX_LENGTH: Final = 12
+# The annotation on a key's Secret that records the generation it was minted under.
+GENERATION_ANNOTATION: Final = "homelab.sarma.love/key-generation"
+INITIAL_GENERATION: Final = "initial"
 
 
 @dataclass(frozen=True)
@@ -69,7 +98,23 @@ class HeadscaleTarget:
     container: str
 
 
+@dataclass(frozen=True)
+class HeldKey:
+    """Where the cluster keeps a minted key: a Secret's item, annotated with its generation.
+
+    `login_state` names the Secret whose `_current-profile` item says the key's user (the subnet
+    router) is logged in and needs no key any more (tailscaled's kube store writes it there,
+    ipn/store/kubestore/store_kube.go @ v1.102.3); None for keys that are always needed."""
+
+    namespace: str
+    secret: str
+    item: str
+    login_state: tuple[str, str] | None = None
+
+
 _SCRIPT_BODY: Final = """
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -79,15 +124,21 @@ import time
 
 
 def fail(message):
-    sys.stderr.write("mint-headscale-key: " + message + "\\n")
+    sys.stderr.write(PARAMS["program"] + ": " + message + "\\n")
     sys.exit(1)
+
+
+def warn(message):
+    sys.stderr.write(PARAMS["program"] + ": " + message + "\\n")
 
 
 def main():
     previous = os.environ.get("PULUMI_COMMAND_STDOUT", "").strip()
-    if previous.startswith(PARAMS["key_prefix"]):
-        # An update keeps the key minted at create; `pulumi up --replace` mints a new one.
+    if PARAMS["mode"] == "mint" and previous.startswith(PARAMS["key_prefix"]):
+        # An update keeps the key minted at create; a new generation replaces the Command.
         sys.stdout.write(previous)
+        return
+    if PARAMS["mode"] == "expire" and not previous.startswith(PARAMS["key_prefix"]):
         return
     kubeconfig = os.environ.get(PARAMS["kubeconfig_env"], "")
     if not kubeconfig.strip():
@@ -97,17 +148,22 @@ def main():
     try:
         with os.fdopen(handle, "w") as file:
             file.write(kubeconfig)
-        key = mint(path)
+        if PARAMS["mode"] == "mint":
+            result = mint(path)
+        elif PARAMS["mode"] == "expire":
+            result = expire(path, previous.splitlines()[0])
+        else:
+            result = check(path)
     finally:
         os.unlink(path)
-    sys.stdout.write(key)
+    sys.stdout.write(result)
 
 
-def kubectl(path, *args, timeout=120):
+def kubectl(path, *args, namespace=None, timeout=120):
     hidden = (PARAMS["kubeconfig_env"], "PULUMI_COMMAND_STDOUT", "PULUMI_COMMAND_STDERR")
     env = {k: v for k, v in os.environ.items() if k not in hidden}
     env["KUBECONFIG"] = path
-    argv = ["kubectl", "--namespace", PARAMS["namespace"], *args]
+    argv = ["kubectl", "--namespace", namespace or PARAMS["namespace"], *args]
     try:
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -122,16 +178,46 @@ def headscale(path, *args):
     return kubectl(path, "exec", target, "--container", container, "--", "headscale", *args)
 
 
-def list_users(path):
+def cli_json(path, *args):
     for _ in range(PARAMS["attempts"]):
-        listed = headscale(path, "users", "list", "--output", "json")
+        listed = headscale(path, *args, "--output", "json")
         if listed.returncode == 0:
             try:
                 return json.loads(listed.stdout or "null") or []
             except ValueError:
-                fail("`headscale users list` did not print JSON")
+                fail("`headscale " + " ".join(args) + "` did not print JSON")
         time.sleep(PARAMS["retry_delay_seconds"])
     fail("the Headscale CLI did not answer: " + listed.stderr.strip())
+
+
+def wait_for_rollout(path):
+    timeout = PARAMS["rollout_timeout_seconds"]
+    rollout = kubectl(
+        path, "rollout", "status", PARAMS["workload"], "--timeout=" + str(timeout) + "s",
+        timeout=timeout + 30,
+    )
+    return rollout.returncode == 0, rollout.stderr.strip()
+
+
+def listed_form(key):
+    # What `list -o json` shows of a key: its public prefix, the secret masked.
+    cut = len(PARAMS["key_prefix"]) + PARAMS["public_prefix_length"]
+    return key[:cut] + "-***"
+
+
+def listed_keys(path):
+    # []*v1.PreAuthKey / []*v1.ApiKey through encoding/json: `key` / `prefix` is the listed form,
+    # `expiration` a Timestamp {"seconds": N}, `used` omitted when false (omitempty).
+    noun = "preauthkeys" if PARAMS["kind"] == "preauthkey" else "apikeys"
+    field = "key" if PARAMS["kind"] == "preauthkey" else "prefix"
+    return {str(k.get(field, "")): k for k in cli_json(path, noun, "list")}
+
+
+def expiry_text(entry):
+    seconds = (entry.get("expiration") or {}).get("seconds")
+    if seconds is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(seconds)))
 
 
 def user_id(users, name):
@@ -148,21 +234,17 @@ def owner_id(path, users):
         created = headscale(path, "users", "create", name)
         if created.returncode != 0:
             fail("could not create user " + name + ": " + created.stderr.strip())
-        found = user_id(list_users(path), name)
+        found = user_id(cli_json(path, "users", "list"), name)
     if found is None:
         fail("user " + name + " is missing after creating it")
     return found
 
 
 def mint(path):
-    timeout = PARAMS["rollout_timeout_seconds"]
-    rollout = kubectl(
-        path, "rollout", "status", PARAMS["workload"], "--timeout=" + str(timeout) + "s",
-        timeout=timeout + 30,
-    )
-    if rollout.returncode != 0:
-        fail("Headscale is not ready: " + rollout.stderr.strip())
-    users = list_users(path)
+    ready, why = wait_for_rollout(path)
+    if not ready:
+        fail("Headscale is not ready: " + why)
+    users = cli_json(path, "users", "list")
     if PARAMS["kind"] == "apikey":
         args = ["apikeys", "create", "--expiration", PARAMS["expiration"]]
     else:
@@ -178,32 +260,107 @@ def mint(path):
     key = created.stdout.strip()
     if not key.startswith(PARAMS["key_prefix"]) or len(key.split()) != 1:
         fail("unexpected output from `headscale " + args[0] + " create` (not shown)")
-    return key
+    entry = listed_keys(path).get(listed_form(key))
+    return key + "\\n" + (expiry_text(entry) if entry else "unknown")
+
+
+def expire(path, key):
+    ready, why = wait_for_rollout(path)
+    if not ready:
+        warn("Headscale is gone or not ready, so the old key dies with it: " + why)
+        return ""
+    entry = listed_keys(path).get(listed_form(key))
+    if entry is None:
+        return ""
+    noun = "preauthkeys" if PARAMS["kind"] == "preauthkey" else "apikeys"
+    expired = headscale(path, noun, "expire", "--id", str(entry["id"]))
+    if expired.returncode != 0:
+        fail("could not expire the replaced key: " + expired.stderr.strip())
+    return ""
+
+
+def get_secret(path, namespace, name):
+    for _ in range(PARAMS["attempts"]):
+        got = kubectl(path, "get", "secret", name, "--output", "json", namespace=namespace)
+        if got.returncode == 0:
+            return json.loads(got.stdout)
+        if "NotFound" in got.stderr or "not found" in got.stderr:
+            return None
+        time.sleep(PARAMS["retry_delay_seconds"])
+    fail("cannot read Secret " + namespace + "/" + name + ": " + got.stderr.strip())
+
+
+def decoded(secret, item):
+    value = (secret.get("data") or {}).get(item)
+    return base64.b64decode(value).decode() if value else ""
+
+
+def check(path):
+    held = get_secret(path, PARAMS["held_namespace"], PARAMS["held_secret"])
+    if held is None:
+        return PARAMS["initial"]
+    generation = ((held.get("metadata") or {}).get("annotations") or {}).get(
+        PARAMS["generation_annotation"], PARAMS["initial"]
+    )
+    key = decoded(held, PARAMS["held_item"]).strip()
+    if PARAMS["login_state"]:
+        state = get_secret(path, *PARAMS["login_state"])
+        if state is not None and decoded(state, "_current-profile"):
+            return generation  # logged in: the key is not needed again
+    ready, why = wait_for_rollout(path)
+    if not ready:
+        warn("Headscale is not ready, the key is kept as it is: " + why)
+        return generation
+    entry = listed_keys(path).get(listed_form(key)) if key else None
+    renew = entry is None or (PARAMS["kind"] == "preauthkey" and entry.get("used"))
+    seconds = ((entry or {}).get("expiration") or {}).get("seconds")
+    if seconds is not None and int(seconds) - time.time() < PARAMS["renew_before_seconds"]:
+        renew = True
+    if not renew:
+        return generation
+    digest = hashlib.sha256(listed_form(key).encode()).hexdigest()[:16]
+    return "renew-" + digest
 
 
 main()
 """
 
 
-def mint_script(
+def _params(
+    mode: str,
     request: KeyRequest,
     target: HeadscaleTarget,
+    held: HeldKey | None,
     *,
-    attempts: int = CLI_ATTEMPTS,
-    retry_delay_seconds: int = CLI_RETRY_DELAY_SECONDS,
-    rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS,
+    attempts: int,
+    retry_delay_seconds: int,
+    rollout_timeout_seconds: int,
 ) -> str:
-    """The Python program the Command runs: a sorted parameter literal, then a fixed body."""
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
+    renew_before = (
+        PRE_AUTH_KEY_RENEW_BEFORE_SECONDS
+        if request.kind == "preauthkey"
+        else API_KEY_RENEW_BEFORE_SECONDS
+    )
     params: dict[str, object] = {
         "attempts": attempts,
         "container": target.container,
         "expiration": request.expiration,
+        "generation_annotation": GENERATION_ANNOTATION,
+        "held_item": held.item if held else None,
+        "held_namespace": held.namespace if held else None,
+        "held_secret": held.secret if held else None,
+        "initial": INITIAL_GENERATION,
         "key_prefix": request.key_prefix,
         "kind": request.kind,
         "kubeconfig_env": KUBECONFIG_ENV,
+        "login_state": list(held.login_state) if held and held.login_state else None,
+        "mode": mode,
         "namespace": target.namespace,
+        "program": f"headscale-key-{mode}",
+        "public_prefix_length": PUBLIC_PREFIX_LENGTH,
+        "renew_before_seconds": renew_before,
         "retry_delay_seconds": retry_delay_seconds,
         "reusable": request.reusable,
         "rollout_timeout_seconds": rollout_timeout_seconds,
@@ -214,32 +371,123 @@ def mint_script(
     return f"PARAMS = {dict(sorted(params.items()))!r}\n{_SCRIPT_BODY}"
 
 
+def mint_script(
+    request: KeyRequest,
+    target: HeadscaleTarget,
+    *,
+    attempts: int = CLI_ATTEMPTS,
+    retry_delay_seconds: int = CLI_RETRY_DELAY_SECONDS,
+    rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS,
+) -> str:
+    """The program the Command runs on create and update: mint (or re-emit) the key."""
+    return _params(
+        "mint",
+        request,
+        target,
+        None,
+        attempts=attempts,
+        retry_delay_seconds=retry_delay_seconds,
+        rollout_timeout_seconds=rollout_timeout_seconds,
+    )
+
+
+def expire_script(
+    request: KeyRequest,
+    target: HeadscaleTarget,
+    *,
+    attempts: int = CLI_ATTEMPTS,
+    retry_delay_seconds: int = CLI_RETRY_DELAY_SECONDS,
+    rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS,
+) -> str:
+    """The program the Command runs on delete: expire the key it minted."""
+    return _params(
+        "expire",
+        request,
+        target,
+        None,
+        attempts=attempts,
+        retry_delay_seconds=retry_delay_seconds,
+        rollout_timeout_seconds=rollout_timeout_seconds,
+    )
+
+
+def check_script(
+    request: KeyRequest,
+    target: HeadscaleTarget,
+    held: HeldKey,
+    *,
+    attempts: int = CLI_ATTEMPTS,
+    retry_delay_seconds: int = CLI_RETRY_DELAY_SECONDS,
+    rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS,
+) -> str:
+    """The program the check runs on every preview/update: print the key's generation."""
+    return _params(
+        "check",
+        request,
+        target,
+        held,
+        attempts=attempts,
+        retry_delay_seconds=retry_delay_seconds,
+        rollout_timeout_seconds=rollout_timeout_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class MintedKey:
+    """A minted key (secret), its expiry (RFC 3339, or `unknown`) and the generation it was
+    minted under, which the Secret holding it records (GENERATION_ANNOTATION)."""
+
+    key: pulumi.Output[str]
+    expiration: pulumi.Output[str]
+    generation: pulumi.Output[str]
+
+
 def mint_key(
     name: str,
     request: KeyRequest,
     *,
     target: HeadscaleTarget,
+    held: HeldKey,
     kubeconfig: pulumi.Output[str],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
-) -> pulumi.Output[str]:
-    """A Command that mints `request` in the Headscale pod; its stdout (the key) as a secret."""
-    script = mint_script(request, target)
+    deleted_with: pulumi.Resource | None = None,
+) -> MintedKey:
+    """A Command that mints `request` in the Headscale pod, renewed when its check says so."""
     secret_kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
+    environment = {KUBECONFIG_ENV: secret_kubeconfig}
+    check_environment: pulumi.Output[Mapping[str, str] | None] = secret_kubeconfig.apply(
+        lambda text: {KUBECONFIG_ENV: text}
+    )
+    checked = command.local.run_output(
+        command=check_script(request, target, held),
+        interpreter=list(INTERPRETER),
+        environment=check_environment,
+        # Errors stay visible; stdout is only the generation.
+        logging=command.local.Logging.STDERR,
+    )
+    # The generation names no secret; it only inherits the kubeconfig's secrecy.
+    generation = pulumi.Output.unsecret(checked.stdout.apply(lambda text: text.strip()))
+    script = mint_script(request, target)
     minted = command.local.Command(
         name,
         create=script,
         # Same program on update: it re-emits the previous key rather than minting another.
         update=script,
+        delete=expire_script(request, target),
         interpreter=list(INTERPRETER),
-        environment={KUBECONFIG_ENV: secret_kubeconfig},
+        environment=environment,
+        triggers=[generation],
         # Errors stay visible; the key (stdout) never reaches the logs.
         logging=command.local.Logging.STDERR,
         opts=pulumi.ResourceOptions(
             parent=parent,
             depends_on=list(depends_on),
             additional_secret_outputs=["stdout"],
+            deleted_with=deleted_with,
         ),
     )
-    key: pulumi.Output[str] = pulumi.Output.secret(minted.stdout)
-    return key
+    lines = minted.stdout.apply(lambda text: [*text.strip().splitlines(), "", "unknown"][:2])
+    key: pulumi.Output[str] = pulumi.Output.secret(lines.apply(lambda pair: pair[0]))
+    expiration = pulumi.Output.unsecret(lines.apply(lambda pair: pair[1] or "unknown"))
+    return MintedKey(key=key, expiration=expiration, generation=generation)

@@ -9,8 +9,8 @@
 - `hardened_pod_security_context` / `hardened_container_security_context`: the settings that pass
   checkov's Kubernetes checks and the `restricted` Pod Security Standard, for images that run as
   an unprivileged user.
-- `IMAGE_PULL_POLICY` and `IMAGES_PINNED_BY_TAG`: how this project's own workloads pull images,
-  and the one reason it accepts checkov's digest check (CKV_K8S_43).
+- `IMAGE_PULL_POLICY` and `PINNED_IMAGE_SKIPS`: how this project's own workloads pull images,
+  and why it accepts checkov's digest (CKV_K8S_43) and pull-policy (CKV_K8S_15) checks.
 - `ingress_network_policy`: the NetworkPolicy each workload gets, admitting only the listed
   ingress. Talos' default CNI (flannel) accepts NetworkPolicies but enforces them only when the
   machine config sets `cluster.network.cni.flannel.kubeNetworkPoliciesEnabled: true` (Talos >=
@@ -43,17 +43,29 @@ VISIBILITY_ANNOTATION: Final = policy_rules.VISIBILITY_ANNOTATION
 # `nonroot` user of the distroless base images.
 NONROOT_ID: Final = 65532
 
-# Every container start asks the registry what the pinned tag names now (a manifest lookup;
-# cached layers are reused), so each node runs what the registry serves, never an image only its
-# local cache holds under that tag (checkov CKV_K8S_15). The cost: a container start needs the
-# registry reachable. It does not protect against a maliciously re-pushed tag: only a digest would.
-IMAGE_PULL_POLICY: Final = "Always"
+# Pinned tags are pulled once per node and then started from the node's cache, so a restart of
+# Headscale or the subnet router (the only remote-access path) never depends on the registry being
+# reachable. A re-pushed tag is not picked up: the tag in config/pins.py is what runs, and only a
+# digest would protect against a malicious re-push either way.
+IMAGE_PULL_POLICY: Final = "IfNotPresent"
+
+# The reason for accepting CKV_K8S_15 (pull policy Always) on this project's workloads.
+PULLED_IF_NOT_PRESENT: Final = (
+    "images are pinned by exact tag, so IfNotPresent runs the pinned image and keeps restarts "
+    "of the remote-access path independent of the registry"
+)
 
 # The reason for accepting CKV_K8S_43 (image by digest) on this project's workloads.
 IMAGES_PINNED_BY_TAG: Final = (
     "images are pinned by exact tag in config/pins.py and bumped by Renovate; digests are not "
     "pinned because they cannot be resolved offline where the stack is rendered and tested"
 )
+
+# Every workload of ours pulls pinned tags with IMAGE_PULL_POLICY: the checks that accepts.
+PINNED_IMAGE_SKIPS: Final = {
+    "CKV_K8S_15": PULLED_IF_NOT_PRESENT,
+    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+}
 
 # Set by the API server on every namespace (Kubernetes >= 1.21), so a policy can name one.
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"

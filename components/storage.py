@@ -30,7 +30,7 @@ from components.common import STORAGE_NAMESPACE, ClusterAccess
 from components.kube import namespace
 from components.security import (
     IMAGE_PULL_POLICY,
-    IMAGES_PINNED_BY_TAG,
+    PINNED_IMAGE_SKIPS,
     checkov_skips,
     hardened_container_security_context,
     hardened_pod_security_context,
@@ -51,7 +51,7 @@ LABELS: Final = {"app": NAME}
 CONFIG_MOUNT_PATH: Final = "/etc/config/"
 HEALTH_PORT: Final = 8080
 PROVISIONER_CHECKOV_SKIPS: Final = {
-    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+    **PINNED_IMAGE_SKIPS,
     "CKV_K8S_38": "the provisioner needs its service account token: it watches claims and "
     "creates PersistentVolumes and helper pods through the Kubernetes API",
 }

@@ -6,10 +6,13 @@ operator needs APIs Headscale lacks; peers.md), following upstream's docs/k8s ma
 - userspace networking (`TS_USERSPACE=true`): tailscaled's netstack forwards subnet traffic without
   /dev/net/tun or NET_ADMIN, so the pod runs unprivileged as a non-root user, like upstream's
   userspace sidecar example (components.md 4);
-- it logs in once with a tagged, reusable pre-auth key read from a mounted Secret file
-  (`TS_AUTHKEY=file:...`, `TS_AUTH_ONCE=true`), keeps its state in a Secret it creates itself
-  (`TS_KUBE_SECRET`, not managed here: components.md 4 pitfall 1), and advertises the LAN routes,
-  which the ACL policy auto-approves for its tag;
+- it logs in once with a tagged, single-use, short-lived pre-auth key read from a mounted Secret
+  file (`TS_AUTHKEY=file:...`, `TS_AUTH_ONCE=true`: containerboot runs `tailscale up` only while
+  tailscaled reports NeedsLogin, cmd/containerboot/main.go @ v1.102.3), keeps its state in a
+  Secret it creates itself (`TS_KUBE_SECRET`, not managed here: components.md 4 pitfall 1), and
+  advertises the LAN routes, which the ACL policy auto-approves for its tag. The tag comes from
+  the key alone: it never asks for one (`--advertise-tags`), because Headscale 0.28 refuses every
+  pre-auth-key registration whose Hostinfo requests tags (hscontrol/state/state.go @ v0.28.0);
 - nothing connects to it: tailnet traffic is its own outbound connections (to Headscale, DERP
   relays and peers) and their replies, so its NetworkPolicy admits no ingress.
 """
@@ -18,19 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import keys
 from components.common import TAILSCALE_NAMESPACE, ClusterAccess
-from components.headscale import as_input
 from components.kube import namespace as kube_namespace
 from components.security import (
     IMAGE_PULL_POLICY,
-    IMAGES_PINNED_BY_TAG,
     NONROOT_ID,
+    PINNED_IMAGE_SKIPS,
     checkov_skips,
     hardened_container_security_context,
     hardened_pod_security_context,
@@ -57,10 +60,20 @@ HEALTH_PORT: Final = 9002
 RUN_AS: Final = NONROOT_ID
 LABELS: Final = {"app.kubernetes.io/name": "subnet-router", "app.kubernetes.io/part-of": "homelab"}
 CHECKOV_SKIPS: Final = {
-    "CKV_K8S_43": IMAGES_PINNED_BY_TAG,
+    **PINNED_IMAGE_SKIPS,
     "CKV_K8S_38": "containerboot needs its service account token: it keeps tailscaled's state in "
     "the Secret named by TS_KUBE_SECRET and records events through the Kubernetes API",
 }
+
+
+# Where the router's key is held, and the state Secret that says it is logged in: the key's
+# renewal check reads both (components/keys.py).
+ROUTER_KEY_HOLDER: Final = keys.HeldKey(
+    namespace=TAILSCALE_NAMESPACE,
+    secret=AUTH_KEY_SECRET,
+    item=AUTH_KEY_ITEM,
+    login_state=(TAILSCALE_NAMESPACE, STATE_SECRET),
+)
 
 
 @dataclass(frozen=True)
@@ -71,22 +84,27 @@ class SubnetRouterArgs:
     routes: list[str]
     hostname: str
     tag: str = "tag:k8s-router"
-    """ACL tag to advertise; the pre-auth key carries the same tag (the key's tags win)."""
+    """The ACL tag the router's pre-auth key carries (reported, never requested by the router)."""
+    auth_key_generation: pulumi.Input[str] = keys.INITIAL_GENERATION
+    """The generation the key was minted under, recorded on its Secret for the renewal check."""
+    tls_ready: Sequence[pulumi.Resource] = ()
+    """Resources that stand for "the login server's trusted certificate is served" (the awaited
+    wildcard Certificate): the router's first login fails on any other certificate."""
     login_server_ip: str | None = None
     """LAN address serving the login server's host (Traefik). Pinned in the pod's /etc/hosts so
     the router reaches Headscale without the home router's NAT loopback."""
 
 
-def router_env(
-    *, login_server: str, routes: Sequence[str], hostname: str, tag: str
-) -> list[dict[str, Any]]:
+def router_env(*, login_server: str, routes: Sequence[str], hostname: str) -> list[dict[str, Any]]:
     """containerboot's environment (cmd/containerboot/main.go header @ v1.102.3)."""
     return [
         {"name": "TS_USERSPACE", "value": "true"},
         {"name": "TS_ROUTES", "value": ",".join(routes)},
         {"name": "TS_AUTHKEY", "value": f"file:{AUTH_KEY_FILE}"},
         # Without --login-server the pod would try login.tailscale.com (components.md 4 #3).
-        {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server} --advertise-tags={tag}"},
+        # Nothing else: `--advertise-tags` would become Hostinfo.RequestTags, which Headscale
+        # refuses on a pre-auth-key registration; the key's tags are authoritative.
+        {"name": "TS_EXTRA_ARGS", "value": f"--login-server={login_server}"},
         {"name": "TS_HOSTNAME", "value": hostname},
         {"name": "TS_KUBE_SECRET", "value": STATE_SECRET},
         # Log in only when the state Secret has no identity yet: restarts never need the key.
@@ -161,15 +179,18 @@ class SubnetRouter(pulumi.ComponentResource):
         key: pulumi.Output[str] = pulumi.Output.secret(args.auth_key)
         auth_key = k8s.core.v1.Secret(
             f"{name}-authkey",
-            metadata=meta(AUTH_KEY_SECRET),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=AUTH_KEY_SECRET,
+                namespace=ns,
+                labels=dict(LABELS),
+                annotations={keys.GENERATION_ANNOTATION: args.auth_key_generation},
+            ),
             type="Opaque",
             string_data={AUTH_KEY_ITEM: key},
             opts=access.opts(self),
         )
         env = args.login_server.apply(
-            lambda url: router_env(
-                login_server=url, routes=args.routes, hostname=args.hostname, tag=args.tag
-            )
+            lambda url: router_env(login_server=url, routes=args.routes, hostname=args.hostname)
         )
         # /healthz answers 200 once the node has a tailnet IP, 503 before (kube/health @ v1.102.3).
         health = {"httpGet": {"path": "/healthz", "port": "health"}}
@@ -226,7 +247,8 @@ class SubnetRouter(pulumi.ComponentResource):
                 labels=dict(LABELS),
                 annotations=checkov_skips(CHECKOV_SKIPS),
             ),
-            spec=as_input(
+            spec=cast(
+                Any,
                 {
                     "replicas": 1,
                     # One identity in one state Secret: never two pods at once.
@@ -234,9 +256,9 @@ class SubnetRouter(pulumi.ComponentResource):
                     "revisionHistoryLimit": 3,
                     "selector": {"matchLabels": dict(LABELS)},
                     "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
-                }
+                },
             ),
-            opts=access.opts(self, depends_on=[binding, auth_key]),
+            opts=access.opts(self, depends_on=[binding, auth_key, *args.tls_ready]),
         )
         ingress_network_policy(
             f"{name}-network-policy",

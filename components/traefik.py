@@ -207,7 +207,10 @@ def chart_values(
                     }
                 }
             },
-            WEBSECURE_ENTRYPOINT: {"http": tls},
+            # The only default entrypoint: with none marked, Traefik makes every entrypoint a
+            # default, `public` included, so a route naming no entrypoint would be on the
+            # internet (cmd/traefik/traefik.go getDefaultsEntrypoints, v3.7).
+            WEBSECURE_ENTRYPOINT: {"http": tls, "asDefault": True},
             PUBLIC_ENTRYPOINT: {
                 "port": PUBLIC_CONTAINER_PORT,
                 "exposedPort": PUBLIC_EXPOSED_PORT,

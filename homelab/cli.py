@@ -8,6 +8,7 @@
     python -m homelab lab up|preview NAME
     python -m homelab lab destroy NAME [--yes] [--force-homelab]
     python -m homelab lab list
+    python -m homelab device register KEY --user USER [--stack homelab]   let a waiting device join
 
 Errors a user can fix are one line on stderr with exit code 2, never a traceback.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from config.loader import ConfigError
-from homelab import engine, lab, reference, render
+from homelab import device, engine, lab, reference, render
 from homelab import init as init_stack
 
 
@@ -84,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
                 "--yes", action="store_true", help="do not ask for the stack name (scripts)"
             )
     lab_actions.add_parser("list", help="list stacks and stack files with their environment")
+
+    device_cmd = commands.add_parser("device", help="let a device join the tailnet")
+    device_actions = device_cmd.add_subparsers(dest="action", required=True)
+    register_cmd = device_actions.add_parser(
+        "register", help="register the key a device waiting in `tailscale up` shows"
+    )
+    register_cmd.add_argument("key", help="the key after /register/ in the URL (or the URL)")
+    register_cmd.add_argument("--user", required=True, help="the Headscale user it belongs to")
+    register_cmd.add_argument("--stack", default=lab.HOMELAB_STACK, help="stack (default homelab)")
     return parser
 
 
@@ -142,6 +152,7 @@ def main(
     lan_probe: Callable[[], init_stack.Lan | None] = init_stack.detect_lan,
     root: Path = engine.PROJECT_ROOT,
     fetch: reference.Downloader = reference.download,
+    read_kubeconfig: device.KubeconfigReader | None = None,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -160,6 +171,14 @@ def main(
         if args.command == "render-diff":
             return _render_diff(args, out)
         context = lab_context or lab.Lab(out=out, stdin=stdin or sys.stdin)
+        if args.command == "device":
+            return device.register(
+                context,
+                args.key,
+                args.user,
+                stack=args.stack,
+                read_kubeconfig=read_kubeconfig or device.stack_kubeconfig,
+            )
         if args.action == "list":
             return lab.list_labs(context)
         if args.action == "destroy":

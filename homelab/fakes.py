@@ -136,6 +136,10 @@ def _kubernetes_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> d
     return outputs
 
 
+# The expiry a fake key-minting command reports: fixed, so renders stay byte-identical.
+FAKE_KEY_EXPIRY = "2000-01-01T00:00:00Z"
+
+
 def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Echo the inputs and add what the real provider computes."""
     outputs = dict(inputs)
@@ -170,8 +174,10 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
         outputs["stdout"] = "cluster healthy"
         outputs["stderr"] = ""
     elif type_token.startswith("command:"):
-        # A key-minting command prints only the key (components.md 2.5).
-        outputs["stdout"] = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
+        # A key-minting command prints the key and, on a second line, its expiry
+        # (components/keys.py).
+        key = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
+        outputs["stdout"] = f"{key}\n{FAKE_KEY_EXPIRY}"
         outputs["stderr"] = ""
     elif type_token.startswith("random:"):
         length = int(inputs.get("length", 32))
@@ -193,4 +199,7 @@ def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
         }
     if token == "talos:cluster/getHealth:getHealth":
         return {**args, "id": "healthy"}
+    if token == "command:local:run":
+        # A key check (components/keys.py) on a cluster that holds no key yet.
+        return {**args, "stdout": "initial", "stderr": ""}
     return dict(args)

@@ -74,6 +74,9 @@ PROVIDER_SECRET_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
     "talos:cluster/getHealth:getHealth": ("clientConfiguration",),
     "talos:cluster/getKubeconfig:getKubeconfig": ("clientConfiguration",),
     "talos:machine/getDisks:getDisks": ("clientConfiguration",),
+    # The key checks' environment is the kubeconfig (components/keys.py); the SDK unwraps its
+    # secret marker before the invoke goes out.
+    "command:local:run": ("environment",),
 }
 
 CONFIGURATION_APPLY: Final = "talos:machine/configurationApply:ConfigurationApply"

@@ -72,6 +72,13 @@ POLICIES: list[ResourceValidationPolicy] = [
         project_objects_only=True,
     ),
     resource_policy(
+        "routes-name-entrypoints",
+        "Every IngressRoute names spec.entryPoints and every Ingress the "
+        "traefik.ingress.kubernetes.io/router.entrypoints annotation, never Traefik's defaults.",
+        rules.check_routes_name_entrypoints,
+        project_objects_only=True,
+    ),
+    resource_policy(
         "images-pinned",
         "Container images name a fixed tag or digest (never latest or untagged); Helm charts name "
         "their version.",

@@ -476,6 +476,39 @@ def check_private_routes_allowlisted(resource_type: str, props: Props) -> list[s
     return []
 
 
+# --- 3b. Routes name their entrypoints ---------------------------------------------------------
+
+# Traefik's Ingress provider reads a plain Ingress's entrypoints from this annotation
+# (traefik pkg/provider/kubernetes/ingress annotations, v3.7).
+INGRESS_ENTRYPOINTS_ANNOTATION: Final = "traefik.ingress.kubernetes.io/router.entrypoints"
+_TRAEFIK_GROUPS: Final = ("traefik.io", "traefik.containo.us")
+
+
+def check_routes_name_entrypoints(resource_type: str, props: Props) -> list[str]:
+    """Every IngressRoute (HTTP or TCP) and Ingress names the entrypoints it is served on.
+
+    A router without entrypoints gets Traefik's default ones (pkg/server/aggregator.go
+    mergeConfiguration, v3.7); which those are is the chart's business, so a route must not lean
+    on them, or one change of defaults would put it on the entrypoint the internet reaches.
+    """
+    parsed = kubernetes_type(resource_type)
+    if parsed is None:
+        return []
+    where = _describe(parsed.kind, props)
+    if parsed.kind in ("IngressRoute", "IngressRouteTCP") and parsed.group in _TRAEFIK_GROUPS:
+        named = [e for e in _sequence(_mapping(props.get("spec")).get("entryPoints")) if e]
+        if not named:
+            return [f"{where}: spec.entryPoints is empty; name the entrypoints it is served on"]
+    if parsed.kind == "Ingress" and parsed.group == "networking.k8s.io":
+        value = str(_annotations(props).get(INGRESS_ENTRYPOINTS_ANNOTATION, ""))
+        if not [e for e in (part.strip() for part in value.split(",")) if e]:
+            return [
+                f"{where}: no {INGRESS_ENTRYPOINTS_ANNOTATION} annotation; name the "
+                "entrypoints it is served on"
+            ]
+    return []
+
+
 # --- 4. Images and charts are pinned -------------------------------------------------------------
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

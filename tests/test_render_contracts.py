@@ -158,8 +158,8 @@ def headplane_config_errors(settings: Mapping[str, Any]) -> Errors:
             leaf in commented and any(p.startswith(parent + ".") for p in example)
         ):
             errors.append(f"{path}: not in Headplane's example config")
-    pod_env = {headplane_component.POD_NAME_ENV: "headscale-0"}
-    return errors + headplane_component.config_problems(settings, pod_env)
+    # No integration, no HEADPLANE_* variables in its pod: the file alone is the config.
+    return errors + headplane_component.config_problems(settings)
 
 
 def helm_release(record: ResourceRecord, render: Render) -> Errors:
@@ -367,7 +367,25 @@ def talos_invoke(invoke: InvokeRecord) -> Errors:
     return errors
 
 
+def key_check_invoke(invoke: InvokeRecord) -> Errors:
+    """A key's renewal check (components/keys.py): a check-mode script of the key scripts, run
+    with python3 and the kubeconfig in its environment, printing only the generation."""
+    errors = []
+    script = str(invoke.args.get("command", ""))
+    if not script.startswith("PARAMS = ") or "'mode': 'check'" not in script.splitlines()[0]:
+        errors.append("is not a key check script")
+    if invoke.args.get("interpreter") != ["python3", "-c"]:
+        errors.append(f"interpreter {invoke.args.get('interpreter')!r} is not python3 -c")
+    environment = invoke.args.get("environment")
+    if not isinstance(environment, Mapping) or set(environment) != {"HOMELAB_KUBECONFIG"}:
+        errors.append("its environment must be the kubeconfig alone")
+    if invoke.args.get("logging") != "stderr":
+        errors.append("must log stderr only")
+    return errors
+
+
 INVOKE_CONTRACTS: dict[str, Callable[[InvokeRecord], Errors]] = {
+    "command:local:run": key_check_invoke,
     "talos:machine/getConfiguration:getConfiguration": talos_invoke,
     "talos:client/getConfiguration:getConfiguration": talos_invoke,
 }

@@ -71,22 +71,43 @@ def policies_selecting(
     return found
 
 
-def _peer_admits(peer: Mapping[str, Any], source_namespace: str | None) -> bool:
+def _peer_admits(
+    peer: Mapping[str, Any],
+    policy_namespace: str,
+    source_namespace: str | None,
+    source_labels: Mapping[str, str],
+) -> bool:
+    if set(peer) == {"podSelector"}:
+        # Pods of the policy's own namespace whose labels match (kubernetes.io/docs
+        # network-policies: a podSelector alone selects in the NetworkPolicy's namespace).
+        wanted = (peer["podSelector"] or {}).get("matchLabels") or {}
+        return source_namespace == policy_namespace and all(
+            source_labels.get(k) == v for k, v in wanted.items()
+        )
     if set(peer) != {"namespaceSelector"}:
-        return False  # pod selectors and IP blocks are not used by this project's policies
+        return False  # IP blocks and combined selectors are not used by this project's policies
     labels = (peer["namespaceSelector"] or {}).get("matchLabels") or {}
     return source_namespace is not None and labels == {NAMESPACE_NAME_LABEL: source_namespace}
 
 
 def admits(
-    policy: ResourceRecord, *, protocol: str, port: int, source_namespace: str | None = None
+    policy: ResourceRecord,
+    *,
+    protocol: str,
+    port: int,
+    source_namespace: str | None = None,
+    source_labels: Mapping[str, str] | None = None,
 ) -> bool:
     """Whether an ingress rule of `policy` lets a connection in on `protocol`/`port` from a pod of
-    `source_namespace` (None: from outside the cluster, e.g. through a LoadBalancer)."""
+    `source_namespace` labelled `source_labels` (None: from outside the cluster, e.g. through a
+    LoadBalancer)."""
+    namespace = policy.input("metadata.namespace")
     for rule in policy.input("spec.ingress") or []:
         peers = rule.get("from")
         ports = rule.get("ports")
-        if peers and not any(_peer_admits(p, source_namespace) for p in peers):
+        if peers and not any(
+            _peer_admits(p, namespace, source_namespace, source_labels or {}) for p in peers
+        ):
             continue
         if ports and not any(
             p.get("protocol", "TCP") == protocol and p.get("port") == port for p in ports

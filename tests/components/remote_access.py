@@ -156,3 +156,57 @@ def render_remote_access(changes: Mapping[str, Any]) -> Render:
     """The homelab stack with dotted-path changes under `remoteAccess`."""
     raw = stack_raw_config()
     return render_stack(overrides={"remoteAccess": with_changes(raw["remoteAccess"], changes)})
+
+
+# --- what containerboot makes of the router's environment -------------------------------------
+
+
+def containerboot_up_args(env: Mapping[str, Any]) -> list[str]:
+    """The `tailscale up` arguments containerboot builds from its environment.
+
+    Mirrors tailscale/tailscale@v1.102.3:cmd/containerboot/tailscaled.go `tailscaleUp` (flag
+    order and spelling) with settings.go `configFromEnv` (TS_AUTHKEY or TS_AUTH_KEY, TS_ROUTES
+    only when set, TS_EXTRA_ARGS split on whitespace by strings.Fields).
+    """
+    args = ["up"]
+    args.append("--accept-dns=true" if env.get("TS_ACCEPT_DNS") == "true" else "--accept-dns=false")
+    auth_key = env.get("TS_AUTHKEY") or env.get("TS_AUTH_KEY")
+    if auth_key:
+        args.append(f"--authkey={auth_key}")
+    if "TS_ROUTES" in env:
+        args.append(f"--advertise-routes={env['TS_ROUTES']}")
+    if env.get("TS_HOSTNAME"):
+        args.append(f"--hostname={env['TS_HOSTNAME']}")
+    args += str(env.get("TS_EXTRA_ARGS", "")).split()
+    return args
+
+
+def requested_tags(up_args: list[str]) -> list[str]:
+    """Hostinfo.RequestTags a node sends after `tailscale up <up_args>`.
+
+    tailscale/tailscale@v1.102.3:cmd/tailscale/cli/up.go registers `advertise-tags` with Go's
+    flag package (so `-x`, `--x`, `--x=v` and `--x v` all set it; "tag:" is added when omitted)
+    and copies it to Prefs.AdvertiseTags; ipn/ipnlocal/local.go `applyPrefsToHostinfoLocked`
+    sets `hi.RequestTags = prefs.AdvertiseTags()`, which control/controlclient/direct.go sends in
+    the RegisterRequest's Hostinfo.
+    """
+    value: str | None = None
+    for index, arg in enumerate(up_args):
+        name, has_value, inline = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or name != "advertise-tags":
+            continue
+        if has_value:
+            value = inline
+        elif index + 1 < len(up_args):
+            value = up_args[index + 1]
+    if not value:
+        return []
+    return [t if t.startswith("tag:") else f"tag:{t}" for t in value.split(",") if t]
+
+
+def headscale_accepts_pre_auth_key_registration(request_tags: list[str]) -> bool:
+    """juanfont/headscale@v0.28.0:hscontrol/state/state.go ("Reject advertise-tags for
+    PreAuthKey registrations"): with a pre-auth key, any RequestTags at all, matching the key's
+    tags or not, refuse the registration (hscontrol/auth_test.go
+    `preauth_key_rejects_request_tags`, `tagged_preauth_key_rejects_client_request_tags`)."""
+    return len(request_tags) == 0

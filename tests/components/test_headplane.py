@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from components import headplane
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from tests.components.hardening import admits, hardening_problems, policies_selecting
 from tests.components.remote_access import (
     COMMAND,
     CONFIG_MAP,
@@ -29,11 +31,12 @@ from tests.components.remote_access import (
     key_paths,
     pod_spec,
     render_remote_access,
+    restricted_violations,
     under,
 )
 from tests.harness import homelab_render, reference, render_stack, stack_raw_config
 
-POD_ENV = {headplane.POD_NAME_ENV: "headscale-abc123"}
+HEADPLANE = "homelab:remote-access:Headplane"
 
 
 def homelab_config() -> HomelabConfig:
@@ -47,10 +50,14 @@ def rendered_config(render: Any = None) -> dict[str, Any]:
     return document
 
 
-def deployment_spec(render: Any = None) -> dict[str, Any]:
-    return pod_spec(
-        child(render or homelab_render(), HEADSCALE, DEPLOYMENT, "headscale-deployment")
+def headplane_deployment(render: Any = None) -> Any:
+    return child(
+        render or homelab_render(), HEADPLANE, DEPLOYMENT, "headscale-headplane-deployment"
     )
+
+
+def deployment_spec(render: Any = None) -> dict[str, Any]:
+    return pod_spec(headplane_deployment(render))
 
 
 # --- the config against upstream ----------------------------------------------------------------
@@ -73,16 +80,58 @@ def test_every_key_is_one_the_upstream_example_documents() -> None:
         assert documented, f"{path} is not a key of Headplane's example config"
 
 
-def test_rendered_config_passes_headplanes_load_checks_with_the_pod_env() -> None:
-    spec = deployment_spec()
-    env = env_of(container(spec, "headplane"))
-    assert env[headplane.POD_NAME_ENV] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    assert headplane.config_problems(rendered_config(), POD_ENV) == []
+def test_with_no_integration_the_config_passes_headplanes_load_checks() -> None:
+    """tale/headplane@v0.6.3:app/server/config/config-schema.ts (integration optional) and
+    integration/index.ts (no block: "No integrations enabled"); nothing from the environment."""
+    cfg = rendered_config()
+    assert "integration" not in cfg
+    assert env_of(container(deployment_spec(), "headplane")) == {}
+    assert headplane.config_problems(cfg) == []
 
 
-def test_without_the_pod_name_variable_the_kubernetes_integration_is_incomplete() -> None:
-    problems = headplane.config_problems(rendered_config(), {})
-    assert any("pod_name" in p for p in problems)
+def test_headscales_config_file_is_there_read_only_and_valid_for_headplane() -> None:
+    """tale/headplane@v0.6.3:app/server/headscale/config-loader.ts: `config_path` must be
+    readable (access R_OK) and pass the strict schema (app/server/headscale/config-schema.ts),
+    else Headplane has no access to it; not writable (W_OK fails on a read-only mount) means
+    `writable()` is false and app/routes/dns/dns-actions.ts refuses every edit (403)."""
+    render = homelab_render()
+    cfg = rendered_config(render)
+    spec = deployment_spec(render)
+    directory, _, file_name = cfg["headscale"]["config_path"].rpartition("/")
+    (mount,) = [
+        m for m in container(spec, "headplane")["volumeMounts"] if m["mountPath"] == directory
+    ]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    config_map = child(render, HEADSCALE, CONFIG_MAP, "headscale-config")
+    assert volume["configMap"]["name"] == config_map.input("metadata.name")
+    assert "items" not in volume["configMap"], "every key of the ConfigMap is a file"
+    assert file_name in config_map.input("data")
+    assert headplane.headscale_config_problems(headscale_settings(render)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "mentions"),
+    [
+        ("server_url", None, "server_url"),
+        ("noise", None, "noise.private_key_path"),
+        ("database", {"type": "mysql"}, "database.type"),
+        ("database", {"type": "sqlite", "sqlite": {}}, "sqlite.path"),
+        ("derp", {"urls": []}, "derp.server"),
+        ("metrics_listen_addr", 9090, "metrics_listen_addr"),
+        ("policy", {"mode": "hujson"}, "policy.mode"),
+    ],
+)
+def test_headplane_would_not_read_a_headscale_config_that_breaks_its_schema(
+    path: str, value: Any, mentions: str
+) -> None:
+    settings = copy.deepcopy(headscale_settings(homelab_render()))
+    if value is None:
+        del settings[path]
+    else:
+        settings[path] = value
+    problems = headplane.headscale_config_problems(settings)
+    assert any(mentions in p for p in problems), problems
 
 
 # --- load-time rules, one broken config each ---------------------------------------------------
@@ -115,8 +164,17 @@ BROKEN = [
     ("no headscale url", _broken(headscale__url=None), "headscale.url"),
     ("base url with /admin", _broken(server__base_url="https://hp.example.com/admin"), "/admin"),
     ("secure cookie over http", _broken(server__base_url="http://hp.example.com"), "cookie_secure"),
-    ("two integrations", _broken(integration__proc={"enabled": True}), "only one"),
+    (
+        "two integrations",
+        _broken(integration={"proc": {"enabled": True}, "docker": {"enabled": True}}),
+        "only one",
+    ),
     ("agent without key", _broken(integration__agent={"enabled": False}), "pre_authkey"),
+    (
+        "kubernetes integration without a pod name",
+        _broken(integration__kubernetes={"enabled": True}),
+        "pod_name",
+    ),
 ]
 
 
@@ -124,7 +182,7 @@ BROKEN = [
     ("cfg", "mentions"), [(c, m) for _, c, m in BROKEN], ids=[n for n, _, _ in BROKEN]
 )
 def test_load_rules_flag_a_config_that_breaks_them(cfg: dict[str, Any], mentions: str) -> None:
-    problems = headplane.config_problems(cfg, POD_ENV)
+    problems = headplane.config_problems(cfg)
     assert any(mentions in p for p in problems), problems
 
 
@@ -135,72 +193,93 @@ def test_env_overrides_follow_headplanes_naming() -> None:
     assert merged == {"server": {"port": "8080"}}
 
 
-# --- the shared pod ---------------------------------------------------------------------------
+# --- its own pod ------------------------------------------------------------------------------
 
 
-def test_headplane_shares_the_headscale_pod_and_its_process_namespace() -> None:
-    spec = deployment_spec()
-    assert spec["shareProcessNamespace"] is True
-    names = [c["name"] for c in spec["containers"]]
-    # Headscale first: Headplane looks for `headscale serve` when it starts.
-    assert names == ["headscale", "headplane"]
-    assert container(spec, "headscale")["args"] == ["serve"]
+def test_headplane_runs_in_its_own_pod_not_in_headscales() -> None:
+    render = homelab_render()
+    headscale = pod_spec(child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment"))
+    assert [c["name"] for c in headscale["containers"]] == ["headscale"]
+    assert "shareProcessNamespace" not in headscale
+    spec = deployment_spec(render)
+    assert [c["name"] for c in spec["containers"]] == ["headplane"]
     assert container(spec, "headplane")["image"] == pins.HEADPLANE_IMAGE
+    assert "shareProcessNamespace" not in spec
+    # Different pods: neither Deployment selects the other's pods.
+    headscale_labels = child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment").input(
+        "spec.template.metadata.labels"
+    )
+    selector = headplane_deployment(render).input("spec.selector.matchLabels")
+    assert not all(headscale_labels.get(k) == v for k, v in selector.items())
+    # Its own SQLite on a ReadWriteOnce claim: never two pods at once.
+    assert headplane_deployment(render).input("spec.strategy") == {"type": "Recreate"}
 
 
-def test_headplane_may_read_its_own_pod_and_nothing_else() -> None:
+def test_headplane_gets_no_api_token_and_no_rbac() -> None:
     render = homelab_render()
     spec = deployment_spec(render)
-    role = child(
-        render,
-        HEADSCALE,
-        "kubernetes:rbac.authorization.k8s.io/v1:Role",
-        "headscale-headplane-role",
-    )
-    assert role.input("rules") == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
-    binding = child(
-        render,
-        HEADSCALE,
-        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
-        "headscale-headplane-role-binding",
-    )
-    assert binding.input("roleRef")["name"] == role.input("metadata.name")
-    (subject,) = binding.input("subjects")
-    assert subject["name"] == spec["serviceAccountName"]
-
-
-def _service_account_mounts(container_spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        m
-        for m in container_spec["volumeMounts"]
-        if m["mountPath"].startswith("/var/run/secrets/kubernetes.io")
-    ]
-
-
-def test_only_headplane_gets_the_service_account_token() -> None:
-    spec = deployment_spec()
-    # No automatic mount: Headscale, the internet-facing container, gets no API token.
     assert spec["automountServiceAccountToken"] is False
-    assert _service_account_mounts(container(spec, "headscale")) == []
-    # Headplane 0.6.3 reads ca.crt, token and namespace from the standard service account
-    # directory before it reads its own pod (integration/kubernetes.ts).
-    (mount,) = _service_account_mounts(container(spec, "headplane"))
-    assert mount["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
-    assert mount["readOnly"] is True
-    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
-    sources = volume["projected"]["sources"]
-    (token,) = [s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s]
-    (ca,) = [s["configMap"] for s in sources if "configMap" in s]
-    (downward,) = [s["downwardAPI"] for s in sources if "downwardAPI" in s]
-    # The kubelet publishes the cluster CA in every namespace as this ConfigMap.
-    assert ca["name"] == "kube-root-ca.crt"
-    assert ca["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
-    (namespace,) = downward["items"]
-    assert namespace["fieldRef"]["fieldPath"] == "metadata.namespace"
-    files = {token["path"], namespace["path"], *(i["path"] for i in ca["items"])}
-    assert files == {"ca.crt", "namespace", "token"}
-    # Refreshed by the kubelet; at least the 10 minutes the API server requires.
-    assert token["expirationSeconds"] >= 600
+    assert "serviceAccountName" not in spec
+    assert not [v for v in spec["volumes"] if "projected" in v]
+    kinds = {r.type for r in under(render, HEADSCALE)}
+    assert not {k for k in kinds if "rbac" in k or k.endswith(":ServiceAccount")}
+    assert restricted_violations(spec) == []
+    assert hardening_problems(spec) == []
+
+
+def test_headplane_reaches_headscale_through_its_cluster_ip_service_and_may() -> None:
+    render = homelab_render()
+    url = urlsplit(rendered_config(render)["headscale"]["url"])
+    service = child(render, HEADSCALE, SERVICE, "headscale-service")
+    namespace = service.input("metadata.namespace")
+    assert url.scheme == "http"
+    # <service>.<namespace>.svc resolves through the pod's DNS search path.
+    assert url.hostname == f"{service.input('metadata.name')}.{namespace}.svc"
+    assert service.input("spec.type") == "ClusterIP"
+    (port,) = [p for p in service.input("spec.ports") if p["port"] == url.port]
+    headscale_pod = child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment")
+    ports = {
+        p["name"]: p["containerPort"]
+        for p in container(pod_spec(headscale_pod), "headscale")["ports"]
+    }
+    target = ports[port["targetPort"]]
+    labels = headplane_deployment(render).input("spec.template.metadata.labels")
+    policies = policies_selecting(
+        render, namespace, headscale_pod.input("spec.template.metadata.labels")
+    )
+    assert any(
+        admits(p, protocol="TCP", port=target, source_namespace=namespace, source_labels=labels)
+        for p in policies
+    )
+    # ...and nothing more: no other pod of the namespace, and only that port.
+    assert not any(
+        admits(p, protocol="TCP", port=target, source_namespace=namespace, source_labels={})
+        for p in policies
+    )
+    for other in (22, 9090, 50443):
+        assert not any(
+            admits(p, protocol="TCP", port=other, source_namespace=namespace, source_labels=labels)
+            for p in policies
+        )
+
+
+def test_only_traefik_reaches_headplane() -> None:
+    render = homelab_render()
+    deployment = headplane_deployment(render)
+    policies = policies_selecting(
+        render,
+        deployment.input("metadata.namespace"),
+        deployment.input("spec.template.metadata.labels"),
+    )
+    assert policies
+    assert any(
+        admits(p, protocol="TCP", port=headplane.PORT, source_namespace="traefik") for p in policies
+    )
+    for source in (None, "monitoring", "headscale"):
+        assert not any(
+            admits(p, protocol="TCP", port=headplane.PORT, source_namespace=source)
+            for p in policies
+        )
 
 
 def test_headplane_reads_the_files_its_config_names() -> None:
@@ -214,15 +293,13 @@ def test_headplane_reads_the_files_its_config_names() -> None:
 
     secret_volume = volume_at(cfg["server"]["cookie_secret_path"])
     assert secret_volume["secret"]["secretName"] == "headplane-cookie-secret"
-    assert volume_at(cfg["headscale"]["config_path"])["configMap"]["name"] == "headscale-config"
     assert volume_at(f"{headplane.CONFIG_DIR}/{headplane.CONFIG_FILE}")["configMap"]["name"] == (
         "headplane-config"
     )
+    # hp_persist.db lives under data_path (app/server/index.ts createDbClient): a claim.
     data = volumes[mounts[cfg["server"]["data_path"]]["name"]]
     assert data["persistentVolumeClaim"]["claimName"] == "headplane-data"
-    # Headplane talks to Headscale over the pod's loopback on Headscale's listen port.
-    listen_port = headscale_settings(homelab_render())["listen_addr"].rpartition(":")[2]
-    assert cfg["headscale"]["url"] == f"http://127.0.0.1:{listen_port}"
+    assert mounts[cfg["server"]["data_path"]].get("readOnly") is not True
 
 
 def test_headplane_is_probed_on_its_health_endpoint() -> None:
@@ -283,13 +360,24 @@ def test_outputs_give_the_ui_url_and_the_api_key_as_a_secret() -> None:
     assert "apikeys" in command.input("create")
 
 
+def test_headplanes_state_is_protected_in_the_homelab_only() -> None:
+    claim = child(
+        homelab_render(),
+        HEADSCALE,
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "headscale-headplane-data",
+    )
+    assert claim.protect is True
+    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}})
+    lab_claim = child(
+        lab, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-headplane-data"
+    )
+    assert lab_claim.protect is False
+
+
 def test_disabling_headplane_removes_it_everywhere() -> None:
     render = render_remote_access({"headplane": {"enabled": False}})
-    spec = deployment_spec(render)
-    assert [c["name"] for c in spec["containers"]] == ["headscale"]
-    assert "shareProcessNamespace" not in spec
-    assert spec["automountServiceAccountToken"] is False
-    assert not [v for v in spec["volumes"] if "projected" in v]
+    assert under(render, HEADPLANE) == []
     names = {r.name for r in under(render, HEADSCALE)}
     assert not {n for n in names if "headplane" in n}
     assert "headplaneUrl" not in render.outputs

@@ -463,63 +463,148 @@ def _service_target_port(render: Any, service_name: str) -> int:
     return int(ports[service_port["targetPort"]])
 
 
-def test_traefik_reaches_headscale_and_headplane_and_no_other_namespace_does() -> None:
+def test_traefik_reaches_headscale_and_no_other_namespace_does() -> None:
     render = homelab_render()
     traefik = _traefik_namespace(render)
-    for service in ("headscale-service", "headscale-headplane-service"):
-        port = _service_target_port(render, service)
-        assert _admitted(render, "TCP", port, traefik), service
-        assert not _admitted(render, "TCP", port, "monitoring"), service
-        assert not _admitted(render, "TCP", port, None), service
-    # Nobody scrapes the metrics port; it stays closed until a scraper gets its own rule.
-    metrics = int(headscale_settings(render)["metrics_listen_addr"].rpartition(":")[2])
-    assert not _admitted(render, "TCP", metrics, traefik)
+    port = _service_target_port(render, "headscale-service")
+    assert _admitted(render, "TCP", port, traefik)
+    assert not _admitted(render, "TCP", port, "monitoring")
+    assert not _admitted(render, "TCP", port, None)
 
 
-def test_stun_is_admitted_from_anywhere_only_with_the_embedded_derp() -> None:
+def test_metrics_and_debug_are_served_on_the_pods_loopback_only() -> None:
+    """juanfont/headscale@v0.28.0:hscontrol/app.go Serve: metrics_listen_addr is where /metrics
+    and /debug listen (empty disables them); a loopback address is unreachable from other pods."""
     render = homelab_render()
-    port = homelab_config().remote_access.derp.stun_port
-    # Internet clients arrive through the LoadBalancer with their own (or a node's) address.
-    assert _admitted(render, "UDP", port, None)
-    no_derp = render_remote_access({"derp": {"enabled": False}})
-    assert not _admitted(no_derp, "UDP", port, None)
-    udp = [
-        port
-        for policy in _pod_policies(no_derp)
-        for rule in policy.input("spec.ingress") or []
-        for port in rule.get("ports") or []
-        if port.get("protocol") == "UDP"
-    ]
-    assert udp == []
+    host, _, port = headscale_settings(render)["metrics_listen_addr"].rpartition(":")
+    assert host == "127.0.0.1"
+    headscale = container(pod_spec(_deployment(render)), "headscale")
+    assert int(port) not in {p["containerPort"] for p in headscale["ports"]}
+    service_ports = child(render, HEADSCALE, SERVICE, "headscale-service").input("spec.ports")
+    assert [p["name"] for p in service_ports] == ["http"]
 
 
-def test_without_headplane_its_port_is_not_admitted() -> None:
+def test_without_headplane_no_pod_of_the_namespace_is_admitted() -> None:
     render = render_remote_access({"headplane": {"enabled": False}})
     traefik = _traefik_namespace(render)
     listen_port = int(headscale_settings(render)["listen_addr"].rpartition(":")[2])
     assert _admitted(render, "TCP", listen_port, traefik)
-    full = homelab_render()
-    headplane_port = _service_target_port(full, "headscale-headplane-service")
-    assert not _admitted(render, "TCP", headplane_port, traefik)
+    peers = [
+        peer
+        for policy in _pod_policies(render)
+        for rule in policy.input("spec.ingress") or []
+        for peer in rule.get("from") or []
+    ]
+    assert not [p for p in peers if "podSelector" in p]
 
 
 # --- Traefik ----------------------------------------------------------------------------------
 
 
-def test_the_whole_public_host_goes_to_headscales_plain_http_listener() -> None:
+def _matches(rule: str, host: str, path: str) -> bool:
+    """Evaluates the Traefik v3 matchers this project writes: Host, Path, PathPrefix, &&, ||."""
+    matchers: dict[str, Callable[[str], bool]] = {
+        "Host": lambda v: host == v,
+        "Path": lambda v: path == v,
+        "PathPrefix": lambda v: path.startswith(v),
+    }
+    tokens = re.findall(r"(Host|PathPrefix|Path)\(`([^`]*)`\)|(&&|\|\||\(|\))", rule)
+    expression = []
+    for matcher, value, operator in tokens:
+        if matcher:
+            expression.append(str(matchers[matcher](value)))
+        else:
+            expression.append({"&&": "and", "||": "or"}.get(operator, operator))
+    rebuilt = "".join(f"{m}(`{v}`)" if m else o for m, v, o in tokens)
+    assert rebuilt == re.sub(r"\s+", "", rule), f"unknown matcher in {rule!r}"
+    result = eval(" ".join(expression))  # only "True and (False or ...)"
+    assert isinstance(result, bool)
+    return result
+
+
+# What Tailscale clients ask of a control server with the embedded DERP (tailscale@v1.102.3:
+# control/controlhttp/constants.go /ts2021, control/controlclient/direct.go /key?v=,
+# derp/derphttp /derp, net/netcheck/netcheck.go /derp/latency-check, net/dnsfallback
+# /bootstrap-dns; the web-login page /register/<id> and the Apple/Windows setup pages).
+CLIENT_REQUESTS = (
+    "/ts2021",
+    "/key",
+    "/health",
+    "/derp",
+    "/derp/probe",
+    "/derp/latency-check",
+    "/bootstrap-dns",
+    "/register/abc123",
+    "/apple",
+    "/apple/ios",
+    "/windows",
+)
+# Headscale's other routes (juanfont/headscale@v0.28.0:hscontrol/app.go createRouter).
+PRIVATE_REQUESTS = (
+    "/api/v1/node",
+    "/api/v1/apikey",
+    "/swagger",
+    "/swagger/v1/openapiv2.json",
+    "/version",
+    "/verify",
+    "/robots.txt",
+    "/",
+)
+
+
+def _routes_on(render: Any, entrypoint: str) -> list[dict[str, Any]]:
+    return [
+        rule
+        for route in children_of_type(render, HEADSCALE, INGRESS_ROUTE)
+        if entrypoint in route.input("spec.entryPoints")
+        for rule in route.input("spec.routes")
+    ]
+
+
+def test_the_internet_reaches_only_the_paths_tailscale_clients_use() -> None:
+    """juanfont/headscale@v0.28.0:hscontrol/app.go createRouter: of its routes, the `public`
+    entrypoint (what WAN 443 reaches) serves only those clients use; /api/v1 and /swagger stay
+    on the private entrypoint."""
     config = homelab_config()
-    settings = headscale_settings(homelab_render())
-    route = child(homelab_render(), HEADSCALE, INGRESS_ROUTE, "headscale-route")
+    render = homelab_render()
+    fqdn = config.headscale_fqdn
+    public = _routes_on(render, "public")
+    assert public
+    for path in CLIENT_REQUESTS:
+        assert any(_matches(r["match"], fqdn, path) for r in public), path
+    for path in PRIVATE_REQUESTS:
+        assert not any(_matches(r["match"], fqdn, path) for r in public), path
+    for rule in public:
+        assert "middlewares" not in rule, "internet clients come from anywhere"
+
+
+def test_without_the_embedded_derp_its_paths_are_not_public() -> None:
+    config = homelab_config()
+    public = _routes_on(render_remote_access({"derp": {"enabled": False}}), "public")
+    for path in ("/derp", "/derp/probe", "/bootstrap-dns"):
+        assert not any(_matches(r["match"], config.headscale_fqdn, path) for r in public)
+    assert any(_matches(r["match"], config.headscale_fqdn, "/ts2021") for r in public)
+
+
+def test_the_whole_host_goes_to_headscales_plain_http_listener_on_the_private_entrypoint() -> None:
+    config = homelab_config()
+    render = homelab_render()
+    settings = headscale_settings(render)
+    route = child(render, HEADSCALE, INGRESS_ROUTE, "headscale-route")
+    assert route.input("spec.entryPoints") == ["websecure"]
     (rule,) = route.input("spec.routes")
     assert rule["match"] == f"Host(`{config.headscale_fqdn}`)"
-    assert "middlewares" not in rule, "Headscale is the one public host"
-    (service,) = rule["services"]
-    assert service.get("scheme", "http") == "http", "never h2c (components.md 6 #4)"
+    assert [m["name"] for m in rule["middlewares"]] == ["private-only"]
+    for path in CLIENT_REQUESTS + PRIVATE_REQUESTS:
+        assert _matches(rule["match"], config.headscale_fqdn, path)
+    for each in [*_routes_on(render, "public"), rule]:
+        (service,) = each["services"]
+        assert service.get("scheme", "http") == "http", "never h2c (components.md 6 #4)"
     listen_port = int(settings["listen_addr"].rpartition(":")[2])
-    svc = child(homelab_render(), HEADSCALE, SERVICE, "headscale-service")
-    port = next(p for p in svc.input("spec.ports") if p["port"] == service["port"])
+    svc = child(render, HEADSCALE, SERVICE, "headscale-service")
+    port = next(p for p in svc.input("spec.ports") if p["port"] == rule["services"][0]["port"])
     assert port["targetPort"] == "http"
-    headscale = container(pod_spec(_deployment()), "headscale")
+    headscale = container(pod_spec(_deployment(render)), "headscale")
     assert {"name": "http", "containerPort": listen_port, "protocol": "TCP"} in headscale["ports"]
     assert settings["server_url"] == f"https://{config.headscale_fqdn}"
 
@@ -587,3 +672,90 @@ def test_every_kubernetes_object_lives_in_the_headscale_namespace() -> None:
     for record in under(homelab_render(), HEADSCALE):
         if is_kubernetes_object(record) and record.type != "kubernetes:core/v1:Namespace":
             assert record.input("metadata.namespace") == "headscale", record.name
+
+
+def _default_entrypoints(ports: dict[str, Any]) -> list[str]:
+    """traefik/traefik@v3.7.9:cmd/traefik/traefik.go getDefaultsEntrypoints (the newest v3.7 tag
+    here; the chart ships v3.7.11): all entrypoints unless one sets asDefault, then only those;
+    never UDP ones nor the internal `traefik` one. The chart turns `ports.<name>.asDefault` into
+    `--entryPoints.<name>.asDefault` (traefik-helm-chart@v41.3.0:traefik/templates/_podtemplate.tpl)."""
+    entrypoints = {name: cfg for name, cfg in ports.items() if cfg}
+    flagged = any(cfg.get("asDefault") for cfg in entrypoints.values())
+    return sorted(
+        name
+        for name, cfg in entrypoints.items()
+        if (not flagged or cfg.get("asDefault"))
+        and str(cfg.get("protocol", "tcp")).lower() != "udp"
+        and name != "traefik"
+    )
+
+
+def test_a_route_naming_no_entrypoint_is_only_on_websecure_never_public() -> None:
+    chart_ports = yaml.safe_load(reference("upstream/traefik/chart/values.yaml").read_text())[
+        "ports"
+    ]
+    ours = homelab_render().one("kubernetes:helm.sh/v3:Release", "traefik").input("values.ports")
+    merged = {
+        name: {**(chart_ports.get(name) or {}), **(ours.get(name) or {})}
+        for name in {*chart_ports, *ours}
+    }
+    assert "public" in merged
+    assert _default_entrypoints(merged) == ["websecure"]
+    # Guard: without the flag every TCP entrypoint, `public` included, would be a default.
+    unflagged = {n: {k: v for k, v in c.items() if k != "asDefault"} for n, c in merged.items()}
+    assert "public" in _default_entrypoints(unflagged)
+
+
+def _stun_served_at(render: Any, ip: str, port: int) -> bool:
+    """A Service answers UDP `port` on `ip` and sends it to the Headscale pod: a LoadBalancer
+    with that MetalLB IP, or a Service with that external IP (kube-proxy programs both)."""
+    pod_labels = _deployment(render).input("spec.template.metadata.labels")
+    for service in children_of_type(render, HEADSCALE, SERVICE):
+        spec = service.input("spec")
+        selector = spec.get("selector") or {}
+        if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+            continue
+        annotations = service.input("metadata").get("annotations") or {}
+        ips = set(spec.get("externalIPs") or [])
+        if spec.get("type") == "LoadBalancer":
+            ips |= set(annotations.get("metallb.io/loadBalancerIPs", "").split(","))
+        udp = {p["port"] for p in service.input("spec.ports") if p.get("protocol") == "UDP"}
+        if ip in ips and port in udp:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "stun_ip", [pytest.param(None, id="shared-ip"), pytest.param("192.168.0.222", id="own-ip")]
+)
+def test_the_address_the_router_resolves_for_headscale_serves_https_and_stun(
+    stun_ip: str | None,
+) -> None:
+    """juanfont/headscale@v0.28.0:hscontrol/derp/server/derp_server.go GenerateRegion: the
+    embedded region's node is HostName = server_url's host, DERPPort 443, STUNPort = the port of
+    stun_listen_addr, IPv4 unset; tailscale/tailscale@v1.102.3:net/netcheck/netcheck.go
+    nodeAddrPort then probes STUN at what HostName resolves to. For the router that is its host
+    alias: that one address must serve 443 (Traefik, websecure) and STUN."""
+    render = render_remote_access({"derp": {"stunIp": stun_ip}})
+    settings = headscale_settings(render)
+    assert "ipv4" not in settings["derp"]["server"]
+    router = pod_spec(
+        child(render, "homelab:remote-access:SubnetRouter", DEPLOYMENT, "subnet-router-deployment")
+    )
+    host = settings["server_url"].removeprefix("https://")
+    (alias,) = [a for a in router["hostAliases"] if host in a["hostnames"]]
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert alias["ip"] in traefik.input("values.service.annotations")["metallb.io/loadBalancerIPs"]
+    assert _stun_served_at(render, alias["ip"], stun_port(settings))
+
+
+def test_stun_on_its_own_ip_keeps_traefik_local_and_adds_no_shared_load_balancer() -> None:
+    render = render_remote_access({"derp": {"stunIp": "192.168.0.222"}})
+    in_cluster = child(render, HEADSCALE, SERVICE, "headscale-stun-in-cluster")
+    assert in_cluster.input("spec.type") == "ClusterIP"
+    traefik = render.one("kubernetes:helm.sh/v3:Release", "traefik")
+    assert traefik.input("values.service.spec.externalTrafficPolicy") == "Local"
+    shared = render_remote_access({"derp": {"stunIp": None}})
+    assert "headscale-stun-in-cluster" not in {
+        s.name for s in children_of_type(shared, HEADSCALE, SERVICE)
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import ipaddress
 import json
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from config.loader import validate_config
 from config.policy import ADMIN_GROUP, document_problems
 from tests.components.remote_access import (
+    COMMAND,
     DEPLOYMENT,
+    HEADSCALE,
     ROUTER,
     child,
     container,
@@ -28,16 +31,14 @@ def rendered_policy(render: Any = None) -> dict[str, Any]:
 
 
 def router_routes_and_tag(render: Any = None) -> tuple[list[str], str]:
-    spec = pod_spec(
-        child(render or homelab_render(), ROUTER, DEPLOYMENT, "subnet-router-deployment")
-    )
+    """The routes the router advertises and the tag its node gets: the tag of its pre-auth key
+    (Headscale 0.28 takes a pre-auth-key node's tags from the key, hscontrol/state/state.go)."""
+    render = render or homelab_render()
+    spec = pod_spec(child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment"))
     env = env_of(container(spec, "tailscale"))
-    tags = [
-        a.removeprefix("--advertise-tags=")
-        for a in env["TS_EXTRA_ARGS"].split()
-        if a.startswith("--advertise-tags=")
-    ]
-    (tag,) = tags
+    script = child(render, HEADSCALE, COMMAND, "headscale-router-key").input("create")
+    params = ast.literal_eval(script.splitlines()[0].removeprefix("PARAMS = "))
+    (tag,) = params["tags"]
     return env["TS_ROUTES"].split(","), tag
 
 

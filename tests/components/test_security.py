@@ -112,7 +112,7 @@ def pod_template(record: ResourceRecord) -> tuple[dict[str, Any], dict[str, Any]
 
 
 @pytest.mark.parametrize("stack", ["homelab", "lab"])
-def test_every_workload_of_ours_runs_hardened_and_pulls_what_the_registry_serves(
+def test_every_workload_of_ours_runs_hardened_and_starts_pinned_tags_from_the_cache(
     stack: str,
 ) -> None:
     found = workloads(stack)
@@ -122,8 +122,10 @@ def test_every_workload_of_ours_runs_hardened_and_pulls_what_the_registry_serves
         _, spec = pod_template(record)
         assert hardening_problems(spec) == [], record.name
         for container in all_containers(spec):
-            # Re-resolve the tag at every start (checkov CKV_K8S_15).
-            assert container["imagePullPolicy"] == "Always", record.name
+            # A pinned tag starts from the node's cache: restarts need no registry.
+            assert ":" in container["image"].rpartition("/")[2], record.name
+            assert not container["image"].endswith(":latest"), record.name
+            assert container["imagePullPolicy"] == "IfNotPresent", record.name
 
 
 @pytest.mark.parametrize("stack", ["homelab", "lab"])
@@ -143,6 +145,8 @@ def test_a_mounted_token_or_an_image_without_digest_is_a_written_exception(stack
             assert skipped.get("CKV_K8S_38", "").strip(), record.name
         if any("@sha256:" not in c["image"] for c in all_containers(spec)):
             assert skipped.get("CKV_K8S_43") == security.IMAGES_PINNED_BY_TAG, record.name
+        if any(c["imagePullPolicy"] != "Always" for c in all_containers(spec)):
+            assert skipped.get("CKV_K8S_15") == security.PULLED_IF_NOT_PRESENT, record.name
         # The reverse: no skip for what the manifest already does.
         if spec.get("automountServiceAccountToken") is False:
             assert "CKV_K8S_38" not in skipped, record.name

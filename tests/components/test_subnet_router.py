@@ -26,10 +26,13 @@ from tests.components.remote_access import (
     child,
     children_of_type,
     container,
+    containerboot_up_args,
     env_of,
+    headscale_accepts_pre_auth_key_registration,
     headscale_settings,
     pod_spec,
     render_remote_access,
+    requested_tags,
     restricted_violations,
     under,
 )
@@ -63,8 +66,41 @@ def test_router_advertises_the_lan_and_logs_in_to_our_headscale() -> None:
     assert env["TS_ROUTES"].split(",") == [str(config.network.lan_cidr)]
     extra = env["TS_EXTRA_ARGS"].split()
     assert f"--login-server={headscale_settings(homelab_render())['server_url']}" in extra
-    assert f"--advertise-tags={config.remote_access.router.tag}" in extra
     assert env["TS_HOSTNAME"] == config.remote_access.router.hostname
+
+
+def test_the_routers_registration_requests_no_tags_so_headscale_accepts_its_key() -> None:
+    """The `tailscale up` containerboot runs from our env (tailscale@v1.102.3:
+    cmd/containerboot/tailscaled.go tailscaleUp) sends no Hostinfo.RequestTags
+    (cmd/tailscale/cli/up.go, ipn/ipnlocal/local.go applyPrefsToHostinfoLocked), so Headscale
+    does not refuse the pre-auth-key registration (juanfont/headscale@v0.28.0:
+    hscontrol/state/state.go "Reject advertise-tags for PreAuthKey registrations")."""
+    up = containerboot_up_args(router_env())
+    assert any(a.startswith("--authkey=file:") for a in up), "it logs in with the pre-auth key"
+    assert requested_tags(up) == []
+    assert headscale_accepts_pre_auth_key_registration(requested_tags(up))
+
+
+def test_requesting_even_the_keys_own_tag_would_be_refused() -> None:
+    """Guards the mirror above: the pre-0.28 setup (`--advertise-tags=<the key's tag>`) is
+    refused (juanfont/headscale@v0.28.0:hscontrol/auth_test.go
+    `tagged_preauth_key_rejects_client_request_tags`), in every spelling Go's flag package takes."""
+    tag = homelab_config().remote_access.router.tag
+    for extra in (
+        f"--advertise-tags={tag}",
+        f"-advertise-tags {tag}",
+        "--advertise-tags k8s-router",
+    ):
+        env = {**router_env(), "TS_EXTRA_ARGS": f"--login-server=https://hs.example {extra}"}
+        tags = requested_tags(containerboot_up_args(env))
+        assert tags, extra
+        assert not headscale_accepts_pre_auth_key_registration(tags)
+
+
+def test_the_routers_tag_comes_from_its_pre_auth_key() -> None:
+    config = homelab_config()
+    script = child(homelab_render(), HEADSCALE, COMMAND, "headscale-router-key").input("create")
+    assert f"'tags': [{config.remote_access.router.tag!r}]" in script
 
 
 def test_router_runs_userspace_once_logged_in_with_state_in_its_own_secret() -> None:
@@ -102,7 +138,8 @@ def test_auth_key_is_read_from_a_mounted_secret_file_holding_the_minted_key() ->
     path = f"stringData.{item}"
     assert secret.is_secret(path)
     minted = child(render, HEADSCALE, COMMAND, "headscale-router-key")
-    assert secret.input(path) == minted.outputs["stdout"]
+    # The key alone: the first line of what the minting command prints (components/keys.py).
+    assert secret.input(path) == minted.outputs["stdout"].splitlines()[0]
     deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
     assert secret.urn in deployment.dependencies
     # Readable by the router's group only, which owns the file through the pod's fsGroup.
@@ -213,3 +250,12 @@ def test_every_kubernetes_object_validates_against_the_strict_schemas() -> None:
     assert len(records) >= 6
     for record in records:
         validate_kubernetes(manifest(record))
+
+
+def test_the_router_starts_only_once_the_wildcard_certificate_is_ready() -> None:
+    """Tailscale clients refuse a control server on an untrusted certificate
+    (tailscale/tailscale@v1.102.3:net/tlsdial/tlsdial.go), so the first login waits for it."""
+    render = homelab_render()
+    deployment = child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
+    (certificate,) = render.by_type("kubernetes:cert-manager.io/v1:Certificate")
+    assert certificate.urn in deployment.dependencies

@@ -32,7 +32,7 @@ def k8s_record(type_token: str, inputs: dict[str, Any], **options: Any) -> Resou
 
 
 def test_every_policy_is_mandatory_and_uniquely_named() -> None:
-    assert len(POLICY) == len(pack.POLICIES) == 6
+    assert len(POLICY) == len(pack.POLICIES) == 7
     assert all(
         p.enforcement_level == pulumi_policy.EnforcementLevel.MANDATORY for p in pack.POLICIES
     )

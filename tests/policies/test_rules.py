@@ -482,3 +482,46 @@ def test_provider_rule_ignores_other_packages_and_kubernetes_components() -> Non
     assert rules.check_explicit_provider("command:local:Command", None) == []
     assert rules.check_explicit_provider("kubernetes:helm.sh/v4:Chart", None) == []
     assert rules.check_explicit_provider("pulumi:providers:kubernetes", None) == []
+
+
+# --- routes name their entrypoints ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entrypoints", [["websecure"], ["public"], ["websecure", "public"]], ids=str
+)
+def test_an_ingress_route_that_names_its_entrypoints_passes(entrypoints: list[str]) -> None:
+    props = ingress_route(route(PRIVATE_MIDDLEWARE))
+    props["spec"]["entryPoints"] = entrypoints
+    assert rules.check_routes_name_entrypoints(INGRESS_ROUTE, props) == []
+
+
+@pytest.mark.parametrize("entrypoints", [None, [], [""]], ids=["missing", "empty", "blank"])
+def test_an_ingress_route_without_entrypoints_fails(entrypoints: Any) -> None:
+    """traefik/traefik@v3.7.9:pkg/server/aggregator.go mergeConfiguration gives a router with no
+    entrypoints the default ones, which include every entrypoint unless one sets asDefault."""
+    props = ingress_route(route(PRIVATE_MIDDLEWARE))
+    if entrypoints is None:
+        del props["spec"]["entryPoints"]
+    else:
+        props["spec"]["entryPoints"] = entrypoints
+    (problem,) = rules.check_routes_name_entrypoints(INGRESS_ROUTE, props)
+    assert "IngressRoute" in problem
+    assert "spec.entryPoints" in problem
+
+
+def test_a_tcp_route_needs_entrypoints_too() -> None:
+    tcp = "kubernetes:traefik.io/v1alpha1:IngressRouteTCP"
+    assert rules.check_routes_name_entrypoints(tcp, {"metadata": {}, "spec": {"routes": []}})
+
+
+def test_a_plain_ingress_names_its_entrypoints_in_traefiks_annotation() -> None:
+    annotation = rules.INGRESS_ENTRYPOINTS_ANNOTATION
+    assert rules.check_routes_name_entrypoints(INGRESS, ingress({annotation: "websecure"})) == []
+    for bad in ({}, {annotation: ""}, {annotation: " , "}):
+        (problem,) = rules.check_routes_name_entrypoints(INGRESS, ingress(bad))
+        assert annotation in problem
+
+
+def test_other_kinds_are_not_routes() -> None:
+    assert rules.check_routes_name_entrypoints("kubernetes:core/v1:Service", {"spec": {}}) == []

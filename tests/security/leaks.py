@@ -71,7 +71,12 @@ def _scan(
 # every invoke's arguments before sending them (pulumi/runtime/invoke.py: plain_inputs) and marks
 # the *result* secret instead; arguments are never written to state. So these paths cannot be
 # marked secret by any program, and only credentials the call needs may travel there.
-INVOKE_CREDENTIAL_ARGS: tuple[str, ...] = ("clientConfiguration", "machineSecrets")
+# The key checks (components/keys.py) run kubectl with the kubeconfig in their environment.
+INVOKE_CREDENTIAL_ARGS: tuple[str, ...] = (
+    "clientConfiguration",
+    "machineSecrets",
+    "environment.HOMELAB_KUBECONFIG",
+)
 
 
 def _output_is_secret(record: ResourceRecord) -> SecretPath:
