@@ -368,7 +368,7 @@ def test_headplanes_state_is_protected_in_the_homelab_only() -> None:
         "headscale-headplane-data",
     )
     assert claim.protect is True
-    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}})
+    lab = render_stack(overrides={"lifecycle": {"environment": "lab"}}, as_stack="variant")
     lab_claim = child(
         lab, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-headplane-data"
     )
