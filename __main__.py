@@ -7,15 +7,15 @@ the dependency graph: cluster -> network -> TLS -> remote access -> apps.
 
 import pulumi
 
-from components.apps import Apps, AppsArgs
-from components.cert_manager import CertManager, CertManagerArgs
-from components.headscale import Headscale, HeadscaleArgs
-from components.metallb import MetalLB, MetalLBArgs
-from components.reflector import Reflector, ReflectorArgs
-from components.storage import Storage, StorageArgs, kubelet_host_paths
-from components.subnet_router import SubnetRouter, SubnetRouterArgs
-from components.talos import TalosCluster, TalosClusterArgs
-from components.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
+from components.apps.exposed import Apps, AppsArgs
+from components.cluster.talos import TalosCluster, TalosClusterArgs
+from components.platform.cert_manager import CertManager, CertManagerArgs
+from components.platform.metallb import MetalLB, MetalLBArgs
+from components.platform.reflector import Reflector, ReflectorArgs
+from components.platform.storage import Storage, StorageArgs, kubelet_host_paths
+from components.platform.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
+from components.remote_access.headscale import Headscale, HeadscaleArgs
+from components.remote_access.subnet_router import SubnetRouter, SubnetRouterArgs
 from config import load_stack_config
 
 config = load_stack_config()

@@ -350,7 +350,7 @@ def app_host_aliases(config: HomelabConfig) -> dict[str, ipaddress.IPv4Address]:
 
 
 def stack_policy_document(config: HomelabConfig) -> dict[str, Any]:
-    """The policy document the stack ships (components/headscale.py mounts exactly this)."""
+    """The policy document the stack ships (components/remote_access/headscale.py mounts exactly this)."""
     remote = config.remote_access
     return render_policy(
         remote.policy,

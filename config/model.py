@@ -19,7 +19,11 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from pydantic.alias_generators import to_camel
 
-from components.namespaces import HEADSCALE_NAMESPACE, KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
+from components.shared.namespaces import (
+    HEADSCALE_NAMESPACE,
+    KUBERNETES_NAMESPACES,
+    PLATFORM_NAMESPACES,
+)
 from config import pins
 from config.policy import AclPolicy
 
@@ -102,7 +106,7 @@ def _secret_text(value: SecretStr) -> SecretStr:
 
 
 def _app_namespace(value: str) -> str:
-    """An app's namespace is created, and deleted on destroy, by the stack (components/apps.py),
+    """An app's namespace is created, and deleted on destroy, by the stack (components/apps/exposed.py),
     so it must be the app's own: not one Kubernetes keeps, nor one a platform piece lives in."""
     if value in KUBERNETES_NAMESPACES:
         raise ValueError(

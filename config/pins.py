@@ -21,7 +21,7 @@ TALOS_INSTALLER_IMAGE: Final = "ghcr.io/siderolabs/installer"
 # renovate: datasource=helm depName=metallb
 METALLB_CHART_REPO: Final = "https://metallb.github.io/metallb"
 METALLB_CHART_VERSION: Final = "0.16.1"
-# Traefik's CRDs are applied from this chart version's own crds/ folder (components/traefik.py;
+# Traefik's CRDs are applied from this chart version's own crds/ folder (components/platform/traefik.py;
 # the traefik-crds chart is deprecated), so a bump of this pin brings its CRDs.
 # renovate: datasource=helm depName=traefik
 TRAEFIK_CHART_REPO: Final = "https://traefik.github.io/charts"

@@ -37,7 +37,7 @@ AUTOGROUPS_FOR_DST = frozenset(
     {"autogroup:internet", "autogroup:member", "autogroup:tagged", "autogroup:self"}
 )
 # Tailscale's address ranges (CGNAT v4, ULA v6), also Headscale's default prefixes; a policy
-# address inside them names tailnet nodes. The one definition: components/common.py uses it too.
+# address inside them names tailnet nodes. The one definition: components/shared/common.py uses it too.
 TAILNET_IPV4 = ipaddress.IPv4Network("100.64.0.0/10")
 TAILNET_IPV6 = ipaddress.IPv6Network("fd7a:115c:a1e0::/48")
 

@@ -485,7 +485,7 @@ def version_core(text: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
-# The Talos features the machine-config patches use (components/talos_patches.py) and the first
+# The Talos features the machine-config patches use (components/cluster/talos_patches.py) and the first
 # Talos minor that has each: network documents HostnameConfig, LinkConfig, LinkAliasConfig,
 # ResolverConfig, Layer2VIPConfig are in siderolabs/talos@v1.12.0 pkg/machinery/config/types/
 # network/ and absent at v1.11.6; cluster.network.cni.flannel.kubeNetworkPoliciesEnabled is in

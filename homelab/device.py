@@ -5,7 +5,7 @@
 A device that runs `tailscale up --login-server https://headscale.<domain>` (or a phone whose
 Tailscale app uses a custom coordination server) shows a URL ending in `/register/<key>` and
 waits. This runs `headscale nodes register --key <key> --user <user>` in the Headscale pod, the
-way the key minting does (components/keys.py): `kubectl exec` with the stack's kubeconfig (a
+way the key minting does (components/remote_access/keys.py): `kubectl exec` with the stack's kubeconfig (a
 secret stack output) written to a 0600 temp file that is removed afterwards and never printed.
 
 Headscale 0.28 takes the user by *name* here and the key is the 24-character registration ID
@@ -26,7 +26,7 @@ from typing import Final
 
 import pulumi.automation as auto
 
-from components.common import HEADSCALE_NAMESPACE
+from components.shared.common import HEADSCALE_NAMESPACE
 from homelab import lab
 
 # hscontrol/types/common.go @ v0.28.0: RegistrationIDLength, URL-safe random characters.

@@ -170,12 +170,12 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
                 "revision": 1,
             }
     elif type_token.startswith("command:") and "talosctl" in str(inputs.get("create", "")):
-        # The Talos health wait prints one summary line (components/talos_health.py).
+        # The Talos health wait prints one summary line (components/cluster/talos_health.py).
         outputs["stdout"] = "cluster healthy"
         outputs["stderr"] = ""
     elif type_token.startswith("command:"):
         # A key-minting command prints the key and, on a second line, its expiry
-        # (components/keys.py).
+        # (components/remote_access/keys.py).
         key = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
         outputs["stdout"] = f"{key}\n{FAKE_KEY_EXPIRY}"
         outputs["stderr"] = ""
@@ -200,6 +200,6 @@ def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
     if token == "talos:cluster/getHealth:getHealth":
         return {**args, "id": "healthy"}
     if token == "command:local:run":
-        # A key check (components/keys.py) on a cluster that holds no key yet.
+        # A key check (components/remote_access/keys.py) on a cluster that holds no key yet.
         return {**args, "stdout": "initial", "stderr": ""}
     return dict(args)

@@ -22,7 +22,7 @@ Labs use Let's Encrypt production (Tailscale clients trust no staging certificat
 Secret (read with `kubectl`, the kubeconfig in a 0600 temp file that is deleted afterwards) as the
 secret config value homelab:wildcardCertificate, handed to `pulumi config set --secret` on stdin
 (never on a command line, never printed); the next `up` pre-seeds the Secret from it and
-cert-manager keeps it instead of ordering another (components/cert_manager.py).
+cert-manager keeps it instead of ordering another (components/platform/cert_manager.py).
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from typing import Any, Final, TextIO, TypeVar
 import pulumi.automation as auto
 import yaml
 
-from components.cert_manager import (
+from components.platform.cert_manager import (
     CERTIFICATE_TIMEOUT_SECONDS,
     WILDCARD_CERTIFICATE,
     WILDCARD_SECRET,
     solver_description,
 )
-from components.common import CERT_MANAGER_NAMESPACE
+from components.shared.common import CERT_MANAGER_NAMESPACE
 from config.lab_guard import check_against_file, load_stack_file
 from config.model import SAVED_CERTIFICATE_ANNOTATIONS, SavedCertificate, parse_saved_certificate
 from config.rules import Problem

@@ -41,7 +41,7 @@ from typing import Any, Final
 import yaml
 from pulumi.runtime import rpc
 
-from components.traefik import PUBLIC_ENTRYPOINT
+from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config import access, pins
 from homelab import engine
 from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
@@ -74,7 +74,7 @@ PROVIDER_SECRET_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
     "talos:cluster/getHealth:getHealth": ("clientConfiguration",),
     "talos:cluster/getKubeconfig:getKubeconfig": ("clientConfiguration",),
     "talos:machine/getDisks:getDisks": ("clientConfiguration",),
-    # The key checks' environment is the kubeconfig (components/keys.py); the SDK unwraps its
+    # The key checks' environment is the kubeconfig (components/remote_access/keys.py); the SDK unwraps its
     # secret marker before the invoke goes out.
     "command:local:run": ("environment",),
 }

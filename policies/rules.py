@@ -27,12 +27,12 @@ Props = Mapping[str, Any]
 
 # --- shared conventions (kept equal to components/ by tests/policies/test_conventions.py) -------
 
-# The public marker on an IngressRoute or Ingress; components/security.py imports this one constant
+# The public marker on an IngressRoute or Ingress; components/shared/security.py imports this one constant
 # (the pack cannot import components, which need Pulumi's Kubernetes SDK). The prefix is the
 # project's name, not any one user's domain: a DNS-1123 subdomain as Kubernetes requires of an
 # annotation prefix (kubernetes/apimachinery pkg/util/validation/validation.go IsQualifiedName).
 VISIBILITY_ANNOTATION: Final = "homelab-as-code/visibility"
-# Traefik's LAN/tailnet allowlist middleware every private route must use (components/traefik.py).
+# Traefik's LAN/tailnet allowlist middleware every private route must use (components/platform/traefik.py).
 PRIVATE_MIDDLEWARE_NAME: Final = "private-only"
 PRIVATE_MIDDLEWARE_NAMESPACE: Final = "traefik"
 # How a plain Ingress names that middleware: `<namespace>-<name>@kubernetescrd` (Traefik docs,

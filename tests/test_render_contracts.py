@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from components import headplane as headplane_component
-from components import kubectl
-from components.headscale_config import REMOVED_KEYS, startup_problems
+from components.remote_access import headplane as headplane_component
+from components.remote_access.headscale_config import REMOVED_KEYS, startup_problems
+from components.shared import kubectl
 from config import pins
 from homelab import engine, graph
 from homelab.engine import InvokeRecord, Render, ResourceRecord
-from tests.components.remote_access import key_paths
+from tests.components.remote_access.remote_access import key_paths
 from tests.config.corpus import VALID_DIR, valid_raw_config
 from tests.contracts import (
     CHARTS,
@@ -176,7 +176,7 @@ def helm_release(record: ResourceRecord, render: Render) -> Errors:
     if chart in CHARTS:
         errors += helm_values_errors(chart, record.inputs.get("values") or {})
     # Grafana's chart is not among the upstream reference data: its values are checked by
-    # tests/components/test_apps.py against the keys its pinned values.yaml documents.
+    # tests/components/apps/test_apps.py against the keys its pinned values.yaml documents.
     return errors + kubernetes_object_provider_errors(record, render)
 
 
@@ -233,7 +233,7 @@ def kubernetes_provider(record: ResourceRecord, render: Render) -> Errors:
 
 def talos_health_command(record: ResourceRecord, render: Render) -> Errors:
     """The Talos health wait: after the bootstrap and every apply, its talosconfig a secret,
-    replaced with the Bootstrap (components/talos_health.py)."""
+    replaced with the Bootstrap (components/cluster/talos_health.py)."""
     errors = []
     if not record.is_secret("environment"):
         errors.append("the talosconfig it is handed is not a secret")
@@ -258,7 +258,7 @@ def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
 
 
 def kubectl_command(record: ResourceRecord, render: Render) -> Errors:
-    """Cluster commands (components/kubectl.py): the kubeconfig reaches them as a secret; a
+    """Cluster commands (components/shared/kubectl.py): the kubeconfig reaches them as a secret; a
     webhook gate runs after its chart's Release and before every object its webhook checks; a
     CRD apply runs before the Release that skips those CRDs."""
     errors = _plaintext_secret_errors(record)
@@ -368,7 +368,7 @@ def talos_invoke(invoke: InvokeRecord) -> Errors:
 
 
 def key_check_invoke(invoke: InvokeRecord) -> Errors:
-    """A key's renewal check (components/keys.py): a check-mode script of the key scripts, run
+    """A key's renewal check (components/remote_access/keys.py): a check-mode script of the key scripts, run
     with python3 and the kubeconfig in its environment, printing only the generation."""
     errors = []
     script = str(invoke.args.get("command", ""))

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Any
 
-from components.traefik import PUBLIC_ENTRYPOINT
+from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config.access import (
     UNNAMED_USER,
     Destination,

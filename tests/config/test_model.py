@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components import common
-from components.namespaces import PLATFORM_NAMESPACES
+from components.shared import common
+from components.shared.namespaces import PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
 from config.model import HomelabConfig
 from tests.config.corpus import mutate

@@ -15,7 +15,7 @@ import pulumi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.namespaces import KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
+from components.shared.namespaces import KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
 from config.model import BUILTIN_HOSTS
 from config.rules import Problem

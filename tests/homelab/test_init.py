@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.traefik import PUBLIC_EXPOSED_PORT
+from components.platform.traefik import PUBLIC_EXPOSED_PORT
 from config.loader import ConfigError, validate_config
 from homelab import cli, engine
 from homelab.init import Lan, Proposals, _proc_default_route, parse_node

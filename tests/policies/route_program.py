@@ -1,13 +1,13 @@
 """A Pulumi program that publishes every exposed host of the stack config through the real
-`route_host` helper (components/ingress.py), for tests/policies/test_conventions.py."""
+`route_host` helper (components/shared/ingress.py), for tests/policies/test_conventions.py."""
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cert_manager import WildcardCertificate
-from components.common import TRAEFIK_NAMESPACE, ClusterAccess
-from components.ingress import Backend, route_host
-from components.traefik import MiddlewareRef, TraefikRouting
+from components.platform.cert_manager import WildcardCertificate
+from components.platform.traefik import MiddlewareRef, TraefikRouting
+from components.shared.common import TRAEFIK_NAMESPACE, ClusterAccess
+from components.shared.ingress import Backend, route_host
 from config import load_stack_config
 from policies import rules
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from components import security
+from components.shared import security
 from homelab import engine
 from homelab.engine import ResourceRecord
 from policies import rules

@@ -71,7 +71,7 @@ def _scan(
 # every invoke's arguments before sending them (pulumi/runtime/invoke.py: plain_inputs) and marks
 # the *result* secret instead; arguments are never written to state. So these paths cannot be
 # marked secret by any program, and only credentials the call needs may travel there.
-# The key checks (components/keys.py) run kubectl with the kubeconfig in their environment.
+# The key checks (components/remote_access/keys.py) run kubectl with the kubeconfig in their environment.
 INVOKE_CREDENTIAL_ARGS: tuple[str, ...] = (
     "clientConfiguration",
     "machineSecrets",

@@ -1,5 +1,5 @@
 """Every Kubernetes object lives and dies with the cluster: the stack's provider, `deleted_with`
-the Talos cluster (components/common.py ClusterAccess.opts; peers.md "What users trip over" 9).
+the Talos cluster (components/shared/common.py ClusterAccess.opts; peers.md "What users trip over" 9).
 
 CrossGuard cannot see `deleted_with` (PolicyResourceOptions has no such field), so this is a test
 over the recorded options rather than a policy; the provider half is also the policy
@@ -17,7 +17,7 @@ BOOTSTRAP = "talos:machine/bootstrap:Bootstrap"
 
 def cluster_anchor(render: Render) -> str:
     """The URN whose deletion means the cluster is gone: the cluster component's Bootstrap
-    (components/talos.py explains the choice: it goes exactly when its cluster is torn down)."""
+    (components/cluster/talos.py explains the choice: it goes exactly when its cluster is torn down)."""
     cluster = render.one(CLUSTER).urn
     (bootstrap,) = [r for r in render.by_type(BOOTSTRAP) if r.parent == cluster]
     return bootstrap.urn

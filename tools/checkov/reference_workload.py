@@ -1,4 +1,4 @@
-"""A Pulumi program with one hardened web workload, built only from components/security.py helpers.
+"""A Pulumi program with one hardened web workload, built only from components/shared/security.py helpers.
 
 Never deployed. `./scripts/checkov` renders it with the recording engine and requires zero failed
 checkov checks, and tests/policies requires zero policy violations: proof that the helpers are
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.security import (
+from components.shared.security import (
     checkov_skips,
     hardened_container_security_context,
     hardened_pod_security_context,

@@ -7,7 +7,7 @@ engine's records, plus objects passed inline to yaml/v2 ConfigGroups); OUT_DIR/r
 hardened reference workload (tools/checkov/reference_workload.py). Helm charts' own templates are
 upstream's and are not rendered here. Values at Pulumi secret paths are replaced by a placeholder,
 so not even a sentinel secret is written to disk. Exits 2 when a checkov skip annotation has no
-reason (components/security.py `checkov_skips` makes well-formed ones).
+reason (components/shared/security.py `checkov_skips` makes well-formed ones).
 """
 
 from __future__ import annotations

@@ -1,0 +1,266 @@
+"""Commands that run `kubectl` on the workstation where Pulumi's own resources cannot do the job.
+
+Each is a `pulumi_command.local.Command` running a Python program (needs `kubectl` and `python3`,
+like the key minting in components/remote_access/keys.py). The program writes the kubeconfig (a secret, handed
+over in the environment) to a 0600 temp file under umask 077, deletes it afterwards and never
+prints it; its parameters are a sorted literal at its top, so the same inputs give the same
+script byte for byte.
+
+- `webhook_gate`: wait until a validating admission webhook really answers. A chart's Release
+  being ready says its Deployments are, not that their webhook serves. MetalLB's controller
+  reports ready (`/readyz` is a plain ping) before its webhook listens, which happens only after
+  its certificate rotator has written the serving certificate and the CA bundle
+  (metallb/metallb@v0.16.1:internal/k8s/k8s.go `startListeners`, internal/k8s/webhook.go). Its
+  webhooks fail closed (`failurePolicy: Fail`), so an object created in that window is refused
+  with "failed calling webhook", which pulumi-kubernetes does not retry: the first `up` of a fresh
+  cluster fails (metallb #1597, #1697, #2566). The gate submits the object about to be created as
+  a server-side dry run (`kubectl apply --dry-run=server`: admission webhooks with
+  `sideEffects: None` are called, nothing is stored), retries while the webhook cannot be called,
+  a bounded number of times, then fails with a message that says so; a webhook that answers and
+  denies the object fails it at once (a real config error, waiting would not fix it).
+- `apply_crds`: server-side apply CustomResourceDefinitions from pinned URLs and wait until each
+  is Established, the way traefik/traefik-helm-chart@v41.3.0:README.md upgrades them
+  (`helm show crds ... | kubectl apply --server-side --force-conflicts -f -`); Helm itself
+  installs a chart's `crds/` once and never upgrades them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import pulumi
+import pulumi_command as command
+
+KUBECONFIG_ENV: Final = "HOMELAB_KUBECONFIG"
+INTERPRETER: Final = ("python3", "-c")
+# 60 x 5 s: MetalLB's rotator normally finishes within a minute of the controller starting.
+GATE_ATTEMPTS: Final = 60
+GATE_RETRY_DELAY_SECONDS: Final = 5
+# A webhook that answered and refused the object: kube-apiserver's admission error
+# ("admission webhook \"...\" denied the request: ...").
+DENIED_MARKER: Final = "denied the request"
+CRD_ATTEMPTS: Final = 5
+CRD_RETRY_DELAY_SECONDS: Final = 10
+CRD_ESTABLISHED_TIMEOUT: Final = "120s"
+# Field manager of the CRD apply: its own, so a later `helm upgrade`-style apply does not fight it.
+CRD_FIELD_MANAGER: Final = "homelab-crds"
+# Resource names of these commands end with one of these (the render contracts tell them apart
+# from the key-minting commands by it).
+GATE_SUFFIX: Final = "-webhook-ready"
+CRDS_SUFFIX: Final = "-crds"
+
+_PRELUDE: Final = r"""
+import os, subprocess, sys, tempfile, time
+
+
+def fail(message):
+    sys.stderr.write(PARAMS["what"] + ": " + message + "\n")
+    sys.exit(1)
+
+
+def kubectl(path, args, stdin=None):
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", path, *args], capture_output=True, text=True, **feed
+    )
+
+
+def with_kubeconfig(run):
+    kubeconfig = os.environ.get(PARAMS["kubeconfig_env"], "")
+    if not kubeconfig:
+        fail("no kubeconfig in the environment")
+    os.umask(0o077)
+    handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(kubeconfig)
+        run(path)
+    finally:
+        os.unlink(path)
+"""
+
+_GATE_BODY: Final = r"""
+
+def gate(path):
+    last = ""
+    for attempt in range(1, PARAMS["attempts"] + 1):
+        result = kubectl(path, ["apply", "--dry-run=server", "-f", "-"], PARAMS["manifest"])
+        if result.returncode == 0:
+            sys.stderr.write(
+                PARAMS["what"] + ": " + PARAMS["webhook"] + " answered (attempt "
+                + str(attempt) + ")\n"
+            )
+            return
+        last = (result.stderr or result.stdout).strip()
+        if PARAMS["denied_marker"] in last:
+            fail(PARAMS["webhook"] + " refused the object: " + last)
+        time.sleep(PARAMS["retry_delay_seconds"])
+    fail(
+        PARAMS["webhook"] + " did not answer after " + str(PARAMS["attempts"]) + " attempts "
+        + str(PARAMS["retry_delay_seconds"]) + " s apart; is its controller running in namespace "
+        + PARAMS["namespace"] + "? Last error: " + last
+    )
+
+
+with_kubeconfig(gate)
+"""
+
+_CRDS_BODY: Final = r"""
+
+def apply(path):
+    files = [word for url in PARAMS["urls"] for word in ("-f", url)]
+    last = ""
+    for attempt in range(1, PARAMS["attempts"] + 1):
+        result = kubectl(
+            path,
+            ["apply", "--server-side", "--force-conflicts",
+             "--field-manager=" + PARAMS["field_manager"], *files],
+        )
+        if result.returncode == 0:
+            break
+        last = (result.stderr or result.stdout).strip()
+        time.sleep(PARAMS["retry_delay_seconds"])
+    else:
+        fail("applying the CRDs failed " + str(PARAMS["attempts"]) + " times; last error: " + last)
+    names = ["crd/" + name for name in PARAMS["names"]]
+    result = kubectl(
+        path,
+        ["wait", "--for=condition=Established", "--timeout=" + PARAMS["timeout"], *names],
+    )
+    if result.returncode != 0:
+        fail("the CRDs were applied but not Established: " + (result.stderr or "").strip())
+    sys.stderr.write(PARAMS["what"] + ": " + str(len(names)) + " CRDs established\n")
+
+
+with_kubeconfig(apply)
+"""
+
+
+def _script(params: Mapping[str, object], body: str) -> str:
+    literal = dict(sorted({**params, "kubeconfig_env": KUBECONFIG_ENV}.items()))
+    return f"PARAMS = {literal!r}\n{_PRELUDE}{body}"
+
+
+def gate_script(
+    manifest: Mapping[str, Any],
+    *,
+    webhook: str,
+    attempts: int = GATE_ATTEMPTS,
+    retry_delay_seconds: int = GATE_RETRY_DELAY_SECONDS,
+) -> str:
+    """The program of a webhook gate."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    metadata = manifest.get("metadata") or {}
+    return _script(
+        {
+            "attempts": attempts,
+            "denied_marker": DENIED_MARKER,
+            "manifest": json.dumps(manifest, sort_keys=True),
+            "namespace": str(metadata.get("namespace", "")),
+            "retry_delay_seconds": retry_delay_seconds,
+            "webhook": webhook,
+            "what": "webhook gate",
+        },
+        _GATE_BODY,
+    )
+
+
+def crds_script(
+    urls: Sequence[str],
+    names: Sequence[str],
+    *,
+    attempts: int = CRD_ATTEMPTS,
+    retry_delay_seconds: int = CRD_RETRY_DELAY_SECONDS,
+) -> str:
+    """The program that applies the CRDs at `urls` and waits for `names` to be Established."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    if not urls or len(urls) != len(names):
+        raise ValueError("one CRD name per URL, at least one")
+    return _script(
+        {
+            "attempts": attempts,
+            "field_manager": CRD_FIELD_MANAGER,
+            "names": list(names),
+            "retry_delay_seconds": retry_delay_seconds,
+            "timeout": CRD_ESTABLISHED_TIMEOUT,
+            "urls": list(urls),
+            "what": "CRDs",
+        },
+        _CRDS_BODY,
+    )
+
+
+def _command(
+    name: str,
+    script: str,
+    *,
+    kubeconfig: pulumi.Output[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+    triggers: Sequence[str] = (),
+) -> command.local.Command:
+    secret_kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
+    return command.local.Command(
+        name,
+        create=script,
+        # A changed script (a new pin, another object) or kubeconfig runs it again.
+        update=script,
+        interpreter=list(INTERPRETER),
+        environment={KUBECONFIG_ENV: secret_kubeconfig},
+        logging=command.local.Logging.STDERR,
+        # A change here runs the command again (as a replacement).
+        triggers=list(triggers) or None,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def webhook_gate(
+    name: str,
+    manifest: Mapping[str, Any],
+    *,
+    webhook: str,
+    kubeconfig: pulumi.Output[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+    triggers: Sequence[str] = (),
+) -> command.local.Command:
+    """A Command that finishes once `webhook` admits `manifest` in a server-side dry run.
+
+    `triggers` (e.g. the chart version) re-run it when the webhook's server is replaced, so the
+    objects created in the same `up` wait for the new one too.
+    """
+    if not name.endswith(GATE_SUFFIX):
+        raise ValueError(f"a webhook gate's name ends with {GATE_SUFFIX!r}")
+    return _command(
+        name,
+        gate_script(manifest, webhook=webhook),
+        kubeconfig=kubeconfig,
+        parent=parent,
+        depends_on=depends_on,
+        triggers=triggers,
+    )
+
+
+def apply_crds(
+    name: str,
+    urls: Sequence[str],
+    names: Sequence[str],
+    *,
+    kubeconfig: pulumi.Output[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> command.local.Command:
+    """A Command that server-side applies the CRDs at `urls` and waits until they are Established."""
+    if not name.endswith(CRDS_SUFFIX):
+        raise ValueError(f"a CRD command's name ends with {CRDS_SUFFIX!r}")
+    return _command(
+        name,
+        crds_script(urls, names),
+        kubeconfig=kubeconfig,
+        parent=parent,
+        depends_on=depends_on,
+    )

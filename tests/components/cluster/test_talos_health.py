@@ -1,0 +1,294 @@
+"""The Talos health wait: the talosctl command line against talosctl's rules, the script against a
+fake talosctl, and the Command's lifecycle (when it runs again, and when it does not)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.cluster import talos_health
+from components.cluster.talos_health import HealthTarget
+from tests.harness import render_config, stack_raw_config, with_changes
+
+COMMAND = "command:local:Command"
+TARGET = HealthTarget(
+    talos_version="v1.13.9",
+    control_plane_nodes=("192.168.0.11", "192.168.0.12", "192.168.0.13"),
+    worker_nodes=("192.168.0.21",),
+    endpoints=("192.168.0.11", "192.168.0.12", "192.168.0.13"),
+)
+TALOSCONFIG = "context: homelab\ncontexts:\n  homelab:\n    key: SENTINEL-talos-key\n"
+
+# talosctl's flags at siderolabs/talos@v1.13.9: the persistent ones every `talosctl talos`
+# command has (cmd/talosctl/cmd/talos/root.go `addCommand`) and health's own
+# (cmd/talosctl/cmd/talos/health.go `init`). Value-taking flags map to their kind.
+PERSISTENT_FLAGS = {
+    "--talosconfig": "string",
+    "--nodes": "slice",
+    "--endpoints": "slice",
+    "--cluster": "string",
+    "--context": "string",
+    "--siderov1-keys-dir": "string",
+}
+HEALTH_FLAGS = {
+    "--init-node": "string",
+    "--control-plane-nodes": "slice",
+    "--worker-nodes": "slice",
+    "--wait-timeout": "duration",
+    "--k8s-endpoint": "string",
+    "--server": "bool",
+    "--run-e2e": "bool",
+}
+GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+def parse_talosctl(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """Parse argv the way cobra/pflag would for `talosctl health`; raise on an unknown flag."""
+    assert argv[0] == "talosctl"
+    args = argv[1:]
+    subcommand = None
+    flags: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            assert subcommand is None, f"unexpected positional {arg!r} (health takes NoArgs)"
+            subcommand = arg
+            i += 1
+            continue
+        name, eq, inline = arg.partition("=")
+        known = dict(PERSISTENT_FLAGS)
+        if subcommand == "health":
+            known.update(HEALTH_FLAGS)
+        assert name in known, f"{name} is not a flag of `talosctl {subcommand or ''}`"
+        kind = known[name]
+        if kind == "bool":
+            flags[name] = inline in ("", "true") if eq else True
+            i += 1
+            continue
+        value = inline if eq else args[i + 1]
+        i += 1 if eq else 2
+        if kind == "slice":
+            flags[name] = value.split(",") if value else []
+        elif kind == "duration":
+            assert GO_DURATION.fullmatch(value), f"{name}={value!r} is not a Go duration"
+            flags[name] = value
+        else:
+            flags[name] = value
+    assert subcommand == "health"
+    return subcommand, flags
+
+
+def test_the_command_line_uses_only_talosctls_flags_and_checks_exactly_the_given_nodes() -> None:
+    """Every flag is talosctl's, and the node lists are explicit.
+
+    siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/health.go: with `--control-plane-nodes` or
+    `--worker-nodes` the checks use exactly those (`buildClusterInfo`), otherwise they discover
+    members; the check then requires Kubernetes to report exactly that set (pkg/cluster/
+    cluster.go `NodesMatch`: "can't find expected node" / "unexpected nodes"). The server-side
+    check (`--server`, default true) runs on one node (`FailIfMultiNodes`) that must be a control
+    plane (internal/app/machined/internal/server/v1alpha1/v1alpha1_cluster.go `HealthCheck`).
+    """
+    _, flags = parse_talosctl(talos_health.talosctl_health_argv(TARGET, "/tmp/tc"))
+    assert flags["--talosconfig"] == "/tmp/tc"
+    assert flags["--server"] is True
+    assert len(flags["--nodes"]) == 1
+    assert flags["--nodes"][0] in TARGET.control_plane_nodes
+    assert flags["--control-plane-nodes"] == list(TARGET.control_plane_nodes)
+    assert flags["--worker-nodes"] == list(TARGET.worker_nodes)
+    assert set(flags["--endpoints"]) <= set(TARGET.control_plane_nodes)
+    # The data source's own default read timeout (talos_cluster_health_data_source.go, 10 min).
+    assert flags["--wait-timeout"] == "600s"
+
+
+def test_a_cluster_without_workers_passes_no_empty_worker_list() -> None:
+    target = HealthTarget("v1.13.9", ("10.0.0.1",), (), ("10.0.0.1",))
+    _, flags = parse_talosctl(talos_health.talosctl_health_argv(target, "/tmp/tc"))
+    assert "--worker-nodes" not in flags
+    assert flags["--control-plane-nodes"] == ["10.0.0.1"]
+
+
+def test_a_target_needs_a_control_plane() -> None:
+    with pytest.raises(ValueError, match="control-plane"):
+        HealthTarget("v1.13.9", (), ("10.0.0.2",), ("10.0.0.2",))
+
+
+# --- the script against a fake talosctl -------------------------------------------------------
+
+FAKE_TALOSCTL = r"""
+import json, os, stat, sys
+args = sys.argv[1:]
+state = json.load(open(os.environ["FAKE_STATE"]))
+entry = {"argv": args, "inherited": sorted(k for k in os.environ
+                                          if k.startswith(("HOMELAB_", "PULUMI_", "TALOSCONFIG")))}
+if "--talosconfig" in args:
+    path = args[args.index("--talosconfig") + 1]
+    entry["mode"] = stat.S_IMODE(os.stat(path).st_mode)
+    entry["talosconfig"] = open(path).read()
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\n")
+if args[:1] == ["version"]:
+    print("Client:")
+    print("Talos " + state["version"])
+    sys.exit(0)
+sys.stderr.write("waiting for etcd to be healthy: OK\n")
+# `health_rcs`: the exit code of each attempt in turn (the last one repeats).
+codes = state.get("health_rcs", [0])
+attempt = sum(1 for _ in open(os.environ["FAKE_LOG"])) - 2  # minus the version call
+sys.exit(codes[min(attempt, len(codes) - 1)])
+"""
+
+
+def run_script(
+    tmp_path: Path,
+    *,
+    version: str = "v1.13.4",
+    with_talosctl: bool = True,
+    wait_timeout_seconds: int = 600,
+    **state: Any,
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if with_talosctl:
+        talosctl = bin_dir / "talosctl"
+        talosctl.write_text(f"#!{sys.executable}\n{FAKE_TALOSCTL}")
+        talosctl.chmod(0o755)
+    (tmp_path / "state.json").write_text(json.dumps({"version": version, **state}))
+    log = tmp_path / "calls.jsonl"
+    env = {
+        # Only the fake's directory: a real talosctl on the machine must not be found.
+        "PATH": str(bin_dir),
+        "FAKE_STATE": str(tmp_path / "state.json"),
+        "FAKE_LOG": str(log),
+        "TMPDIR": str(tmp_path),
+        "TALOSCONFIG": "/somewhere/else",
+        talos_health.TALOSCONFIG_ENV: TALOSCONFIG,
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            talos_health.health_script(
+                TARGET, wait_timeout_seconds=wait_timeout_seconds, retry_delay_seconds=0
+            ),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls
+
+
+def test_a_healthy_cluster_passes_with_the_talosconfig_in_a_private_temp_file(
+    tmp_path: Path,
+) -> None:
+    result, calls = run_script(tmp_path)
+    assert result.returncode == 0, result.stderr
+    version, health = calls
+    assert version["argv"] == ["version", "--client", "--short"]
+    argv = ["talosctl", *health["argv"]]
+    path = argv[argv.index("--talosconfig") + 1]
+    assert argv == talos_health.talosctl_health_argv(TARGET, path)
+    assert health["mode"] == 0o600
+    assert health["talosconfig"] == TALOSCONFIG
+    # The secret never travels in talosctl's environment, and the file is gone afterwards.
+    assert health["inherited"] == []
+    assert version["inherited"] == []
+    assert not list(tmp_path.glob("homelab-talosconfig-*"))
+    assert "SENTINEL" not in result.stdout + result.stderr
+    assert result.stdout == "cluster healthy\n"
+
+
+def test_an_attempt_that_ends_early_is_followed_by_one_with_the_time_left(
+    tmp_path: Path,
+) -> None:
+    result, calls = run_script(tmp_path, health_rcs=[1, 0])
+    assert result.returncode == 0, result.stderr
+    first, second = (["talosctl", *c["argv"]] for c in calls[1:])
+    _, first_flags = parse_talosctl(first)
+    _, second_flags = parse_talosctl(second)
+    assert first_flags["--wait-timeout"] == "600s"
+    assert int(second_flags["--wait-timeout"].removesuffix("s")) <= 600
+
+
+def test_an_unhealthy_cluster_fails_with_a_way_forward(tmp_path: Path) -> None:
+    result, calls = run_script(tmp_path, health_rcs=[1], wait_timeout_seconds=2)
+    assert result.returncode != 0
+    assert len(calls) >= 2  # the version check, then at least one attempt, within the bound
+    assert "not healthy" in result.stderr
+    assert "pulumi up" in result.stderr
+    assert not list(tmp_path.glob("homelab-talosconfig-*"))
+    assert "SENTINEL" not in result.stdout + result.stderr
+
+
+def test_talosctl_of_another_minor_is_refused_before_the_cluster_is_touched(
+    tmp_path: Path,
+) -> None:
+    result, calls = run_script(tmp_path, version="v1.12.6")
+    assert result.returncode != 0
+    assert "v1.12.6" in result.stderr
+    assert "v1.13" in result.stderr
+    assert talos_health.TALOSCTL_RELEASES in result.stderr
+    assert [c["argv"][0] for c in calls] == ["version"]
+
+
+def test_a_missing_talosctl_is_named_as_a_prerequisite(tmp_path: Path) -> None:
+    result, _ = run_script(tmp_path, with_talosctl=False)
+    assert result.returncode != 0
+    assert "talosctl is not on PATH" in result.stderr
+
+
+def test_the_script_is_deterministic_and_names_only_the_minor() -> None:
+    script = talos_health.health_script(TARGET)
+    assert script == talos_health.health_script(TARGET)
+    patch_bump = HealthTarget(
+        "v1.13.10",
+        *[getattr(TARGET, f) for f in ("control_plane_nodes", "worker_nodes", "endpoints")],
+    )
+    # A patch release of Talos does not rerun the health wait.
+    assert talos_health.health_script(patch_bump) == script
+
+
+# --- the Command's lifecycle ------------------------------------------------------------------
+
+
+def _health(raw: dict[str, Any]) -> Any:
+    render = render_config(raw)
+    (found,) = [r for r in render.by_type(COMMAND) if r.name == "cluster-health"]
+    return found, render
+
+
+def test_the_wait_runs_again_when_the_node_set_changes_and_only_then() -> None:
+    """pulumi-command replaces a Command when a trigger changes and runs `create` again; with
+    unchanged inputs it does not run at all (pulumi_command@1.2.1 local/command.py docstrings of
+    `triggers` and `create`). The triggers are the node set; a rebuilt cluster replaces the
+    Command through `replace_with` the Bootstrap (whose id is a constant upstream)."""
+    raw = stack_raw_config()
+    base, render = _health(raw)
+    again, _ = _health(raw)
+    assert again.inputs == base.inputs
+    worker = {"hostname": "talos-w-1", "ip": "192.168.0.21", "role": "worker"}
+    grown, _ = _health(
+        with_changes(
+            raw,
+            {
+                "cluster.nodes": [*raw["cluster"]["nodes"], worker],
+                "cluster.allowSchedulingOnControlPlanes": True,
+            },
+        )
+    )
+    assert grown.input("triggers") != base.input("triggers")
+    assert "triggers[*]" in grown.replace_on_changes
+    assert base.replace_with == (render.one("talos:machine/bootstrap:Bootstrap").urn,)
+    # Its credentials are a secret input, never plaintext.
+    assert base.is_secret(f"environment.{talos_health.TALOSCONFIG_ENV}")
+    assert "talosctl" in base.input("create")
+    assert Path(base.input("interpreter")[0]).name == "python3"
