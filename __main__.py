@@ -8,7 +8,10 @@ the dependency graph: cluster -> network -> TLS -> remote access -> apps.
 import pulumi
 
 from components.apps.exposed import Apps, AppsArgs
+from components.cluster.etcd_snapshots import ETCD_BACKUP_ROLE, EtcdSnapshots, EtcdSnapshotsArgs
+from components.cluster.secrets_bundle import secrets_bundle_yaml
 from components.cluster.talos import TalosCluster, TalosClusterArgs
+from components.cluster.talos_patches import talos_api_access_document
 from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.metallb import MetalLB, MetalLBArgs
 from components.platform.reflector import Reflector, ReflectorArgs
@@ -16,6 +19,7 @@ from components.platform.storage import Storage, StorageArgs, kubelet_host_paths
 from components.platform.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
 from components.remote_access.headscale import Headscale, HeadscaleArgs
 from components.remote_access.subnet_router import SubnetRouter, SubnetRouterArgs
+from components.shared.backup_names import BACKUP_NAMESPACE
 from config import load_stack_config
 
 config = load_stack_config()
@@ -28,6 +32,10 @@ cluster = TalosCluster(
         network=config.network,
         lifecycle=config.lifecycle,
         kubelet_host_paths=kubelet_host_paths(config.storage),
+        # Etcd snapshots from a pod need the Talos API (only with a backup target).
+        talos_api_access=talos_api_access_document(BACKUP_NAMESPACE, ETCD_BACKUP_ROLE)
+        if config.backups is not None
+        else None,
     ),
 )
 access = cluster.access
@@ -104,6 +112,20 @@ apps = Apps(
     ),
 )
 
+# Backups: etcd snapshots on a schedule (Headscale's Litestream is part of its pod).
+if config.backups is not None:
+    secret_key = config.backup_secret_access_key
+    EtcdSnapshots(
+        "etcd-snapshots",
+        EtcdSnapshotsArgs(
+            access=access,
+            backups=config.backups,
+            secret_access_key=pulumi.Output.secret(secret_key.get_secret_value())
+            if secret_key is not None
+            else None,
+        ),
+    )
+
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
@@ -126,3 +148,10 @@ pulumi.export("urls", apps.urls)
 # Grafana's `admin` login (a secret output: `pulumi stack output --show-secrets`).
 if apps.grafana_admin_password is not None:
     pulumi.export("grafanaAdminPassword", apps.grafana_admin_password)
+# Where backups go, without credentials ("none" when nothing is backed up), for `status`.
+pulumi.export("backupTarget", config.backups.target.url if config.backups is not None else "none")
+# The Talos secrets bundle as talosctl's secrets.yaml: with it a lost state can be rebuilt
+# (`pulumi stack output --show-secrets talosSecrets > secrets.yaml`, docs/operations.md).
+pulumi.export(
+    "talosSecrets", pulumi.Output.secret(cluster.machine_secrets.apply(secrets_bundle_yaml))
+)

@@ -55,3 +55,18 @@ HEADSCALE_IMAGE: Final = "docker.io/headscale/headscale:0.28.0"
 HEADPLANE_IMAGE: Final = "ghcr.io/tale/headplane:0.6.3"
 # renovate: datasource=docker
 TAILSCALE_IMAGE: Final = "ghcr.io/tailscale/tailscale:v1.102.3"
+
+# Backups (config `backups`). Litestream v0.5.16 is the newest tag (benbjohnson/litestream
+# @ v0.5.16, 2026-08-04); its release workflow publishes `litestream/litestream:<version>`
+# without the leading "v" (.github/workflows/release.docker.yml, docker/metadata-action semver).
+# renovate: datasource=docker
+LITESTREAM_IMAGE: Final = "docker.io/litestream/litestream:0.5.16"
+# talosctl for the in-cluster etcd snapshot; grouped with Talos in renovate.json so the client
+# moves with the cluster it talks to (the image is `FROM scratch`, entrypoint /talosctl:
+# siderolabs/talos@v1.13.9:Dockerfile target `talosctl`).
+# renovate: datasource=docker
+TALOSCTL_IMAGE: Final = "ghcr.io/siderolabs/talosctl:v1.13.9"
+# rclone copies etcd snapshots to the target and prunes old ones (Alpine-based, so `sh` is there:
+# rclone/rclone@v1.75.0:Dockerfile); published as ghcr.io/rclone/rclone:<version>.
+# renovate: datasource=docker
+RCLONE_IMAGE: Final = "ghcr.io/rclone/rclone:1.75.0"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -68,6 +68,8 @@ class TalosClusterArgs:
     lifecycle: Lifecycle
     # Host directories pods mount with hostPath (e.g. local-path volumes) that the kubelet must see.
     kubelet_host_paths: tuple[str, ...] = ()
+    # A `machine.features.kubernetesTalosAPIAccess` patch for control planes (etcd snapshots).
+    talos_api_access: dict[str, Any] | None = None
 
 
 def machine_secrets_args(
@@ -134,6 +136,7 @@ class TalosCluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     nodes: pulumi.Output[dict[str, str]]
     boot_iso_url: pulumi.Output[str]
+    machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs]
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -158,6 +161,8 @@ class TalosCluster(pulumi.ComponentResource):
         machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs] = pulumi.Output.secret(
             secrets.machine_secrets.apply(machine_secrets_args)
         )
+        # The bundle, for its export in the format talosctl reads (components/cluster/secrets_bundle.py).
+        self.machine_secrets = machine_secrets
         machine_client = client_configuration_as(
             secrets.client_configuration, talos.machine.ClientConfigurationArgs
         )
@@ -195,7 +200,11 @@ class TalosCluster(pulumi.ComponentResource):
                 client_configuration=machine_client,
                 machine_configuration_input=role_configurations[node.role],
                 config_patches=node_config_patches(
-                    cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
+                    cluster,
+                    network,
+                    node,
+                    kubelet_host_paths=args.kubelet_host_paths,
+                    talos_api_access=args.talos_api_access,
                 ),
                 on_destroy=on_destroy,
                 opts=pulumi.ResourceOptions(parent=self),

@@ -31,7 +31,7 @@ import yaml
 
 from components.platform.metallb import LoadBalancerRequest
 from components.platform.traefik import TraefikRouting, external_traffic_policy
-from components.remote_access import keys
+from components.remote_access import keys, litestream
 from components.remote_access.headplane_deployment import Headplane, HeadplaneArgs
 from components.remote_access.headscale_config import (
     CONFIG_DIR,
@@ -236,6 +236,17 @@ class Headscale(pulumi.ComponentResource):
             f"{name}-config", metadata=self._meta(CONFIG_MAP), data=files, opts=access.opts(self)
         )
         checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        # With a backup target: restore-if-absent before Headscale starts, replicate beside it.
+        replication = litestream.headscale_replication(
+            f"{name}-litestream",
+            args.config,
+            access=access,
+            namespace=self._namespace,
+            parent=self,
+            data_volume="data",
+            data_dir=DATA_DIR,
+            db_path=litestream.database_path(files[CONFIG_FILE]),
+        )
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=self._meta("headscale", annotations=checkov_skips(PINNED_IMAGE_SKIPS)),
@@ -249,7 +260,7 @@ class Headscale(pulumi.ComponentResource):
                     "template": {
                         "metadata": {
                             "labels": dict(LABELS),
-                            "annotations": {"checksum/config": checksum},
+                            "annotations": {"checksum/config": checksum, **replication.annotations},
                         },
                         "spec": {
                             # Headscale never calls the Kubernetes API.
@@ -265,7 +276,11 @@ class Headscale(pulumi.ComponentResource):
                                 "fsGroupChangePolicy": "OnRootMismatch",
                                 "seccompProfile": {"type": "RuntimeDefault"},
                             },
-                            "containers": [self._headscale_container(args.config)],
+                            **replication.pod_fields,
+                            "containers": [
+                                self._headscale_container(args.config),
+                                *replication.containers,
+                            ],
                             "volumes": [
                                 {"name": "config", "configMap": {"name": CONFIG_MAP}},
                                 {
@@ -275,12 +290,13 @@ class Headscale(pulumi.ComponentResource):
                                 # The CLI's unix socket; EnsureDir needs a writable directory.
                                 {"name": "socket", "emptyDir": {}},
                                 {"name": "tmp", "emptyDir": {}},
+                                *replication.volumes,
                             ],
                         },
                     },
                 }
             ),
-            opts=access.opts(self, depends_on=[data_claim, config_map]),
+            opts=access.opts(self, depends_on=[data_claim, config_map, *replication.depends_on]),
         )
 
     def _services(self, name: str, args: HeadscaleArgs) -> k8s.core.v1.Service:

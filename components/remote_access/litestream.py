@@ -1,0 +1,239 @@
+"""Litestream beside Headscale: its SQLite database replicated off the node, restored when absent.
+
+With `backups` configured, Headscale's pod gets
+- an init container `litestream-restore` that runs `litestream restore -if-db-not-exists
+  -if-replica-exists` before Headscale starts: on a fresh volume (a lost disk, a rebuilt cluster)
+  the latest replica comes back, so every device and its node key, the users and the pre-auth keys
+  survive; with an existing database, or no replica yet (the very first start), it does nothing;
+- a sidecar container `litestream` that runs `litestream replicate`, streaming every change to the
+  target (an S3 bucket, or an NFS export mounted through a claim, components/shared/backup_storage.py).
+
+Headscale's database is SQLite in WAL mode (`write_ahead_log: true` in headscale_config.py sets
+`journal_mode=WAL`, juanfont/headscale@v0.28.0:hscontrol/db/db.go), which Litestream requires. Its
+`wal_autocheckpoint` stays at the default 1000 pages (hscontrol/types/config.go): those automatic
+checkpoints are PASSIVE (sqlite.org/c3ref/wal_autocheckpoint.html), and Litestream holds a
+long-running read transaction (benbjohnson/litestream@v0.5.16:db.go `rtx`) that a PASSIVE
+checkpoint cannot pass, so no frame is checkpointed away before Litestream has copied it.
+Litestream's advice to disable autocheckpoints is for high write loads (litestream #547); a
+control server writes a few rows a minute.
+
+Headplane is not replicated: its `hp_persist.db` (tale/headplane@v0.6.3:app/server/db/schema.ts)
+holds a cache of agent host info, OIDC users' capabilities (this stack configures no OIDC) and
+ephemeral nodes it registered itself: nothing a rebuild needs that Headscale's own database does
+not already hold.
+
+Everything Litestream reads (its config, and for S3 the credentials as LITESTREAM_* variables) is
+one Secret, the credentials a Pulumi secret end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.shared.backup_names import LITESTREAM_CONTAINER
+from components.shared.backup_storage import HEADSCALE_FOLDER, NFS_MOUNT, nfs_claim
+from components.shared.common import ClusterAccess
+from components.shared.security import IMAGE_PULL_POLICY, hardened_container_security_context
+from config import pins
+from config.model import Backups, HomelabConfig, NfsTarget, S3Target
+
+RESTORE_CONTAINER: Final = f"{LITESTREAM_CONTAINER}-restore"
+SECRET: Final = "headscale-litestream"
+CONFIG_KEY: Final = "litestream.yml"
+CONFIG_DIR: Final = "/etc/litestream"
+CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
+# The variables Litestream copies to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY at start
+# (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go `applyLitestreamEnv`); with no key in the
+# config the S3 client takes them from the SDK's default chain (s3/replica_client.go).
+ACCESS_KEY_ENV: Final = "LITESTREAM_ACCESS_KEY_ID"
+SECRET_KEY_ENV: Final = "LITESTREAM_SECRET_ACCESS_KEY"
+NFS_CLAIM: Final = "headscale-backup"
+CONFIG_VOLUME: Final = "litestream-config"
+TARGET_VOLUME: Final = "litestream-target"
+TMP_VOLUME: Final = "litestream-tmp"
+
+
+@dataclass(frozen=True)
+class Replication:
+    """What Headscale's pod gains from Litestream; empty without a backup target."""
+
+    init_containers: list[dict[str, Any]] = field(default_factory=list)
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    # A checksum of the config on the pod template: a changed target restarts the pod.
+    annotations: dict[str, str] = field(default_factory=dict)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+    @property
+    def pod_fields(self) -> dict[str, Any]:
+        """`initContainers` only when there are any, so a stack without backups renders as before."""
+        return {"initContainers": self.init_containers} if self.init_containers else {}
+
+
+def database_path(headscale_config_text: str) -> str:
+    """The SQLite file Headscale opens, read from its rendered config (one source of truth)."""
+    database = yaml.safe_load(headscale_config_text)["database"]
+    if database["type"] != "sqlite":
+        raise ValueError("Litestream replicates SQLite only; Headscale is configured otherwise")
+    path = database["sqlite"]["path"]
+    assert isinstance(path, str)
+    return path
+
+
+def replica_config(backups: Backups) -> dict[str, Any]:
+    """The `replica:` block of the database: Litestream v0.5 takes one replica per database
+    (`replica`; `replicas` is deprecated: cmd/litestream/main.go DBConfig @ v0.5.16)."""
+    target = backups.target
+    if isinstance(target, S3Target):
+        return {
+            "type": "s3",
+            "endpoint": target.endpoint.rstrip("/"),
+            "bucket": target.bucket,
+            "region": target.region,
+            "path": f"{target.prefix}/{HEADSCALE_FOLDER}",
+            # Path style for MinIO, NAS and B2 endpoints (virtual-host buckets need DNS names per
+            # bucket); Litestream defaults to it whenever an endpoint is set (main.go
+            # NewS3ReplicaClientFromConfig), stated here so the rendered config says so.
+            "force-path-style": True,
+        }
+    return {"type": "file", "path": f"{NFS_MOUNT}/{HEADSCALE_FOLDER}"}
+
+
+def litestream_config(backups: Backups, db_path: str) -> dict[str, Any]:
+    """The whole config file: one database, its replica, logs as text on stdout."""
+    return {
+        "dbs": [{"path": db_path, "replica": replica_config(backups)}],
+        "logging": {"level": "info", "type": "text"},
+    }
+
+
+def restore_args(db_path: str) -> list[str]:
+    """`restore` with flags before the path: Go's flag package stops at the first non-flag
+    argument (cmd/litestream/restore.go `fs.Parse`), so a flag after it would be the path."""
+    return [
+        "restore",
+        "-config",
+        CONFIG_PATH,
+        # Keep a database that is there (a restart, not a loss) ...
+        "-if-db-not-exists",
+        # ... and start empty when nothing was ever replicated (the first `up`).
+        "-if-replica-exists",
+        db_path,
+    ]
+
+
+def replicate_args() -> list[str]:
+    return ["replicate", "-config", CONFIG_PATH]
+
+
+def _secret_data(config_text: str, target: S3Target | NfsTarget, config: HomelabConfig) -> Any:
+    data: dict[str, Any] = {CONFIG_KEY: config_text}
+    if isinstance(target, S3Target):
+        key = config.backup_secret_access_key
+        if key is None:  # config/rules.py backup_credentials_match_target refuses this
+            raise ValueError("an S3 backup target needs homelab:backupSecretAccessKey")
+        data[ACCESS_KEY_ENV] = target.access_key_id
+        data[SECRET_KEY_ENV] = pulumi.Output.secret(key.get_secret_value())
+    return data
+
+
+def _container(
+    name: str, args: list[str], target: S3Target | NfsTarget, *, data_volume: str, data_dir: str
+) -> dict[str, Any]:
+    mounts = [
+        {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
+        # The database, its -wal/-shm and Litestream's own `.db.sqlite-litestream` meta directory
+        # beside it (its default meta path) all live on Headscale's data volume.
+        {"name": data_volume, "mountPath": data_dir},
+        {"name": TMP_VOLUME, "mountPath": "/tmp"},
+    ]
+    env: list[dict[str, Any]] = []
+    if isinstance(target, S3Target):
+        env = [
+            {"name": variable, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": variable}}}
+            for variable in (ACCESS_KEY_ENV, SECRET_KEY_ENV)
+        ]
+    else:
+        mounts.append({"name": TARGET_VOLUME, "mountPath": NFS_MOUNT})
+    container: dict[str, Any] = {
+        "name": name,
+        "image": pins.LITESTREAM_IMAGE,
+        # The image's entrypoint is the litestream binary (Dockerfile @ v0.5.16).
+        "args": args,
+        "imagePullPolicy": IMAGE_PULL_POLICY,
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": hardened_container_security_context(),
+        "volumeMounts": mounts,
+    }
+    if env:
+        container["env"] = env
+    return container
+
+
+def headscale_replication(
+    resource_name: str,
+    config: HomelabConfig,
+    *,
+    access: ClusterAccess,
+    namespace: pulumi.Input[str],
+    parent: pulumi.Resource,
+    data_volume: str,
+    data_dir: str,
+    db_path: str,
+) -> Replication:
+    """The Secret (and NFS claim) Litestream needs, and what to add to Headscale's pod spec."""
+    backups = config.backups
+    if backups is None:
+        return Replication()
+    target = backups.target
+    config_text = yaml.safe_dump(litestream_config(backups, db_path), sort_keys=True)
+    secret = k8s.core.v1.Secret(
+        f"{resource_name}-secret",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=SECRET,
+            namespace=namespace,
+            labels={"app.kubernetes.io/name": "litestream", "app.kubernetes.io/part-of": "homelab"},
+        ),
+        type="Opaque",
+        string_data=_secret_data(config_text, target, config),
+        opts=access.opts(parent),
+    )
+    depends_on: list[pulumi.Resource] = [secret]
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": CONFIG_VOLUME,
+            # Only the config file is mounted; the credentials reach the process as variables.
+            "secret": {"secretName": SECRET, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]},
+        },
+        {"name": TMP_VOLUME, "emptyDir": {}},
+    ]
+    if isinstance(target, NfsTarget):
+        depends_on.append(
+            nfs_claim(
+                f"{resource_name}-nfs",
+                target,
+                namespace=namespace,
+                claim_name=NFS_CLAIM,
+                volume_name=f"{NFS_CLAIM}-nfs",
+                access=access,
+                parent=parent,
+            )
+        )
+        volumes.append({"name": TARGET_VOLUME, "persistentVolumeClaim": {"claimName": NFS_CLAIM}})
+    mounts = {"data_volume": data_volume, "data_dir": data_dir}
+    return Replication(
+        init_containers=[_container(RESTORE_CONTAINER, restore_args(db_path), target, **mounts)],
+        containers=[_container(LITESTREAM_CONTAINER, replicate_args(), target, **mounts)],
+        volumes=volumes,
+        annotations={"checksum/litestream": hashlib.sha256(config_text.encode()).hexdigest()},
+        depends_on=depends_on,
+    )
