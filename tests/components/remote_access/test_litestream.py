@@ -1,0 +1,312 @@
+"""Litestream beside Headscale: the restore-if-absent init step, the sidecar, and their config,
+checked against Litestream's and Headscale's own rules at the pinned tags."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import yaml
+
+from components.remote_access import litestream
+from components.shared.backup_names import LITESTREAM_CONTAINER
+from config import pins
+from homelab.engine import Render
+from tests.components.remote_access.remote_access import (
+    DEPLOYMENT,
+    HEADSCALE,
+    SECRET,
+    child,
+    children_of_type,
+    env_of,
+    headscale_settings,
+    pod_spec,
+    restricted_violations,
+)
+from tests.components.shared.hardening import hardening_problems
+from tests.contracts import validate_object
+from tests.harness import homelab_render, render_stack
+from tests.security.leaks import find_leaks
+
+SECRET_KEY = "SENTINEL-backup-secret-access-key"
+S3 = {
+    "s3": {
+        "endpoint": "https://minio.lan:9000",
+        "bucket": "homelab-backups",
+        "prefix": "lab/one",
+        "accessKeyId": "homelab-writer",
+    }
+}
+NFS = {"nfs": {"server": "nas.lan", "path": "/volume1/backups"}}
+
+# The flags `litestream restore` defines (benbjohnson/litestream@v0.5.16:
+# cmd/litestream/restore.go `RestoreCommand.Run` and main.go `registerConfigFlag`).
+RESTORE_FLAGS = frozenset(
+    {
+        "-config",
+        "-no-expand-env",
+        "-o",
+        "-txid",
+        "-parallelism",
+        "-if-db-not-exists",
+        "-if-replica-exists",
+        "-timestamp",
+        "-dry-run",
+        "-force",
+        "-json",
+        "-f",
+        "-follow-interval",
+        "-integrity-check",
+    }
+)
+# Boolean flags take no value (flag.Bool); the others consume the next argument.
+RESTORE_BOOL_FLAGS = frozenset(
+    {
+        "-no-expand-env",
+        "-if-db-not-exists",
+        "-if-replica-exists",
+        "-dry-run",
+        "-force",
+        "-json",
+        "-f",
+    }
+)
+# yaml keys of the config structs at v0.5.16 (cmd/litestream/main.go `Config`, `DBConfig`,
+# `ReplicaConfig` with its inline `ReplicaSettings`, and `internal.LoggingConfig`).
+CONFIG_KEYS = frozenset({"dbs", "logging", "addr", "exec", "snapshot", "levels", "retention"})
+DB_KEYS = frozenset(
+    {"path", "dir", "pattern", "meta-path", "replica", "replicas", "monitor-interval"}
+)
+REPLICA_KEYS = frozenset(
+    {
+        "type",
+        "path",
+        "url",
+        "access-key-id",
+        "secret-access-key",
+        "region",
+        "bucket",
+        "endpoint",
+        "force-path-style",
+        "skip-verify",
+        "sync-interval",
+    }
+)
+LOGGING_KEYS = frozenset({"level", "type", "stderr", "source"})
+
+
+@functools.cache
+def s3_render() -> Render:
+    return render_stack(overrides={"backups": S3}, secrets={"backupSecretAccessKey": SECRET_KEY})
+
+
+@functools.cache
+def nfs_render() -> Render:
+    return render_stack(overrides={"backups": NFS})
+
+
+def headscale_pod(render: Render) -> dict[str, Any]:
+    return pod_spec(child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment"))
+
+
+def init_container(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [c for c in spec.get("initContainers", []) if c["name"] == name]
+    return dict(found)
+
+
+def sidecar(spec: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [c for c in spec["containers"] if c["name"] == LITESTREAM_CONTAINER]
+    return dict(found)
+
+
+def litestream_settings(render: Render) -> dict[str, Any]:
+    secret = child(render, HEADSCALE, SECRET, "headscale-litestream-secret")
+    document = yaml.safe_load(secret.input("stringData")[litestream.CONFIG_KEY])
+    assert isinstance(document, dict)
+    return document
+
+
+def parse_go_flags(args: list[str], flags: frozenset[str], bools: frozenset[str]) -> list[str]:
+    """The positional arguments Go's `flag` package leaves: it stops at the first argument that
+    is not a flag (golang.org/pkg/flag: "Flag parsing stops just before the first non-flag
+    argument"), and refuses flags it does not define."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0).split("=", 1)[0]
+        assert flag in flags, f"litestream restore has no flag {flag}"
+        if flag not in bools and "=" not in flag:
+            rest.pop(0)
+    return rest
+
+
+# --- the restore init step --------------------------------------------------------------------
+
+
+def test_without_a_target_the_pod_is_unchanged() -> None:
+    spec = headscale_pod(homelab_render())
+    assert "initContainers" not in spec
+    assert [c["name"] for c in spec["containers"]] == ["headscale"]
+    names = {r.name for r in children_of_type(homelab_render(), HEADSCALE, SECRET)}
+    assert "headscale-litestream-secret" not in names
+
+
+def test_restore_runs_before_headscale_with_both_guards_and_the_database_as_the_one_argument() -> (
+    None
+):
+    """The path must be the only positional argument, after every flag (cmd/litestream/restore.go
+    @ v0.5.16: `fs.NArg() > 1` is "too many arguments"; the DB is looked up in the config by it).
+    -if-db-not-exists keeps an existing database (`errSkipDBExists`), -if-replica-exists turns
+    "no backup yet" into success (`ErrTxNotAvailable` -> return nil) so the first `up` starts."""
+    spec = headscale_pod(s3_render())
+    restore = init_container(spec, litestream.RESTORE_CONTAINER)
+    assert restore["image"] == pins.LITESTREAM_IMAGE
+    args = restore["args"]
+    assert args[0] == "restore"
+    positional = parse_go_flags(args[1:], RESTORE_FLAGS, RESTORE_BOOL_FLAGS)
+    database = headscale_settings(s3_render())["database"]
+    assert database["type"] == "sqlite"
+    assert positional == [database["sqlite"]["path"]]
+    assert {"-if-db-not-exists", "-if-replica-exists"} <= set(args)
+    assert args[args.index("-config") + 1] == litestream.CONFIG_PATH
+
+
+def test_the_restore_and_the_sidecar_see_headscales_database_where_headscale_writes_it() -> None:
+    spec = headscale_pod(s3_render())
+    database = headscale_settings(s3_render())["database"]["sqlite"]["path"]
+    headscale = next(c for c in spec["containers"] if c["name"] == "headscale")
+    data_mount = next(m for m in headscale["volumeMounts"] if database.startswith(m["mountPath"]))
+    for name, c in [
+        (litestream.RESTORE_CONTAINER, init_container(spec, litestream.RESTORE_CONTAINER)),
+        (LITESTREAM_CONTAINER, sidecar(spec)),
+    ]:
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        assert mounts[data_mount["mountPath"]]["name"] == data_mount["name"], name
+        assert not mounts[data_mount["mountPath"]].get("readOnly"), f"{name} writes the database"
+        config_mount = mounts[litestream.CONFIG_DIR]
+        volume = next(v for v in spec["volumes"] if v["name"] == config_mount["name"])
+        assert volume["secret"]["secretName"] == litestream.SECRET
+
+
+def test_headscale_keeps_sqlite_in_wal_mode_which_litestream_requires() -> None:
+    """Litestream replicates WAL frames; Headscale sets journal_mode=WAL only with
+    `write_ahead_log: true` (juanfont/headscale@v0.28.0:hscontrol/db/db.go, sqliteConfig), and
+    checkpoints passively at its default 1000 pages (hscontrol/types/config.go), which cannot pass
+    Litestream's read transaction (benbjohnson/litestream@v0.5.16:db.go `rtx`)."""
+    sqlite = headscale_settings(s3_render())["database"]["sqlite"]
+    assert sqlite["write_ahead_log"] is True
+    # Left at Headscale's default: automatic checkpoints stay PASSIVE (sqlite.org wal_autocheckpoint).
+    assert "wal_autocheckpoint" not in sqlite
+
+
+# --- the sidecar and its config ---------------------------------------------------------------
+
+
+def test_the_sidecar_replicates_with_the_same_config_the_restore_reads() -> None:
+    spec = headscale_pod(s3_render())
+    args = sidecar(spec)["args"]
+    assert args[0] == "replicate"
+    assert args[args.index("-config") + 1] == litestream.CONFIG_PATH
+
+
+def test_the_config_uses_only_keys_litestream_reads_and_one_replica() -> None:
+    """Litestream v0.5 takes `replica:` (one per database); `replicas:` is deprecated
+    (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go `DBConfig`). Unknown keys would be
+    ignored silently by yaml.Unmarshal, so they are checked against the struct tags here."""
+    for render in (s3_render(), nfs_render()):
+        settings = litestream_settings(render)
+        assert set(settings) <= CONFIG_KEYS
+        assert set(settings["logging"]) <= LOGGING_KEYS
+        (db,) = settings["dbs"]
+        assert set(db) <= DB_KEYS
+        assert "replicas" not in db
+        assert set(db["replica"]) <= REPLICA_KEYS
+        assert db["path"] == headscale_settings(render)["database"]["sqlite"]["path"]
+
+
+def test_an_s3_target_names_the_bucket_and_a_headscale_folder_below_the_prefix() -> None:
+    replica = litestream_settings(s3_render())["dbs"][0]["replica"]
+    assert replica["type"] == "s3"
+    assert replica["bucket"] == S3["s3"]["bucket"]
+    assert replica["endpoint"] == S3["s3"]["endpoint"]
+    assert replica["path"].startswith(S3["s3"]["prefix"] + "/")
+    # No credentials in the file: they come from the environment.
+    assert not {"access-key-id", "secret-access-key"} & set(replica)
+
+
+def test_s3_credentials_reach_litestream_as_the_variables_it_reads_and_stay_secret() -> None:
+    """`applyLitestreamEnv` copies LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY to the
+    AWS_* variables the S3 client's default chain reads when the config names no key
+    (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go, s3/replica_client.go)."""
+    render = s3_render()
+    spec = headscale_pod(render)
+    secret = child(render, HEADSCALE, SECRET, "headscale-litestream-secret")
+    for c in [init_container(spec, litestream.RESTORE_CONTAINER), sidecar(spec)]:
+        env = env_of(c)
+        for variable in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY"):
+            ref = env[variable]["secretKeyRef"]
+            assert ref["name"] == litestream.SECRET
+            assert ref["key"] in secret.input("stringData")
+    assert secret.input("stringData.LITESTREAM_SECRET_ACCESS_KEY") == SECRET_KEY
+    assert secret.is_secret("stringData.LITESTREAM_SECRET_ACCESS_KEY")
+    assert find_leaks(render, {"backupSecretAccessKey": SECRET_KEY}) == []
+
+
+def test_an_nfs_target_is_a_claim_not_an_inline_volume_so_the_pod_stays_restricted() -> None:
+    render = nfs_render()
+    spec = headscale_pod(render)
+    replica = litestream_settings(render)["dbs"][0]["replica"]
+    assert replica["type"] == "file"
+    replicating = sidecar(spec)
+    mount = next(
+        m for m in replicating["volumeMounts"] if replica["path"].startswith(m["mountPath"])
+    )
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    claim = child(
+        render, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-litestream-nfs"
+    )
+    assert volume["persistentVolumeClaim"]["claimName"] == claim.input("metadata.name")
+    pv = child(
+        render, HEADSCALE, "kubernetes:core/v1:PersistentVolume", "headscale-litestream-nfs-volume"
+    )
+    assert pv.input("spec.nfs") == {"server": "nas.lan", "path": "/volume1/backups"}
+    assert pv.input("spec.claimRef.name") == claim.input("metadata.name")
+    assert pv.input("spec.persistentVolumeReclaimPolicy") == "Retain"
+    # An empty class: the default (local-path) class must not provision it instead.
+    assert claim.input("spec.storageClassName") == "" == pv.input("spec.storageClassName")
+    assert env_of(replicating) == {}
+
+
+def test_every_container_of_the_pod_is_restricted_and_hardened() -> None:
+    for render in (s3_render(), nfs_render()):
+        spec = headscale_pod(render)
+        every = {**spec, "containers": spec["containers"] + spec.get("initContainers", [])}
+        assert restricted_violations(every) == []
+        assert hardening_problems(spec) == []
+
+
+def test_the_new_objects_validate_against_the_strict_kubernetes_schemas() -> None:
+    for render in (s3_render(), nfs_render()):
+        for record in render.resources:
+            if "litestream" in record.name or record.name == "headscale-deployment":
+                validate_object(record)
+
+
+def test_a_changed_target_rolls_the_pod() -> None:
+    def checksum(render: Render) -> str:
+        record = child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment")
+        value = record.input("spec.template.metadata.annotations")["checksum/litestream"]
+        assert isinstance(value, str)
+        return value
+
+    assert checksum(s3_render()) != checksum(nfs_render())
+
+
+def test_what_a_rebuild_keeps_protected_and_what_it_recreates() -> None:
+    """On the homelab the data claim (and its namespace) stay protected; everything Litestream
+    adds is recreated freely on a rebuild, because the state it carries lives on the target."""
+    render = s3_render()
+    claim = child(render, HEADSCALE, "kubernetes:core/v1:PersistentVolumeClaim", "headscale-data")
+    assert claim.protect
+    for record in render.resources:
+        if "litestream" in record.name:
+            assert not record.protect, record.name
