@@ -663,9 +663,10 @@ def _bucket_prefix(value: str) -> str:
 
 
 def _export_path(value: str) -> str:
-    if not value.startswith("/") or value != value.strip():
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]*", value):
         raise ValueError(
-            "must be the absolute path the NFS server exports, e.g. '/volume1/backups'"
+            "must be the absolute path the NFS server exports (letters, digits, '.', '_', '-', "
+            "'/'), e.g. '/volume1/backups'"
         )
     return value
 
@@ -716,9 +717,7 @@ class NfsTarget(StrictModel):
     server: str = Field(
         pattern=r"^[A-Za-z0-9.-]+$", description="NFS server's address or host name."
     )
-    path: ExportPath = Field(
-        pattern=r"^/[A-Za-z0-9._/-]*$", description="Exported directory, e.g. '/volume1/backups'."
-    )
+    path: ExportPath = Field(description="Exported directory, e.g. '/volume1/backups'.")
 
     @property
     def url(self) -> str:
