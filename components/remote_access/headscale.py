@@ -245,7 +245,7 @@ class Headscale(pulumi.ComponentResource):
             parent=self,
             data_volume="data",
             data_dir=DATA_DIR,
-            db_path=litestream.database_path(files[CONFIG_FILE]),
+            files=litestream.headscale_files(files[CONFIG_FILE]),
         )
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",

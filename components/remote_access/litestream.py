@@ -17,6 +17,14 @@ checkpoint cannot pass, so no frame is checkpointed away before Litestream has c
 Litestream's advice to disable autocheckpoints is for high write loads (litestream #547); a
 control server writes a few rows a minute.
 
+Headscale also keeps two keys as plain files beside the database: the Noise private key (the
+server's identity to every client; losing it makes every device log in again, components.md 2.6
+#6) and the embedded DERP server's key. Litestream replicates SQLite only, so the sidecar copies
+those files into a second small SQLite database (`litestream-keys.sqlite`) that Litestream
+replicates too, and the restore step writes them back when they are missing. The sqlite3 CLI of
+Litestream's Debian image does the copying (`apt-get install ... sqlite3`, Dockerfile @ v0.5.16;
+its `readfile()`/`writefile()` are the CLI's fileio functions).
+
 Headplane is not replicated: its `hp_persist.db` (tale/headplane@v0.6.3:app/server/db/schema.ts)
 holds a cache of agent host info, OIDC users' capabilities (this stack configures no OIDC) and
 ephemeral nodes it registered itself: nothing a rebuild needs that Headscale's own database does
@@ -29,6 +37,8 @@ one Secret, the credentials a Pulumi secret end to end.
 from __future__ import annotations
 
 import hashlib
+import posixpath
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +56,8 @@ from config.model import Backups, HomelabConfig, NfsTarget, S3Target
 RESTORE_CONTAINER: Final = f"{LITESTREAM_CONTAINER}-restore"
 SECRET: Final = "headscale-litestream"
 CONFIG_KEY: Final = "litestream.yml"
+KEYS_SCRIPT_KEY: Final = "keys.sh"
+KEYS_DB_NAME: Final = "litestream-keys.sqlite"
 CONFIG_DIR: Final = "/etc/litestream"
 CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
 # The variables Litestream copies to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY at start
@@ -76,17 +88,57 @@ class Replication:
         return {"initContainers": self.init_containers} if self.init_containers else {}
 
 
-def database_path(headscale_config_text: str) -> str:
-    """The SQLite file Headscale opens, read from its rendered config (one source of truth)."""
-    database = yaml.safe_load(headscale_config_text)["database"]
+@dataclass(frozen=True)
+class HeadscaleFiles:
+    """What Litestream keeps for Headscale, read from Headscale's rendered config."""
+
+    database: str
+    keys: tuple[str, ...]
+
+    @property
+    def keys_database(self) -> str:
+        return f"{posixpath.dirname(self.database)}/{KEYS_DB_NAME}"
+
+
+def headscale_files(headscale_config_text: str) -> HeadscaleFiles:
+    """The SQLite file Headscale opens and its key files (one source of truth: its config)."""
+    settings = yaml.safe_load(headscale_config_text)
+    database = settings["database"]
     if database["type"] != "sqlite":
         raise ValueError("Litestream replicates SQLite only; Headscale is configured otherwise")
-    path = database["sqlite"]["path"]
-    assert isinstance(path, str)
-    return path
+    keys = [settings["noise"]["private_key_path"], settings["derp"]["server"]["private_key_path"]]
+    return HeadscaleFiles(database=database["sqlite"]["path"], keys=tuple(sorted(keys)))
 
 
-def replica_config(backups: Backups) -> dict[str, Any]:
+# Runs under `litestream replicate -exec`: Litestream stops when it exits, so it never does.
+# Each pass copies a key file in only when its content changed (no needless WAL frames).
+KEYS_SCRIPT: Final = """set -eu
+sqlite3 "$KEYS_DB" "PRAGMA journal_mode=WAL;
+  CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, content BLOB NOT NULL);" >/dev/null
+while true; do
+  for file in $KEY_FILES; do
+    [ -f "$file" ] || continue
+    sqlite3 "$KEYS_DB" "INSERT INTO files (name, content) VALUES ('$file', readfile('$file'))
+      ON CONFLICT (name) DO UPDATE SET content = excluded.content
+      WHERE files.content IS NOT excluded.content;"
+  done
+  [ "${1:-}" = once ] && exit 0
+  sleep 60
+done
+"""
+
+# After both restores: a key file that is missing comes back from the keys database; one that is
+# there (a restart) is kept. 384 = 0o600, the mode writefile() gives the file.
+RESTORE_KEYS_SCRIPT: Final = """[ -f "$KEYS_DB" ] || exit 0
+for file in $KEY_FILES; do
+  [ -f "$file" ] && continue
+  sqlite3 "$KEYS_DB" "SELECT writefile('$file', content, 384) FROM files WHERE name = '$file';" >/dev/null
+  [ -f "$file" ] && echo "restored $file"
+done
+"""
+
+
+def replica_config(backups: Backups, folder: str) -> dict[str, Any]:
     """The `replica:` block of the database: Litestream v0.5 takes one replica per database
     (`replica`; `replicas` is deprecated: cmd/litestream/main.go DBConfig @ v0.5.16)."""
     target = backups.target
@@ -96,19 +148,26 @@ def replica_config(backups: Backups) -> dict[str, Any]:
             "endpoint": target.endpoint.rstrip("/"),
             "bucket": target.bucket,
             "region": target.region,
-            "path": f"{target.prefix}/{HEADSCALE_FOLDER}",
+            "path": f"{target.prefix}/{folder}",
             # Path style for MinIO, NAS and B2 endpoints (virtual-host buckets need DNS names per
             # bucket); Litestream defaults to it whenever an endpoint is set (main.go
             # NewS3ReplicaClientFromConfig), stated here so the rendered config says so.
             "force-path-style": True,
         }
-    return {"type": "file", "path": f"{NFS_MOUNT}/{HEADSCALE_FOLDER}"}
+    return {"type": "file", "path": f"{NFS_MOUNT}/{folder}"}
 
 
-def litestream_config(backups: Backups, db_path: str) -> dict[str, Any]:
-    """The whole config file: one database, its replica, logs as text on stdout."""
+def litestream_config(backups: Backups, files: HeadscaleFiles) -> dict[str, Any]:
+    """The whole config file: Headscale's database and the keys database, each with its replica
+    (its own folder on the target), logs as text on stdout."""
     return {
-        "dbs": [{"path": db_path, "replica": replica_config(backups)}],
+        "dbs": [
+            {"path": files.database, "replica": replica_config(backups, HEADSCALE_FOLDER)},
+            {
+                "path": files.keys_database,
+                "replica": replica_config(backups, f"{HEADSCALE_FOLDER}-keys"),
+            },
+        ],
         "logging": {"level": "info", "type": "text"},
     }
 
@@ -128,12 +187,22 @@ def restore_args(db_path: str) -> list[str]:
     ]
 
 
+def restore_script(files: HeadscaleFiles) -> str:
+    """Both restores, then the key files; `set -e`: a failed restore keeps Headscale from starting
+    on an empty database while a backup exists."""
+    lines = ["set -eu"]
+    for path in (files.database, files.keys_database):
+        lines.append(shlex.join(["litestream", *restore_args(path)]))
+    return "\n".join(lines) + "\n" + RESTORE_KEYS_SCRIPT
+
+
 def replicate_args() -> list[str]:
-    return ["replicate", "-config", CONFIG_PATH]
+    # -exec: Litestream runs the key copier as its subprocess (cmd/litestream/replicate.go @ v0.5.16).
+    return ["replicate", "-config", CONFIG_PATH, "-exec", f"/bin/sh {CONFIG_DIR}/{KEYS_SCRIPT_KEY}"]
 
 
 def _secret_data(config_text: str, target: S3Target | NfsTarget, config: HomelabConfig) -> Any:
-    data: dict[str, Any] = {CONFIG_KEY: config_text}
+    data: dict[str, Any] = {CONFIG_KEY: config_text, KEYS_SCRIPT_KEY: KEYS_SCRIPT}
     if isinstance(target, S3Target):
         key = config.backup_secret_access_key
         if key is None:  # config/rules.py backup_credentials_match_target refuses this
@@ -144,7 +213,13 @@ def _secret_data(config_text: str, target: S3Target | NfsTarget, config: Homelab
 
 
 def _container(
-    name: str, args: list[str], target: S3Target | NfsTarget, *, data_volume: str, data_dir: str
+    name: str,
+    run: dict[str, list[str]],
+    target: S3Target | NfsTarget,
+    files: HeadscaleFiles,
+    *,
+    data_volume: str,
+    data_dir: str,
 ) -> dict[str, Any]:
     mounts = [
         {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
@@ -153,9 +228,12 @@ def _container(
         {"name": data_volume, "mountPath": data_dir},
         {"name": TMP_VOLUME, "mountPath": "/tmp"},
     ]
-    env: list[dict[str, Any]] = []
+    env: list[dict[str, Any]] = [
+        {"name": "KEYS_DB", "value": files.keys_database},
+        {"name": "KEY_FILES", "value": " ".join(files.keys)},
+    ]
     if isinstance(target, S3Target):
-        env = [
+        env += [
             {"name": variable, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": variable}}}
             for variable in (ACCESS_KEY_ENV, SECRET_KEY_ENV)
         ]
@@ -165,7 +243,7 @@ def _container(
         "name": name,
         "image": pins.LITESTREAM_IMAGE,
         # The image's entrypoint is the litestream binary (Dockerfile @ v0.5.16).
-        "args": args,
+        **run,
         "imagePullPolicy": IMAGE_PULL_POLICY,
         "resources": {
             "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -174,8 +252,7 @@ def _container(
         "securityContext": hardened_container_security_context(),
         "volumeMounts": mounts,
     }
-    if env:
-        container["env"] = env
+    container["env"] = env
     return container
 
 
@@ -188,14 +265,14 @@ def headscale_replication(
     parent: pulumi.Resource,
     data_volume: str,
     data_dir: str,
-    db_path: str,
+    files: HeadscaleFiles,
 ) -> Replication:
     """The Secret (and NFS claim) Litestream needs, and what to add to Headscale's pod spec."""
     backups = config.backups
     if backups is None:
         return Replication()
     target = backups.target
-    config_text = yaml.safe_dump(litestream_config(backups, db_path), sort_keys=True)
+    config_text = yaml.safe_dump(litestream_config(backups, files), sort_keys=True)
     secret = k8s.core.v1.Secret(
         f"{resource_name}-secret",
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -211,8 +288,11 @@ def headscale_replication(
     volumes: list[dict[str, Any]] = [
         {
             "name": CONFIG_VOLUME,
-            # Only the config file is mounted; the credentials reach the process as variables.
-            "secret": {"secretName": SECRET, "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]},
+            # Config and key copier only; the credentials reach the process as variables.
+            "secret": {
+                "secretName": SECRET,
+                "items": [{"key": k, "path": k} for k in (CONFIG_KEY, KEYS_SCRIPT_KEY)],
+            },
         },
         {"name": TMP_VOLUME, "emptyDir": {}},
     ]
@@ -230,10 +310,13 @@ def headscale_replication(
         )
         volumes.append({"name": TARGET_VOLUME, "persistentVolumeClaim": {"claimName": NFS_CLAIM}})
     mounts = {"data_volume": data_volume, "data_dir": data_dir}
+    restore = {"command": ["/bin/sh", "-c", restore_script(files)]}
+    replicate = {"args": replicate_args()}
+    checksum = hashlib.sha256((config_text + KEYS_SCRIPT).encode()).hexdigest()
     return Replication(
-        init_containers=[_container(RESTORE_CONTAINER, restore_args(db_path), target, **mounts)],
-        containers=[_container(LITESTREAM_CONTAINER, replicate_args(), target, **mounts)],
+        init_containers=[_container(RESTORE_CONTAINER, restore, target, files, **mounts)],
+        containers=[_container(LITESTREAM_CONTAINER, replicate, target, files, **mounts)],
         volumes=volumes,
-        annotations={"checksum/litestream": hashlib.sha256(config_text.encode()).hexdigest()},
+        annotations={"checksum/litestream": checksum},
         depends_on=depends_on,
     )

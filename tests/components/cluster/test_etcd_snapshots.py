@@ -26,7 +26,7 @@ from tests.harness import homelab_render, reference_json, render_stack
 from tests.security.leaks import find_leaks
 
 SECRET_KEY = "SENTINEL-etcd-backup-secret-key"
-S3 = {
+S3: dict[str, dict[str, Any]] = {
     "s3": {
         "endpoint": "https://s3.us-west-004.backblazeb2.com",
         "bucket": "homelab-backups",
@@ -36,7 +36,7 @@ S3 = {
     },
     "etcd": {"schedule": "30 2 * * *", "keep": 3},
 }
-NFS = {"nfs": {"server": "192.168.0.5", "path": "/volume1/backups"}}
+NFS: dict[str, dict[str, Any]] = {"nfs": {"server": "192.168.0.5", "path": "/volume1/backups"}}
 COMPONENT = "homelab:talos:EtcdSnapshots"
 TALOS_SERVICE_ACCOUNT = "kubernetes:talos.dev/v1alpha1:ServiceAccount"
 CRON_JOB = "kubernetes:batch/v1:CronJob"

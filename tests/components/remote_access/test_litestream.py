@@ -4,8 +4,15 @@ checked against Litestream's and Headscale's own rules at the pinned tags."""
 from __future__ import annotations
 
 import functools
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from components.remote_access import litestream
@@ -150,6 +157,15 @@ def test_without_a_target_the_pod_is_unchanged() -> None:
     assert "headscale-litestream-secret" not in names
 
 
+def restore_commands(spec: dict[str, Any]) -> list[list[str]]:
+    """The `litestream ...` command lines of the restore step's script."""
+    restore = init_container(spec, litestream.RESTORE_CONTAINER)
+    assert restore["command"][:2] == ["/bin/sh", "-c"]
+    script = restore["command"][2]
+    assert script.startswith("set -eu\n"), "a failed restore must stop the pod"
+    return [shlex.split(line) for line in script.splitlines() if line.startswith("litestream ")]
+
+
 def test_restore_runs_before_headscale_with_both_guards_and_the_database_as_the_one_argument() -> (
     None
 ):
@@ -160,14 +176,19 @@ def test_restore_runs_before_headscale_with_both_guards_and_the_database_as_the_
     spec = headscale_pod(s3_render())
     restore = init_container(spec, litestream.RESTORE_CONTAINER)
     assert restore["image"] == pins.LITESTREAM_IMAGE
-    args = restore["args"]
-    assert args[0] == "restore"
-    positional = parse_go_flags(args[1:], RESTORE_FLAGS, RESTORE_BOOL_FLAGS)
     database = headscale_settings(s3_render())["database"]
     assert database["type"] == "sqlite"
-    assert positional == [database["sqlite"]["path"]]
-    assert {"-if-db-not-exists", "-if-replica-exists"} <= set(args)
-    assert args[args.index("-config") + 1] == litestream.CONFIG_PATH
+    restored = []
+    for command in restore_commands(spec):
+        assert command[:2] == ["litestream", "restore"]
+        args = command[2:]
+        (path,) = parse_go_flags(args, RESTORE_FLAGS, RESTORE_BOOL_FLAGS)
+        assert {"-if-db-not-exists", "-if-replica-exists"} <= set(args)
+        assert args[args.index("-config") + 1] == litestream.CONFIG_PATH
+        restored.append(path)
+    configured = [db["path"] for db in litestream_settings(s3_render())["dbs"]]
+    assert restored == configured
+    assert database["sqlite"]["path"] in restored
 
 
 def test_the_restore_and_the_sidecar_see_headscales_database_where_headscale_writes_it() -> None:
@@ -216,11 +237,14 @@ def test_the_config_uses_only_keys_litestream_reads_and_one_replica() -> None:
         settings = litestream_settings(render)
         assert set(settings) <= CONFIG_KEYS
         assert set(settings["logging"]) <= LOGGING_KEYS
-        (db,) = settings["dbs"]
-        assert set(db) <= DB_KEYS
-        assert "replicas" not in db
-        assert set(db["replica"]) <= REPLICA_KEYS
-        assert db["path"] == headscale_settings(render)["database"]["sqlite"]["path"]
+        for db in settings["dbs"]:
+            assert set(db) <= DB_KEYS
+            assert "replicas" not in db
+            assert set(db["replica"]) <= REPLICA_KEYS
+        paths = [db["path"] for db in settings["dbs"]]
+        assert headscale_settings(render)["database"]["sqlite"]["path"] in paths
+        replicas = [db["replica"]["path"] for db in settings["dbs"]]
+        assert len(set(replicas)) == len(replicas), "each database needs its own replica folder"
 
 
 def test_an_s3_target_names_the_bucket_and_a_headscale_folder_below_the_prefix() -> None:
@@ -273,7 +297,7 @@ def test_an_nfs_target_is_a_claim_not_an_inline_volume_so_the_pod_stays_restrict
     assert pv.input("spec.persistentVolumeReclaimPolicy") == "Retain"
     # An empty class: the default (local-path) class must not provision it instead.
     assert claim.input("spec.storageClassName") == "" == pv.input("spec.storageClassName")
-    assert env_of(replicating) == {}
+    assert not [name for name in env_of(replicating) if name.startswith("LITESTREAM_")]
 
 
 def test_every_container_of_the_pod_is_restricted_and_hardened() -> None:
@@ -310,3 +334,153 @@ def test_what_a_rebuild_keeps_protected_and_what_it_recreates() -> None:
     for record in render.resources:
         if "litestream" in record.name:
             assert not record.protect, record.name
+
+
+# --- Headscale's key files, with a fake litestream and the real sqlite3 -----------------------
+
+FAKE_LITESTREAM = """#!/bin/sh
+# `litestream restore [flags] PATH` against a folder of replicas ($FAKE_REPLICAS/<file name>),
+# with the two guards' upstream meaning (cmd/litestream/restore.go @ v0.5.16).
+set -eu
+[ "$1" = restore ] || { echo "unexpected litestream $1" >&2; exit 2; }
+shift
+if_db_not_exists=no; if_replica_exists=no
+while [ "$#" -gt 1 ]; do
+  case "$1" in
+    -config) shift 2;;
+    -if-db-not-exists) if_db_not_exists=yes; shift;;
+    -if-replica-exists) if_replica_exists=yes; shift;;
+    *) echo "unexpected flag $1" >&2; exit 2;;
+  esac
+done
+path="$1"
+if [ -e "$path" ] && [ "$if_db_not_exists" = yes ]; then exit 0; fi
+replica="$FAKE_REPLICAS/$(basename "$path")"
+if [ ! -e "$replica" ]; then
+  [ "$if_replica_exists" = yes ] && exit 0
+  echo "no matching backup files available" >&2; exit 1
+fi
+cp "$replica" "$path"
+"""
+
+
+@pytest.fixture
+def pod_disk(tmp_path: Path) -> dict[str, Any]:
+    if shutil.which("sqlite3") is None:
+        pytest.skip("the sqlite3 CLI (as in Litestream's Debian image) is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "litestream"
+    fake.write_text(FAKE_LITESTREAM)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    replicas = tmp_path / "replicas"
+    replicas.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    files = litestream.HeadscaleFiles(
+        database=str(data / "db.sqlite"),
+        keys=(str(data / "derp_server_private.key"), str(data / "noise_private.key")),
+    )
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_REPLICAS": str(replicas),
+        "KEYS_DB": files.keys_database,
+        "KEY_FILES": " ".join(files.keys),
+    }
+    return {"files": files, "env": env, "data": data, "replicas": replicas}
+
+
+def sh(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    shell = shutil.which("sh")
+    assert shell is not None
+    return subprocess.run(
+        [shell, "-c", script, "sh", *args], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_a_lost_disk_gets_headscales_database_and_its_keys_back(pod_disk: dict[str, Any]) -> None:
+    files: litestream.HeadscaleFiles = pod_disk["files"]
+    data: Path = pod_disk["data"]
+    env: dict[str, str] = pod_disk["env"]
+    # The pod before the loss: Headscale wrote its keys and database; the sidecar copied the keys.
+    (data / "noise_private.key").write_text("privkey:noise-before-the-loss\n")
+    (data / "derp_server_private.key").write_text("privkey:derp-before-the-loss\n")
+    (data / "db.sqlite").write_text("headscale database")
+    copied = sh(litestream.KEYS_SCRIPT, env, "once")
+    assert copied.returncode == 0, copied.stderr
+    for name in ("db.sqlite", litestream.KEYS_DB_NAME):
+        shutil.copy(data / name, pod_disk["replicas"] / name)
+    # The disk is lost: the next pod starts on an empty volume.
+    for path in data.iterdir():
+        path.unlink()
+    restored = sh(litestream.restore_script(files), env)
+    assert restored.returncode == 0, restored.stderr
+    assert (data / "db.sqlite").read_text() == "headscale database"
+    assert (data / "noise_private.key").read_text() == "privkey:noise-before-the-loss\n"
+    assert (data / "derp_server_private.key").read_text() == "privkey:derp-before-the-loss\n"
+    assert stat.S_IMODE((data / "noise_private.key").stat().st_mode) == 0o600
+
+
+def test_a_restart_keeps_what_is_on_the_disk(pod_disk: dict[str, Any]) -> None:
+    files: litestream.HeadscaleFiles = pod_disk["files"]
+    data: Path = pod_disk["data"]
+    env: dict[str, str] = pod_disk["env"]
+    (data / "noise_private.key").write_text("privkey:old\n")
+    assert sh(litestream.KEYS_SCRIPT, env, "once").returncode == 0
+    shutil.copy(data / litestream.KEYS_DB_NAME, pod_disk["replicas"] / litestream.KEYS_DB_NAME)
+    (pod_disk["replicas"] / "db.sqlite").write_text("older replica")
+    (data / "db.sqlite").write_text("current database")
+    (data / "noise_private.key").write_text("privkey:current\n")
+    restored = sh(litestream.restore_script(files), env)
+    assert restored.returncode == 0, restored.stderr
+    assert (data / "db.sqlite").read_text() == "current database"
+    assert (data / "noise_private.key").read_text() == "privkey:current\n"
+
+
+def test_the_first_start_with_no_backup_yet_starts_empty(pod_disk: dict[str, Any]) -> None:
+    restored = sh(litestream.restore_script(pod_disk["files"]), pod_disk["env"])
+    assert restored.returncode == 0, restored.stderr
+    assert list(pod_disk["data"].iterdir()) == []
+
+
+def test_a_changed_key_is_copied_again(
+    pod_disk: dict[str, Any],
+) -> None:
+    data: Path = pod_disk["data"]
+    env: dict[str, str] = pod_disk["env"]
+    key = data / "noise_private.key"
+    key.write_text("privkey:one\n")
+    assert sh(litestream.KEYS_SCRIPT, env, "once").returncode == 0
+
+    def stored() -> str:
+        result = subprocess.run(
+            ["sqlite3", env["KEYS_DB"], f"SELECT hex(content) FROM files WHERE name = '{key}';"],
+            capture_output=True,
+            check=True,
+        )
+        return bytes.fromhex(result.stdout.decode().strip()).decode()
+
+    assert stored() == "privkey:one\n"
+    key.write_text("privkey:two\n")
+    assert sh(litestream.KEYS_SCRIPT, env, "once").returncode == 0
+    assert stored() == "privkey:two\n"
+
+
+def test_the_sidecar_runs_the_key_copier_under_litestream_from_the_mounted_secret() -> None:
+    spec = headscale_pod(s3_render())
+    args = sidecar(spec)["args"]
+    command = shlex.split(args[args.index("-exec") + 1])
+    assert command[0] == "/bin/sh"
+    mounted = command[1]
+    assert mounted.startswith(litestream.CONFIG_DIR + "/")
+    volume = next(v for v in spec["volumes"] if v["name"] == litestream.CONFIG_VOLUME)
+    items = {i["path"] for i in volume["secret"]["items"]}
+    assert mounted.removeprefix(litestream.CONFIG_DIR + "/") in items
+    secret = child(s3_render(), HEADSCALE, SECRET, "headscale-litestream-secret")
+    assert secret.input("stringData")[litestream.KEYS_SCRIPT_KEY] == litestream.KEYS_SCRIPT
+    settings = headscale_settings(s3_render())
+    expected = {
+        settings["noise"]["private_key_path"],
+        settings["derp"]["server"]["private_key_path"],
+    }
+    assert set(env_of(sidecar(spec))["KEY_FILES"].split()) == expected
