@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import yaml
 
 from tests.components.remote_access.remote_access import key_paths
-from tests.harness import homelab_render, render_stack
+from tests.harness import PROJECT_ROOT, homelab_render, render_stack
 
 # Every key of the bundle talosctl writes and reads, as in its own fixture
 # (siderolabs/talos@v1.13.9:pkg/machinery/config/generate/secrets/testdata/secrets.yaml; the
@@ -93,3 +95,40 @@ def test_the_bundle_it_comes_from_is_protected_on_the_homelab_and_not_on_a_lab()
 
     assert secrets_protected("homelab")
     assert not secrets_protected("lab")
+
+
+# --- the runbook names what the program creates -----------------------------------------------
+
+OPERATIONS = PROJECT_ROOT / "docs" / "operations.md"
+
+
+def test_the_runbooks_import_file_names_the_programs_own_secrets_and_parent() -> None:
+    """`pulumi import` adopts a resource under the URN given by type, name and parent; the
+    program then finds it only if all three match what it registers."""
+    text = OPERATIONS.read_text()
+    start = text.index("cat > import.json <<'EOF'\n") + len("cat > import.json <<'EOF'\n")
+    document = json.loads(text[start : text.index("\n   EOF", start)])
+    render = homelab_render()
+    by_name = {r.name: r for r in render.resources}
+    for entry in document["resources"]:
+        record = by_name[entry["name"]]
+        assert record.type == entry["type"]
+        assert record.custom is not entry.get("component", False)
+        if "parent" in entry:
+            assert record.parent == by_name[entry["parent"]].urn
+    secrets = next(e for e in document["resources"] if e["type"].startswith("talos:"))
+    assert by_name[secrets["name"]].protect, (
+        "the adopted bundle must be protected like the original"
+    )
+
+
+def test_every_urn_in_the_runbooks_is_one_the_program_registers() -> None:
+    # The root stack's type is not part of a URN's type chain: the children's URNs in this very
+    # render start at `homelab:talos:Cluster$...`; only the mock's own URN for a top-level
+    # component keeps the `pulumi:pulumi:Stack$` prefix, which a real state does not have.
+    urns = {r.urn.replace("::pulumi:pulumi:Stack$", "::") for r in homelab_render().resources}
+    quoted = re.findall(r"'(urn:pulumi:[^']+)'", OPERATIONS.read_text())
+    parents = re.findall(r"=(urn:pulumi:[^']+)'", OPERATIONS.read_text())
+    assert quoted or parents
+    for urn in quoted + parents:
+        assert urn in urns, urn
