@@ -133,7 +133,7 @@ RESTORE_KEYS_SCRIPT: Final = """[ -f "$KEYS_DB" ] || exit 0
 for file in $KEY_FILES; do
   [ -f "$file" ] && continue
   sqlite3 "$KEYS_DB" "SELECT writefile('$file', content, 384) FROM files WHERE name = '$file';" >/dev/null
-  [ -f "$file" ] && echo "restored $file"
+  if [ -f "$file" ]; then echo "restored $file"; else echo "no copy of $file yet"; fi
 done
 """
 

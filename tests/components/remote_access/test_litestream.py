@@ -421,6 +421,22 @@ def test_a_lost_disk_gets_headscales_database_and_its_keys_back(pod_disk: dict[s
     assert stat.S_IMODE((data / "noise_private.key").stat().st_mode) == 0o600
 
 
+def test_a_key_the_sidecar_never_copied_does_not_stop_the_pod(pod_disk: dict[str, Any]) -> None:
+    files: litestream.HeadscaleFiles = pod_disk["files"]
+    data: Path = pod_disk["data"]
+    env: dict[str, str] = pod_disk["env"]
+    # Only one key was ever copied (the last one the loop visits is the missing one).
+    (data / "derp_server_private.key").write_text("privkey:derp\n")
+    assert sh(litestream.KEYS_SCRIPT, env, "once").returncode == 0
+    shutil.copy(data / litestream.KEYS_DB_NAME, pod_disk["replicas"] / litestream.KEYS_DB_NAME)
+    for path in data.iterdir():
+        path.unlink()
+    restored = sh(litestream.restore_script(files), env)
+    assert restored.returncode == 0, restored.stderr
+    assert (data / "derp_server_private.key").read_text() == "privkey:derp\n"
+    assert not (data / "noise_private.key").exists()
+
+
 def test_a_restart_keeps_what_is_on_the_disk(pod_disk: dict[str, Any]) -> None:
     files: litestream.HeadscaleFiles = pod_disk["files"]
     data: Path = pod_disk["data"]
