@@ -120,6 +120,7 @@ if config.backups is not None:
         EtcdSnapshotsArgs(
             access=access,
             backups=config.backups,
+            talos_version=config.cluster.talos_version,
             secret_access_key=pulumi.Output.secret(secret_key.get_secret_value())
             if secret_key is not None
             else None,

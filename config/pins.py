@@ -15,6 +15,10 @@ TALOS_VERSION: Final = "v1.13.9"
 # Talos v1.13.9 ships Kubernetes 1.36.3 (siderolabs/talos hack/release.toml @ v1.13.9).
 # renovate: datasource=docker depName=ghcr.io/siderolabs/kubelet extractVersion=^v(?<version>.+)$
 KUBERNETES_VERSION: Final = "1.36.3"
+# talosctl for the in-cluster etcd snapshot, tagged with the cluster's Talos version like the
+# installer, so the client is always the cluster's own (the image is `FROM scratch`, entrypoint
+# /talosctl: siderolabs/talos@v1.13.9:Dockerfile target `talosctl`).
+TALOSCTL_IMAGE: Final = "ghcr.io/siderolabs/talosctl"
 TALOS_INSTALLER_IMAGE: Final = "ghcr.io/siderolabs/installer"
 
 # Helm charts: (repository, chart, version).
@@ -61,11 +65,6 @@ TAILSCALE_IMAGE: Final = "ghcr.io/tailscale/tailscale:v1.102.3"
 # without the leading "v" (.github/workflows/release.docker.yml, docker/metadata-action semver).
 # renovate: datasource=docker
 LITESTREAM_IMAGE: Final = "docker.io/litestream/litestream:0.5.16"
-# talosctl for the in-cluster etcd snapshot; grouped with Talos in renovate.json so the client
-# moves with the cluster it talks to (the image is `FROM scratch`, entrypoint /talosctl:
-# siderolabs/talos@v1.13.9:Dockerfile target `talosctl`).
-# renovate: datasource=docker
-TALOSCTL_IMAGE: Final = "ghcr.io/siderolabs/talosctl:v1.13.9"
 # rclone copies etcd snapshots to the target and prunes old ones (Alpine-based, so `sh` is there:
 # rclone/rclone@v1.75.0:Dockerfile); published as ghcr.io/rclone/rclone:<version>.
 # renovate: datasource=docker

@@ -106,6 +106,10 @@ def s3_remote_settings(target: S3Target) -> dict[str, str]:
     }
 
 
+def talosctl_image(talos_version: str) -> str:
+    return f"{pins.TALOSCTL_IMAGE}:{talos_version}"
+
+
 def snapshot_args() -> list[str]:
     """`talosctl etcd snapshot <path>` writes `<path>.part` and renames it when complete
     (cmd/talosctl/cmd/talos/etcd.go @ v1.13.9). No `--nodes`: one node only is allowed
@@ -119,6 +123,8 @@ class EtcdSnapshotsArgs:
     backups: Backups
     # The S3 secret access key (a Pulumi secret); None for an NFS target.
     secret_access_key: pulumi.Output[str] | None
+    # The cluster's Talos version: talosctl of the same version takes the snapshot.
+    talos_version: str
 
 
 class EtcdSnapshots(pulumi.ComponentResource):
@@ -194,7 +200,7 @@ class EtcdSnapshots(pulumi.ComponentResource):
             "initContainers": [
                 {
                     "name": "snapshot",
-                    "image": pins.TALOSCTL_IMAGE,
+                    "image": talosctl_image(args.talos_version),
                     "args": snapshot_args(),
                     "imagePullPolicy": IMAGE_PULL_POLICY,
                     "env": [

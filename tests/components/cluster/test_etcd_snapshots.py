@@ -22,7 +22,8 @@ from config import pins
 from homelab.engine import Render, ResourceRecord
 from tests.components.shared.hardening import hardening_problems
 from tests.contracts import strict_schema, validate_object
-from tests.harness import homelab_render, reference_json, render_stack
+from tests.harness import homelab_render, reference_json, render_stack, stack_raw_config
+from tests.policies.test_pack import _all_violations
 from tests.security.leaks import find_leaks
 
 SECRET_KEY = "SENTINEL-etcd-backup-secret-key"
@@ -219,7 +220,7 @@ def test_talosctl_takes_one_snapshot_path_and_no_nodes() -> None:
     (cmd/talosctl/cmd/talos/etcd.go @ v1.13.9); the upload reads the renamed file."""
     spec = job_pod(s3_render())
     (snapshot,) = spec["initContainers"]
-    assert snapshot["image"] == pins.TALOSCTL_IMAGE
+    assert snapshot["image"] == f"{pins.TALOSCTL_IMAGE}:{pins.TALOS_VERSION}"
     args = snapshot["args"]
     assert args[:2] == ["etcd", "snapshot"]
     positional = [a for a in args[2:] if not a.startswith("-")]
@@ -229,8 +230,19 @@ def test_talosctl_takes_one_snapshot_path_and_no_nodes() -> None:
     assert env(upload)["SNAPSHOT"] == positional[0]
 
 
-def test_talosctl_follows_the_cluster_version() -> None:
-    assert pins.TALOSCTL_IMAGE.rpartition(":")[2] == pins.TALOS_VERSION
+def test_talosctl_follows_the_clusters_configured_talos_version() -> None:
+    """The snapshot client is the cluster's own Talos version (the image is tagged with it, as
+    the installer is), not a pin that could drift from what the nodes run."""
+    older = "v1.13.1"
+    assert older != pins.TALOS_VERSION
+    render = render_stack(
+        overrides={
+            "backups": NFS,
+            "cluster": {**stack_raw_config()["cluster"], "talosVersion": older},
+        }
+    )
+    (snapshot,) = job_pod(render)["initContainers"]
+    assert snapshot["image"] == f"{pins.TALOSCTL_IMAGE}:{older}"
 
 
 # --- the CronJob ------------------------------------------------------------------------------
@@ -390,3 +402,8 @@ def test_a_failed_copy_fails_the_job_and_deletes_nothing(fake_rclone: dict[str, 
     result = run_upload(broken, "backup:b/etcd", keep=1)
     assert result.returncode != 0
     assert [p.name for p in folder.iterdir()] == ["etcd-20260101T030000Z.db"]
+
+
+def test_a_stack_with_backups_passes_the_policy_pack() -> None:
+    for render in (s3_render(), nfs_render()):
+        assert _all_violations(render.resources) == []
