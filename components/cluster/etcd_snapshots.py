@@ -54,10 +54,14 @@ TALOS_SECRETS_MOUNT: Final = "/var/run/secrets/talos.dev"
 TALOSCONFIG_KEY: Final = "config"
 SNAPSHOT_DIR: Final = "/snapshot"
 SNAPSHOT_FILE: Final = f"{SNAPSHOT_DIR}/etcd.db"
-# rclone reads a remote named `backup` from RCLONE_CONFIG_BACKUP_<OPTION> variables
-# (rclone/rclone@v1.75.0:fs/config.go `ConfigToEnv`; fs/config/config.go `remoteEnvRe`).
+# The rclone remote `backup`, a section of rclone.conf in a Secret mounted as a file (not
+# variables: checkov CKV_K8S_35). rclone takes the file's path from RCLONE_CONFIG, the
+# variable of its --config flag (rclone/rclone@v1.75.0:fs/config/flags/flags.go `installFlag`,
+# fs/config.go `OptionToEnv`).
 REMOTE: Final = "backup"
 TARGET_SECRET: Final = "etcd-snapshot-target"
+RCLONE_CONFIG_KEY: Final = "rclone.conf"
+RCLONE_CONFIG_DIR: Final = "/etc/rclone"
 NFS_CLAIM: Final = "etcd-snapshot-target"
 LABELS: Final = {
     "app.kubernetes.io/name": ETCD_SNAPSHOT_CRONJOB,
@@ -78,11 +82,6 @@ rclone lsf --files-only --include 'etcd-*.db' "$DEST" | sort -r | tail -n +"$((K
 """
 
 
-def rclone_env(prefix: str, option: str) -> str:
-    """The variable rclone reads for `option` of remote `prefix` (fs/config.go `ConfigToEnv`)."""
-    return "RCLONE_CONFIG_" + f"{prefix}_{option}".replace("-", "_").upper()
-
-
 def destination(backups: Backups) -> str:
     """Where rclone writes: `backup:<bucket>/<prefix>/etcd`, or the NFS mount's etcd folder."""
     target = backups.target
@@ -92,18 +91,25 @@ def destination(backups: Backups) -> str:
 
 
 def s3_remote_settings(target: S3Target) -> dict[str, str]:
-    """The non-secret options of the S3 remote (backend/s3/s3.go @ v1.75.0 option names)."""
+    """The options of the S3 remote but its secret key (backend/s3/s3.go @ v1.75.0 names)."""
     return {
-        rclone_env(REMOTE, "type"): "s3",
+        "type": "s3",
         # `Other`: any S3-compatible service; provider-specific quirks stay off.
-        rclone_env(REMOTE, "provider"): "Other",
-        rclone_env(REMOTE, "endpoint"): target.endpoint.rstrip("/"),
-        rclone_env(REMOTE, "region"): target.region,
-        rclone_env(REMOTE, "force_path_style"): "true",
+        "provider": "Other",
+        "endpoint": target.endpoint.rstrip("/"),
+        "region": target.region,
+        "force_path_style": "true",
         # The bucket exists already; a key limited to it may not create or list buckets.
-        rclone_env(REMOTE, "no_check_bucket"): "true",
-        rclone_env(REMOTE, "access_key_id"): target.access_key_id,
+        "no_check_bucket": "true",
+        "access_key_id": target.access_key_id,
     }
+
+
+def rclone_config(target: S3Target, secret_access_key: str) -> str:
+    """rclone.conf with the one remote: an INI section named after it, `key = value` lines."""
+    options = {**s3_remote_settings(target), "secret_access_key": secret_access_key}
+    lines = [f"[{REMOTE}]", *(f"{key} = {value}" for key, value in options.items())]
+    return "\n".join(lines) + "\n"
 
 
 def talosctl_image(talos_version: str) -> str:
@@ -158,7 +164,7 @@ class EtcdSnapshots(pulumi.ComponentResource):
             {"name": "SNAPSHOT", "value": SNAPSHOT_FILE},
             {"name": "DEST", "value": destination(backups)},
             {"name": "KEEP", "value": str(backups.etcd.keep)},
-            # rclone's cache and (absent) config file; the root filesystem is read-only.
+            # rclone's cache; the root filesystem is read-only.
             {"name": "HOME", "value": "/tmp"},
             {"name": "XDG_CONFIG_HOME", "value": "/tmp"},
         ]
@@ -177,14 +183,18 @@ class EtcdSnapshots(pulumi.ComponentResource):
         if isinstance(target, S3Target):
             if args.secret_access_key is None:
                 raise ValueError("an S3 backup target needs its secret access key")
-            depends_on.append(self._target_secret(name, args, args.secret_access_key))
-            env += [{"name": k, "value": v} for k, v in sorted(s3_remote_settings(target).items())]
-            secret_key = rclone_env(REMOTE, "secret_access_key")
+            depends_on.append(self._target_secret(name, args, target, args.secret_access_key))
             env.append(
+                {"name": "RCLONE_CONFIG", "value": f"{RCLONE_CONFIG_DIR}/{RCLONE_CONFIG_KEY}"}
+            )
+            volumes.append(
                 {
-                    "name": secret_key,
-                    "valueFrom": {"secretKeyRef": {"name": TARGET_SECRET, "key": secret_key}},
+                    "name": "rclone-config",
+                    "secret": {"secretName": TARGET_SECRET, "defaultMode": 0o440},
                 }
+            )
+            upload_mounts.append(
+                {"name": "rclone-config", "mountPath": RCLONE_CONFIG_DIR, "readOnly": True}
             )
         else:
             depends_on.append(self._nfs(name, args, target))
@@ -274,13 +284,15 @@ class EtcdSnapshots(pulumi.ComponentResource):
         )
 
     def _target_secret(
-        self, name: str, args: EtcdSnapshotsArgs, key: pulumi.Output[str]
+        self, name: str, args: EtcdSnapshotsArgs, target: S3Target, key: pulumi.Output[str]
     ) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
             f"{name}-target-secret",
             metadata=self._meta(TARGET_SECRET),
             type="Opaque",
-            string_data={rclone_env(REMOTE, "secret_access_key"): secret_output(key)},
+            string_data={
+                RCLONE_CONFIG_KEY: secret_output(key.apply(lambda k: rclone_config(target, k)))
+            },
             opts=args.access.opts(self),
         )
 

@@ -30,8 +30,8 @@ holds a cache of agent host info, OIDC users' capabilities (this stack configure
 ephemeral nodes it registered itself: nothing a rebuild needs that Headscale's own database does
 not already hold.
 
-Everything Litestream reads (its config, and for S3 the credentials as LITESTREAM_* variables) is
-one Secret, the credentials a Pulumi secret end to end.
+Everything Litestream reads (its config, with the S3 credentials, and the key copier) is one Secret
+mounted as files, the credentials a Pulumi secret end to end.
 """
 
 from __future__ import annotations
@@ -60,11 +60,10 @@ KEYS_SCRIPT_KEY: Final = "keys.sh"
 KEYS_DB_NAME: Final = "litestream-keys.sqlite"
 CONFIG_DIR: Final = "/etc/litestream"
 CONFIG_PATH: Final = f"{CONFIG_DIR}/{CONFIG_KEY}"
-# The variables Litestream copies to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY at start
-# (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go `applyLitestreamEnv`); with no key in the
-# config the S3 client takes them from the SDK's default chain (s3/replica_client.go).
-ACCESS_KEY_ENV: Final = "LITESTREAM_ACCESS_KEY_ID"
-SECRET_KEY_ENV: Final = "LITESTREAM_SECRET_ACCESS_KEY"
+# Litestream's metrics listener (config `addr`), which the sidecar's probes ask. Not Headscale's
+# 9090 (its metrics_listen_addr, headscale_config.py): the pod's containers share one network
+# namespace, and ":port" binds every address, loopback included (replicate.go @ v0.5.16).
+METRICS_PORT: Final = 9091
 NFS_CLAIM: Final = "headscale-backup"
 CONFIG_VOLUME: Final = "litestream-config"
 TARGET_VOLUME: Final = "litestream-target"
@@ -157,10 +156,17 @@ def replica_config(backups: Backups, folder: str) -> dict[str, Any]:
     return {"type": "file", "path": f"{NFS_MOUNT}/{folder}"}
 
 
-def litestream_config(backups: Backups, files: HeadscaleFiles) -> dict[str, Any]:
+def litestream_config(
+    backups: Backups, files: HeadscaleFiles, secret_access_key: str | None = None
+) -> dict[str, Any]:
     """The whole config file: Headscale's database and the keys database, each with its replica
-    (its own folder on the target), logs as text on stdout."""
-    return {
+    (its own folder on the target), the metrics listener, logs as text on stdout.
+
+    With `secret_access_key` the S3 credentials are in the file itself (the file is a Secret
+    mounted into the pod, not variables in its environment); without it, the same file minus
+    them, for the checksum that rolls the pod on a change of target."""
+    config: dict[str, Any] = {
+        "addr": f":{METRICS_PORT}",
         "dbs": [
             {"path": files.database, "replica": replica_config(backups, HEADSCALE_FOLDER)},
             {
@@ -170,6 +176,14 @@ def litestream_config(backups: Backups, files: HeadscaleFiles) -> dict[str, Any]
         ],
         "logging": {"level": "info", "type": "text"},
     }
+    target = backups.target
+    if secret_access_key is not None and isinstance(target, S3Target):
+        # Used as given when both are set (cmd/litestream/main.go NewS3ReplicaClientFromConfig,
+        # s3/replica_client.go: static credentials when access and secret key are non-empty).
+        for db in config["dbs"]:
+            db["replica"]["access-key-id"] = target.access_key_id
+            db["replica"]["secret-access-key"] = secret_access_key
+    return config
 
 
 def restore_args(db_path: str) -> list[str]:
@@ -201,20 +215,25 @@ def replicate_args() -> list[str]:
     return ["replicate", "-config", CONFIG_PATH, "-exec", f"/bin/sh {CONFIG_DIR}/{KEYS_SCRIPT_KEY}"]
 
 
-def _secret_data(config_text: str, target: S3Target | NfsTarget, config: HomelabConfig) -> Any:
-    data: dict[str, Any] = {CONFIG_KEY: config_text, KEYS_SCRIPT_KEY: KEYS_SCRIPT}
-    if isinstance(target, S3Target):
-        key = config.backup_secret_access_key
-        if key is None:  # config/rules.py backup_credentials_match_target refuses this
-            raise ValueError("an S3 backup target needs homelab:backupSecretAccessKey")
-        data[ACCESS_KEY_ENV] = target.access_key_id
-        data[SECRET_KEY_ENV] = pulumi.Output.secret(key.get_secret_value())
-    return data
+def dump_config(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+def _config_file(backups: Backups, files: HeadscaleFiles, config: HomelabConfig) -> Any:
+    """The config file's text; a Pulumi secret when it carries the S3 secret key."""
+    if not isinstance(backups.target, S3Target):
+        return dump_config(litestream_config(backups, files))
+    key = config.backup_secret_access_key
+    if key is None:  # config/rules.py backup_credentials_match_target refuses this
+        raise ValueError("an S3 backup target needs homelab:backupSecretAccessKey")
+    return pulumi.Output.secret(key.get_secret_value()).apply(
+        lambda secret: dump_config(litestream_config(backups, files, secret))
+    )
 
 
 def _container(
     name: str,
-    run: dict[str, list[str]],
+    run: dict[str, Any],
     target: S3Target | NfsTarget,
     files: HeadscaleFiles,
     *,
@@ -232,12 +251,7 @@ def _container(
         {"name": "KEYS_DB", "value": files.keys_database},
         {"name": "KEY_FILES", "value": " ".join(files.keys)},
     ]
-    if isinstance(target, S3Target):
-        env += [
-            {"name": variable, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": variable}}}
-            for variable in (ACCESS_KEY_ENV, SECRET_KEY_ENV)
-        ]
-    else:
+    if isinstance(target, NfsTarget):
         mounts.append({"name": TARGET_VOLUME, "mountPath": NFS_MOUNT})
     container: dict[str, Any] = {
         "name": name,
@@ -272,7 +286,6 @@ def headscale_replication(
     if backups is None:
         return Replication()
     target = backups.target
-    config_text = yaml.safe_dump(litestream_config(backups, files), sort_keys=True)
     secret = k8s.core.v1.Secret(
         f"{resource_name}-secret",
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -281,14 +294,17 @@ def headscale_replication(
             labels={"app.kubernetes.io/name": "litestream", "app.kubernetes.io/part-of": "homelab"},
         ),
         type="Opaque",
-        string_data=_secret_data(config_text, target, config),
+        string_data={
+            CONFIG_KEY: _config_file(backups, files, config),
+            KEYS_SCRIPT_KEY: KEYS_SCRIPT,
+        },
         opts=access.opts(parent),
     )
     depends_on: list[pulumi.Resource] = [secret]
     volumes: list[dict[str, Any]] = [
         {
             "name": CONFIG_VOLUME,
-            # Config and key copier only; the credentials reach the process as variables.
+            # The config (with the S3 credentials) and the key copier, as files.
             "secret": {
                 "secretName": SECRET,
                 "items": [{"key": k, "path": k} for k in (CONFIG_KEY, KEYS_SCRIPT_KEY)],
@@ -311,8 +327,16 @@ def headscale_replication(
         volumes.append({"name": TARGET_VOLUME, "persistentVolumeClaim": {"claimName": NFS_CLAIM}})
     mounts = {"data_volume": data_volume, "data_dir": data_dir}
     restore = {"command": ["/bin/sh", "-c", restore_script(files)]}
-    replicate = {"args": replicate_args()}
-    checksum = hashlib.sha256((config_text + KEYS_SCRIPT).encode()).hexdigest()
+    metrics = {"httpGet": {"path": "/metrics", "port": "metrics"}}
+    replicate = {
+        "args": replicate_args(),
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "readinessProbe": {**metrics, "periodSeconds": 30, "timeoutSeconds": 3},
+        "livenessProbe": {**metrics, "periodSeconds": 60, "timeoutSeconds": 5},
+    }
+    # Without the secret key: a hash of it on the pod template would be a way to test guesses.
+    public_config = dump_config(litestream_config(backups, files))
+    checksum = hashlib.sha256((public_config + KEYS_SCRIPT).encode()).hexdigest()
     return Replication(
         init_containers=[_container(RESTORE_CONTAINER, restore, target, files, **mounts)],
         containers=[_container(LITESTREAM_CONTAINER, replicate, target, files, **mounts)],

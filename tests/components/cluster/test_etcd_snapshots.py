@@ -3,6 +3,7 @@ CronJob and its upload script, checked against Talos's and rclone's rules at the
 
 from __future__ import annotations
 
+import configparser
 import functools
 import os
 import shutil
@@ -256,24 +257,35 @@ def test_the_schedule_and_retention_come_from_the_config() -> None:
     assert job.input("spec.concurrencyPolicy") == "Forbid"
 
 
-def test_rclone_reads_the_remote_from_variables_named_as_it_derives_them() -> None:
-    """rclone finds remote `backup` by RCLONE_CONFIG_BACKUP_TYPE and each option by
-    "RCLONE_CONFIG_" + upper(remote + "_" + option with '-' as '_') (rclone/rclone@v1.75.0:
-    fs/config.go `ConfigToEnv`, fs/config/config.go `remoteEnvRe`)."""
-    (upload,) = job_pod(s3_render())["containers"]
+def test_rclone_reads_the_remote_from_the_mounted_config_file() -> None:
+    """rclone takes its config file's path from RCLONE_CONFIG, the variable of `--config`
+    ("RCLONE_" + upper(flag): rclone/rclone@v1.75.0:fs/config/flags/flags.go `installFlag`,
+    fs/config.go `OptionToEnv`); the remote is the INI section named before the `:` of DEST, and
+    its options are the S3 backend's (backend/s3/s3.go)."""
+    render = s3_render()
+    spec = job_pod(render)
+    (upload,) = spec["containers"]
     variables = env(upload)
-    prefix = f"RCLONE_CONFIG_{etcd_snapshots.REMOTE.upper()}_"
-    options = {name.removeprefix(prefix).lower() for name in variables if name.startswith(prefix)}
-    assert "type" in options
-    assert options <= RCLONE_S3_OPTIONS
-    assert variables[prefix + "TYPE"] == "s3"
-    assert variables["DEST"].startswith(f"{etcd_snapshots.REMOTE}:{S3['s3']['bucket']}/")
-    secret_ref = variables[prefix + "SECRET_ACCESS_KEY"]["secretKeyRef"]
-    (secret,) = records(s3_render(), "kubernetes:core/v1:Secret")
-    assert secret_ref["name"] == secret.input("metadata.name")
-    assert secret.input("stringData")[secret_ref["key"]] == SECRET_KEY
+    config_path = variables["RCLONE_CONFIG"]
+    mount = next(m for m in upload["volumeMounts"] if config_path.startswith(m["mountPath"] + "/"))
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    (secret,) = records(render, "kubernetes:core/v1:Secret")
+    assert volume["secret"]["secretName"] == secret.input("metadata.name")
+    text = secret.input("stringData")[config_path.removeprefix(mount["mountPath"] + "/")]
     assert secret.is_secret("stringData")
-    assert find_leaks(s3_render(), {"backupSecretAccessKey": SECRET_KEY}) == []
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    remote = variables["DEST"].partition(":")[0]
+    assert parser.sections() == [remote]
+    options = dict(parser[remote])
+    assert set(options) <= RCLONE_S3_OPTIONS
+    assert options["type"] == "s3"
+    assert options["secret_access_key"] == SECRET_KEY
+    assert options["access_key_id"] == S3["s3"]["accessKeyId"]
+    assert variables["DEST"] == f"{remote}:{S3['s3']['bucket']}/{S3['s3']['prefix']}/etcd"
+    # No secret in the environment (checkov CKV_K8S_35).
+    assert not [v for v in variables.values() if isinstance(v, dict)]
+    assert find_leaks(render, {"backupSecretAccessKey": SECRET_KEY}) == []
 
 
 def test_an_nfs_target_is_a_claim_on_the_export_and_no_credentials() -> None:
@@ -281,7 +293,7 @@ def test_an_nfs_target_is_a_claim_on_the_export_and_no_credentials() -> None:
     spec = job_pod(render)
     (upload,) = spec["containers"]
     variables = env(upload)
-    assert not [name for name in variables if name.startswith("RCLONE_CONFIG_")]
+    assert "RCLONE_CONFIG" not in variables
     mount = next(m for m in upload["volumeMounts"] if variables["DEST"].startswith(m["mountPath"]))
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     (claim,) = records(render, "kubernetes:core/v1:PersistentVolumeClaim")

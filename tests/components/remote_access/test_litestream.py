@@ -4,6 +4,7 @@ checked against Litestream's and Headscale's own rules at the pinned tags."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shlex
 import shutil
@@ -253,26 +254,58 @@ def test_an_s3_target_names_the_bucket_and_a_headscale_folder_below_the_prefix()
     assert replica["bucket"] == S3["s3"]["bucket"]
     assert replica["endpoint"] == S3["s3"]["endpoint"]
     assert replica["path"].startswith(S3["s3"]["prefix"] + "/")
-    # No credentials in the file: they come from the environment.
-    assert not {"access-key-id", "secret-access-key"} & set(replica)
 
 
-def test_s3_credentials_reach_litestream_as_the_variables_it_reads_and_stay_secret() -> None:
-    """`applyLitestreamEnv` copies LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY to the
-    AWS_* variables the S3 client's default chain reads when the config names no key
-    (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go, s3/replica_client.go)."""
+def test_s3_credentials_are_in_the_secret_config_file_not_the_environment() -> None:
+    """Litestream uses the replica's own `access-key-id`/`secret-access-key` as static
+    credentials when both are set (benbjohnson/litestream@v0.5.16:cmd/litestream/main.go
+    NewS3ReplicaClientFromConfig, s3/replica_client.go); a file keeps the secret out of the
+    processes' environment (checkov CKV_K8S_35)."""
     render = s3_render()
-    spec = headscale_pod(render)
+    for db in litestream_settings(render)["dbs"]:
+        assert db["replica"]["access-key-id"] == S3["s3"]["accessKeyId"]
+        assert db["replica"]["secret-access-key"] == SECRET_KEY
     secret = child(render, HEADSCALE, SECRET, "headscale-litestream-secret")
+    assert secret.is_secret("stringData")
+    spec = headscale_pod(render)
     for c in [init_container(spec, litestream.RESTORE_CONTAINER), sidecar(spec)]:
-        env = env_of(c)
-        for variable in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY"):
-            ref = env[variable]["secretKeyRef"]
-            assert ref["name"] == litestream.SECRET
-            assert ref["key"] in secret.input("stringData")
-    assert secret.input("stringData.LITESTREAM_SECRET_ACCESS_KEY") == SECRET_KEY
-    assert secret.is_secret("stringData.LITESTREAM_SECRET_ACCESS_KEY")
+        assert not [v for v in env_of(c).values() if isinstance(v, dict)], c["name"]
+    annotations = child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment").input(
+        "spec.template.metadata.annotations"
+    )
     assert find_leaks(render, {"backupSecretAccessKey": SECRET_KEY}) == []
+    assert annotations["checksum/litestream"] == litestream_checksum_without(render)
+
+
+def litestream_checksum_without(render: Render) -> str:
+    """The checksum of the config with the credentials left out (never a hash of the secret)."""
+    settings = litestream_settings(render)
+    for db in settings["dbs"]:
+        db["replica"].pop("access-key-id", None)
+        db["replica"].pop("secret-access-key", None)
+    text = yaml.safe_dump(settings, sort_keys=True) + litestream.KEYS_SCRIPT
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_sidecars_probes_ask_litestreams_metrics_listener_on_a_port_headscale_leaves_free() -> (
+    None
+):
+    """`addr` starts Litestream's /metrics listener (cmd/litestream/replicate.go @ v0.5.16); the
+    pod's containers share one network namespace, so it must not be a port Headscale listens on."""
+    render = s3_render()
+    addr = litestream_settings(render)["addr"]
+    port = int(addr.rpartition(":")[2])
+    settings = headscale_settings(render)
+    taken = {
+        int(str(settings[key]).rpartition(":")[2])
+        for key in ("listen_addr", "metrics_listen_addr", "grpc_listen_addr")
+    }
+    assert port not in taken
+    container = sidecar(headscale_pod(render))
+    (declared,) = container["ports"]
+    assert declared["containerPort"] == port
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": declared["name"]}
 
 
 def test_an_nfs_target_is_a_claim_not_an_inline_volume_so_the_pod_stays_restricted() -> None:
