@@ -8,7 +8,7 @@ certificate, allowlist when private), the reflection of the certificate into its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,7 +22,8 @@ from components.shared.ingress import Backend, route_host
 from components.shared.kube import HelmChart, helm_release, namespace, secret_output
 from components.shared.namespaces import PLATFORM_NAMESPACES
 from config import pins
-from config.model import App, ExposedHost, HomelabConfig
+from config.model import App, ExposedHost
+from config.views import ExposedApp
 
 GRAFANA_CHART: Final = HelmChart(pins.GRAFANA_CHART_REPO, "grafana", pins.GRAFANA_CHART_VERSION)
 GRAFANA_ADMIN_USER: Final = "admin"
@@ -39,20 +40,23 @@ GRAFANA_INIT_RESOURCES: Final = {"requests": {"cpu": "10m", "memory": "16Mi"}}
 @dataclass(frozen=True)
 class AppsArgs:
     access: ClusterAccess
-    config: HomelabConfig
+    # The configured apps with their hosts (config/views.py `exposed_apps`).
+    apps: tuple[ExposedApp, ...]
     traefik: TraefikRouting
     # The class for state (volumes retained when their claim goes, components/platform/storage.py).
     storage_class: pulumi.Output[str]
+    # Protect their state (namespaces and claims), `lifecycle.protect_stateful`.
+    protect: bool
 
 
-def app_namespaces(config: HomelabConfig) -> list[str]:
+def app_namespaces(apps: Sequence[App]) -> list[str]:
     """Namespaces this component creates and owns: every app's, for deployed workloads and
     routes to a `service` alike, since the route and the reflected certificate live there too.
 
     The config refuses the platform's and Kubernetes' own namespaces (config/model.py
     `_app_namespace`); the subtraction keeps each namespace created exactly once regardless.
     """
-    return sorted({a.namespace for a in config.apps} - set(PLATFORM_NAMESPACES))
+    return sorted({a.namespace for a in apps} - set(PLATFORM_NAMESPACES))
 
 
 def grafana_values(app: App, fqdn: str, admin_secret: str, claim: str) -> dict[str, Any]:
@@ -98,7 +102,6 @@ class Apps(pulumi.ComponentResource):
     ) -> None:
         super().__init__("homelab:apps:Apps", name, None, opts)
         self._args = args
-        config = args.config
         self.grafana_admin_password = None
         # Deleting a namespace deletes the claims in it: protected where state is.
         self._namespaces = {
@@ -107,15 +110,15 @@ class Apps(pulumi.ComponentResource):
                 ns,
                 access=args.access,
                 parent=self,
-                protect=config.lifecycle.protect_stateful,
+                protect=args.protect,
             )
-            for ns in app_namespaces(config)
+            for ns in app_namespaces([exposed.app for exposed in args.apps])
         }
         workloads: dict[str, Callable[[str, App, ExposedHost], _Deployed]] = {
             "grafana": self._grafana,
         }
-        for app in config.apps:
-            host = config.app_exposure(app)
+        for exposed in args.apps:
+            app, host = exposed.app, exposed.host
             if app.workload is not None:
                 deployed = workloads[app.workload](f"{name}-{app.name}", app, host)
             else:
@@ -131,7 +134,7 @@ class Apps(pulumi.ComponentResource):
                 backends=[deployed.backend],
                 depends_on=deployed.ready,
             )
-        self.urls = {a.name: f"https://{config.fqdn(a.host_label)}" for a in config.apps}
+        self.urls = {exposed.app.name: exposed.url for exposed in args.apps}
         outputs: dict[str, Any] = {"urls": self.urls}
         if self.grafana_admin_password is not None:
             outputs["grafanaAdminPassword"] = self.grafana_admin_password
@@ -184,7 +187,7 @@ class Apps(pulumi.ComponentResource):
             opts=access.opts(
                 self,
                 depends_on=self._in_namespace(app),
-                protect=self._args.config.lifecycle.protect_stateful,
+                protect=self._args.protect,
             ),
         )
         release = helm_release(

@@ -39,7 +39,7 @@ from components.shared.security import (
     policy_ports,
 )
 from config import pins
-from config.model import ExposedHost, HomelabConfig
+from config.views import HeadplaneSite
 
 LABELS: Final = {"app.kubernetes.io/name": "headplane", "app.kubernetes.io/part-of": "homelab"}
 NAME: Final = "headplane"
@@ -52,8 +52,9 @@ REDIRECT_MIDDLEWARE: Final = "headplane-root-redirect"
 @dataclass(frozen=True)
 class HeadplaneArgs:
     access: ClusterAccess
-    config: HomelabConfig
-    host: ExposedHost
+    site: HeadplaneSite
+    # Headscale's public URL, which the UI shows for joining devices.
+    headscale_url: str
     namespace: pulumi.Input[str]
     storage_class: pulumi.Output[str]
     traefik: TraefikRouting
@@ -75,7 +76,9 @@ class Headplane(pulumi.ComponentResource):
         self, name: str, args: HeadplaneArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:remote-access:Headplane", name, None, opts)
-        settings = headplane.headplane_config(args.config)
+        settings = headplane.headplane_config(
+            args.site.host, headscale_public_url=args.headscale_url
+        )
         problems = headplane.config_problems(settings)
         if problems:  # a bug here, not bad user config: config/rules.py guards the inputs
             raise ValueError("generated Headplane config is invalid: " + "; ".join(problems))
@@ -142,7 +145,7 @@ class Headplane(pulumi.ComponentResource):
             access=access,
             parent=self,
             routing=args.traefik,
-            host=args.host,
+            host=args.site.host,
             backends=[
                 Backend(
                     NAME,
@@ -166,12 +169,12 @@ class Headplane(pulumi.ComponentResource):
             ],
             opts=access.opts(self),
         )
-        self.url = headplane.ui_url(args.config)
+        self.url = headplane.ui_url(args.site.host)
         self.labels = dict(LABELS)
         self.register_outputs({"url": self.url})
 
     def _cookie_secret(self, name: str, args: HeadplaneArgs, meta: Any) -> k8s.core.v1.Secret:
-        secret_value = args.config.headplane_cookie_secret
+        secret_value = args.site.cookie_secret
         if secret_value is not None:
             cookie_secret = pulumi.Output.secret(secret_value.get_secret_value())
         else:
@@ -196,7 +199,7 @@ class Headplane(pulumi.ComponentResource):
     ) -> k8s.apiextensions.CustomResource:
         # The whole host goes to Headplane, whose UI lives under /admin (the URL in the stack
         # outputs); the bare host redirects there instead of answering 404.
-        fqdn = args.host.fqdn
+        fqdn = args.site.host.fqdn
         return k8s.apiextensions.CustomResource(
             f"{name}-redirect",
             api_version="traefik.io/v1alpha1",
