@@ -157,21 +157,26 @@ class Headscale(pulumi.ComponentResource):
             traefik_namespace=args.traefik.namespace,
             headplane_labels=headplane.labels if headplane is not None else None,
         )
-        self._keys(name, args, at, deployment, with_headplane=headplane is not None)
+        minted = mint_keys(
+            name,
+            at,
+            deployment,
+            admin_user=server.remote_access.admin_user,
+            router_tag=server.remote_access.router.tag,
+            with_headplane=headplane is not None,
+        )
+        self.router_auth_key = minted.router.key
+        self.router_auth_key_generation = minted.router.generation
+        self.router_auth_key_expiry = minted.router.expiration
+        self.headplane_api_key = minted.headplane.key if minted.headplane else None
+        self.headplane_api_key_expiry = minted.headplane.expiration if minted.headplane else None
         self.headplane_url = headplane.url if headplane is not None else None
 
         self.server_url = pulumi.Output.from_input(str(settings["server_url"]))
         self.port_forwards = port_forwards(
             server.host.fqdn, derp, traefik=args.traefik, stun_ip=args.stun_load_balancer.ip
         )
-        self.public_dns_record = {
-            "name": server.host.fqdn,
-            "type": "A",
-            "value": "<the home connection's public IPv4>",
-            "proxied": False,
-            "note": "DNS-only: a proxying CDN breaks Tailscale's control-protocol upgrade "
-            "(components.md 2.3). The only public name; every other host resolves over MagicDNS.",
-        }
+        self.public_dns_record = public_dns_record(server.host.fqdn)
         self.join_command = f"tailscale up --login-server {settings['server_url']} --accept-routes"
         self.register_outputs(
             {
@@ -185,71 +190,6 @@ class Headscale(pulumi.ComponentResource):
                 "joinCommand": self.join_command,
             }
         )
-
-    def _keys(
-        self,
-        name: str,
-        args: HeadscaleArgs,
-        at: Placement,
-        deployment: k8s.apps.v1.Deployment,
-        *,
-        with_headplane: bool,
-    ) -> None:
-        """The router's pre-auth key and, with Headplane, its API key: minted in the pod."""
-        remote = args.server.remote_access
-        kubeconfig = args.access.kubeconfig
-        target = keys.HeadscaleTarget(
-            HEADSCALE_NAMESPACE, f"deployment/{headscale_pod.DEPLOYMENT}", "headscale"
-        )
-        key_deps: list[pulumi.Resource] = [deployment, args.access.cluster]
-        router_key = keys.mint_key(
-            f"{name}-router-key",
-            keys.KeyRequest(
-                kind="preauthkey",
-                expiration=keys.ROUTER_KEY_EXPIRY,
-                # Creating the key creates this user when missing, so 'admin@' in group:admins
-                # names a real user before the admin's first device joins.
-                user=remote.admin_user,
-                tags=(remote.router.tag,),
-            ),
-            target=target,
-            held=ROUTER_KEY_HOLDER,
-            kubeconfig=kubeconfig,
-            parent=self,
-            depends_on=key_deps,
-            deleted_with=args.access.cluster,
-        )
-        self.router_auth_key = router_key.key
-        self.router_auth_key_generation = router_key.generation
-        self.router_auth_key_expiry = router_key.expiration
-        self.headplane_api_key = None
-        self.headplane_api_key_expiry = None
-        if with_headplane:
-            # No OIDC here, so Headplane runs in limited mode: the admin logs in by pasting an API
-            # key (docs/install/limited-mode.md): a secret stack output, and a Secret here for
-            # its renewal check.
-            api_key = keys.mint_key(
-                f"{name}-headplane-api-key",
-                keys.KeyRequest(kind="apikey", expiration=API_KEY_EXPIRY),
-                target=target,
-                held=API_KEY_HOLDER,
-                kubeconfig=kubeconfig,
-                parent=self,
-                depends_on=key_deps,
-                deleted_with=args.access.cluster,
-            )
-            k8s.core.v1.Secret(
-                f"{name}-headplane-api-key-secret",
-                metadata=at.meta(
-                    API_KEY_HOLDER.secret,
-                    annotations={keys.GENERATION_ANNOTATION: api_key.generation},
-                ),
-                type="Opaque",
-                string_data={API_KEY_HOLDER.item: api_key.key},
-                opts=at.opts(),
-            )
-            self.headplane_api_key = api_key.key
-            self.headplane_api_key_expiry = api_key.expiration
 
 
 def port_forwards(
@@ -278,3 +218,81 @@ def port_forwards(
             }
         )
     return forwards
+
+
+@dataclass(frozen=True)
+class HeadscaleKeys:
+    router: keys.MintedKey
+    headplane: keys.MintedKey | None
+
+
+def mint_keys(
+    name: str,
+    at: Placement,
+    deployment: k8s.apps.v1.Deployment,
+    *,
+    admin_user: str,
+    router_tag: str,
+    with_headplane: bool,
+) -> HeadscaleKeys:
+    """The router's pre-auth key and, with Headplane, its API key: minted in the running pod."""
+    kubeconfig = at.access.kubeconfig
+    target = keys.HeadscaleTarget(
+        HEADSCALE_NAMESPACE, f"deployment/{headscale_pod.DEPLOYMENT}", "headscale"
+    )
+    key_deps: list[pulumi.Resource] = [deployment, at.access.cluster]
+    router_key = keys.mint_key(
+        f"{name}-router-key",
+        keys.KeyRequest(
+            kind="preauthkey",
+            expiration=keys.ROUTER_KEY_EXPIRY,
+            # Creating the key creates this user when missing, so 'admin@' in group:admins
+            # names a real user before the admin's first device joins.
+            user=admin_user,
+            tags=(router_tag,),
+        ),
+        target=target,
+        held=ROUTER_KEY_HOLDER,
+        kubeconfig=kubeconfig,
+        parent=at.owner,
+        depends_on=key_deps,
+        deleted_with=at.access.cluster,
+    )
+    if not with_headplane:
+        return HeadscaleKeys(router=router_key, headplane=None)
+    # No OIDC here, so Headplane runs in limited mode: the admin logs in by pasting an API
+    # key (docs/install/limited-mode.md): a secret stack output, and a Secret here for
+    # its renewal check.
+    api_key = keys.mint_key(
+        f"{name}-headplane-api-key",
+        keys.KeyRequest(kind="apikey", expiration=API_KEY_EXPIRY),
+        target=target,
+        held=API_KEY_HOLDER,
+        kubeconfig=kubeconfig,
+        parent=at.owner,
+        depends_on=key_deps,
+        deleted_with=at.access.cluster,
+    )
+    k8s.core.v1.Secret(
+        f"{name}-headplane-api-key-secret",
+        metadata=at.meta(
+            API_KEY_HOLDER.secret,
+            annotations={keys.GENERATION_ANNOTATION: api_key.generation},
+        ),
+        type="Opaque",
+        string_data={API_KEY_HOLDER.item: api_key.key},
+        opts=at.opts(),
+    )
+    return HeadscaleKeys(router=router_key, headplane=api_key)
+
+
+def public_dns_record(fqdn: str) -> dict[str, Any]:
+    """The one record a person creates at the public DNS provider."""
+    return {
+        "name": fqdn,
+        "type": "A",
+        "value": "<the home connection's public IPv4>",
+        "proxied": False,
+        "note": "DNS-only: a proxying CDN breaks Tailscale's control-protocol upgrade "
+        "(components.md 2.3). The only public name; every other host resolves over MagicDNS.",
+    }
