@@ -41,10 +41,10 @@ from components.remote_access.headscale_config import (
     headscale_config,
     startup_problems,
 )
-from components.remote_access.headscale_pod import Placement
 from components.remote_access.subnet_router import ROUTER_KEY_HOLDER
 from components.shared.common import HEADSCALE_NAMESPACE, ClusterAccess
 from components.shared.kube import namespace as kube_namespace
+from components.shared.placement import Placement
 from config.model import Derp
 from config.views import ControlServer
 
@@ -113,7 +113,12 @@ class Headscale(pulumi.ComponentResource):
             labels={"app.kubernetes.io/part-of": "homelab"},
             protect=args.protect,
         )
-        at = Placement(owner=self, access=args.access, namespace=namespace.metadata.name)
+        at = Placement(
+            owner=self,
+            access=args.access,
+            namespace=namespace.metadata.name,
+            labels=headscale_pod.LABELS,
+        )
         deployment = headscale_pod.workload(
             name,
             at,

@@ -1,7 +1,8 @@
 """Headscale's pod: its claim, its ConfigMap, the single-replica Deployment and who may reach it.
 
 Builder functions, not a child component: every object keeps the Headscale component as its
-parent, so names and URNs are those of the single-class version (no aliases needed).
+parent (components/shared/placement.py), so names and URNs are those of the single-class version
+(no aliases needed).
 `pod_spec` is the whole pod in one place, so a sidecar is one entry in its `containers`.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import pulumi
@@ -22,7 +21,7 @@ from components.remote_access.headscale_config import (
     HTTP_PORT,
     SOCKET_DIR,
 )
-from components.shared.common import ClusterAccess
+from components.shared.placement import Placement
 from components.shared.security import (
     IMAGE_PULL_POLICY,
     NONROOT_ID,
@@ -41,25 +40,6 @@ LABELS: Final = {"app.kubernetes.io/name": "headscale", "app.kubernetes.io/part-
 CONFIG_MAP: Final = "headscale-config"
 DATA_CLAIM: Final = "headscale-data"
 DEPLOYMENT: Final = "headscale"
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where Headscale's objects go: its component (their parent), the cluster and namespace."""
-
-    owner: pulumi.Resource
-    access: ClusterAccess
-    namespace: pulumi.Input[str]
-
-    def meta(self, object_name: str, **extra: Any) -> k8s.meta.v1.ObjectMetaArgs:
-        return k8s.meta.v1.ObjectMetaArgs(
-            name=object_name, namespace=self.namespace, labels=dict(LABELS), **extra
-        )
-
-    def opts(
-        self, *, depends_on: Sequence[pulumi.Resource] = (), protect: bool = False
-    ) -> pulumi.ResourceOptions:
-        return self.access.opts(self.owner, depends_on=depends_on, protect=protect)
 
 
 def as_input(value: dict[str, Any]) -> Any:

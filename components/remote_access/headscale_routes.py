@@ -3,7 +3,7 @@
 On the `public` entrypoint (what WAN 443 reaches) only the paths Tailscale clients use; on the
 private `websecure` entrypoint the whole host behind the LAN/tailnet allowlist (the REST API and
 Swagger stay off the internet). Objects are parented to the Headscale component
-(headscale_pod.Placement).
+(components/shared/placement.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pulumi_kubernetes as k8s
 
 from components.platform.traefik import TraefikRouting
 from components.remote_access.headscale_config import HTTP_PORT
-from components.remote_access.headscale_pod import Placement
 from components.remote_access.headscale_services import SERVICE
 from components.shared.ingress import Backend, route_host
+from components.shared.placement import Placement
 from components.shared.security import visibility_annotations
 from config.model import ExposedHost
 

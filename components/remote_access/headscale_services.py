@@ -2,7 +2,7 @@
 
 STUN cannot go through an HTTP proxy, so it has its own UDP LoadBalancer Service from MetalLB,
 and, when that is not Traefik's IP, a ClusterIP Service answering it on Traefik's IP inside the
-cluster. Objects are parented to the Headscale component (headscale_pod.Placement).
+cluster. Objects are parented to the Headscale component (components/shared/placement.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pulumi_kubernetes as k8s
 from components.platform.metallb import LoadBalancerRequest
 from components.platform.traefik import TraefikRouting
 from components.remote_access.headscale_config import HTTP_PORT
-from components.remote_access.headscale_pod import LABELS, Placement, as_input
+from components.remote_access.headscale_pod import LABELS, as_input
+from components.shared.placement import Placement
 from config.model import Derp
 
 SERVICE: Final = "headscale"
