@@ -228,7 +228,7 @@ class CertManager(pulumi.ComponentResource):
         )
         certificate_deps: list[pulumi.Resource] = [release, issuer, args.reflector]
         if (saved := request.saved) is not None:
-            certificate_deps.append(self._seed_secret(name, args, saved, depends_on=[ns]))
+            certificate_deps.append(seed_secret(name, self, args, saved, depends_on=[ns]))
         certificate = k8s.apiextensions.CustomResource(
             f"{name}-wildcard",
             api_version="cert-manager.io/v1",
@@ -259,35 +259,36 @@ class CertManager(pulumi.ComponentResource):
             }
         )
 
-    def _seed_secret(
-        self,
-        name: str,
-        args: CertManagerArgs,
-        saved: SavedCertificate,
-        *,
-        depends_on: list[pulumi.Resource],
-    ) -> k8s.core.v1.Secret:
-        """The saved Secret, created before the Certificate so cert-manager keeps it.
 
-        After creation the Secret is cert-manager's: it renews into it (a forced server-side
-        apply, issuing/internal/secret.go UpdateData), so Pulumi ignores `data` changes, and
-        `retain_on_delete` leaves it in place should the saved value ever be removed.
-        """
-        data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            {"tls.crt": saved.tls_crt, "tls.key": saved.tls_key}
-        )
-        options = args.access.opts(self, depends_on=[*depends_on, args.reflector])
-        return k8s.core.v1.Secret(
-            f"{name}-saved-wildcard-tls",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=WILDCARD_SECRET,
-                namespace=CERT_MANAGER_NAMESPACE,
-                annotations=seeded_secret_annotations(args.request, saved),
-                labels={CERT_MANAGER_SECRET_LABEL: "true"},
-            ),
-            type=TLS_SECRET_TYPE,
-            data=data,
-            opts=pulumi.ResourceOptions.merge(
-                options, pulumi.ResourceOptions(ignore_changes=["data"], retain_on_delete=True)
-            ),
-        )
+def seed_secret(
+    name: str,
+    owner: pulumi.Resource,
+    args: CertManagerArgs,
+    saved: SavedCertificate,
+    *,
+    depends_on: list[pulumi.Resource],
+) -> k8s.core.v1.Secret:
+    """The saved Secret, created before the Certificate so cert-manager keeps it.
+
+    After creation the Secret is cert-manager's: it renews into it (a forced server-side
+    apply, issuing/internal/secret.go UpdateData), so Pulumi ignores `data` changes, and
+    `retain_on_delete` leaves it in place should the saved value ever be removed.
+    """
+    data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+        {"tls.crt": saved.tls_crt, "tls.key": saved.tls_key}
+    )
+    options = args.access.opts(owner, depends_on=[*depends_on, args.reflector])
+    return k8s.core.v1.Secret(
+        f"{name}-saved-wildcard-tls",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=WILDCARD_SECRET,
+            namespace=CERT_MANAGER_NAMESPACE,
+            annotations=seeded_secret_annotations(args.request, saved),
+            labels={CERT_MANAGER_SECRET_LABEL: "true"},
+        ),
+        type=TLS_SECRET_TYPE,
+        data=data,
+        opts=pulumi.ResourceOptions.merge(
+            options, pulumi.ResourceOptions(ignore_changes=["data"], retain_on_delete=True)
+        ),
+    )

@@ -79,6 +79,19 @@ def dump_json(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, indent=2) + "\n"
 
 
+def config_files(
+    server: ControlServer, *, traefik_ip: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Headscale's config (checked against its startup rules) and the ConfigMap's files."""
+    settings = headscale_config(server, traefik_ip=traefik_ip)
+    problems = startup_problems(settings)
+    if problems:  # a bug here, not bad user config: config/rules.py guards the inputs
+        raise ValueError("generated Headscale config is invalid: " + "; ".join(problems))
+    # The same policy document config/access.py evaluates for the policy tests and access.md.
+    files = {CONFIG_FILE: dump_yaml(settings), POLICY_FILE: dump_json(dict(server.policy))}
+    return settings, files
+
+
 class Headscale(pulumi.ComponentResource):
     server_url: pulumi.Output[str]
     router_auth_key: pulumi.Output[str]
@@ -97,11 +110,7 @@ class Headscale(pulumi.ComponentResource):
         super().__init__("homelab:remote-access:Headscale", name, None, opts)
         server = args.server
         derp = server.remote_access.derp
-        settings = headscale_config(server, traefik_ip=args.traefik.load_balancer_ip)
-        problems = startup_problems(settings)
-        if problems:  # a bug here, not bad user config: config/rules.py guards the inputs
-            raise ValueError("generated Headscale config is invalid: " + "; ".join(problems))
-        files = {CONFIG_FILE: dump_yaml(settings), POLICY_FILE: dump_json(dict(server.policy))}
+        settings, files = config_files(server, traefik_ip=args.traefik.load_balancer_ip)
 
         # Deleting the namespace deletes the claims in it: protected wherever the claims are.
         namespace = kube_namespace(
