@@ -36,7 +36,8 @@ COOKIE_SECRET_KEY: Final = "cookie_secret"
 # The UI is served under this prefix (app/routes.ts basename); health is /admin/healthz.
 UI_PATH: Final = "/admin"
 COOKIE_SECRET_LENGTH: Final = 32
-# Headscale's ClusterIP Service (components/remote_access/headscale.py), plain HTTP inside the cluster.
+# Headscale's ClusterIP Service (components/remote_access/headscale_services.py), plain HTTP inside
+# the cluster.
 HEADSCALE_SERVICE: Final = "headscale"
 HEADSCALE_URL: Final = f"http://{HEADSCALE_SERVICE}.{HEADSCALE_NAMESPACE}.svc:{HEADSCALE_HTTP_PORT}"
 
