@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from config import pins
 from config.access import UNNAMED_USER, Destination, Principal, Tailnet
 from config.loader import validate_config
 from config.model import HomelabConfig
@@ -89,6 +90,8 @@ TALOS_DEFAULT_IPV6_POD_NET = ipaddress.ip_network("fc00:db8:10::/56")  # Default
 # grafana-community/helm-charts@grafana-12.11.1:charts/grafana/Chart.yaml `name`, and the
 # values.yaml defaults the Service and pod templates read.
 GRAFANA_CHART_NAME = "grafana"
+# The chart version `grafana_chart_service` is ported from: a bump must re-read the templates.
+GRAFANA_CHART_PORTED_FROM = "12.11.1"
 GRAFANA_CHART_DEFAULTS: dict[str, Any] = {
     "nameOverride": "",
     "fullnameOverride": "",
@@ -250,6 +253,46 @@ def transitive_dependencies(render: Render, record: ResourceRecord) -> set[str]:
                 queue.extend(d for d in descendants if d.urn not in seen)
                 seen |= {d.urn for d in descendants}
     return seen
+
+
+def listen_port(settings: Mapping[str, Any]) -> int:
+    return int(str(settings["listen_addr"]).rpartition(":")[2])
+
+
+def backend_problems(
+    render: Render, rule: Mapping[str, Any], *, expected_port: int | None = None
+) -> list[str]:
+    """Why a route's backend Service (a record of the stack) does not reach a pod's port."""
+    record: ResourceRecord = rule["_record"]
+    namespace = record.input("metadata.namespace")
+    (backend,) = rule["services"]
+    service = named(render, SERVICE, backend.get("namespace", namespace), backend["name"])
+    if service is None:
+        return [f"no Service {namespace}/{backend['name']}"]
+    ports = [p for p in service.input("spec.ports") if p["port"] == backend["port"]]
+    if not ports:
+        return [f"Service {backend['name']} has no port {backend['port']}"]
+    selector = service.input("spec.selector") or {}
+    for deployment in render.by_type(DEPLOYMENT):
+        if deployment.input("metadata.namespace") != service.input("metadata.namespace"):
+            continue
+        labels = deployment.input("spec.template.metadata.labels")
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        named_ports = {
+            p["name"]: p["containerPort"]
+            for c in pod_spec(deployment)["containers"]
+            for p in c.get("ports", [])
+            if "name" in p
+        }
+        target = ports[0].get("targetPort", ports[0]["port"])
+        port = named_ports.get(target) if isinstance(target, str) else target
+        if port is None:
+            return [f"no container port named {target!r} in {deployment.name}"]
+        if expected_port is not None and port != expected_port:
+            return [f"{deployment.name} serves {port}, the program listens on {expected_port}"]
+        return []
+    return [f"Service {backend['name']}'s selector {selector} selects no pods"]
 
 
 # --- upstream rules, ported -------------------------------------------------------------------
@@ -544,53 +587,16 @@ def test_hop_1_a_device_joins_over_the_public_entrypoint(name: str) -> None:
     assert problems == []
 
 
-def listen_port(settings: Mapping[str, Any]) -> int:
-    return int(str(settings["listen_addr"]).rpartition(":")[2])
-
-
-def backend_problems(
-    render: Render, rule: Mapping[str, Any], *, expected_port: int | None = None
-) -> list[str]:
-    """Why a route's backend Service (a record of the stack) does not reach a pod's port."""
-    record: ResourceRecord = rule["_record"]
-    namespace = record.input("metadata.namespace")
-    (backend,) = rule["services"]
-    service = named(render, SERVICE, backend.get("namespace", namespace), backend["name"])
-    if service is None:
-        return [f"no Service {namespace}/{backend['name']}"]
-    ports = [p for p in service.input("spec.ports") if p["port"] == backend["port"]]
-    if not ports:
-        return [f"Service {backend['name']} has no port {backend['port']}"]
-    selector = service.input("spec.selector") or {}
-    for deployment in render.by_type(DEPLOYMENT):
-        if deployment.input("metadata.namespace") != service.input("metadata.namespace"):
-            continue
-        labels = deployment.input("spec.template.metadata.labels")
-        if not selector or any(labels.get(k) != v for k, v in selector.items()):
-            continue
-        named_ports = {
-            p["name"]: p["containerPort"]
-            for c in pod_spec(deployment)["containers"]
-            for p in c.get("ports", [])
-            if "name" in p
-        }
-        target = ports[0].get("targetPort", ports[0]["port"])
-        port = named_ports.get(target) if isinstance(target, str) else target
-        if port is None:
-            return [f"no container port named {target!r} in {deployment.name}"]
-        if expected_port is not None and port != expected_port:
-            return [f"{deployment.name} serves {port}, the program listens on {expected_port}"]
-        return []
-    return [f"Service {backend['name']}'s selector {selector} selects no pods"]
-
-
 # --- hop 2: the policy admits the user -----------------------------------------------------------
 
 
 def tailnet_of(render: Render) -> Tailnet:
     """The policy Headscale loads, plus the routes the router advertises under its key's tag."""
     (tag,) = router_key_tags(render)
-    return Tailnet(policy_document(render), {tag: tuple(advertised_routes(router_env(render)))})  # type: ignore[arg-type]
+    routes = [
+        r for r in advertised_routes(router_env(render)) if isinstance(r, ipaddress.IPv4Network)
+    ]
+    return Tailnet(policy_document(render), {tag: tuple(routes)})
 
 
 def app_destination(s: Stack, port: int = HTTPS_PORT) -> Destination:
@@ -819,9 +825,23 @@ def test_hop_7_tls_comes_from_the_awaited_wildcard_in_the_routes_namespace(name:
     annotations = certificate.input("spec.secretTemplate.annotations")
     assert reflector_mirrors_into(annotations, route.input("metadata.namespace"))
     assert route.input("metadata.namespace") == s.app["namespace"]
+    # Headscale's public route serves the same Secret to joining devices.
+    (control,) = routes_for(s.render, "public", s.headscale_fqdn, TS2021_PATH)
+    control_route: ResourceRecord = control["_record"]
+    assert control_route.input("spec.tls.secretName") == certificate.input("spec.secretName")
+    assert reflector_mirrors_into(annotations, control_route.input("metadata.namespace"))
     router = child(s.render, ROUTER, DEPLOYMENT, "subnet-router-deployment")
-    for waiting in (route, router):
+    for waiting in (route, control_route, router):
         assert certificate.urn in transitive_dependencies(s.render, waiting), waiting.name
+
+
+def test_the_grafana_chart_port_is_of_the_pinned_chart() -> None:
+    """`grafana_chart_service` mirrors the templates of one chart version; a bump fails here
+    until they are re-read at the new tag."""
+    assert pins.GRAFANA_CHART_VERSION == GRAFANA_CHART_PORTED_FROM
+    for name in STACKS:
+        release = _render(name).one(RELEASE, "apps-grafana")
+        assert release.input("version") == GRAFANA_CHART_PORTED_FROM
 
 
 def test_the_tls_ports_refuse_what_their_upstreams_refuse() -> None:
