@@ -921,9 +921,22 @@ def walk(s: Stack) -> str:
     # middleware
     middlewares = middlewares_of(s.render, rule)
     hop("middleware", all(m is not None for m in middlewares), "a named Middleware is missing")
+    crd_provider = helm_coalesce(chart_defaults("traefik"), helm_values(traefik_release(s.render)))[
+        "providers"
+    ]["kubernetesCRD"]
+    route_namespace = route.input("metadata.namespace")
     sources = router_connection_sources(s.render, s.config)
     for middleware in middlewares:
         assert middleware is not None
+        # traefik/traefik@v3.7.9:pkg/provider/kubernetes/crd/kubernetes.go `resolveReference`:
+        # a reference into another namespace needs allowCrossNamespace, else the route is
+        # dropped (kubernetes_http.go: "Failed to create middleware keys", continue).
+        hop(
+            "middleware",
+            middleware.input("metadata.namespace") == route_namespace
+            or bool(crd_provider.get("allowCrossNamespace")),
+            f"{middleware.name} is in another namespace and allowCrossNamespace is off",
+        )
         if "ipAllowList" in middleware.input("spec"):
             refused = [str(src) for src in sources if not allowlist_admits(middleware, src)]
             hop("middleware", not refused, f"{middleware.name} refuses the router's {refused}")
@@ -1007,10 +1020,12 @@ def _replace_inputs(
     return dataclasses.replace(render, resources=resources)
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+def _set(path: str | tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set the input at a dotted path (or at these keys, for a key holding a dot)."""
+    parts = path.split(".") if isinstance(path, str) else list(path)
+
     def change(inputs: dict[str, Any]) -> None:
         target: Any = inputs
-        parts = path.split(".")
         for part in parts[:-1]:
             target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
         target[parts[-1]] = value
@@ -1048,6 +1063,28 @@ BREAKAGES: dict[str, tuple[Callable[[ResourceRecord], bool], Callable[[dict[str,
         _is(MIDDLEWARE, "traefik-private-only"),
         _set("spec.ipAllowList.sourceRange", ["192.168.0.0/24"]),
     ),
+    "middleware (cross-namespace refused)": (
+        _is(RELEASE, "traefik"),
+        _set("values.providers.kubernetesCRD.allowCrossNamespace", False),
+    ),
+    "ACL policy": (
+        _is(CONFIG_MAP, "headscale-config"),
+        lambda i: i["data"].update(
+            {
+                "policy.json": json.dumps(
+                    {**json.loads(i["data"]["policy.json"]), "acls": [], "hosts": {}}
+                )
+            }
+        ),
+    ),
+    "Traefik's LoadBalancer IP": (
+        _is(RELEASE, "traefik"),
+        _set(("values", "service", "annotations", "metallb.io/loadBalancerIPs"), "192.168.0.230"),
+    ),
+    "IngressRoute": (
+        _is(INGRESS_ROUTE, "apps-grafana-route"),
+        _set("spec.routes.0.match", "Host(`elsewhere.example`)"),
+    ),
     "TLS": (lambda r: r.type == CERTIFICATE, _set("spec.dnsNames", ["only.example"])),
     "app pods": (
         _is(RELEASE, "apps-grafana"),
@@ -1061,8 +1098,9 @@ BREAKAGES: dict[str, tuple[Callable[[ResourceRecord], bool], Callable[[dict[str,
 def test_the_walk_names_the_hop_that_breaks(broken: str) -> None:
     """Guards the end-to-end walk: each breakage of one record fails it at that hop."""
     match, change = BREAKAGES[broken]
+    expected_hop = broken.partition(" (")[0]
     s = stack("homelab")
     damaged = stack("homelab", _replace_inputs(s.render, match, change))
     with pytest.raises(BrokenHopError) as raised:
         walk(damaged)
-    assert raised.value.hop == broken, str(raised.value)
+    assert raised.value.hop == expected_hop, str(raised.value)
