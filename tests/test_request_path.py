@@ -437,13 +437,22 @@ def router_connection_sources(render: Render, config: HomelabConfig) -> list[Net
     tailscale/tailscale@v1.102.3:wgengine/netstack/netstack.go `forwardTCP`: in userspace mode
     (TS_USERSPACE) the router terminates the client's TCP in its netstack and dials the
     destination with a plain net.Dialer, so the connection leaves from the router pod's own IP
-    (the tailnet address never appears). kubernetes/kubernetes pkg/proxy/iptables/proxier.go
-    `syncProxyRules` (read in the public code index, not at the Talos-pinned tag; the repository
-    is too large for the mirror): for a LoadBalancer IP with `externalTrafficPolicy: Local`,
-    "pod traffic for <svc> external destinations" jumps to the cluster chain unmasqueraded, so
-    the pod IP is kept; with `Cluster` the external chain marks all traffic for masquerade, so
-    it arrives from an address of the router's node (its LAN IP, or its CNI address in the pod
-    net)."""
+    (the tailnet address never appears).
+
+    siderolabs/talos@v1.13.9:internal/app/machined/pkg/controllers/k8s/control_plane.go
+    `getProxyArgs`: kube-proxy runs in nftables mode (Kubernetes >= 1.31, no mode configured)
+    with `--cluster-cidr` = the pod subnets, so its local-traffic detector is implemented.
+    kubernetes/kubernetes pkg/proxy/nftables/proxier.go `syncProxyRules` (read in the public
+    code index, not at the Talos-pinned tag: the repository is too large for the mirror; the
+    iptables proxier has the same rules): for a LoadBalancer IP with `externalTrafficPolicy:
+    Local`, pod traffic is "short-circuit"ed to the cluster chain unmasqueraded, so the pod IP is
+    kept; with `Cluster` the external chain jumps to the masquerade mark for all traffic, so it
+    arrives from an address of the router's node (its LAN IP, or its CNI address in the pod net).
+    """
+    apply = render.by_type(TALOS_APPLY)[0]
+    proxy = (v1alpha1_part(merged_machine_config(apply)).get("cluster") or {}).get("proxy") or {}
+    assert not proxy.get("disabled"), "without kube-proxy these rules are another CNI's"
+    assert proxy.get("mode") in (None, "", "nftables", "iptables"), proxy.get("mode")
     pods = cluster_pod_networks(render)
     service = helm_values(traefik_release(render))["service"]
     policy = (service.get("spec") or {}).get("externalTrafficPolicy", "Cluster")
