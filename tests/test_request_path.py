@@ -98,7 +98,6 @@ GRAFANA_CHART_DEFAULTS: dict[str, Any] = {
     "namespaceOverride": "",
     "podPortName": "grafana",
     "podLabels": {},
-    "useStatefulSet": False,
     "service": {"enabled": True, "type": "ClusterIP", "port": 80, "targetPort": 3000},
 }
 REFLECTOR = "reflector.v1.k8s.emberstack.com/"
