@@ -57,6 +57,7 @@ from components.shared.common import (
     HEADSCALE_NAMESPACE,
     METALLB_NAMESPACE,
     REFLECTOR_NAMESPACE,
+    TAILSCALE_NAMESPACE,
     TRAEFIK_NAMESPACE,
 )
 from config import pins
@@ -67,6 +68,8 @@ from homelab import lab
 from homelab.device import CONTAINER as HEADSCALE_CONTAINER
 from homelab.device import WORKLOAD as HEADSCALE_WORKLOAD
 
+# The subnet router's Deployment (components/remote_access/subnet_router.py).
+ROUTER_WORKLOAD: Final = "deployment/subnet-router"
 # Bounds every kubectl call: an unreachable API answers within this instead of hanging.
 REQUEST_TIMEOUT: Final = "10s"
 PROCESS_TIMEOUT_SECONDS: Final = 60
@@ -149,6 +152,14 @@ def _kubectl_hint(stack: str, args: str) -> str:
     return (
         f"kubectl --kubeconfig <(./scripts/pulumi stack output kubeconfig --show-secrets "
         f"--stack {stack}) {args}"
+    )
+
+
+def _talosctl_hint(stack: str, node: str, args: str) -> str:
+    """talosctl with the stack's talosconfig, the same way as `_kubectl_hint`."""
+    return (
+        f"talosctl --talosconfig <(./scripts/pulumi stack output talosconfig --show-secrets "
+        f"--stack {stack}) --nodes {node} {args}"
     )
 
 
@@ -339,9 +350,8 @@ def node_checks(
                     name,
                     Level.FAIL,
                     f"NotReady ({reason}{': ' + message if message else ''}); {detail}",
-                    f"talosctl --nodes {address} health  (and: "
-                    + _kubectl_hint(stack, f"describe node {name}")
-                    + ")",
+                    _talosctl_hint(stack, str(address), "health")
+                    + f"; {_kubectl_hint(stack, f'describe node {name}')}",
                 )
             )
             continue
@@ -357,10 +367,15 @@ def node_checks(
                     name,
                     Level.WARN,
                     f"Ready, but {'; '.join(drift)}",
-                    f"talosctl --nodes {address} upgrade --image "
-                    f"{pins.TALOS_INSTALLER_IMAGE}:{talos_version}"
+                    _talosctl_hint(
+                        stack,
+                        str(address),
+                        f"upgrade --image {pins.TALOS_INSTALLER_IMAGE}:{talos_version}",
+                    )
                     if talos != talos_version
-                    else f"talosctl --nodes {address} upgrade-k8s --to {kubernetes_version}",
+                    else _talosctl_hint(
+                        stack, str(address), f"upgrade-k8s --to {kubernetes_version}"
+                    ),
                 )
             )
         else:
@@ -520,17 +535,13 @@ def headscale_checks(
     output, gen/go/headscale/v1/node.pb.go). `available_routes` are what the node announces,
     `approved_routes` what Headscale approved (hscontrol/types/node.go Proto).
     """
-    exec_hint = (
-        f"kubectl -n {HEADSCALE_NAMESPACE} exec {HEADSCALE_WORKLOAD} -c {HEADSCALE_CONTAINER} -- "
-        "headscale"
-    )
     online = [n for n in nodes if n.get("online") is True]
     expired = sorted(
         str(n.get("given_name") or n.get("name"))
         for n in nodes
         if (expiry := _proto_time(n.get("expiry"))) is not None and expiry <= now
     )
-    devices = f"{len(online)} of {len(nodes)} devices online"
+    devices = f"{len(online)} of {len(nodes)} online"
     checks = [
         Check(
             "headscale",
@@ -545,7 +556,7 @@ def headscale_checks(
     ]
     router = _router(nodes, config)
     name = config.remote_access.router.hostname if config else "router"
-    logs = _kubectl_hint(stack, "-n tailscale logs statefulset/subnet-router")
+    logs = _kubectl_hint(stack, f"-n {TAILSCALE_NAMESPACE} logs {ROUTER_WORKLOAD}")
     if router is None:
         checks.append(
             Check(
@@ -574,9 +585,11 @@ def headscale_checks(
         return checks
     if unapproved:
         # autoApprovers in the ACL policy approve it on the next announcement; this approves now.
-        next_step = (
-            f"{exec_hint} nodes approve-routes --identifier {node_id} "
-            f"--routes {','.join(sorted(approved | set(unapproved)))}"
+        next_step = _kubectl_hint(
+            stack,
+            f"-n {HEADSCALE_NAMESPACE} exec {HEADSCALE_WORKLOAD} -c {HEADSCALE_CONTAINER} -- "
+            f"headscale nodes approve-routes --identifier {node_id} "
+            f"--routes {','.join(sorted(approved | set(unapproved)))}",
         )
     else:
         next_step = logs
@@ -739,6 +752,17 @@ def _versions(config: HomelabConfig | None) -> tuple[str, str]:
     return config.cluster.talos_version, config.cluster.kubernetes_version
 
 
+def _no_backup_target(stack: str) -> Check:
+    return Check(
+        "backups",
+        "target",
+        Level.WARN,
+        "no backup target configured: etcd and Headscale are not backed up",
+        f"configure a backup target in Pulumi.{stack}.yaml (docs/operations.md), "
+        f"then ./scripts/up {stack}",
+    )
+
+
 def cluster_checks(
     kubectl: Kubectl,
     outputs: Mapping[str, Any],
@@ -754,18 +778,25 @@ def cluster_checks(
     try:
         nodes = kubectl.get("nodes")
     except KubectlError as error:
-        reason = f"cluster unreachable: {error}"
-        hint = (
-            f"check the nodes are on and reachable: {_kubectl_hint(stack, 'get nodes')}; "
-            "talosctl health"
-        )
-        areas = ["nodes", "releases", "certificate", "headscale"]
-        checks = [Check(area, "-", Level.FAIL, reason, hint) for area in areas]
-        if target is not None:
-            checks += [
-                Check("backups", kind, Level.FAIL, reason, hint) for kind in ("etcd", "headscale")
-            ]
-        return [*checks, *key_checks(outputs, now=now, stack=stack, router_registered=None)]
+        reason = f"not checked, the cluster is unreachable: {error}"
+        node = str(config.cluster.control_planes[0].ip) if config else "<control-plane IP>"
+        hint = f"are the nodes on? {_talosctl_hint(stack, node, 'health')}"
+        subjects = {
+            "nodes": "nodes",
+            "releases": "Helm releases",
+            "certificate": f"{CERT_MANAGER_NAMESPACE}/{WILDCARD_CERTIFICATE}",
+            "headscale": "server",
+        }
+        checks = [
+            Check(area, subject, Level.FAIL, reason, hint) for area, subject in subjects.items()
+        ]
+        checks += key_checks(outputs, now=now, stack=stack, router_registered=None)
+        if target is None:
+            return [*checks, _no_backup_target(stack)]
+        checks.append(Check("backups", "target", Level.OK, target))
+        return checks + [
+            Check("backups", kind, Level.FAIL, reason, hint) for kind in ("etcd", "headscale")
+        ]
 
     checks = node_checks(nodes, talos_version=talos, kubernetes_version=kubernetes, stack=stack)
 
@@ -829,17 +860,7 @@ def cluster_checks(
     checks += key_checks(outputs, now=now, stack=stack, router_registered=router_registered)
 
     if target is None:
-        checks.append(
-            Check(
-                "backups",
-                "target",
-                Level.WARN,
-                "no backup target configured: etcd and Headscale are not backed up",
-                "configure a backup target in Pulumi."
-                f"{stack}.yaml (docs/operations.md), then ./scripts/up {stack}",
-            )
-        )
-        return checks
+        return [*checks, _no_backup_target(stack)]
     checks.append(Check("backups", "target", Level.OK, target))
     try:
         cronjob = kubectl.get("cronjob", ETCD_SNAPSHOT_CRONJOB, "--namespace", BACKUP_NAMESPACE)
