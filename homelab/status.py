@@ -141,9 +141,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# What kubectl adds after a command in the pod failed (client-go tools/remotecommand/v4.go
+# errorDecoderV4); the line before it says why.
+_EXEC_EXIT: Final = re.compile(r"^command terminated with exit code \d+$")
+
+
 def _last_line(text: str, fallback: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else fallback
+    meaningful = [line for line in lines if not _EXEC_EXIT.fullmatch(line)]
+    return (meaningful or lines or [fallback])[-1]
 
 
 def _kubectl_hint(stack: str, args: str) -> str:
@@ -401,7 +407,7 @@ def _helm_release_record(secret: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def release_checks(secrets: Mapping[str, Any], *, stack: str) -> list[Check]:
     """The newest revision of every Helm release: deployed, and its chart at the pinned version."""
-    newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+    revisions: dict[tuple[str, str], tuple[int, Mapping[str, Any]]] = {}
     for secret in secrets.get("items") or []:
         metadata = secret.get("metadata") or {}
         labels = metadata.get("labels") or {}
@@ -412,15 +418,12 @@ def release_checks(secrets: Mapping[str, Any], *, stack: str) -> list[Check]:
             revision = int(labels.get("version", "0"))
         except ValueError:
             continue
-        held = newest.get(key)
-        if held is None or revision > int(
-            (held.get("metadata") or {}).get("labels", {})["version"]
-        ):
-            newest[key] = secret
+        if key not in revisions or revision > revisions[key][0]:
+            revisions[key] = (revision, secret)
+    newest = {key: secret for key, (_, secret) in revisions.items()}
     checks: list[Check] = []
-    found = {name for _, name in newest}
     for name, namespace in sorted(PLATFORM_RELEASES.items()):
-        if name not in found:
+        if (namespace, name) not in newest:
             checks.append(
                 Check(
                     "releases",
@@ -778,7 +781,7 @@ def cluster_checks(
     try:
         nodes = kubectl.get("nodes")
     except KubectlError as error:
-        reason = f"not checked, the cluster is unreachable: {error}"
+        reason = f"not checked, `kubectl get nodes` failed: {error}"
         node = str(config.cluster.control_planes[0].ip) if config else "<control-plane IP>"
         hint = f"are the nodes on? {_talosctl_hint(stack, node, 'health')}"
         subjects = {

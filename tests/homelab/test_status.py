@@ -538,7 +538,7 @@ def test_an_unreachable_cluster_fails_every_cluster_check_with_one_clear_line(
     areas = {line.split()[1] for line in failed}
     assert {"nodes", "releases", "certificate", "headscale", "backups"} <= areas
     for line in failed:
-        assert f"the cluster is unreachable: {REFUSED}" in line
+        assert f"`kubectl get nodes` failed: {REFUSED}" in line
     # What to run: Talos's health check on a control plane, with the stack's talosconfig.
     first_control_plane = fixture_config().cluster.control_planes[0].ip
     assert f"--nodes {first_control_plane} health" in result.out
@@ -718,6 +718,22 @@ def test_headscale_that_does_not_answer_fails_with_where_to_look(fakes: Fakes) -
     entry = check(as_json(fakes), "headscale", "server")
     assert "container not found" in entry["detail"]
     assert "get pods" in entry["next"]
+
+
+def test_a_command_that_fails_in_the_pod_says_why_not_just_its_exit_code(fakes: Fakes) -> None:
+    """kubectl ends a failed exec with "command terminated with exit code N" (kubernetes/client-go
+    tools/remotecommand/v4.go errorDecoderV4, for a NonZeroExitCode status); the container's own
+    error, streamed to stderr before it, is the line that says why."""
+    cluster = healthy_cluster()
+    cluster["exec litestream"] = reply(
+        stderr="database not found in config: /var/lib/headscale/db.sqlite\n"
+        "command terminated with exit code 1\n",
+        code=1,
+    )
+    fakes.cluster(cluster)
+    entry = check(as_json(fakes), "backups", "headscale")
+    assert entry["level"] == "FAIL"
+    assert "database not found in config" in entry["detail"]
 
 
 def test_a_node_on_another_talos_version_is_a_warning_with_the_upgrade(fakes: Fakes) -> None:
