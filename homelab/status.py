@@ -75,6 +75,10 @@ REQUEST_TIMEOUT: Final = "10s"
 PROCESS_TIMEOUT_SECONDS: Final = 60
 # Headscale's database (components/remote_access/headscale_config.py), which Litestream replicates.
 HEADSCALE_DATABASE: Final = f"{HEADSCALE_DATA_DIR}/db.sqlite"
+# The sidecar's config file, which `replicate` is started with: `ltx` finds the database's replica
+# there (not at its default /etc/litestream.yml). Must equal CONFIG_PATH of
+# components/remote_access/litestream.py (the backups branch; tests check it once merged).
+LITESTREAM_CONFIG_PATH: Final = "/etc/litestream/litestream.yml"
 # A certificate this close to expiry should have been renewed already: cert-manager renews at 2/3
 # of the lifetime (30 days before for Let's Encrypt's 90), so 14 days left means renewals fail.
 CERTIFICATE_WARN_BEFORE: Final = timedelta(days=14)
@@ -730,7 +734,8 @@ def headscale_backup_check(
 ) -> Check:
     """The newest file Litestream has in the replica, any level: `litestream ltx -level all -json`
     lists each with its `timestamp` (RFC 3339), read from the replica itself
-    (benbjohnson/litestream @ v0.5.13 : cmd/litestream/ltx.go LTXFileInfo)."""
+    (benbjohnson/litestream @ v0.5.13 : cmd/litestream/ltx.go LTXFileInfo; unchanged at v0.5.16,
+    the image the backups pin)."""
     times = [t for f in files if (t := _time(f.get("timestamp"))) is not None]
     logs = _kubectl_hint(
         stack, f"-n {HEADSCALE_NAMESPACE} logs {HEADSCALE_WORKLOAD} -c {LITESTREAM_CONTAINER}"
@@ -884,6 +889,9 @@ def cluster_checks(
             LITESTREAM_CONTAINER,
             "litestream",
             "ltx",
+            # Flags before the path: Go's flag package stops at the first non-flag argument.
+            "-config",
+            LITESTREAM_CONFIG_PATH,
             "-level",
             "all",
             "-json",

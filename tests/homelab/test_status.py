@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from components.remote_access.headscale_config import headscale_config
 from config import pins
 from config.lab_guard import load_stack_file
 from config.model import HomelabConfig
-from homelab import cli, lab, status
+from homelab import cli, lab
 from tests.harness import fixture_stack_file
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -789,21 +790,41 @@ def test_no_backup_ever_fails(fakes: Fakes) -> None:
 
 
 def test_the_litestream_query_reads_the_replica_of_headscales_database(fakes: Fakes) -> None:
-    """benbjohnson/litestream@v0.5.13:cmd/litestream/ltx.go: `-level all` lists every level
-    (main.go levelVar), `-json` prints LTXFileInfo, the argument is the database path looked up
-    in the config (components/remote_access/headscale_config.py's sqlite path)."""
+    """benbjohnson/litestream@v0.5.13:cmd/litestream/ltx.go (same at v0.5.16): `-config` names
+    the file holding the database's replica, `-level all` lists every level (main.go levelVar),
+    `-json` prints LTXFileInfo; flags come before the path, which is looked up in the config
+    (Go's flag package stops at the first non-flag argument)."""
     run(fakes)
     (call,) = [c for c in fakes.calls("kubectl") if "litestream" in c["argv"]]
     argv = call["argv"]
     assert argv[argv.index("--container") + 1] == "litestream"
-    assert argv[argv.index("--") + 1 :] == [
-        "litestream",
-        "ltx",
-        "-level",
-        "all",
-        "-json",
-        status.HEADSCALE_DATABASE,
-    ]
+    command = argv[argv.index("--") + 1 :]
+    assert command[:2] == ["litestream", "ltx"]
+    assert command[command.index("-level") + 1] == "all"
+    assert "-json" in command
+    # The database is Headscale's (its rendered config), the last argument.
+    assert command[-1] == headscale_database()
+    assert all(not arg.startswith("-") for arg in command[command.index(command[-1]) :])
+
+
+def headscale_database() -> str:
+    """The SQLite file Headscale's rendered config opens."""
+    config = fixture_config()
+    settings = headscale_config(config, traefik_ip=str(config.network.traefik_ip))
+    path: str = settings["database"]["sqlite"]["path"]
+    return path
+
+
+def test_the_litestream_query_reads_the_config_the_sidecar_replicates_with(fakes: Fakes) -> None:
+    """`ltx` must read the same config file as the sidecar's `replicate -config` (the backups
+    component), else it finds no replica for the database."""
+    litestream = pytest.importorskip(
+        "components.remote_access.litestream", reason="the backups component is not merged yet"
+    )
+    run(fakes)
+    (call,) = [c for c in fakes.calls("kubectl") if "litestream" in c["argv"]]
+    command = call["argv"][call["argv"].index("--") + 1 :]
+    assert command[command.index("-config") + 1] == litestream.CONFIG_PATH
 
 
 def test_headscale_is_asked_through_its_cli_in_the_pod(fakes: Fakes) -> None:
