@@ -62,7 +62,7 @@ from components.shared.common import (
 )
 from config import pins
 from config.lab_guard import load_stack_file
-from config.model import HomelabConfig
+from config.model import HomelabConfig, SubnetRouter
 from config.rules import Problem
 from homelab import lab
 from homelab.device import CONTAINER as HEADSCALE_CONTAINER
@@ -513,11 +513,16 @@ def certificate_check(certificate: Mapping[str, Any], *, now: datetime, stack: s
     return Check("certificate", subject, Level.OK, f"Ready, {expiry}")
 
 
+def _router_settings(config: HomelabConfig | None) -> SubnetRouter:
+    """The router's config, or its defaults when the stack file cannot be read."""
+    return config.remote_access.router if config else SubnetRouter()
+
+
 def _router(
     nodes: Sequence[Mapping[str, Any]], config: HomelabConfig | None
 ) -> Mapping[str, Any] | None:
-    tag = config.remote_access.router.tag if config else "tag:k8s-router"
-    hostname = config.remote_access.router.hostname if config else "k8s-router"
+    settings = _router_settings(config)
+    tag, hostname = settings.tag, settings.hostname
     for node in nodes:
         if tag in (node.get("tags") or []):
             return node
@@ -562,7 +567,7 @@ def headscale_checks(
         )
     ]
     router = _router(nodes, config)
-    name = config.remote_access.router.hostname if config else "router"
+    name = _router_settings(config).hostname
     logs = _kubectl_hint(stack, f"-n {TAILSCALE_NAMESPACE} logs {ROUTER_WORKLOAD}")
     if router is None:
         checks.append(

@@ -856,3 +856,16 @@ def test_the_clock_decides_time_based_verdicts(fakes: Fakes) -> None:
     failed = "\n".join(lines(result.out, "FAIL"))
     assert "etcd: stale" in failed
     assert "headscale: stale" in failed
+
+
+def test_an_unreadable_stack_file_is_a_warning_and_the_pins_stand_in(fakes: Fakes) -> None:
+    (fakes.root / f"Pulumi.{STACK}.yaml").write_text(
+        "config:\n  homelab:domain: [not, a, domain]\n"
+    )
+    result = run(fakes)
+    assert result.code == 0, result.out
+    (warned,) = lines(result.out, "WARN")
+    assert f"Pulumi.{STACK}.yaml" in warned
+    # The nodes are still compared with the pins, the router found by its default tag.
+    assert f"Talos {pins.TALOS_VERSION}" in result.out
+    assert "router k8s-router: online" in result.out
