@@ -13,10 +13,10 @@ from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.metallb import MetalLB, MetalLBArgs
 from components.platform.reflector import Reflector, ReflectorArgs
 from components.platform.storage import Storage, StorageArgs, kubelet_host_paths
-from components.platform.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
+from components.platform.traefik import Traefik, TraefikArgs
 from components.remote_access.headscale import Headscale, HeadscaleArgs
 from components.remote_access.subnet_router import SubnetRouter, SubnetRouterArgs
-from config import load_stack_config
+from config import load_stack_config, views
 
 config = load_stack_config()
 
@@ -35,7 +35,7 @@ storage = Storage("storage", StorageArgs(access=access, storage=config.storage))
 
 # Network: real LAN IPs for Services, and Traefik on its fixed one. MetalLB lets Traefik and
 # STUN share one IP only when both Services carry the same key (components.md 5).
-ip_sharing_key = "traefik" if traefik_ip_is_shared(config) else None
+ip_sharing_key = "traefik" if views.traefik_ip_is_shared(config) else None
 metallb = MetalLB(
     "metallb",
     MetalLBArgs(
@@ -51,7 +51,7 @@ cert_manager = CertManager(
     "cert-manager",
     CertManagerArgs(
         access=access,
-        config=config,
+        request=views.certificate_request(config),
         dns_api_token=pulumi.Output.secret(config.dns_api_token.get_secret_value()),
         reflector=reflector.ready,
     ),
@@ -60,7 +60,7 @@ traefik = Traefik(
     "traefik",
     TraefikArgs(
         access=access,
-        config=config,
+        front_door=views.front_door(config),
         load_balancer=metallb.request_ip(config.network.traefik_ip, sharing_key=ip_sharing_key),
         wildcard=cert_manager.wildcard,
     ),
@@ -71,10 +71,11 @@ headscale = Headscale(
     "headscale",
     HeadscaleArgs(
         access=access,
-        config=config,
+        server=views.control_server(config),
         storage_class=storage.state_storage_class_name,
         traefik=traefik.routing,
         stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key=ip_sharing_key),
+        protect=config.lifecycle.protect_stateful,
     ),
 )
 router = SubnetRouter(
@@ -98,9 +99,10 @@ apps = Apps(
     "apps",
     AppsArgs(
         access=access,
-        config=config,
+        apps=views.exposed_apps(config),
         traefik=traefik.routing,
         storage_class=storage.state_storage_class_name,
+        protect=config.lifecycle.protect_stateful,
     ),
 )
 

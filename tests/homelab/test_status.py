@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.remote_access.headscale_config import headscale_config
-from config import pins
+from config import pins, views
 from config.lab_guard import load_stack_file
 from config.model import HomelabConfig
 from homelab import cli, lab
@@ -810,7 +810,9 @@ def test_the_litestream_query_reads_the_replica_of_headscales_database(fakes: Fa
 def headscale_database() -> str:
     """The SQLite file Headscale's rendered config opens."""
     config = fixture_config()
-    settings = headscale_config(config, traefik_ip=str(config.network.traefik_ip))
+    settings = headscale_config(
+        views.control_server(config), traefik_ip=str(config.network.traefik_ip)
+    )
     path: str = settings["database"]["sqlite"]["path"]
     return path
 
