@@ -16,11 +16,12 @@ from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.metallb import MetalLB, MetalLBArgs
 from components.platform.reflector import Reflector, ReflectorArgs
 from components.platform.storage import Storage, StorageArgs, kubelet_host_paths
-from components.platform.traefik import Traefik, TraefikArgs, traefik_ip_is_shared
+from components.platform.traefik import Traefik, TraefikArgs
 from components.remote_access.headscale import Headscale, HeadscaleArgs
+from components.remote_access.litestream import BackupTarget
 from components.remote_access.subnet_router import SubnetRouter, SubnetRouterArgs
 from components.shared.backup_names import BACKUP_NAMESPACE
-from config import load_stack_config
+from config import load_stack_config, views
 
 config = load_stack_config()
 
@@ -43,7 +44,7 @@ storage = Storage("storage", StorageArgs(access=access, storage=config.storage))
 
 # Network: real LAN IPs for Services, and Traefik on its fixed one. MetalLB lets Traefik and
 # STUN share one IP only when both Services carry the same key (components.md 5).
-ip_sharing_key = "traefik" if traefik_ip_is_shared(config) else None
+ip_sharing_key = "traefik" if views.traefik_ip_is_shared(config) else None
 metallb = MetalLB(
     "metallb",
     MetalLBArgs(
@@ -59,7 +60,7 @@ cert_manager = CertManager(
     "cert-manager",
     CertManagerArgs(
         access=access,
-        config=config,
+        request=views.certificate_request(config),
         dns_api_token=pulumi.Output.secret(config.dns_api_token.get_secret_value()),
         reflector=reflector.ready,
     ),
@@ -68,21 +69,30 @@ traefik = Traefik(
     "traefik",
     TraefikArgs(
         access=access,
-        config=config,
+        front_door=views.front_door(config),
         load_balancer=metallb.request_ip(config.network.traefik_ip, sharing_key=ip_sharing_key),
         wildcard=cert_manager.wildcard,
     ),
 )
 
 # Remote access: Headscale (+ Headplane, MagicDNS, DERP/STUN, ACL policy) and the subnet router.
+# Backups: one target for Headscale's Litestream and etcd's snapshots; the S3 key stays secret.
+backup_secret_key = (
+    pulumi.Output.secret(config.backup_secret_access_key.get_secret_value())
+    if config.backup_secret_access_key is not None
+    else None
+)
+backup = BackupTarget(config.backups, backup_secret_key) if config.backups is not None else None
 headscale = Headscale(
     "headscale",
     HeadscaleArgs(
         access=access,
-        config=config,
+        server=views.control_server(config),
         storage_class=storage.state_storage_class_name,
         traefik=traefik.routing,
         stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key=ip_sharing_key),
+        protect=config.lifecycle.protect_stateful,
+        backup=backup,
     ),
 )
 router = SubnetRouter(
@@ -106,24 +116,22 @@ apps = Apps(
     "apps",
     AppsArgs(
         access=access,
-        config=config,
+        apps=views.exposed_apps(config),
         traefik=traefik.routing,
         storage_class=storage.state_storage_class_name,
+        protect=config.lifecycle.protect_stateful,
     ),
 )
 
 # Backups: etcd snapshots on a schedule (Headscale's Litestream is part of its pod).
-if config.backups is not None:
-    secret_key = config.backup_secret_access_key
+if backup is not None:
     EtcdSnapshots(
         "etcd-snapshots",
         EtcdSnapshotsArgs(
             access=access,
-            backups=config.backups,
+            backups=backup.backups,
             talos_version=config.cluster.talos_version,
-            secret_access_key=pulumi.Output.secret(secret_key.get_secret_value())
-            if secret_key is not None
-            else None,
+            secret_access_key=backup.secret_access_key,
         ),
     )
 

@@ -9,6 +9,7 @@
     python -m homelab lab destroy NAME [--yes] [--force-homelab]
     python -m homelab lab list
     python -m homelab device register KEY --user USER [--stack homelab]   let a waiting device join
+    python -m homelab status [--stack homelab] [--json]   nodes, releases, certificate, VPN, keys, backups
 
 Errors a user can fix are one line on stderr with exit code 2, never a traceback.
 """
@@ -18,11 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from config.loader import ConfigError
-from homelab import device, engine, lab, reference, render
+from homelab import device, engine, lab, reference, render, status
 from homelab import init as init_stack
 
 
@@ -94,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     register_cmd.add_argument("key", help="the key after /register/ in the URL (or the URL)")
     register_cmd.add_argument("--user", required=True, help="the Headscale user it belongs to")
     register_cmd.add_argument("--stack", default=lab.HOMELAB_STACK, help="stack (default homelab)")
+
+    status_cmd = commands.add_parser(
+        "status", help="OK/WARN/FAIL for nodes, releases, certificate, Headscale, keys, backups"
+    )
+    status_cmd.add_argument("--stack", default=lab.HOMELAB_STACK, help="stack (default homelab)")
+    status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -153,6 +161,7 @@ def main(
     root: Path = engine.PROJECT_ROOT,
     fetch: reference.Downloader = reference.download,
     read_kubeconfig: device.KubeconfigReader | None = None,
+    now: Callable[[], datetime] = status.utc_now,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -179,6 +188,8 @@ def main(
                 stack=args.stack,
                 read_kubeconfig=read_kubeconfig or device.stack_kubeconfig,
             )
+        if args.command == "status":
+            return status.run(context, stack=args.stack, as_json=args.json, now=now(), out=out)
         if args.action == "list":
             return lab.list_labs(context)
         if args.action == "destroy":

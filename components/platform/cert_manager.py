@@ -28,16 +28,15 @@ from typing import Any, Final, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.platform.reflector import reflection_annotations, tls_namespaces
+from components.platform.reflector import reflection_annotations
 from components.shared.common import CERT_MANAGER_NAMESPACE, ClusterAccess
 from components.shared.kube import HelmChart, helm_release, namespace, secret_output
 from config import pins
-from config.model import (
-    CloudflareDns01,
-    Dns01Provider,
-    HomelabConfig,
-    SavedCertificate,
-)
+from config.model import CloudflareDns01, Dns01Provider, SavedCertificate
+from config.views import CertificateRequest
+
+# Re-exported for homelab/lab.py, which names the solver in its messages.
+from config.views import solver_description as solver_description
 
 CHART: Final = HelmChart(
     pins.CERT_MANAGER_CHART_REPO, "cert-manager", pins.CERT_MANAGER_CHART_VERSION
@@ -76,7 +75,7 @@ CERTIFICATE_TIMEOUT_SECONDS: Final = 900
 @dataclass(frozen=True)
 class CertManagerArgs:
     access: ClusterAccess
-    config: HomelabConfig
+    request: CertificateRequest
     dns_api_token: pulumi.Output[str]
     reflector: pulumi.Resource
 
@@ -118,11 +117,11 @@ def token_secret_name(provider: Dns01Provider) -> str:
     return f"dns01-{provider.provider}-api-token"
 
 
-def issuer_name(config: HomelabConfig) -> str:
-    return f"letsencrypt-{config.acme_environment}"
+def issuer_name(request: CertificateRequest) -> str:
+    return f"letsencrypt-{request.acme_environment}"
 
 
-def chart_values(config: HomelabConfig) -> dict[str, Any]:
+def chart_values(request: CertificateRequest) -> dict[str, Any]:
     """CRDs from the chart (off by default, components.md 7 #1), recursive-only DNS-01 checks.
 
     Self-checks against public resolvers only: a home router or split-horizon DNS answers the
@@ -134,7 +133,7 @@ def chart_values(config: HomelabConfig) -> dict[str, Any]:
         # controller, its webhook, the CA injector and the one-shot startup API check.
         "cainjector": {"resources": small},
         "crds": {"enabled": True, "keep": True},
-        "dns01RecursiveNameservers": ",".join(config.tls.recursive_nameservers),
+        "dns01RecursiveNameservers": ",".join(request.tls.recursive_nameservers),
         "dns01RecursiveNameserversOnly": True,
         "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
         "startupapicheck": {"resources": small},
@@ -142,26 +141,18 @@ def chart_values(config: HomelabConfig) -> dict[str, Any]:
     }
 
 
-def cluster_issuer_spec(config: HomelabConfig) -> dict[str, Any]:
+def cluster_issuer_spec(request: CertificateRequest) -> dict[str, Any]:
     """ACME DNS-01 against Let's Encrypt: staging for labs, production for the homelab."""
-    provider = config.tls.dns01
+    provider = request.tls.dns01
     solver = DNS01_SOLVERS[provider.provider](provider, token_secret_name(provider))
     return {
         "acme": {
-            "email": config.tls.acme_email,
-            "server": ACME_SERVERS[config.acme_environment],
-            "privateKeySecretRef": {"name": f"{issuer_name(config)}-account-key"},
-            "solvers": [
-                {"dns01": solver, "selector": {"dnsZones": [provider.zone or config.domain]}}
-            ],
+            "email": request.tls.acme_email,
+            "server": ACME_SERVERS[request.acme_environment],
+            "privateKeySecretRef": {"name": f"{issuer_name(request)}-account-key"},
+            "solvers": [{"dns01": solver, "selector": {"dnsZones": [request.zone]}}],
         }
     }
-
-
-def solver_description(config: HomelabConfig) -> str:
-    """The DNS-01 solver in words, for messages: 'DNS-01 via cloudflare in zone example.com'."""
-    provider = config.tls.dns01
-    return f"DNS-01 via {provider.provider} in zone {provider.zone or config.domain}"
 
 
 def certificate_annotations() -> dict[str, str]:
@@ -176,25 +167,25 @@ def certificate_annotations() -> dict[str, str]:
     }
 
 
-def seeded_secret_annotations(config: HomelabConfig, saved: SavedCertificate) -> dict[str, str]:
+def seeded_secret_annotations(
+    request: CertificateRequest, saved: SavedCertificate
+) -> dict[str, str]:
     """What cert-manager wrote on the saved Secret, plus the Reflector annotations it would copy
     from `secretTemplate`, so the mirrors appear at once rather than after cert-manager's update."""
-    return dict(
-        sorted({**saved.annotations, **reflection_annotations(tls_namespaces(config))}.items())
-    )
+    return dict(sorted({**saved.annotations, **reflection_annotations(request.namespaces)}.items()))
 
 
-def certificate_spec(config: HomelabConfig) -> dict[str, Any]:
+def certificate_spec(request: CertificateRequest) -> dict[str, Any]:
     return {
         "secretName": WILDCARD_SECRET,
-        "dnsNames": list(config.certificate_dns_names),
+        "dnsNames": list(request.dns_names),
         "issuerRef": {
             "group": "cert-manager.io",
             "kind": "ClusterIssuer",
-            "name": issuer_name(config),
+            "name": issuer_name(request),
         },
         "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-        "secretTemplate": {"annotations": reflection_annotations(tls_namespaces(config))},
+        "secretTemplate": {"annotations": reflection_annotations(request.namespaces)},
     }
 
 
@@ -205,7 +196,7 @@ class CertManager(pulumi.ComponentResource):
         self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:platform:CertManager", name, None, opts)
-        config = args.config
+        request = args.request
         ns = namespace(f"{name}-namespace", CERT_MANAGER_NAMESPACE, access=args.access, parent=self)
         release = helm_release(
             name,
@@ -213,7 +204,7 @@ class CertManager(pulumi.ComponentResource):
             parent=self,
             chart=CHART,
             namespace=CERT_MANAGER_NAMESPACE,
-            values=chart_values(config),
+            values=chart_values(request),
             depends_on=[ns],
         )
         # `string_data` from the secret Output: the token stays a Pulumi secret end to end.
@@ -221,7 +212,7 @@ class CertManager(pulumi.ComponentResource):
         token = k8s.core.v1.Secret(
             f"{name}-dns-api-token",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=token_secret_name(config.tls.dns01), namespace=CERT_MANAGER_NAMESPACE
+                name=token_secret_name(request.tls.dns01), namespace=CERT_MANAGER_NAMESPACE
             ),
             type="Opaque",
             string_data={DNS_TOKEN_KEY: api_token},
@@ -231,13 +222,13 @@ class CertManager(pulumi.ComponentResource):
             f"{name}-cluster-issuer",
             api_version="cert-manager.io/v1",
             kind="ClusterIssuer",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=issuer_name(config)),
-            spec=cluster_issuer_spec(config),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=issuer_name(request)),
+            spec=cluster_issuer_spec(request),
             opts=args.access.opts(self, depends_on=[release, token]),
         )
         certificate_deps: list[pulumi.Resource] = [release, issuer, args.reflector]
-        if (saved := config.saved_certificate) is not None:
-            certificate_deps.append(self._seed_secret(name, args, saved, depends_on=[ns]))
+        if (saved := request.saved) is not None:
+            certificate_deps.append(seed_secret(name, self, args, saved, depends_on=[ns]))
         certificate = k8s.apiextensions.CustomResource(
             f"{name}-wildcard",
             api_version="cert-manager.io/v1",
@@ -247,19 +238,19 @@ class CertManager(pulumi.ComponentResource):
                 namespace=CERT_MANAGER_NAMESPACE,
                 annotations=certificate_annotations(),
             ),
-            spec=certificate_spec(config),
+            spec=certificate_spec(request),
             opts=args.access.opts(self, depends_on=certificate_deps),
         )
         self.wildcard = WildcardCertificate(
             secret_name=WILDCARD_SECRET,
-            namespaces=tls_namespaces(config),
+            namespaces=request.namespaces,
             ready=[certificate],
             certificate=certificate,
-            solver=solver_description(config),
+            solver=request.solver_description,
         )
         self.register_outputs(
             {
-                "issuer": issuer_name(config),
+                "issuer": issuer_name(request),
                 "secretName": WILDCARD_SECRET,
                 "namespaces": list(self.wildcard.namespaces),
                 "certificate": f"{CERT_MANAGER_NAMESPACE}/{WILDCARD_CERTIFICATE}",
@@ -268,36 +259,36 @@ class CertManager(pulumi.ComponentResource):
             }
         )
 
-    def _seed_secret(
-        self,
-        name: str,
-        args: CertManagerArgs,
-        saved: SavedCertificate,
-        *,
-        depends_on: list[pulumi.Resource],
-    ) -> k8s.core.v1.Secret:
-        """The saved Secret, created before the Certificate so cert-manager keeps it.
 
-        After creation the Secret is cert-manager's: it renews into it (a forced server-side
-        apply, issuing/internal/secret.go UpdateData), so Pulumi ignores `data` changes, and
-        `retain_on_delete` leaves it in place should the saved value ever be removed.
-        """
-        config = args.config
-        data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            {"tls.crt": saved.tls_crt, "tls.key": saved.tls_key}
-        )
-        options = args.access.opts(self, depends_on=[*depends_on, args.reflector])
-        return k8s.core.v1.Secret(
-            f"{name}-saved-wildcard-tls",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=WILDCARD_SECRET,
-                namespace=CERT_MANAGER_NAMESPACE,
-                annotations=seeded_secret_annotations(config, saved),
-                labels={CERT_MANAGER_SECRET_LABEL: "true"},
-            ),
-            type=TLS_SECRET_TYPE,
-            data=data,
-            opts=pulumi.ResourceOptions.merge(
-                options, pulumi.ResourceOptions(ignore_changes=["data"], retain_on_delete=True)
-            ),
-        )
+def seed_secret(
+    name: str,
+    owner: pulumi.Resource,
+    args: CertManagerArgs,
+    saved: SavedCertificate,
+    *,
+    depends_on: list[pulumi.Resource],
+) -> k8s.core.v1.Secret:
+    """The saved Secret, created before the Certificate so cert-manager keeps it.
+
+    After creation the Secret is cert-manager's: it renews into it (a forced server-side
+    apply, issuing/internal/secret.go UpdateData), so Pulumi ignores `data` changes, and
+    `retain_on_delete` leaves it in place should the saved value ever be removed.
+    """
+    data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+        {"tls.crt": saved.tls_crt, "tls.key": saved.tls_key}
+    )
+    options = args.access.opts(owner, depends_on=[*depends_on, args.reflector])
+    return k8s.core.v1.Secret(
+        f"{name}-saved-wildcard-tls",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=WILDCARD_SECRET,
+            namespace=CERT_MANAGER_NAMESPACE,
+            annotations=seeded_secret_annotations(args.request, saved),
+            labels={CERT_MANAGER_SECRET_LABEL: "true"},
+        ),
+        type=TLS_SECRET_TYPE,
+        data=data,
+        opts=pulumi.ResourceOptions.merge(
+            options, pulumi.ResourceOptions(ignore_changes=["data"], retain_on_delete=True)
+        ),
+    )

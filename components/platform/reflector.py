@@ -2,9 +2,9 @@
 
 Traefik's default certificate (TLSStore) and every IngressRoute's `tls.secretName` name a Secret
 in their *own* namespace (components.md 6 #2), so the one wildcard Secret has to be copied there.
-Which namespaces those are is derived from the components that serve TLS (`tls_namespaces`),
-never a hand-kept list, and it goes into both the allowed and the auto annotations: auto mirrors
-must also be allowed or nothing is mirrored (reflector #525, components.md 8 #1).
+Which namespaces those are is derived from the hosts that serve TLS (config/views.py
+`tls_namespaces`), never a hand-kept list, and it goes into both the allowed and the auto
+annotations: auto mirrors must also be allowed or nothing is mirrored (reflector #525, components.md 8 #1).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Final
 
 import pulumi
 
-from components.shared.common import REFLECTOR_NAMESPACE, TRAEFIK_NAMESPACE, ClusterAccess
+from components.shared.common import REFLECTOR_NAMESPACE, ClusterAccess
 from components.shared.kube import HelmChart, helm_release, namespace
 from config import pins
-from config.model import HomelabConfig
 
 CHART: Final = HelmChart(pins.REFLECTOR_CHART_REPO, "reflector", pins.REFLECTOR_CHART_VERSION)
 
@@ -32,15 +31,6 @@ AUTO_NAMESPACES: Final = ANNOTATION_PREFIX + "reflection-auto-namespaces"
 
 # System namespaces never receive a reflected Secret; skipping them saves Reflector work.
 EXCLUDED_NAMESPACES: Final = ("kube-node-lease", "kube-public", "kube-system")
-
-
-def tls_namespaces(config: HomelabConfig) -> tuple[str, ...]:
-    """Every namespace that serves TLS with the wildcard certificate, sorted.
-
-    Traefik's (its default certificate) plus the namespace of every exposed host (the
-    IngressRoutes' `tls.secretName`), so adding an app adds its namespace here by construction.
-    """
-    return tuple(sorted({TRAEFIK_NAMESPACE, *(h.namespace for h in config.exposed_hosts())}))
 
 
 def reflection_annotations(namespaces: Iterable[str]) -> dict[str, str]:

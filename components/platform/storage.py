@@ -127,7 +127,9 @@ class Storage(pulumi.ComponentResource):
             self.storage_class_name = pulumi.Output.from_input(args.storage.storage_class)
             self.state_storage_class_name = self.storage_class_name
         else:
-            self.storage_class_name, self.state_storage_class_name = self._local_path(name, args)
+            self.storage_class_name, self.state_storage_class_name = local_path(
+                name, self, args.access, root=args.storage.local_path_root
+            )
         self.register_outputs(
             {
                 "stateStorageClassName": self.state_storage_class_name,
@@ -135,154 +137,179 @@ class Storage(pulumi.ComponentResource):
             }
         )
 
-    def _local_path(
-        self, name: str, args: StorageArgs
-    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-        access = args.access
-        ns = namespace(
-            f"{name}-namespace", STORAGE_NAMESPACE, access=access, parent=self, privileged=True
-        )
 
-        def meta(
-            object_name: str, annotations: dict[str, str] | None = None
-        ) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name, namespace=STORAGE_NAMESPACE, annotations=annotations
+def _meta(
+    object_name: str, annotations: dict[str, str] | None = None
+) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=object_name, namespace=STORAGE_NAMESPACE, annotations=annotations
+    )
+
+
+def local_path(
+    name: str, owner: pulumi.Resource, access: ClusterAccess, *, root: str
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """local-path-provisioner and its two classes; every object a child of `owner`."""
+    ns = namespace(
+        f"{name}-namespace", STORAGE_NAMESPACE, access=access, parent=owner, privileged=True
+    )
+    in_namespace = access.opts(owner, depends_on=[ns])
+    account = k8s.core.v1.ServiceAccount(
+        f"{name}-service-account", metadata=_meta(NAME), opts=in_namespace
+    )
+    bindings = _rbac(name, owner, access, account=account, in_namespace=in_namespace)
+    _provisioner(
+        name, owner, access, root=root, in_namespace=in_namespace, depends_on=[*bindings, account]
+    )
+    # No wait for the provisioner's rollout: with WaitForFirstConsumer a claim binds once the
+    # provisioner runs, whenever that is, so claimants (Headscale, Grafana) need the class to
+    # exist, not the provisioner to be ready; waiting would serialise them behind its rollout
+    # for nothing (bench/render_bench.py shows the chain).
+    scratch = _storage_class(
+        f"{name}-class",
+        STORAGE_CLASS,
+        reclaim_policy="Delete",
+        # The only default class on a fresh Talos cluster: claims without a class land here.
+        default=True,
+        opts=access.opts(owner),
+    )
+    # Retain: deleting the claim (or its namespace) leaves the PersistentVolume `Released`
+    # and its directory on the node; the provisioner runs no teardown helper for it
+    # (provisioner.go deleteFor @ v0.0.37). Recovering is rebinding that PV by hand.
+    state = _storage_class(
+        f"{name}-state-class",
+        STATE_STORAGE_CLASS,
+        reclaim_policy="Retain",
+        default=False,
+        opts=access.opts(owner),
+    )
+    return (
+        scratch.metadata.apply(lambda m: m.name or STORAGE_CLASS),
+        state.metadata.apply(lambda m: m.name or STATE_STORAGE_CLASS),
+    )
+
+
+def _rbac(
+    name: str,
+    owner: pulumi.Resource,
+    access: ClusterAccess,
+    *,
+    account: k8s.core.v1.ServiceAccount,
+    in_namespace: pulumi.ResourceOptions,
+) -> list[pulumi.Resource]:
+    """What the provisioner's account may do: helper pods here, volumes and claims anywhere."""
+    subject = k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=NAME, namespace=STORAGE_NAMESPACE)
+    # Helper pods are created in the provisioner's namespace.
+    role = k8s.rbac.v1.Role(
+        f"{name}-role",
+        metadata=_meta(NAME),
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""],
+                resources=["pods"],
+                verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
             )
+        ],
+        opts=in_namespace,
+    )
+    role_binding = k8s.rbac.v1.RoleBinding(
+        f"{name}-role-binding",
+        metadata=_meta(NAME),
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=NAME
+        ),
+        subjects=[subject],
+        opts=access.opts(owner, depends_on=[role, account]),
+    )
+    cluster_role = k8s.rbac.v1.ClusterRole(
+        f"{name}-cluster-role",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""],
+                resources=["configmaps", "nodes", "persistentvolumeclaims", "pods", "pods/log"],
+                verbs=["get", "list", "watch"],
+            ),
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""],
+                resources=["persistentvolumes"],
+                verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
+            ),
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""], resources=["events"], verbs=["create", "patch"]
+            ),
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=["storage.k8s.io"],
+                resources=["storageclasses"],
+                verbs=["get", "list", "watch"],
+            ),
+        ],
+        opts=access.opts(owner),
+    )
+    cluster_role_binding = k8s.rbac.v1.ClusterRoleBinding(
+        f"{name}-cluster-role-binding",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=NAME
+        ),
+        subjects=[subject],
+        opts=access.opts(owner, depends_on=[cluster_role, account]),
+    )
+    return [role_binding, cluster_role_binding]
 
-        in_namespace = access.opts(self, depends_on=[ns])
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata=meta(NAME), opts=in_namespace
-        )
-        subject = k8s.rbac.v1.SubjectArgs(
-            kind="ServiceAccount", name=NAME, namespace=STORAGE_NAMESPACE
-        )
-        # Helper pods are created in the provisioner's namespace.
-        role = k8s.rbac.v1.Role(
-            f"{name}-role",
-            metadata=meta(NAME),
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["pods"],
-                    verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
-                )
-            ],
-            opts=in_namespace,
-        )
-        role_binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-role-binding",
-            metadata=meta(NAME),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name=NAME
-            ),
-            subjects=[subject],
-            opts=access.opts(self, depends_on=[role, account]),
-        )
-        cluster_role = k8s.rbac.v1.ClusterRole(
-            f"{name}-cluster-role",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["configmaps", "nodes", "persistentvolumeclaims", "pods", "pods/log"],
-                    verbs=["get", "list", "watch"],
-                ),
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["persistentvolumes"],
-                    verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
-                ),
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""], resources=["events"], verbs=["create", "patch"]
-                ),
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=["storage.k8s.io"],
-                    resources=["storageclasses"],
-                    verbs=["get", "list", "watch"],
-                ),
-            ],
-            opts=access.opts(self),
-        )
-        cluster_role_binding = k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-cluster-role-binding",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=NAME
-            ),
-            subjects=[subject],
-            opts=access.opts(self, depends_on=[cluster_role, account]),
-        )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=meta(CONFIG_MAP),
-            data={
-                "config.json": provisioner_config(args.storage.local_path_root),
-                "helperPod.yaml": helper_pod_manifest(),
-                "setup": SETUP_SCRIPT,
-                "teardown": TEARDOWN_SCRIPT,
-            },
-            opts=in_namespace,
-        )
-        k8s.apps.v1.Deployment(
-            f"{name}-provisioner",
-            metadata=meta(NAME, annotations=checkov_skips(PROVISIONER_CHECKOV_SKIPS)),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        service_account_name=NAME,
-                        security_context=hardened_pod_security_context(),
-                        containers=[_provisioner_container()],
-                        volumes=[
-                            k8s.core.v1.VolumeArgs(
-                                name="config-volume",
-                                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CONFIG_MAP),
-                            )
-                        ],
-                    ),
+
+def _provisioner(
+    name: str,
+    owner: pulumi.Resource,
+    access: ClusterAccess,
+    *,
+    root: str,
+    in_namespace: pulumi.ResourceOptions,
+    depends_on: list[pulumi.Resource],
+) -> None:
+    """Its ConfigMap, the Deployment (after its RBAC) and a policy that admits nobody."""
+    config_map = k8s.core.v1.ConfigMap(
+        f"{name}-config",
+        metadata=_meta(CONFIG_MAP),
+        data={
+            "config.json": provisioner_config(root),
+            "helperPod.yaml": helper_pod_manifest(),
+            "setup": SETUP_SCRIPT,
+            "teardown": TEARDOWN_SCRIPT,
+        },
+        opts=in_namespace,
+    )
+    k8s.apps.v1.Deployment(
+        f"{name}-provisioner",
+        metadata=_meta(NAME, annotations=checkov_skips(PROVISIONER_CHECKOV_SKIPS)),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+                spec=k8s.core.v1.PodSpecArgs(
+                    service_account_name=NAME,
+                    security_context=hardened_pod_security_context(),
+                    containers=[_provisioner_container()],
+                    volumes=[
+                        k8s.core.v1.VolumeArgs(
+                            name="config-volume",
+                            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CONFIG_MAP),
+                        )
+                    ],
                 ),
             ),
-            opts=access.opts(
-                self, depends_on=[config_map, role_binding, cluster_role_binding, account]
-            ),
-        )
-        # Nothing connects to the provisioner (the kubelet's probes come from its node, which a
-        # policy never blocks); helper pods are its API calls, not connections to it.
-        ingress_network_policy(
-            f"{name}-network-policy",
-            metadata=meta(NAME),
-            pod_labels=LABELS,
-            opts=in_namespace,
-        )
-        # No wait for the provisioner's rollout: with WaitForFirstConsumer a claim binds once the
-        # provisioner runs, whenever that is, so claimants (Headscale, Grafana) need the class to
-        # exist, not the provisioner to be ready; waiting would serialise them behind its rollout
-        # for nothing (bench/render_bench.py shows the chain).
-        scratch = _storage_class(
-            f"{name}-class",
-            STORAGE_CLASS,
-            reclaim_policy="Delete",
-            # The only default class on a fresh Talos cluster: claims without a class land here.
-            default=True,
-            opts=access.opts(self),
-        )
-        # Retain: deleting the claim (or its namespace) leaves the PersistentVolume `Released`
-        # and its directory on the node; the provisioner runs no teardown helper for it
-        # (provisioner.go deleteFor @ v0.0.37). Recovering is rebinding that PV by hand.
-        state = _storage_class(
-            f"{name}-state-class",
-            STATE_STORAGE_CLASS,
-            reclaim_policy="Retain",
-            default=False,
-            opts=access.opts(self),
-        )
-        return (
-            scratch.metadata.apply(lambda m: m.name or STORAGE_CLASS),
-            state.metadata.apply(lambda m: m.name or STATE_STORAGE_CLASS),
-        )
+        ),
+        opts=access.opts(owner, depends_on=[config_map, *depends_on]),
+    )
+    # Nothing connects to the provisioner (the kubelet's probes come from its node, which a
+    # policy never blocks); helper pods are its API calls, not connections to it.
+    ingress_network_policy(
+        f"{name}-network-policy",
+        metadata=_meta(NAME),
+        pod_labels=LABELS,
+        opts=in_namespace,
+    )
 
 
 def _storage_class(

@@ -43,7 +43,7 @@ from components.shared.common import TAILNET_IPV4, TAILNET_IPV6, TRAEFIK_NAMESPA
 from components.shared.kube import CRITICAL_PRIORITY_CLASS, HelmChart, helm_release, namespace
 from components.shared.kubectl import apply_crds
 from config import pins
-from config.model import HomelabConfig
+from config.views import FrontDoor
 
 CHART: Final = HelmChart(pins.TRAEFIK_CHART_REPO, "traefik", pins.TRAEFIK_CHART_VERSION)
 # Talos' default pod CIDR (components.md 1.3): where the subnet router's connections come from.
@@ -89,7 +89,7 @@ def crd_name(file_name: str) -> str:
 @dataclass(frozen=True)
 class TraefikArgs:
     access: ClusterAccess
-    config: HomelabConfig
+    front_door: FrontDoor
     load_balancer: LoadBalancerRequest
     wildcard: WildcardCertificate
     # The PriorityClass of Traefik's pods.
@@ -120,35 +120,24 @@ class TraefikRouting:
     public_port: int = PUBLIC_EXPOSED_PORT
     # The address ranges the private middleware admits.
     private_source_ranges: tuple[str, ...] = field(default_factory=tuple)
+    # Traefik's Service policy; a Service sharing its IP (STUN) must use the same (MetalLB).
+    external_traffic_policy: Literal["Cluster", "Local"] = "Local"
 
 
-def traefik_ip_is_shared(config: HomelabConfig) -> bool:
-    """Whether the STUN Service shares Traefik's LoadBalancer IP (forcing `Cluster` policy)."""
-    return config.remote_access.derp.enabled and config.stun_ip == config.network.traefik_ip
-
-
-def external_traffic_policy(config: HomelabConfig) -> Literal["Cluster", "Local"]:
+def external_traffic_policy(front_door: FrontDoor) -> Literal["Cluster", "Local"]:
     """`Local` keeps client IPs; sharing an IP with another Service's pods needs `Cluster`."""
-    return "Cluster" if traefik_ip_is_shared(config) else "Local"
+    return "Cluster" if front_door.shares_ip_with_stun else "Local"
 
 
-def private_source_ranges(config: HomelabConfig) -> tuple[str, ...]:
+def private_source_ranges(front_door: FrontDoor) -> tuple[str, ...]:
     """Who may reach private hosts: the LAN, the tailnet, and pods (the subnet router)."""
-    return tuple(sorted({str(config.network.lan_cidr), TAILNET_IPV4, TAILNET_IPV6, TALOS_POD_CIDR}))
+    return tuple(sorted({str(front_door.lan_cidr), TAILNET_IPV4, TAILNET_IPV6, TALOS_POD_CIDR}))
 
 
-def schedulable_nodes(config: HomelabConfig) -> int:
-    """Nodes ordinary pods may run on: workers, plus control planes when they take workloads."""
-    cluster = config.cluster
-    return len(cluster.workers) + (
-        len(cluster.control_planes) if cluster.schedule_on_control_planes else 0
-    )
-
-
-def availability_values(config: HomelabConfig) -> dict[str, Any]:
+def availability_values(front_door: FrontDoor) -> dict[str, Any]:
     """One replica on a one-node cluster; otherwise two, spread over nodes, with a budget that
     lets a drain evict one at a time (the chart's `podDisruptionBudget`)."""
-    if schedulable_nodes(config) < HA_REPLICAS:
+    if front_door.schedulable_nodes < HA_REPLICAS:
         return {"deployment": {"replicas": 1}}
     return {
         "deployment": {"replicas": HA_REPLICAS},
@@ -169,7 +158,7 @@ def availability_values(config: HomelabConfig) -> dict[str, Any]:
 
 
 def chart_values(
-    config: HomelabConfig,
+    front_door: FrontDoor,
     load_balancer: LoadBalancerRequest,
     wildcard: WildcardCertificate,
     priority_class: str = CRITICAL_PRIORITY_CLASS,
@@ -177,7 +166,7 @@ def chart_values(
     """Helm values (the chart's schema rejects unknown top-level keys, components.md 6 #1)."""
     tls = {"tls": {"enabled": True}}
     return {
-        **availability_values(config),
+        **availability_values(front_door),
         # No dashboard at all: nothing to expose by mistake.
         "api": {"dashboard": False},
         "ingressRoute": {"dashboard": {"enabled": False}},
@@ -221,7 +210,7 @@ def chart_values(
         },
         "service": {
             "annotations": dict(load_balancer.annotations),
-            "spec": {"externalTrafficPolicy": external_traffic_policy(config)},
+            "spec": {"externalTrafficPolicy": external_traffic_policy(front_door)},
         },
         # The wildcard certificate for every host without its own (the Secret is reflected into
         # this namespace, components.md 6 "Default certificate").
@@ -241,13 +230,13 @@ class Traefik(pulumi.ComponentResource):
         self, name: str, args: TraefikArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:platform:Traefik", name, None, opts)
-        config = args.config
+        front_door = args.front_door
         if TRAEFIK_NAMESPACE not in args.wildcard.namespaces:
             raise ValueError(
                 f"the wildcard Secret is not reflected into {TRAEFIK_NAMESPACE!r}; "
                 "Traefik's default certificate needs it there"
             )
-        if traefik_ip_is_shared(config):
+        if front_door.shares_ip_with_stun:
             pulumi.log.warn(
                 "STUN shares Traefik's IP, so Traefik uses externalTrafficPolicy Cluster and cannot "
                 "see client IPs: only the 'public' entrypoint keeps private hosts off the internet. "
@@ -269,7 +258,7 @@ class Traefik(pulumi.ComponentResource):
             parent=self,
             chart=CHART,
             namespace=TRAEFIK_NAMESPACE,
-            values=chart_values(config, args.load_balancer, args.wildcard, args.priority_class),
+            values=chart_values(front_door, args.load_balancer, args.wildcard, args.priority_class),
             # Not on the certificate: Traefik watches Secrets and switches from its self-signed
             # default to the wildcard once issued and reflected, so the front door need not wait
             # for (or fail with) ACME. Its LoadBalancer IP does need MetalLB's pool, and its
@@ -277,7 +266,7 @@ class Traefik(pulumi.ComponentResource):
             depends_on=[ns, crds, *args.load_balancer.depends_on],
             skip_crds=True,
         )
-        sources = private_source_ranges(config)
+        sources = private_source_ranges(front_door)
         self.private_middleware = k8s.apiextensions.CustomResource(
             f"{name}-{PRIVATE_MIDDLEWARE}",
             api_version="traefik.io/v1alpha1",
@@ -307,6 +296,7 @@ class Traefik(pulumi.ComponentResource):
             public_entrypoint=PUBLIC_ENTRYPOINT,
             public_port=PUBLIC_EXPOSED_PORT,
             private_source_ranges=sources,
+            external_traffic_policy=external_traffic_policy(front_door),
         )
         self.load_balancer_ip = pulumi.Output.from_input(args.load_balancer.ip)
         self.public_endpoint = pulumi.Output.from_input(

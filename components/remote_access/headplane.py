@@ -25,7 +25,7 @@ from components.remote_access.headscale_config import CONFIG_FILE as HEADSCALE_C
 from components.remote_access.headscale_config import HTTP_PORT as HEADSCALE_HTTP_PORT
 from components.shared.common import HEADSCALE_NAMESPACE
 from components.shared.dotted import MISSING, lookup
-from config.model import HomelabConfig
+from config.model import ExposedHost
 
 PORT: Final = 3000
 CONFIG_DIR: Final = "/etc/headplane"
@@ -36,27 +36,28 @@ COOKIE_SECRET_KEY: Final = "cookie_secret"
 # The UI is served under this prefix (app/routes.ts basename); health is /admin/healthz.
 UI_PATH: Final = "/admin"
 COOKIE_SECRET_LENGTH: Final = 32
-# Headscale's ClusterIP Service (components/remote_access/headscale.py), plain HTTP inside the cluster.
+# Headscale's ClusterIP Service (components/remote_access/headscale_services.py), plain HTTP inside
+# the cluster.
 HEADSCALE_SERVICE: Final = "headscale"
 HEADSCALE_URL: Final = f"http://{HEADSCALE_SERVICE}.{HEADSCALE_NAMESPACE}.svc:{HEADSCALE_HTTP_PORT}"
 
 
-def base_url(config: HomelabConfig) -> str:
+def base_url(host: ExposedHost) -> str:
     """The public URL without the /admin prefix (config.example.yaml `server.base_url`)."""
-    return f"https://{config.fqdn(config.remote_access.headplane.host)}"
+    return f"https://{host.fqdn}"
 
 
-def ui_url(config: HomelabConfig) -> str:
-    return base_url(config) + UI_PATH
+def ui_url(host: ExposedHost) -> str:
+    return base_url(host) + UI_PATH
 
 
-def headplane_config(config: HomelabConfig) -> dict[str, Any]:
+def headplane_config(host: ExposedHost, *, headscale_public_url: str) -> dict[str, Any]:
     """Headplane's config.yaml. Secrets are files (`*_path`), never inline values."""
     return {
         "server": {
             "host": "0.0.0.0",
             "port": PORT,
-            "base_url": base_url(config),
+            "base_url": base_url(host),
             "cookie_secret_path": f"{SECRET_DIR}/{COOKIE_SECRET_KEY}",
             # Traefik serves https, so cookies are Secure (components.md 3.4 #5).
             "cookie_secure": True,
@@ -66,7 +67,7 @@ def headplane_config(config: HomelabConfig) -> dict[str, Any]:
         "headscale": {
             # Headscale's ClusterIP Service: plain HTTP inside the cluster, no TLS needed.
             "url": HEADSCALE_URL,
-            "public_url": f"https://{config.headscale_fqdn}",
+            "public_url": headscale_public_url,
             # Headscale's ConfigMap, mounted read-only into Headplane's pod: the UI shows the
             # config, the stack config owns it.
             "config_path": f"{HEADSCALE_CONFIG_DIR}/{HEADSCALE_CONFIG_FILE}",

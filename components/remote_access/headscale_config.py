@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from components.shared.common import TAILNET_IPV4, TAILNET_IPV6
 from components.shared.dotted import MISSING, lookup
-from config.model import HomelabConfig
+from config.views import ControlServer
 
 HTTP_PORT: Final = 8080
 METRICS_PORT: Final = 9090
@@ -30,7 +30,7 @@ SOCKET_DIR: Final = "/var/run/headscale"
 PUBLIC_DERP_MAP: Final = "https://controlplane.tailscale.com/derpmap/default"
 
 
-def extra_records(config: HomelabConfig, *, traefik_ip: str) -> list[dict[str, str]]:
+def extra_records(server: ControlServer, *, traefik_ip: str) -> list[dict[str, str]]:
     """MagicDNS A records: every exposed host at Traefik's LAN IP, except Headscale itself.
 
     The LAN IP is reachable over the subnet route, so `https://grafana.<domain>` works from
@@ -38,19 +38,15 @@ def extra_records(config: HomelabConfig, *, traefik_ip: str) -> list[dict[str, s
     connection and the embedded DERP relay must not depend on the tailnet they set up (a LAN
     answer only works while the tunnel is already up, and DERP over the tunnel would loop).
     """
-    return [
-        {"name": host.fqdn, "type": "A", "value": traefik_ip}
-        for host in config.exposed_hosts()
-        if host != config.headscale_exposure
-    ]
+    return [{"name": host.fqdn, "type": "A", "value": traefik_ip} for host in server.tailnet_hosts]
 
 
-def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any]:
+def headscale_config(server: ControlServer, *, traefik_ip: str) -> dict[str, Any]:
     """The whole config.yaml for the pinned Headscale (0.28.0), derived from the stack config."""
-    remote = config.remote_access
+    remote = server.remote_access
     derp = remote.derp
     return {
-        "server_url": f"https://{config.headscale_fqdn}",
+        "server_url": server.server_url,
         # Plain HTTP on all interfaces: Traefik terminates TLS and forwards the whole host
         # (components.md 2.3; docs/ref/integration/reverse-proxy.md).
         "listen_addr": f"0.0.0.0:{HTTP_PORT}",
@@ -68,7 +64,7 @@ def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any
                 "enabled": derp.enabled,
                 "region_id": derp.region_id,
                 "region_code": "headscale",
-                "region_name": f"{config.domain} (Headscale embedded DERP)",
+                "region_name": f"{server.domain} (Headscale embedded DERP)",
                 "verify_clients": True,
                 # The DERP map advertises the port of this address as the STUN port, so it is
                 # the same port the LoadBalancer Service and the router forward (headscale #2683).
@@ -98,7 +94,7 @@ def headscale_config(config: HomelabConfig, *, traefik_ip: str) -> dict[str, Any
             "override_local_dns": True,
             "nameservers": {"global": [str(ns) for ns in remote.nameservers], "split": {}},
             "search_domains": [],
-            "extra_records": extra_records(config, traefik_ip=traefik_ip),
+            "extra_records": extra_records(server, traefik_ip=traefik_ip),
         },
         "unix_socket": f"{SOCKET_DIR}/headscale.sock",
         "unix_socket_permission": "0770",

@@ -49,9 +49,10 @@ import yaml
 from components.shared.backup_names import LITESTREAM_CONTAINER
 from components.shared.backup_storage import HEADSCALE_FOLDER, NFS_MOUNT, nfs_claim
 from components.shared.common import ClusterAccess
+from components.shared.kube import secret_output
 from components.shared.security import IMAGE_PULL_POLICY, hardened_container_security_context
 from config import pins
-from config.model import Backups, HomelabConfig, NfsTarget, S3Target
+from config.model import Backups, NfsTarget, S3Target
 
 RESTORE_CONTAINER: Final = f"{LITESTREAM_CONTAINER}-restore"
 SECRET: Final = "headscale-litestream"
@@ -71,6 +72,15 @@ TMP_VOLUME: Final = "litestream-tmp"
 
 
 @dataclass(frozen=True)
+class BackupTarget:
+    """What Headscale's pod needs of the config: the `backups` section and, for an S3 target,
+    the secret access key as a Pulumi secret."""
+
+    backups: Backups
+    secret_access_key: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
 class Replication:
     """What Headscale's pod gains from Litestream; empty without a backup target."""
 
@@ -85,6 +95,10 @@ class Replication:
     def pod_fields(self) -> dict[str, Any]:
         """`initContainers` only when there are any, so a stack without backups renders as before."""
         return {"initContainers": self.init_containers} if self.init_containers else {}
+
+
+# Nothing to add: the pod of a stack without a backup target.
+NO_REPLICATION: Final = Replication()
 
 
 @dataclass(frozen=True)
@@ -219,15 +233,17 @@ def dump_config(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=True)
 
 
-def _config_file(backups: Backups, files: HeadscaleFiles, config: HomelabConfig) -> Any:
+def _config_file(target: BackupTarget, files: HeadscaleFiles) -> Any:
     """The config file's text; a Pulumi secret when it carries the S3 secret key."""
+    backups = target.backups
     if not isinstance(backups.target, S3Target):
         return dump_config(litestream_config(backups, files))
-    key = config.backup_secret_access_key
-    if key is None:  # config/rules.py backup_credentials_match_target refuses this
+    if target.secret_access_key is None:  # config/rules.py backup_credentials_match_target
         raise ValueError("an S3 backup target needs homelab:backupSecretAccessKey")
-    return pulumi.Output.secret(key.get_secret_value()).apply(
-        lambda secret: dump_config(litestream_config(backups, files, secret))
+    return secret_output(
+        target.secret_access_key.apply(
+            lambda secret: dump_config(litestream_config(backups, files, secret))
+        )
     )
 
 
@@ -272,7 +288,7 @@ def _container(
 
 def headscale_replication(
     resource_name: str,
-    config: HomelabConfig,
+    backup: BackupTarget | None,
     *,
     access: ClusterAccess,
     namespace: pulumi.Input[str],
@@ -282,9 +298,9 @@ def headscale_replication(
     files: HeadscaleFiles,
 ) -> Replication:
     """The Secret (and NFS claim) Litestream needs, and what to add to Headscale's pod spec."""
-    backups = config.backups
-    if backups is None:
-        return Replication()
+    if backup is None:
+        return NO_REPLICATION
+    backups = backup.backups
     target = backups.target
     secret = k8s.core.v1.Secret(
         f"{resource_name}-secret",
@@ -295,7 +311,7 @@ def headscale_replication(
         ),
         type="Opaque",
         string_data={
-            CONFIG_KEY: _config_file(backups, files, config),
+            CONFIG_KEY: _config_file(backup, files),
             KEYS_SCRIPT_KEY: KEYS_SCRIPT,
         },
         opts=access.opts(parent),

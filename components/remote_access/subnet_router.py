@@ -30,6 +30,7 @@ import pulumi_kubernetes as k8s
 from components.remote_access import keys
 from components.shared.common import TAILSCALE_NAMESPACE, ClusterAccess
 from components.shared.kube import namespace as kube_namespace
+from components.shared.placement import Placement
 from components.shared.security import (
     IMAGE_PULL_POLICY,
     NONROOT_ID,
@@ -125,128 +126,32 @@ class SubnetRouter(pulumi.ComponentResource):
         self, name: str, args: SubnetRouterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:remote-access:SubnetRouter", name, None, opts)
-        access = args.access
         namespace = kube_namespace(
             f"{name}-namespace",
             TAILSCALE_NAMESPACE,
-            access=access,
+            access=args.access,
             parent=self,
             pod_security="restricted",
             labels={"app.kubernetes.io/part-of": "homelab"},
         )
-        ns = namespace.metadata.name
-
-        def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=dict(LABELS))
-
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata=meta(ACCOUNT), opts=access.opts(self)
+        at = Placement(
+            owner=self, access=args.access, namespace=namespace.metadata.name, labels=LABELS
         )
-        # RBAC of upstream docs/k8s/role.yaml: create any Secret (create cannot be limited by
-        # name), read/write only the state Secret, and record events.
-        role = k8s.rbac.v1.Role(
-            f"{name}-role",
-            metadata=meta(ACCOUNT),
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""], resources=["secrets"], verbs=["create"]
-                ),
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["secrets"],
-                    resource_names=[STATE_SECRET],
-                    verbs=["get", "update", "patch"],
-                ),
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""], resources=["events"], verbs=["get", "create", "patch"]
-                ),
-            ],
-            opts=access.opts(self),
-        )
-        binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-role-binding",
-            metadata=meta(ACCOUNT),
-            role_ref=k8s.rbac.v1.RoleRefArgs(
-                api_group="rbac.authorization.k8s.io", kind="Role", name=ACCOUNT
-            ),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    kind="ServiceAccount", name=ACCOUNT, namespace=TAILSCALE_NAMESPACE
-                )
-            ],
-            opts=access.opts(self, depends_on=[role, account]),
-        )
+        binding = rbac(name, at)
         key: pulumi.Output[str] = pulumi.Output.secret(args.auth_key)
         auth_key = k8s.core.v1.Secret(
             f"{name}-authkey",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=AUTH_KEY_SECRET,
-                namespace=ns,
-                labels=dict(LABELS),
+            metadata=at.meta(
+                AUTH_KEY_SECRET,
                 annotations={keys.GENERATION_ANNOTATION: args.auth_key_generation},
             ),
             type="Opaque",
             string_data={AUTH_KEY_ITEM: key},
-            opts=access.opts(self),
+            opts=at.opts(),
         )
-        env = args.login_server.apply(
-            lambda url: router_env(login_server=url, routes=args.routes, hostname=args.hostname)
-        )
-        # /healthz answers 200 once the node has a tailnet IP, 503 before (kube/health @ v1.102.3).
-        health = {"httpGet": {"path": "/healthz", "port": "health"}}
-        pod_spec: dict[str, Any] = {
-            "serviceAccountName": ACCOUNT,
-            "enableServiceLinks": False,
-            # fsGroup: the key file is group-readable for the router's group only.
-            "securityContext": hardened_pod_security_context(user=RUN_AS, fs_group=RUN_AS),
-            "containers": [
-                {
-                    "name": "tailscale",
-                    "image": pins.TAILSCALE_IMAGE,
-                    "imagePullPolicy": IMAGE_PULL_POLICY,
-                    "env": env,
-                    "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
-                    # The first login waits for Headscale, which may still be starting after a
-                    # reboot: up to 10 minutes before the kubelet restarts the container.
-                    "startupProbe": {**health, "periodSeconds": 10, "failureThreshold": 60},
-                    "readinessProbe": {**health, "periodSeconds": 10},
-                    # Logged in, the node keeps its addresses through Headscale outages (the last
-                    # netmap stays); losing them means Headscale removed or expired the node, and
-                    # containerboot logs in again (with the key, while valid) only when it starts.
-                    "livenessProbe": {**health, "periodSeconds": 30, "failureThreshold": 4},
-                    "resources": {
-                        "requests": {"cpu": "20m", "memory": "64Mi"},
-                        "limits": {"cpu": "500m", "memory": "256Mi"},
-                    },
-                    "securityContext": hardened_container_security_context(user=RUN_AS),
-                    "volumeMounts": [
-                        # containerboot puts tailscaled's socket and statedir in /tmp.
-                        {"name": "tmp", "mountPath": "/tmp"},
-                        {"name": "authkey", "mountPath": AUTH_KEY_DIR, "readOnly": True},
-                    ],
-                }
-            ],
-            "volumes": [
-                {"name": "tmp", "emptyDir": {}},
-                {
-                    "name": "authkey",
-                    "secret": {"secretName": AUTH_KEY_SECRET, "defaultMode": 0o440},
-                },
-            ],
-        }
-        if args.login_server_ip is not None:
-            login_ip = args.login_server_ip
-            pod_spec["hostAliases"] = args.login_server.apply(
-                lambda url: [{"ip": login_ip, "hostnames": [urlsplit(url).hostname or ""]}]
-            )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="subnet-router",
-                namespace=ns,
-                labels=dict(LABELS),
-                annotations=checkov_skips(CHECKOV_SKIPS),
-            ),
+            metadata=at.meta("subnet-router", annotations=checkov_skips(CHECKOV_SKIPS)),
             spec=cast(
                 Any,
                 {
@@ -255,17 +160,111 @@ class SubnetRouter(pulumi.ComponentResource):
                     "strategy": {"type": "Recreate"},
                     "revisionHistoryLimit": 3,
                     "selector": {"matchLabels": dict(LABELS)},
-                    "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
+                    "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec(args)},
                 },
             ),
-            opts=access.opts(self, depends_on=[binding, auth_key, *args.tls_ready]),
+            opts=at.opts(depends_on=[binding, auth_key, *args.tls_ready]),
         )
         ingress_network_policy(
             f"{name}-network-policy",
-            metadata=meta("subnet-router"),
+            metadata=at.meta("subnet-router"),
             pod_labels=LABELS,
-            opts=access.opts(self),
+            opts=at.opts(),
         )
         self.hostname = args.hostname
         self.tag = args.tag
         self.register_outputs({"hostname": self.hostname, "tag": self.tag})
+
+
+def rbac(name: str, at: Placement) -> k8s.rbac.v1.RoleBinding:
+    """The router's account, and what it may do: its own state Secret and events."""
+    account = k8s.core.v1.ServiceAccount(
+        f"{name}-service-account", metadata=at.meta(ACCOUNT), opts=at.opts()
+    )
+    # RBAC of upstream docs/k8s/role.yaml: create any Secret (create cannot be limited by
+    # name), read/write only the state Secret, and record events.
+    role = k8s.rbac.v1.Role(
+        f"{name}-role",
+        metadata=at.meta(ACCOUNT),
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["secrets"], verbs=["create"]),
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""],
+                resources=["secrets"],
+                resource_names=[STATE_SECRET],
+                verbs=["get", "update", "patch"],
+            ),
+            k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=[""], resources=["events"], verbs=["get", "create", "patch"]
+            ),
+        ],
+        opts=at.opts(),
+    )
+    return k8s.rbac.v1.RoleBinding(
+        f"{name}-role-binding",
+        metadata=at.meta(ACCOUNT),
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=ACCOUNT
+        ),
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(
+                kind="ServiceAccount", name=ACCOUNT, namespace=TAILSCALE_NAMESPACE
+            )
+        ],
+        opts=at.opts(depends_on=[role, account]),
+    )
+
+
+def pod_spec(args: SubnetRouterArgs) -> dict[str, Any]:
+    """The router's pod: containerboot in userspace mode, its key a read-only file."""
+    env = args.login_server.apply(
+        lambda url: router_env(login_server=url, routes=args.routes, hostname=args.hostname)
+    )
+    # /healthz answers 200 once the node has a tailnet IP, 503 before (kube/health @ v1.102.3).
+    health = {"httpGet": {"path": "/healthz", "port": "health"}}
+    spec: dict[str, Any] = {
+        "serviceAccountName": ACCOUNT,
+        "enableServiceLinks": False,
+        # fsGroup: the key file is group-readable for the router's group only.
+        "securityContext": hardened_pod_security_context(user=RUN_AS, fs_group=RUN_AS),
+        "containers": [
+            {
+                "name": "tailscale",
+                "image": pins.TAILSCALE_IMAGE,
+                "imagePullPolicy": IMAGE_PULL_POLICY,
+                "env": env,
+                "ports": [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}],
+                # The first login waits for Headscale, which may still be starting after a
+                # reboot: up to 10 minutes before the kubelet restarts the container.
+                "startupProbe": {**health, "periodSeconds": 10, "failureThreshold": 60},
+                "readinessProbe": {**health, "periodSeconds": 10},
+                # Logged in, the node keeps its addresses through Headscale outages (the last
+                # netmap stays); losing them means Headscale removed or expired the node, and
+                # containerboot logs in again (with the key, while valid) only when it starts.
+                "livenessProbe": {**health, "periodSeconds": 30, "failureThreshold": 4},
+                "resources": {
+                    "requests": {"cpu": "20m", "memory": "64Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+                "securityContext": hardened_container_security_context(user=RUN_AS),
+                "volumeMounts": [
+                    # containerboot puts tailscaled's socket and statedir in /tmp.
+                    {"name": "tmp", "mountPath": "/tmp"},
+                    {"name": "authkey", "mountPath": AUTH_KEY_DIR, "readOnly": True},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {}},
+            {
+                "name": "authkey",
+                "secret": {"secretName": AUTH_KEY_SECRET, "defaultMode": 0o440},
+            },
+        ],
+    }
+    if args.login_server_ip is not None:
+        login_ip = args.login_server_ip
+        spec["hostAliases"] = args.login_server.apply(
+            lambda url: [{"ip": login_ip, "hostnames": [urlsplit(url).hostname or ""]}]
+        )
+    return spec

@@ -19,6 +19,7 @@ import yaml
 from components.remote_access import litestream
 from components.shared.backup_names import LITESTREAM_CONTAINER
 from config import pins
+from homelab import status
 from homelab.engine import Render
 from tests.components.remote_access.remote_access import (
     DEPLOYMENT,
@@ -533,3 +534,12 @@ def test_the_sidecar_runs_the_key_copier_under_litestream_from_the_mounted_secre
         settings["derp"]["server"]["private_key_path"],
     }
     assert set(env_of(sidecar(spec))["KEY_FILES"].split()) == expected
+
+
+def test_status_asks_litestream_with_the_sidecars_own_config_file() -> None:
+    """`python -m homelab status` runs `litestream ltx -config <path>` in the sidecar; the path
+    must be the one the pod mounts (homelab/status.py LITESTREAM_CONFIG_PATH)."""
+    spec = headscale_pod(s3_render())
+    args = sidecar(spec)["args"]
+    assert args[args.index("-config") + 1] == status.LITESTREAM_CONFIG_PATH
+    assert status.LITESTREAM_CONFIG_PATH == litestream.CONFIG_PATH
