@@ -421,6 +421,11 @@ def _flags(tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceReco
     if record.replace_on_changes:
         flags.append("replace-on-changes=" + ",".join(sorted(record.replace_on_changes)))
     flags.extend(f"timeout-{k}={v}" for k, v in sorted(record.custom_timeouts.items()))
+    # Earlier names the engine adopts from the state instead of creating anew (type-only aliases,
+    # such as pulumi-kubernetes' for older API versions, keep the name and are not shown).
+    renamed_from = sorted({u.rpartition("::")[2] for u in record.aliases} - {record.name})
+    if renamed_from:
+        flags.append("aliases=" + ",".join(renamed_from))
     return flags
 
 

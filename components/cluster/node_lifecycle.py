@@ -407,6 +407,7 @@ def node_set(
     *,
     kubeconfig: pulumi.Output[str],
     talosconfig: pulumi.Output[str],
+    bootstrap: pulumi.Resource,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
 ) -> command.local.Command:
@@ -423,5 +424,11 @@ def node_set(
         environment={KUBECONFIG_ENV: secret_kubeconfig, TALOSCONFIG_ENV: secret_talosconfig},
         # Progress goes to stderr; stdout is only the recorded node set.
         logging=command.local.Logging.STDERR,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[bootstrap, *depends_on],
+            # A rebuilt cluster starts a new record: nothing of the old cluster's set is left to
+            # remove, and its create touches nothing.
+            replace_with=[bootstrap],
+        ),
     )

@@ -304,8 +304,9 @@ class TalosCluster(pulumi.ComponentResource):
             lifecycle,
             kubeconfig=kubeconfig_raw,
             talosconfig=self.talosconfig,
+            bootstrap=bootstrap,
             parent=self,
-            depends_on=[*applies.values(), bootstrap, kubeconfig],
+            depends_on=[*applies.values(), kubeconfig],
         )
         provider_waits_for: list[pulumi.Resource] = []
         if cluster.wait_for_health:
