@@ -23,8 +23,8 @@ What Kubernetes and etcd must be told when the node set changes is done by one
      (disk intact) or, when `lifecycle.resetRemovedNodes` asks for it, `talosctl reset`; in a lab
      the node's ConfigurationApply resets it when it is deleted; last `kubectl delete node`;
   3. for a renamed node, waits for the Node of the new name to be Ready and deletes the old one.
-  It prints the new list. A failed run leaves the previous list in the state, so the next `up`
-  does the same again; every step is idempotent.
+  It prints the new list. A failed run prints the previous list again (and Pulumi keeps the old
+  state of a failed update), so the next `up` does the same again; every step is idempotent.
 
 Why not a `delete` script on a per-node Command, which would run when that node's resources are
 deleted: Pulumi deletes removed resources after every create and update of the run, so the
@@ -122,8 +122,15 @@ def say(message):
     sys.stderr.write(PARAMS["program"] + ": " + message + "\n")
 
 
+# The record of the last successful run. A failed run prints it again, so whatever the provider
+# keeps of this run's stdout, the next `up` still sees the departures it has to finish.
+PREVIOUS_RECORD = []
+
+
 def fail(message):
     say(message)
+    if PREVIOUS_RECORD:
+        sys.stdout.write(PREVIOUS_RECORD[0])
     sys.exit(1)
 
 
@@ -348,10 +355,13 @@ def main():
     if PARAMS["mode"] == "record":
         sys.stdout.write(json.dumps(current, sort_keys=True))
         return
+    recorded = os.environ.get("PULUMI_COMMAND_STDOUT") or ""
     try:
-        previous = json.loads(os.environ.get("PULUMI_COMMAND_STDOUT") or "null")
+        previous = json.loads(recorded or "null")
     except ValueError:
         previous = None
+    if isinstance(previous, list):
+        PREVIOUS_RECORD.append(recorded)
     if not isinstance(previous, list):
         say("no previous node set recorded; recording this one")
         sys.stdout.write(json.dumps(current, sort_keys=True))
