@@ -207,11 +207,11 @@ class TalosCluster(pulumi.ComponentResource):
         )
 
         # A custom schematic is registered with the factory before any node installs from it.
-        # Its id is computed from the config (image_factory.py), so URLs and the installer are
-        # known at preview; the factory's answer must agree.
+        # Its id is computed from the config (image_factory.py), so the URLs and the installer
+        # are known in every preview, also for a schematic about to change; the factory's answer
+        # must agree, which the component's `registeredSchematicId` output checks during `up`.
         factory_waits: list[pulumi.Resource] = []
-        installer_image: pulumi.Output[str] = pulumi.Output.from_input(media.installer_image)
-        schematic_id: pulumi.Output[str] = pulumi.Output.from_input(media.schematic_id)
+        registered: dict[str, pulumi.Output[str]] = {}
         if not media.is_vanilla:
             schematic = talos.imagefactory.Schematic(
                 f"{name}-schematic",
@@ -219,10 +219,9 @@ class TalosCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             factory_waits.append(schematic)
-            schematic_id = schematic.id.apply(
+            registered["registeredSchematicId"] = schematic.id.apply(
                 lambda got: checked_schematic_id(media.schematic_id, got)
             )
-            installer_image = schematic_id.apply(lambda _: media.installer_image)
             pulumi.log.info(f"Talos schematic {media.schematic_id}: {SCHEMATIC_CHANGE_NOTE}", self)
 
         def apply(node: Node) -> talos.machine.ConfigurationApply:
@@ -336,8 +335,8 @@ class TalosCluster(pulumi.ComponentResource):
         self.nodes = pulumi.Output.from_input({n.hostname: str(n.ip) for n in cluster.nodes})
         self.boot_iso_url = pulumi.Output.from_input(media.iso_url)
         self.boot_pxe_url = pulumi.Output.from_input(media.pxe_url)
-        self.schematic_id = schematic_id
-        self.installer_image = installer_image
+        self.schematic_id = pulumi.Output.from_input(media.schematic_id)
+        self.installer_image = pulumi.Output.from_input(media.installer_image)
 
         provider = k8s.Provider(
             f"{name}-kubernetes",
@@ -366,5 +365,6 @@ class TalosCluster(pulumi.ComponentResource):
                 "bootPxeUrl": self.boot_pxe_url,
                 "schematicId": self.schematic_id,
                 "installerImage": self.installer_image,
+                **registered,
             }
         )

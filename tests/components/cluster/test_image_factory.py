@@ -4,6 +4,7 @@ provider's shapes, and what a stack registers with and without extensions."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -12,8 +13,9 @@ from components.cluster import image_factory
 from components.cluster.image_factory import BootMedia, schematic_id, schematic_yaml
 from config.loader import ConfigError, validate_config
 from config.model import ImageFactory
+from homelab import fakes
 from homelab import render as offline_render
-from homelab.engine import Render
+from homelab.engine import Render, RenderError
 from tests.contracts import patch_documents, v1alpha1_part
 from tests.harness import homelab_render, render_stack, stack_raw_config, with_changes
 
@@ -160,3 +162,19 @@ def test_a_bad_entry_is_one_line_naming_its_key(factory: dict[str, Any], key: st
         validate_config(raw)
     lines = [line for line in str(failure.value).splitlines() if f"homelab:{key}" in line]
     assert len(lines) == 1, str(failure.value)
+
+
+def test_an_up_whose_factory_names_the_schematic_differently_fails() -> None:
+    """The provider stores the id the factory returns (terraform-provider-talos@v0.11.0:
+    pkg/talos/talos_image_factory_schematic_resource.go `Create`: config.ID = schematicID); if
+    that ever differed from ours, every URL and the installer would name another image."""
+    real = fakes.resource_id
+
+    def other_id(type_token: str, name: str, inputs: dict[str, Any]) -> str:
+        return "0" * 64 if type_token == SCHEMATIC else real(type_token, name, inputs)
+
+    with (
+        mock.patch.object(fakes, "resource_id", other_id),
+        pytest.raises(RenderError, match="Image Factory named the schematic 0000"),
+    ):
+        custom_render({"systemExtensions": EXTENSIONS})
