@@ -558,3 +558,24 @@ def test_the_rendered_script_does_what_the_lifecycle_says(
 ) -> None:
     script = node_set_record(_render(changes, stack=stack)).input("update")
     assert f"'removed_node_action': '{action}'" in script
+
+
+@pytest.mark.parametrize("stack", ["homelab", "lab"])
+def test_a_shut_down_node_is_never_contacted_again_and_a_lab_node_is_reset_once(
+    stack: str,
+) -> None:
+    """The provider's Delete of a ConfigurationApply contacts the node only for
+    `on_destroy.reset` (terraform-provider-talos@v0.11.0:
+    pkg/talos/talos_machine_configuration_apply_resource.go `Delete`), so a node the node set has
+    shut down must have no reset on destroy, and a node whose apply resets it must still run."""
+    render = _render(stack=stack)
+    script = node_set_record(render).input("update")
+    for apply in render.by_type(APPLY):
+        resets = bool((apply.inputs.get("onDestroy") or {}).get("reset"))
+        if resets:
+            assert "'removed_node_action': 'reset-by-apply'" in script
+        else:
+            assert "'removed_node_action': 'reset-by-apply'" not in script
+    assert any(
+        bool((a.inputs.get("onDestroy") or {}).get("reset")) for a in render.by_type(APPLY)
+    ) is (stack == "lab")
