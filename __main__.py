@@ -138,8 +138,12 @@ if backup is not None:
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
-# The ISO every node boots before its first apply (docs/boot-media.md).
+# The ISO (or iPXE script) every node boots before its first apply, and the installer it installs
+# and upgrades from, all of the cluster's Image Factory schematic (docs/boot-media.md).
 pulumi.export("talosBootIsoUrl", cluster.boot_iso_url)
+pulumi.export("talosBootPxeUrl", cluster.boot_pxe_url)
+pulumi.export("talosSchematicId", cluster.schematic_id)
+pulumi.export("talosInstallerImage", cluster.installer_image)
 pulumi.export("traefikIp", traefik.load_balancer_ip)
 pulumi.export("headscaleUrl", headscale.server_url)
 # What a person sets up once, outside the cluster, and how a device joins.

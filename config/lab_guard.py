@@ -54,6 +54,13 @@ def address_claims(c: HomelabConfig) -> Iterator[_Claim]:
     """Every LAN address a stack takes for itself (the gateway is shared, so it is not one)."""
     for i, node in enumerate(c.cluster.nodes):
         yield _single(f"cluster.nodes[{i}].ip", f"node {node.hostname}", node.ip)
+        if node.current_address is not None:
+            # Where `up` sends the node's Talos config while it moves: never the other stack's.
+            yield _single(
+                f"cluster.nodes[{i}].currentAddress",
+                f"node {node.hostname}'s current address",
+                node.current_address,
+            )
     if c.cluster.vip is not None:
         yield _single("cluster.vip", "cluster VIP", c.cluster.vip)
     for i, pool in enumerate(c.network.address_pools):

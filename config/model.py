@@ -41,6 +41,16 @@ _TALOS_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _KUBERNETES_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # Six octets, two hex digits each, ':' or '-' between them (as `ip link` or a BIOS shows them).
 _MAC_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
+# An official Talos system extension as the Image Factory names it: `<organisation>/<name>`, e.g.
+# `siderolabs/intel-ucode` (siderolabs/extensions: each extension's manifest.yaml `name`, listed
+# under the organisation that publishes it).
+_SYSTEM_EXTENSION = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?/[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+# One kernel argument: `flag` or `key=value`, no whitespace or quotes (the factory passes each list
+# item as one argument; a space would split it into two on the kernel command line).
+# It starts with a letter, and is none of YAML's boolean or null words, so the schematic writes it
+# as a plain scalar (components/cluster/image_factory.py `schematic_yaml`).
+_KERNEL_ARG = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*(=[A-Za-z0-9_.,:/=+@%-]*)?$")
+_YAML_WORDS = frozenset({"true", "false", "null", "yes", "no", "on", "off", "y", "n"})
 
 
 def _dns_label(value: str) -> str:
@@ -156,6 +166,25 @@ def _mac_address(value: str) -> str:
     return value.lower().replace("-", ":")
 
 
+def _system_extension(value: str) -> str:
+    if not _SYSTEM_EXTENSION.fullmatch(value):
+        raise ValueError(
+            "must name an official system extension as `<organisation>/<name>` in lowercase, "
+            "e.g. 'siderolabs/intel-ucode', 'siderolabs/iscsi-tools' or "
+            "'siderolabs/qemu-guest-agent' (the list: https://github.com/siderolabs/extensions)"
+        )
+    return value
+
+
+def _kernel_arg(value: str) -> str:
+    if not _KERNEL_ARG.fullmatch(value) or value.lower() in _YAML_WORDS:
+        raise ValueError(
+            "must be one kernel argument, `flag` or `key=value`, without spaces or quotes, "
+            "e.g. 'net.ifnames=0' or 'mitigations=off'"
+        )
+    return value
+
+
 def _nameserver_with_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     try:
@@ -232,6 +261,8 @@ TalosVersion = Annotated[str, AfterValidator(_talos_version)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
 NameserverWithPort = Annotated[str, AfterValidator(_nameserver_with_port)]
 MacAddress = Annotated[str, AfterValidator(_mac_address)]
+SystemExtension = Annotated[str, AfterValidator(_system_extension)]
+KernelArg = Annotated[str, AfterValidator(_kernel_arg)]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
 InstallDisk = Annotated[str, AfterValidator(_install_disk)]
 Secret = Annotated[SecretStr, AfterValidator(_secret_text)]
@@ -269,6 +300,12 @@ class Lifecycle(StrictModel):
         description="Wipe Talos nodes when the stack is destroyed. Default: on for 'lab', off for "
         "'homelab' (where it is refused).",
     )
+    reset_removed_nodes: bool | None = Field(
+        default=None,
+        description="Wipe a node taken out of `cluster.nodes` (after it is drained and has left "
+        "etcd) instead of shutting it down with its disk intact. Default: on for 'lab' (its "
+        "nodes are reset on destroy anyway), off for 'homelab'.",
+    )
 
     @property
     def is_lab(self) -> bool:
@@ -283,6 +320,12 @@ class Lifecycle(StrictModel):
         if self.reset_nodes_on_destroy is not None:
             return self.reset_nodes_on_destroy
         return self.is_lab
+
+    @property
+    def reset_removed(self) -> bool:
+        if self.reset_removed_nodes is not None:
+            return self.reset_removed_nodes
+        return self.reset_on_destroy
 
 
 # --- cluster ---------------------------------------------------------------------------------
@@ -314,6 +357,37 @@ class Node(StrictModel):
         "skips the default alias when more than one physical link matches it); "
         "`talosctl get links --insecure -n <ip>` shows it. Not together with `interface`.",
     )
+    current_address: IPAddress | None = Field(
+        default=None,
+        description="Only while moving the node to a new `ip`: the address it answers on now. "
+        "The Talos API is reached there for this `up`, which configures the new `ip`; remove "
+        "the key in the next `up` (docs/operations.md, re-address).",
+    )
+
+    @property
+    def talos_address(self) -> str:
+        """Where the node's Talos API answers during this `up`."""
+        return str(self.current_address or self.ip)
+
+
+class ImageFactory(StrictModel):
+    """The Image Factory schematic the nodes boot and install: extensions and kernel arguments."""
+
+    system_extensions: list[SystemExtension] = Field(
+        default_factory=list,
+        description="Official system extensions baked into the boot media and the installer, "
+        "e.g. 'siderolabs/intel-ucode', 'siderolabs/iscsi-tools', 'siderolabs/qemu-guest-agent'. "
+        "Empty (with no kernel arguments): the vanilla installer and ISO.",
+    )
+    extra_kernel_args: list[KernelArg] = Field(
+        default_factory=list,
+        description="Extra kernel arguments of the boot media and the installer, e.g. "
+        "'net.ifnames=0'.",
+    )
+
+    @property
+    def is_vanilla(self) -> bool:
+        return not self.system_extensions and not self.extra_kernel_args
 
 
 class Cluster(StrictModel):
@@ -344,6 +418,11 @@ class Cluster(StrictModel):
     wait_for_health: bool = Field(
         default=True,
         description="Wait for Talos to report the cluster healthy before installing charts.",
+    )
+    image_factory: ImageFactory = Field(
+        default_factory=ImageFactory,
+        description="Image Factory schematic: system extensions and kernel arguments of the "
+        "boot media and the installer.",
     )
     nodes: list[Node] = Field(min_length=1, description="Every machine of the cluster.")
 

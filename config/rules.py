@@ -664,6 +664,68 @@ def control_plane_scheduling_is_explicit(c: HomelabConfig) -> Iterable[Problem]:
         )
 
 
+def current_addresses_are_moves(c: HomelabConfig) -> Iterable[Problem]:
+    """`currentAddress` names where a node answers while it moves to `ip`: another address than
+    its own new one, and not an address another node has or moves from (the apply would then
+    configure the wrong machine)."""
+    others: dict[str, str] = {}
+    for node in c.cluster.nodes:
+        others[str(node.ip)] = f"node {node.hostname}'s ip"
+    for i, node in enumerate(c.cluster.nodes):
+        current = node.current_address
+        if current is None:
+            continue
+        key = _key(f"cluster.nodes[{i}].currentAddress")
+        if current == node.ip:
+            yield Problem(
+                key,
+                _q(current),
+                "equals the node's own `ip`: set it only while moving the node to a new `ip`, "
+                "and remove it once that `up` is done",
+            )
+        elif str(current) in others:
+            yield Problem(key, _q(current), f"is {others[str(current)]}; it must be this node's")
+        elif c.cluster.vip is not None and current == c.cluster.vip:
+            yield Problem(key, _q(current), "is the cluster VIP, which no node answers on alone")
+    counts = Counter(n.current_address for n in c.cluster.nodes if n.current_address is not None)
+    for i, node in enumerate(c.cluster.nodes):
+        if node.current_address is not None and counts[node.current_address] > 1:
+            yield Problem(
+                _key(f"cluster.nodes[{i}].currentAddress"),
+                _q(node.current_address),
+                "must be unique across nodes",
+            )
+
+
+def removed_nodes_reset_with_the_stack(c: HomelabConfig) -> Iterable[Problem]:
+    # With resetNodesOnDestroy every node's Talos config resets the machine when it goes, a
+    # removed node included (components/cluster/talos.py `on_destroy`), so "keep it" cannot hold.
+    lifecycle = c.lifecycle
+    if lifecycle.reset_removed_nodes is False and lifecycle.reset_on_destroy:
+        yield Problem(
+            _key("lifecycle.resetRemovedNodes"),
+            "False",
+            "cannot keep removed nodes while lifecycle.resetNodesOnDestroy is on (it resets "
+            "every node whose config goes, a removed one too); turn that off or drop this key",
+        )
+
+
+def image_factory_entries_unique(c: HomelabConfig) -> Iterable[Problem]:
+    factory = c.cluster.image_factory
+    for field, values in (
+        ("systemExtensions", factory.system_extensions),
+        ("extraKernelArgs", factory.extra_kernel_args),
+    ):
+        counts = Counter(values)
+        for i, value in enumerate(values):
+            if counts[value] > 1 and values.index(value) != i:
+                yield Problem(
+                    _key(f"cluster.imageFactory.{field}[{i}]"),
+                    _q(value),
+                    "is listed twice; list each once",
+                )
+
+
 RULES: tuple[Rule, ...] = (
     gateway_in_lan,
     node_ips_in_lan,
@@ -703,6 +765,9 @@ RULES: tuple[Rule, ...] = (
     policy_host_aliases_free,
     policy_tests_hold,
     policy_builtin_access,
+    current_addresses_are_moves,
+    removed_nodes_reset_with_the_stack,
+    image_factory_entries_unique,
 )
 
 

@@ -100,6 +100,8 @@ class ResourceRecord:
     replacement_trigger: Json = None
     # The `replace_with` resource option: URNs whose replacement replaces this resource too.
     replace_with: tuple[str, ...] = ()
+    # The `aliases` option as URNs: earlier identities the engine adopts from the state.
+    aliases: tuple[str, ...] = ()
 
     def input(self, path: str) -> Json:
         """The input at a dotted path, e.g. `metadata.name` or `spec.ports.0.port`."""
@@ -311,9 +313,18 @@ class RecordingMonitor(MockMonitor):
                 import_id=request.importId or None,
                 replacement_trigger=_replacement_trigger(request),
                 replace_with=tuple(sorted(request.replace_with)),
+                aliases=tuple(sorted(self._alias_urn(request, a) for a in request.aliases)),
             )
         )
         return response
+
+    def _alias_urn(self, request: Any, alias: Any) -> str:
+        """An alias as the URN it names; unset spec fields are the resource's own."""
+        if alias.urn:
+            return str(alias.urn)
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().ReadResource(request)  # type: ignore[no-untyped-call]
@@ -370,7 +381,7 @@ class HomelabMocks(Mocks):
         outputs = fakes.resource_outputs(args.typ, args.name, dict(args.inputs))
         unknown = self.unknown_outputs.get(args.typ, frozenset())
         outputs = {k: v for k, v in outputs.items() if k not in unknown}
-        return f"{args.name}-id", outputs
+        return fakes.resource_id(args.typ, args.name, dict(args.inputs)), outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         # An empty failure list, not None: MockMonitor.Invoke iterates it (pulumi 3.272 mocks.py).

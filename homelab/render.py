@@ -41,6 +41,7 @@ from typing import Any, Final
 import yaml
 from pulumi.runtime import rpc
 
+from components.cluster.image_factory import SCHEMATIC_CHANGE_NOTE
 from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config import access, pins
 from homelab import engine
@@ -420,6 +421,11 @@ def _flags(tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceReco
     if record.replace_on_changes:
         flags.append("replace-on-changes=" + ",".join(sorted(record.replace_on_changes)))
     flags.extend(f"timeout-{k}={v}" for k, v in sorted(record.custom_timeouts.items()))
+    # Earlier names the engine adopts from the state instead of creating anew (type-only aliases,
+    # such as pulumi-kubernetes' for older API versions, keep the name and are not shown).
+    renamed_from = sorted({u.rpartition("::")[2] for u in record.aliases} - {record.name})
+    if renamed_from:
+        flags.append("aliases=" + ",".join(renamed_from))
     return flags
 
 
@@ -485,6 +491,14 @@ def _port_forward_rows(outputs: Mapping[str, Json]) -> tuple[list[str], list[lis
     return headers, [[row.get(h, "") for h in headers] for row in rows]
 
 
+BOOT_MEDIA_OUTPUTS = (
+    ("ISO", "talosBootIsoUrl"),
+    ("iPXE script", "talosBootPxeUrl"),
+    ("Installer image", "talosInstallerImage"),
+    ("Schematic id", "talosSchematicId"),
+)
+
+
 def summary_markdown(render: Render) -> str:
     tree = Tree(render)
     lines = [
@@ -539,6 +553,12 @@ def summary_markdown(render: Render) -> str:
             if backup_target == "none"
             else f"Headscale's database (Litestream) and etcd snapshots go to `{backup_target}`."
         )
+    boot = [(what, outputs[key]) for what, key in BOOT_MEDIA_OUTPUTS if key in outputs]
+    if boot:
+        # What a person boots, and what a schematic change does (components/cluster/image_factory.py).
+        lines += ["", "## Boot media", ""]
+        lines += markdown_table(["What", "Value"], boot)
+        lines += ["", f"Note: {SCHEMATIC_CHANGE_NOTE}."]
     headers, forwards = _port_forward_rows(outputs)
     if forwards:
         lines += ["", "## Router port forwards", ""]

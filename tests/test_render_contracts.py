@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.cluster import node_lifecycle
 from components.remote_access import headplane as headplane_component
 from components.remote_access.headscale_config import REMOVED_KEYS, startup_problems
 from components.shared import kubectl
@@ -247,6 +248,26 @@ def talos_health_command(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def talos_node_set_command(record: ResourceRecord, render: Render) -> Errors:
+    """The node set (components/cluster/node_lifecycle.py): both credentials secret, after every
+    apply and the Kubeconfig, replaced with the Bootstrap, and the health wait waits for it (a
+    departing Node must be gone before `talosctl health` checks the set)."""
+    errors = _plaintext_secret_errors(record)
+    for env in (node_lifecycle.KUBECONFIG_ENV, node_lifecycle.TALOSCONFIG_ENV):
+        if not record.is_secret(f"environment.{env}"):
+            errors.append(f"{env} in its environment is not a secret")
+    if not {a.urn for a in render.by_type(APPLY)} <= set(record.dependencies):
+        errors.append("does not wait for every ConfigurationApply")
+    if not _depends_on_type(record, render, KUBECONFIG):
+        errors.append("does not wait for the Kubeconfig")
+    if [render.by_urn(u).type for u in record.replace_with] != [BOOTSTRAP]:
+        errors.append("is not replaced with the Bootstrap")
+    health = [r for r in render.by_type(record.type) if r.name.endswith("-health")]
+    if any(record.urn not in h.dependencies for h in health):
+        errors.append("the health wait does not wait for it")
+    return errors
+
+
 def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
     return [
         f"{path} carries a config secret in plaintext"
@@ -287,6 +308,8 @@ def command(record: ResourceRecord, render: Render) -> Errors:
         render.by_urn(record.parent) if record.parent and _known(render, record.parent) else None
     )
     if parent is not None and parent.type == "homelab:talos:Cluster":
+        if node_lifecycle.PROGRAM in str(record.inputs.get("create", "")):
+            return talos_node_set_command(record, render)
         return talos_health_command(record, render)
     errors = []
     if "stdout" not in record.additional_secret_outputs:

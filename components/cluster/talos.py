@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_talos as talos
 from pulumiverse_talos.machine import outputs as machine_outputs
 
+from components.cluster.image_factory import (
+    SCHEMATIC_CHANGE_NOTE,
+    boot_media,
+    checked_schematic_id,
+)
+from components.cluster.node_lifecycle import node_set
 from components.cluster.talos_health import HealthTarget, wait_for_health
 from components.cluster.talos_patches import node_config_patches
 from components.shared.common import ClusterAccess
@@ -27,21 +33,28 @@ from config.model import Cluster, Lifecycle, Network, Node
 
 ClientConfigurationT = TypeVar("ClientConfigurationT")
 
-# The Image Factory and its empty ("vanilla") schematic: no extensions, no extra kernel arguments
-# (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/constants/constants.go `ImageFactoryURL`,
-# `ImageFactoryEmptySchematicID`). Custom schematics are a separate concern.
-IMAGE_FACTORY_URL: Final = "https://factory.talos.dev"
-EMPTY_SCHEMATIC_ID: Final = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 
+def node_resource_name(component: str, node: Node) -> str:
+    """The name of a node's Talos resources: keyed by its IP, its identity on the LAN.
 
-def boot_iso_url(talos_version: str, arch: str = "amd64") -> str:
-    """The metal ISO of `talos_version` the nodes boot into maintenance mode from.
-
-    Built the way talosctl's own ISO preset builds it: <factory>/image/<schematic>/<version>/
-    metal-<arch>.iso (cmd/talosctl/cmd/mgmt/cluster/create/clusterops/configmaker/preset/
-    iso_preset.go `getISOURL`, pkg/machinery/platforms/platforms.go `ISOPath`).
+    Not by hostname: renaming a node must update its resources, not replace them (a replaced
+    ConfigurationApply in a lab resets the machine when the old one is deleted). The IP has
+    dots, which a hostname (a DNS label) never has, so no key can be another node's old name.
     """
-    return f"{IMAGE_FACTORY_URL}/image/{EMPTY_SCHEMATIC_ID}/{talos_version}/metal-{arch}.iso"
+    return f"{component}-{node.ip}"
+
+
+def node_aliases(component: str, node: Node) -> list[pulumi.Alias]:
+    """Earlier names of the node's resources, so adopting them changes nothing.
+
+    The name from before resources were keyed by IP (`<component>-<hostname>`), and, while the
+    node moves (`currentAddress`), the name under its current address. The engine uses an alias
+    only when the resource's own URN is not in the state.
+    """
+    names = [f"{component}-{node.hostname}"]
+    if node.current_address is not None:
+        names.append(f"{component}-{node.current_address}")
+    return [pulumi.Alias(name=n) for n in names]
 
 
 def cluster_identifier(cluster: Cluster) -> str:
@@ -137,15 +150,21 @@ class TalosCluster(pulumi.ComponentResource):
     nodes: pulumi.Output[dict[str, str]]
     boot_iso_url: pulumi.Output[str]
     machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs]
+    boot_pxe_url: pulumi.Output[str]
+    schematic_id: pulumi.Output[str]
+    # The installer of the pinned Talos and the cluster's schematic, for install and upgrades.
+    installer_image: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:talos:Cluster", name, None, opts)
         cluster, network, lifecycle = args.cluster, args.network, args.lifecycle
-        control_plane_ips = [str(n.ip) for n in cluster.control_planes]
-        worker_ips = [str(n.ip) for n in cluster.workers]
+        # Talos API calls go where each node answers now: its `currentAddress` while it moves.
+        control_plane_ips = [n.talos_address for n in cluster.control_planes]
+        worker_ips = [n.talos_address for n in cluster.workers]
         first_control_plane = cluster.control_planes[0]
+        media = boot_media(cluster)
 
         # Pinned contract: a newer provider must not silently change what is generated
         # (components.md 1.4 #5). A raised version is an in-place update; only a downgrade
@@ -192,11 +211,29 @@ class TalosCluster(pulumi.ComponentResource):
             else None
         )
 
+        # A custom schematic is registered with the factory before any node installs from it.
+        # Its id is computed from the config (image_factory.py), so the URLs and the installer
+        # are known in every preview, also for a schematic about to change; the factory's answer
+        # must agree, which the component's `registeredSchematicId` output checks during `up`.
+        factory_waits: list[pulumi.Resource] = []
+        registered: dict[str, pulumi.Output[str]] = {}
+        if not media.is_vanilla:
+            schematic = talos.imagefactory.Schematic(
+                f"{name}-schematic",
+                schematic=media.schematic,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            factory_waits.append(schematic)
+            registered["registeredSchematicId"] = schematic.id.apply(
+                lambda got: checked_schematic_id(media.schematic_id, got)
+            )
+            pulumi.log.info(f"Talos schematic {media.schematic_id}: {SCHEMATIC_CHANGE_NOTE}", self)
+
         def apply(node: Node) -> talos.machine.ConfigurationApply:
             return talos.machine.ConfigurationApply(
-                f"{name}-{node.hostname}",
-                node=str(node.ip),
-                endpoint=str(node.ip),
+                node_resource_name(name, node),
+                node=node.talos_address,
+                endpoint=node.talos_address,
                 client_configuration=machine_client,
                 machine_configuration_input=role_configurations[node.role],
                 config_patches=node_config_patches(
@@ -207,7 +244,11 @@ class TalosCluster(pulumi.ComponentResource):
                     talos_api_access=args.talos_api_access,
                 ),
                 on_destroy=on_destroy,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=node_aliases(name, node),
+                    depends_on=factory_waits,
+                ),
             )
 
         applies = {node.hostname: apply(node) for node in cluster.nodes}
@@ -216,8 +257,8 @@ class TalosCluster(pulumi.ComponentResource):
         # have no data dependency, hence the explicit one (components.md 1.4 #6).
         bootstrap = talos.machine.Bootstrap(
             f"{name}-bootstrap",
-            node=str(first_control_plane.ip),
-            endpoint=str(first_control_plane.ip),
+            node=first_control_plane.talos_address,
+            endpoint=first_control_plane.talos_address,
             client_configuration=machine_client,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[applies[first_control_plane.hostname]]
@@ -243,8 +284,8 @@ class TalosCluster(pulumi.ComponentResource):
 
         kubeconfig = talos.cluster.Kubeconfig(
             f"{name}-kubeconfig",
-            node=str(first_control_plane.ip),
-            endpoint=str(first_control_plane.ip),
+            node=first_control_plane.talos_address,
+            endpoint=first_control_plane.talos_address,
             client_configuration=client_configuration_as(
                 secrets.client_configuration, talos.cluster.KubeconfigClientConfigurationArgs
             ),
@@ -262,6 +303,19 @@ class TalosCluster(pulumi.ComponentResource):
             ),
         )
         kubeconfig_raw: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+        # Nodes that left the config leave Kubernetes and etcd (quorum checked) before the health
+        # wait checks the new node set, and a renamed node's old Node goes
+        # (components/cluster/node_lifecycle.py).
+        nodes_reconciled = node_set(
+            f"{name}-node-set",
+            cluster,
+            lifecycle,
+            kubeconfig=kubeconfig_raw,
+            talosconfig=self.talosconfig,
+            bootstrap=bootstrap,
+            parent=self,
+            depends_on=[*applies.values(), kubeconfig],
+        )
         provider_waits_for: list[pulumi.Resource] = []
         if cluster.wait_for_health:
             # Charts installed before the API and every node are ready fail or time out. The
@@ -281,14 +335,17 @@ class TalosCluster(pulumi.ComponentResource):
                     talosconfig=self.talosconfig,
                     bootstrap=bootstrap,
                     parent=self,
-                    depends_on=list(applies.values()),
+                    depends_on=[*applies.values(), nodes_reconciled],
                 )
             )
         self.kubeconfig = kubeconfig_raw
 
         self.endpoint = pulumi.Output.from_input(cluster.endpoint)
         self.nodes = pulumi.Output.from_input({n.hostname: str(n.ip) for n in cluster.nodes})
-        self.boot_iso_url = pulumi.Output.from_input(boot_iso_url(cluster.talos_version))
+        self.boot_iso_url = pulumi.Output.from_input(media.iso_url)
+        self.boot_pxe_url = pulumi.Output.from_input(media.pxe_url)
+        self.schematic_id = pulumi.Output.from_input(media.schematic_id)
+        self.installer_image = pulumi.Output.from_input(media.installer_image)
 
         provider = k8s.Provider(
             f"{name}-kubernetes",
@@ -314,5 +371,9 @@ class TalosCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "talosconfig": self.talosconfig,
                 "bootIsoUrl": self.boot_iso_url,
+                "bootPxeUrl": self.boot_pxe_url,
+                "schematicId": self.schematic_id,
+                "installerImage": self.installer_image,
+                **registered,
             }
         )

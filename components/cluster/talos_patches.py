@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import yaml
 
-from config import pins
+from components.cluster.image_factory import boot_media
 from config.model import Cluster, Network, Node
 
 # Talos labels control-plane nodes with this at config generation (CHANGELOG.md @ v1.13.9
@@ -31,12 +31,14 @@ Document = dict[str, Any]
 
 
 def installer_image(cluster: Cluster) -> str:
-    """The installer for the pinned Talos version.
+    """The installer for the pinned Talos version, of the cluster's Image Factory schematic.
 
     `talos_version` on the data source only sets the config contract; without this the provider
     installs its own machinery version (components.md 1.3, get_configuration.py docstring).
+    Without extensions or kernel arguments it is the vanilla installer
+    (components/cluster/image_factory.py).
     """
-    return f"{pins.TALOS_INSTALLER_IMAGE}:{cluster.talos_version}"
+    return boot_media(cluster).installer_image
 
 
 def link_name(node: Node) -> str:

@@ -63,6 +63,14 @@ def test_a_node_ip_of_the_homelab_is_refused() -> None:
     assert "node talos-cp-2 (192.168.0.12)" in problems[0].expected
 
 
+def test_a_lab_node_moving_from_a_homelab_address_is_refused() -> None:
+    # `up` would send the lab node's Talos config to the homelab machine at that address.
+    moving = {"cluster.nodes.0.currentAddress": HOMELAB["cluster"]["nodes"][1]["ip"]}
+    problems = collisions(lab_config(moving))
+    assert keys(problems) == ["homelab:cluster.nodes[0].currentAddress"]
+    assert "node talos-cp-2 (192.168.0.12)" in problems[0].expected
+
+
 def test_the_homelab_vip_is_refused() -> None:
     problems = collisions(lab_config({"cluster.vip": HOMELAB["cluster"]["vip"]}))
     assert keys(problems) == ["homelab:cluster.vip"]

@@ -31,12 +31,14 @@ from config.rules import (
     backup_credentials_match_target,
     check_rules,
     control_plane_scheduling_is_explicit,
+    current_addresses_are_moves,
     gateway_in_lan,
     gateway_not_reused,
     headplane_cookie_secret_length,
     homelab_never_resets_nodes,
     hostnames_unique,
     hosts_unique,
+    image_factory_entries_unique,
     kubernetes_version_supported_by_talos,
     lan_holds_the_addresses,
     magic_dns_domain_safe,
@@ -54,6 +56,7 @@ from config.rules import (
     pools_avoid_reserved,
     pools_do_not_overlap,
     pools_in_lan,
+    removed_nodes_reset_with_the_stack,
     saved_certificate_parses,
     stun_ip_in_pool,
     stun_port_free_on_shared_ip,
@@ -545,6 +548,44 @@ CASES = [
 
 
 CASES += [
+    # Nodes that move, nodes that go, and the Image Factory schematic.
+    case(
+        "current-address-is-another-nodes-ip",
+        current_addresses_are_moves,
+        {"cluster.nodes.1.currentAddress": "192.168.0.13"},
+        "cluster.nodes[1].currentAddress",
+        {"cluster.nodes.1.currentAddress": "192.168.0.14"},
+    ),
+    case(
+        "current-address-is-the-nodes-own-ip",
+        current_addresses_are_moves,
+        {"cluster.nodes.1.currentAddress": "192.168.0.12"},
+        "cluster.nodes[1].currentAddress",
+        {"cluster.nodes.1.currentAddress": "192.168.0.22"},
+    ),
+    case(
+        "keep-removed-nodes-while-every-node-resets",
+        removed_nodes_reset_with_the_stack,
+        {"lifecycle.environment": "lab", "lifecycle.resetRemovedNodes": False},
+        "lifecycle.resetRemovedNodes",
+        {
+            "lifecycle.environment": "lab",
+            "lifecycle.resetRemovedNodes": False,
+            "lifecycle.resetNodesOnDestroy": False,
+        },
+    ),
+    case(
+        "extension-listed-twice",
+        image_factory_entries_unique,
+        {"cluster.imageFactory.systemExtensions": ["siderolabs/iscsi-tools"] * 2},
+        "cluster.imageFactory.systemExtensions[1]",
+        {
+            "cluster.imageFactory.systemExtensions": [
+                "siderolabs/iscsi-tools",
+                "siderolabs/util-linux-tools",
+            ]
+        },
+    ),
     case(
         "app-named-like-a-builtin",
         apps_avoid_builtin_names,
