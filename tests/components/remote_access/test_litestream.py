@@ -31,6 +31,7 @@ from tests.components.remote_access.remote_access import (
     headscale_settings,
     pod_spec,
     restricted_violations,
+    under,
 )
 from tests.components.shared.hardening import hardening_problems
 from tests.contracts import validate_object
@@ -543,3 +544,25 @@ def test_status_asks_litestream_with_the_sidecars_own_config_file() -> None:
     args = sidecar(spec)["args"]
     assert args[args.index("-config") + 1] == status.LITESTREAM_CONFIG_PATH
     assert status.LITESTREAM_CONFIG_PATH == litestream.CONFIG_PATH
+
+
+def test_on_a_rebuild_the_pod_is_created_after_what_its_restore_step_reads() -> None:
+    """From an empty state (a rebuilt cluster) the Deployment must not start before its Secret
+    (config and key copier) and, for NFS, the claim on the export exist."""
+    for render in (s3_render(), nfs_render()):
+        deployment = child(render, HEADSCALE, DEPLOYMENT, "headscale-deployment")
+        needed = [r for r in under(render, HEADSCALE) if "litestream" in r.name and r.custom]
+        assert needed
+        for record in needed:
+            if record.type == "kubernetes:core/v1:PersistentVolume":
+                continue  # reached through its claim
+            assert record.urn in deployment.dependencies, record.name
+
+
+def test_the_image_has_the_shell_and_sqlite3_the_scripts_run() -> None:
+    """The default image is Debian with `sqlite3` installed; the `-scratch` variant has neither a
+    shell nor sqlite3 (benbjohnson/litestream@v0.5.16:Dockerfile targets `default`, `hardened`;
+    .github/workflows/release.docker.yml tags the latter `-scratch`)."""
+    assert not pins.LITESTREAM_IMAGE.endswith("-scratch")
+    spec = headscale_pod(s3_render())
+    assert init_container(spec, litestream.RESTORE_CONTAINER)["command"][0] == "/bin/sh"
