@@ -22,6 +22,12 @@ from pulumiverse_talos.machine import outputs as machine_outputs
 
 from components.cluster.talos_health import HealthTarget, wait_for_health
 from components.cluster.talos_patches import node_config_patches
+from components.cluster.upgrade import (
+    UpgradePlan,
+    default_installer_image,
+    plan_for,
+    upgrade_chain,
+)
 from components.shared.common import ClusterAccess
 from config.model import Cluster, Lifecycle, Network, Node
 
@@ -68,6 +74,8 @@ class TalosClusterArgs:
     lifecycle: Lifecycle
     # Host directories pods mount with hostPath (e.g. local-path volumes) that the kubelet must see.
     kubelet_host_paths: tuple[str, ...] = ()
+    # The installer the upgrades go to; default: the pinned Talos installer.
+    installer_image: pulumi.Input[str] | None = None
 
 
 def machine_secrets_args(
@@ -134,6 +142,7 @@ class TalosCluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     nodes: pulumi.Output[dict[str, str]]
     boot_iso_url: pulumi.Output[str]
+    upgrade_plan: UpgradePlan
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -150,7 +159,7 @@ class TalosCluster(pulumi.ComponentResource):
         # talosMachineFeaturesVersionPlanModifier), which `protect` refuses on the real homelab.
         secrets = talos.machine.Secrets(
             f"{name}-secrets",
-            talos_version=cluster.talos_version,
+            talos_version=cluster.config_contract,
             opts=pulumi.ResourceOptions(parent=self, protect=lifecycle.protect_stateful),
         )
         # Under the mock engine the provider's own secret markings are not honoured
@@ -168,7 +177,7 @@ class TalosCluster(pulumi.ComponentResource):
                 cluster_endpoint=cluster.endpoint,
                 machine_type=role,
                 machine_secrets=machine_secrets,
-                talos_version=cluster.talos_version,
+                talos_version=cluster.config_contract,
                 kubernetes_version=cluster.kubernetes_version,
                 docs=False,
                 examples=False,
@@ -187,34 +196,6 @@ class TalosCluster(pulumi.ComponentResource):
             else None
         )
 
-        def apply(node: Node) -> talos.machine.ConfigurationApply:
-            return talos.machine.ConfigurationApply(
-                f"{name}-{node.hostname}",
-                node=str(node.ip),
-                endpoint=str(node.ip),
-                client_configuration=machine_client,
-                machine_configuration_input=role_configurations[node.role],
-                config_patches=node_config_patches(
-                    cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
-                ),
-                on_destroy=on_destroy,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-
-        applies = {node.hostname: apply(node) for node in cluster.nodes}
-
-        # Exactly one bootstrap, on the first control plane, once it has its config. The two
-        # have no data dependency, hence the explicit one (components.md 1.4 #6).
-        bootstrap = talos.machine.Bootstrap(
-            f"{name}-bootstrap",
-            node=str(first_control_plane.ip),
-            endpoint=str(first_control_plane.ip),
-            client_configuration=machine_client,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[applies[first_control_plane.hostname]]
-            ),
-        )
-
         talos_client = client_configuration_as(
             secrets.client_configuration, talos.client.GetConfigurationClientConfigurationArgs
         )
@@ -230,6 +211,45 @@ class TalosCluster(pulumi.ComponentResource):
                 endpoints=control_plane_ips,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).talos_config
+        )
+
+        # Upgrades run before the applies, so a Kubernetes bump reaches the nodes through
+        # upgrade-k8s one at a time, not through every apply at once (components/cluster/upgrade.py).
+        self.upgrade_plan = plan_for(cluster)
+        upgrades = upgrade_chain(
+            f"{name}",
+            self.upgrade_plan,
+            installer_image=args.installer_image or default_installer_image(cluster),
+            talosconfig=self.talosconfig,
+            parent=self,
+        )
+
+        def apply(node: Node) -> talos.machine.ConfigurationApply:
+            return talos.machine.ConfigurationApply(
+                f"{name}-{node.hostname}",
+                node=str(node.ip),
+                endpoint=str(node.ip),
+                client_configuration=machine_client,
+                machine_configuration_input=role_configurations[node.role],
+                config_patches=node_config_patches(
+                    cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
+                ),
+                on_destroy=on_destroy,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[upgrades.done]),
+            )
+
+        applies = {node.hostname: apply(node) for node in cluster.nodes}
+
+        # Exactly one bootstrap, on the first control plane, once it has its config. The two
+        # have no data dependency, hence the explicit one (components.md 1.4 #6).
+        bootstrap = talos.machine.Bootstrap(
+            f"{name}-bootstrap",
+            node=str(first_control_plane.ip),
+            endpoint=str(first_control_plane.ip),
+            client_configuration=machine_client,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[applies[first_control_plane.hostname]]
+            ),
         )
 
         kubeconfig = talos.cluster.Kubeconfig(
