@@ -319,8 +319,9 @@ class Cluster(StrictModel):
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     talos_version: TalosVersion = Field(
         default=pins.TALOS_VERSION,
-        description="Talos version installed and used as config contract; a v1.13.x, whose "
-        "features the machine config uses (config/rules.py `talos_version_supported`).",
+        description="Talos version installed; a v1.13.x, whose features the machine config uses "
+        "(config/rules.py `talos_version_supported`). A new one upgrades the nodes one at a time "
+        "(docs/operations.md, Upgrades).",
     )
     talos_config_contract: TalosVersion | None = Field(
         default=None,

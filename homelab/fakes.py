@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from components.cluster.upgrade import KUBERNETES_STEP_SUFFIX, TALOS_STEP_INFIX
+
 
 def _digest(*parts: str, length: int = 16) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
@@ -169,6 +171,12 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
                 "version": inputs.get("version", ""),
                 "revision": 1,
             }
+    elif type_token.startswith("command:") and (
+        TALOS_STEP_INFIX in name or name.endswith(KUBERNETES_STEP_SUFFIX)
+    ):
+        # An upgrade step prints what it did (components/cluster/upgrade.py); offline, nothing.
+        outputs["stdout"] = f"{name}: nothing to upgrade (offline render)"
+        outputs["stderr"] = ""
     elif type_token.startswith("command:") and "talosctl" in str(inputs.get("create", "")):
         # The Talos health wait prints one summary line (components/cluster/talos_health.py).
         outputs["stdout"] = "cluster healthy"

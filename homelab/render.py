@@ -41,6 +41,7 @@ from typing import Any, Final
 import yaml
 from pulumi.runtime import rpc
 
+from components.cluster.upgrade import KUBERNETES_STEP_SUFFIX, TALOS_STEP_INFIX
 from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config import access, pins
 from homelab import engine
@@ -485,6 +486,46 @@ def _port_forward_rows(outputs: Mapping[str, Json]) -> tuple[list[str], list[lis
     return headers, [[row.get(h, "") for h in headers] for row in rows]
 
 
+def upgrade_plan_lines(render: Render) -> list[str]:
+    """The upgrade steps (components/cluster/upgrade.py) in the order they run, from their
+    triggers: what a pin bump does, which the render diff of that pull request then shows."""
+    steps = [
+        r
+        for r in render.resources
+        if r.type == "command:local:Command"
+        and (TALOS_STEP_INFIX in r.name or r.name.endswith(KUBERNETES_STEP_SUFFIX))
+    ]
+    if not steps:
+        return []
+    # In dependency order (the chain's `depends_on`), not registration order: a step whose
+    # script waits for an output registers later than one that does not.
+    urns = {r.urn for r in steps}
+    ordered: list[ResourceRecord] = []
+    while len(ordered) < len(steps):
+        placed = {r.urn for r in ordered}
+        ready = [
+            r for r in steps if r.urn not in placed and urns.intersection(r.dependencies) <= placed
+        ]
+        if not ready:
+            raise ValueError("the upgrade steps depend on each other in a cycle")
+        ordered.append(ready[0])
+    rows = []
+    for number, record in enumerate(ordered, start=1):
+        triggers = record.inputs.get("triggers") or []
+        assert isinstance(triggers, list)
+        rows.append([str(number), *(str(t) for t in triggers[:2]), *[""] * (2 - len(triggers))])
+    return [
+        "",
+        "## Upgrade plan",
+        "",
+        "What `pulumi up` runs when these targets move, one step after the other before the "
+        "nodes' configs are applied; a node already at its target is skipped, and the cluster "
+        "must be healthy before and after each node (docs/operations.md, Upgrades).",
+        "",
+        *markdown_table(["Step", "Runs", "Installer"], rows),
+    ]
+
+
 def summary_markdown(render: Render) -> str:
     tree = Tree(render)
     lines = [
@@ -533,6 +574,7 @@ def summary_markdown(render: Render) -> str:
     if forwards:
         lines += ["", "## Router port forwards", ""]
         lines += markdown_table(headers, forwards)
+    lines += upgrade_plan_lines(render)
     lines += ["", "## Stack outputs", ""]
     lines += markdown_table(
         ["Output", "Value"], [[key, value] for key, value in sorted(outputs.items())]

@@ -590,6 +590,7 @@ def upgrade_chain(
     image = pulumi.Output.from_input(installer_image)
     previous: list[pulumi.Resource] = list(depends_on)
     steps: list[command.local.Command] = []
+
     def script_for(step: RollStep) -> pulumi.Output[str]:
         return image.apply(lambda text: node_upgrade_script(plan, step, text))
 
