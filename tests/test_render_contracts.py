@@ -270,6 +270,17 @@ def upgrade_command(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def reboot_command(record: ResourceRecord, render: Render) -> Errors:
+    """A reboot step (components/cluster/upgrade.py `rolling_reboots`): its talosconfig a
+    secret; after every config apply, since it reboots into what they staged."""
+    errors = []
+    if not record.is_secret(f"environment.{upgrade.TALOSCONFIG_ENV}"):
+        errors.append("the talosconfig it is handed is not a secret")
+    if not {a.urn for a in render.by_type(APPLY)} <= set(record.dependencies):
+        errors.append("does not wait for every ConfigurationApply")
+    return errors
+
+
 def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
     return [
         f"{path} carries a config secret in plaintext"
@@ -313,6 +324,8 @@ def command(record: ResourceRecord, render: Render) -> Errors:
         upgrade.KUBERNETES_STEP_SUFFIX
     ):
         return upgrade_command(record, render)
+    if upgrade.REBOOT_STEP_INFIX in record.name:
+        return reboot_command(record, render)
     if parent is not None and parent.type == "homelab:talos:Cluster":
         return talos_health_command(record, render)
     errors = []

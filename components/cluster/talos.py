@@ -23,9 +23,11 @@ from pulumiverse_talos.machine import outputs as machine_outputs
 from components.cluster.talos_health import HealthTarget, wait_for_health
 from components.cluster.talos_patches import node_config_patches
 from components.cluster.upgrade import (
+    APPLY_MODE,
     UpgradePlan,
     default_installer_image,
     plan_for,
+    rolling_reboots,
     upgrade_chain,
 )
 from components.shared.common import ClusterAccess
@@ -235,10 +237,14 @@ class TalosCluster(pulumi.ComponentResource):
                     cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
                 ),
                 on_destroy=on_destroy,
+                # A change that needs a reboot is staged; `rolling_reboots` reboots one node at
+                # a time (components/cluster/upgrade.py).
+                apply_mode=APPLY_MODE,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[upgrades.done]),
             )
 
         applies = {node.hostname: apply(node) for node in cluster.nodes}
+        rolling_reboots(name, self.upgrade_plan, applies, talosconfig=self.talosconfig, parent=self)
 
         # Exactly one bootstrap, on the first control plane, once it has its config. The two
         # have no data dependency, hence the explicit one (components.md 1.4 #6).

@@ -41,12 +41,14 @@ are skipped, since the apply installs the target directly (`machine.install.imag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import pulumi
 import pulumi_command as command
+import pulumiverse_talos as talos
 
 from components.cluster.talos_health import (
     TALOSCTL_RELEASES,
@@ -69,6 +71,17 @@ RETRY_DELAY_SECONDS: Final = 10
 # Resource names end with these (the render's upgrade plan finds the steps by them).
 TALOS_STEP_INFIX: Final = "-talos-upgrade-"
 KUBERNETES_STEP_SUFFIX: Final = "-kubernetes-upgrade"
+REBOOT_STEP_INFIX: Final = "-reboot-"
+# The mode the provider resolved for a node's last apply (`resolved_apply_mode`), handed to its
+# reboot step: "staged" when the change waits for a reboot.
+APPLY_MODE_ENV: Final = "HOMELAB_APPLY_MODE"
+# Config applies stage a change that needs a reboot instead of rebooting: the provider dry-runs
+# the apply and resolves `staged_if_needing_reboot` to "staged" when Talos would reboot, "auto"
+# otherwise, also when it cannot ask the node (a node in maintenance mode: the first install)
+# (terraform-provider-talos@v0.11.0: pkg/talos/talos_machine_configuration_apply_resource.go
+# `handleRebootPrevention`, "Reboot prevented - using staged mode").
+APPLY_MODE: Final = "staged_if_needing_reboot"
+STAGED: Final = "staged"
 
 # The server part of `talosctl version` (not --json, which is hidden and marked for removal):
 # "Server:", then per node "\tNODE:        <node>" and the long version block whose first line is
@@ -216,6 +229,26 @@ def talosctl_upgrade_argv(
         "--image",
         image,
         "--preserve",
+        "--wait",
+        "--timeout",
+        f"{UPGRADE_TIMEOUT_SECONDS}s",
+    ]
+
+
+def talosctl_reboot_argv(talosconfig: str, node: str, endpoints: Sequence[str]) -> list[str]:
+    """`talosctl reboot` of one node, drained first and waited on until it is back with a new
+    boot ID (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/reboot.go: `--drain` defaults to
+    false there, unlike upgrade's, and implies `--wait`)."""
+    return [
+        "talosctl",
+        "--talosconfig",
+        talosconfig,
+        "--endpoints",
+        ",".join(endpoints),
+        "--nodes",
+        node,
+        "reboot",
+        "--drain",
         "--wait",
         "--timeout",
         f"{UPGRADE_TIMEOUT_SECONDS}s",
@@ -395,6 +428,29 @@ def roll_node(path):
     return name + ": " + current + " -> " + target
 
 
+def reboot_node(path):
+    name = PARAMS["node_name"]
+    mode = os.environ.get(PARAMS["apply_mode_env"], "")
+    if mode != PARAMS["staged"]:
+        say(name + ": its config applied without a reboot (" + (mode or "unknown") + ")")
+        return name + ": no reboot needed"
+    if not healthy(path):
+        fail("the cluster is not healthy, so " + name + " was not rebooted; its new config "
+             "stays staged until it reboots. Fix the cluster and run `pulumi up` again, or "
+             "reboot it yourself: talosctl -n " + PARAMS["node"] + " reboot")
+    say("rebooting " + name + " into its staged config")
+    rebooted = run(PARAMS["reboot_argv"], path, PARAMS["upgrade_timeout_seconds"] + 300,
+                   capture=False)
+    if rebooted is None or rebooted.returncode != 0:
+        fail("rebooting " + name + " failed (see talosctl above); check the node and run "
+             "`pulumi up` again, or reboot it yourself: talosctl -n " + PARAMS["node"] +
+             " reboot")
+    if not healthy(path):
+        fail(name + " rebooted into its new config but the cluster is not healthy after it; "
+             "the rolling reboot stops here. Fix the cluster and run `pulumi up` again")
+    return name + ": rebooted into its staged config"
+
+
 def kubernetes_versions(kubeconfig):
     env = dict(child_env(), KUBECONFIG=kubeconfig)
     pods = run(["kubectl", "get", "pods", "--namespace", "kube-system", "--output", "json"],
@@ -468,6 +524,8 @@ def main():
             file.write(talosconfig)
         if PARAMS["mode"] == "node":
             result = roll_node(path)
+        elif PARAMS["mode"] == "reboot":
+            result = reboot_node(path)
         else:
             result = upgrade_kubernetes(path)
     finally:
@@ -528,6 +586,36 @@ def node_upgrade_script(
             ),
             "upgrade_timeout_seconds": UPGRADE_TIMEOUT_SECONDS,
             "version_argv": talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+        }
+    )
+
+
+def reboot_script(
+    plan: UpgradePlan,
+    step: RollStep,
+    *,
+    health_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
+    retry_delay_seconds: int = RETRY_DELAY_SECONDS,
+) -> str:
+    """The program of one node's reboot step: reboot it only when its config waits staged."""
+    endpoints = plan.endpoints_for(step)
+    return _script(
+        {
+            "apply_mode_env": APPLY_MODE_ENV,
+            "health_argv": talosctl_health_argv(
+                plan.health, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds
+            ),
+            "health_timeout_seconds": health_timeout_seconds,
+            "mode": "reboot",
+            "node": step.ip,
+            "node_name": f"{step.hostname} ({step.ip})",
+            "program": f"reboot {step.hostname}",
+            "reboot_argv": talosctl_reboot_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+            "retry_delay_seconds": retry_delay_seconds,
+            "staged": STAGED,
+            "talos_minor": plan.health.talos_minor,
+            "talos_version": plan.talos_version,
+            "upgrade_timeout_seconds": UPGRADE_TIMEOUT_SECONDS,
         }
     )
 
@@ -619,3 +707,47 @@ def upgrade_chain(
         opts=pulumi.ResourceOptions(parent=parent, depends_on=previous),
     )
     return UpgradeChain(talos_steps=tuple(steps), kubernetes_step=kubernetes)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rolling_reboots(
+    name: str,
+    plan: UpgradePlan,
+    applies: Mapping[str, talos.machine.ConfigurationApply],
+    *,
+    talosconfig: pulumi.Output[str],
+    parent: pulumi.Resource,
+) -> tuple[command.local.Command, ...]:
+    """After every apply, one node after the other (the roll's order): reboot a node whose
+    config change was staged because it needs a reboot, with the cluster healthy before and
+    after it, so control planes never reboot together and etcd keeps its quorum."""
+    secret_talosconfig: pulumi.Output[str] = pulumi.Output.secret(talosconfig)
+    previous: list[pulumi.Resource] = list(applies.values())
+    reboots: list[command.local.Command] = []
+    for step in plan.steps:
+        apply = applies[step.hostname]
+        # Runs again when the node's applied config changes. The digest is of the rendered
+        # config, secrets included, so it shows no secret (a 64-bit prefix of SHA-256).
+        config_digest = pulumi.Output.unsecret(apply.machine_configuration.apply(_digest))
+        created = command.local.Command(
+            f"{name}{REBOOT_STEP_INFIX}{step.hostname}",
+            create=reboot_script(plan, step),
+            interpreter=list(INTERPRETER),
+            environment={
+                TALOSCONFIG_ENV: secret_talosconfig,
+                APPLY_MODE_ENV: apply.resolved_apply_mode,
+            },
+            triggers=[
+                f"{step.role} {step.hostname} ({step.ip}): reboot if its config is staged",
+                apply.resolved_apply_mode,
+                config_digest,
+            ],
+            logging=command.local.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=previous),
+        )
+        reboots.append(created)
+        previous = [*applies.values(), created]
+    return tuple(reboots)

@@ -225,12 +225,23 @@ UPGRADE_K8S_FLAGS = {
 }
 VERSION_FLAGS = {"--short": "bool", "--client": "bool", "--insecure": "bool", "--json": "bool"}
 KUBECONFIG_FLAGS = {"--force": "bool", "--merge": "bool", "--force-context-name": "string"}
+# cmd/talosctl/cmd/talos/reboot.go `init` and track.go `addTrackActionFlags`.
+REBOOT_FLAGS = {
+    "--progress": "string",
+    "--mode": "string",
+    "--drain": "bool",
+    "--drain-timeout": "duration",
+    "--wait": "bool",
+    "--debug": "bool",
+    "--timeout": "duration",
+}
 SUBCOMMANDS = {
     "upgrade": (UPGRADE_FLAGS, 0),
     "upgrade-k8s": (UPGRADE_K8S_FLAGS, 0),
     "version": (VERSION_FLAGS, 0),
     "kubeconfig": (KUBECONFIG_FLAGS, 1),
     "health": (HEALTH_FLAGS, 0),
+    "reboot": (REBOOT_FLAGS, 0),
 }
 
 
@@ -325,6 +336,7 @@ def test_upgrade_k8s_runs_through_exactly_one_control_plane() -> None:
 def test_every_command_line_the_scripts_run_uses_only_talosctls_flags() -> None:
     for script in [
         *(upgrade.node_upgrade_script(PLAN, s, IMAGE) for s in PLAN.steps),
+        *(upgrade.reboot_script(PLAN, s) for s in PLAN.steps),
         upgrade.kubernetes_upgrade_script(PLAN),
     ]:
         params = script_params(script)
@@ -369,7 +381,8 @@ def long_block(tag):
             "\tGo version:  go1.25.5\n\tOS/Arch:     linux/amd64\n")
 
 
-sub = [a for a in args if a in ("version", "upgrade", "upgrade-k8s", "health", "kubeconfig")][0]
+SUBS = ("version", "upgrade", "upgrade-k8s", "health", "kubeconfig", "reboot")
+sub = [a for a in args if a in SUBS][0]
 node = (value("--nodes") or "").split(",")[0]
 nodes = state["nodes"]
 if sub == "version":
@@ -400,6 +413,8 @@ if sub == "upgrade":
     nodes[node]["version"] = value("--image").rpartition(":")[2]
     json.dump(state, open(state_path, "w"))
     sys.exit(0)
+if sub == "reboot":
+    sys.exit(1 if node in state.get("fail_reboot", []) else 0)
 if sub == "kubeconfig":
     path = [a for a in args[args.index("kubeconfig") + 1:] if not a.startswith("--")][0]
     with open(path, "w") as file:
@@ -481,8 +496,11 @@ class FakeCluster:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def run(self, script: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: str, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {
+            **(extra_env or {}),
             # Only the fakes: a real talosctl or kubectl on the machine must not be found.
             "PATH": str(self.bin),
             "FAKE_STATE": str(self.state_file),
@@ -703,3 +721,75 @@ def test_the_scripts_are_deterministic() -> None:
         PLAN, step, IMAGE
     )
     assert upgrade.kubernetes_upgrade_script(PLAN) == upgrade.kubernetes_upgrade_script(PLAN)
+
+
+# --- config changes that need a reboot ---------------------------------------------------------
+
+
+def test_configs_stage_what_needs_a_reboot_and_the_nodes_reboot_one_by_one_after() -> None:
+    """With `staged_if_needing_reboot` the provider dry-runs the apply and stages it when Talos
+    answers that it needs a reboot (terraform-provider-talos@v0.11.0:
+    pkg/talos/talos_machine_configuration_apply_resource.go `handleRebootPrevention`,
+    `dryRunNeedsReboot`); the resolved mode is an output, which each reboot step reads."""
+    render = render_config(with_worker(stack_raw_config()))
+    applies = render.by_type(APPLY)
+    assert {a.input("applyMode") for a in applies} == {upgrade.APPLY_MODE}
+    reboots = {r.urn: r for r in render.by_type(COMMAND) if upgrade.REBOOT_STEP_INFIX in r.name}
+    chain: list[ResourceRecord] = []
+    while len(chain) < len(reboots):
+        placed = {r.urn for r in chain}
+        (ready,) = [
+            r
+            for u, r in reboots.items()
+            if u not in placed and set(reboots).intersection(r.dependencies) <= placed
+        ]
+        chain.append(ready)
+    assert [r.name for r in chain] == [
+        "cluster-reboot-talos-cp-1",
+        "cluster-reboot-talos-cp-2",
+        "cluster-reboot-talos-cp-3",
+        "cluster-reboot-talos-w-1",
+    ]
+    for record in chain:
+        assert {a.urn for a in applies} <= set(record.dependencies)
+        assert record.is_secret(f"environment.{upgrade.TALOSCONFIG_ENV}")
+        # The offline engine resolves the mode as the provider does for a first install.
+        assert record.input(f"environment.{upgrade.APPLY_MODE_ENV}") == "auto"
+
+
+def reboot(cluster: FakeCluster, step: upgrade.RollStep, mode: str) -> Any:
+    script = upgrade.reboot_script(PLAN, step, health_timeout_seconds=2, retry_delay_seconds=0)
+    return cluster.run(script, {upgrade.APPLY_MODE_ENV: mode})
+
+
+def test_a_staged_node_reboots_between_two_health_checks(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path)
+    result = reboot(cluster, PLAN.steps[1], upgrade.STAGED)
+    assert result.returncode == 0, result.stderr
+    calls = [c for c in cluster.calls() if "--short" not in c["argv"]]
+    assert [c["argv"][c["argv"].index("--nodes") + 2] for c in calls] == [
+        "health",
+        "reboot",
+        "health",
+    ]
+    _, flags, _ = parse_talosctl(["talosctl", *calls[1]["argv"]])
+    assert flags["--nodes"] == ["192.168.0.12"]
+    assert "192.168.0.12" not in flags["--endpoints"]
+    assert flags["--wait"] is True
+    assert not list(tmp_path.glob("homelab-talosconfig-*"))
+
+
+def test_a_node_whose_config_applied_live_is_not_rebooted(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path)
+    result = reboot(cluster, PLAN.steps[0], "auto")
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"][-1] for c in cluster.calls()] == ["--short"]
+    assert "no reboot needed" in result.stdout
+
+
+def test_an_unhealthy_cluster_reboots_nothing_and_names_the_node(tmp_path: Path) -> None:
+    cluster = FakeCluster(tmp_path, unhealthy=True)
+    result = reboot(cluster, PLAN.steps[0], upgrade.STAGED)
+    assert result.returncode == 1
+    assert "talos-cp-1 (192.168.0.11) was not rebooted" in result.stderr
+    assert talos_calls(cluster.calls(), "reboot") == []
