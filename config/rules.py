@@ -561,6 +561,8 @@ def talos_config_contract_fits(c: HomelabConfig) -> Iterable[Problem]:
     (contract.go `ParseContractFromVersion` reads only vX.Y), no newer than what the nodes run."""
     contract = version_core(c.cluster.config_contract)[:2]
     installed = version_core(c.cluster.talos_version)[:2]
+    if installed not in TALOS_KUBERNETES_SUPPORT or installed < max(TALOS_FEATURES.values()):
+        return  # `talos_version_supported` reports the Talos version
     newest = version_core(pins.TALOS_VERSION)[:2]
     shown = f"v{contract[0]}.{contract[1]}"
     if contract[0] != installed[0] or contract > installed:
