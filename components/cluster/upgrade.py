@@ -35,6 +35,10 @@ the last step), not after them:
   documents for the same problem (PR #353, "Upgrading Kubernetes"), in one `up`;
 - a Talos bump also changes each config's install image, which is harmless in either order.
 
+After the applies, `rolling_reboots` reboots, one node at a time in the same order and with the
+cluster healthy before and after each, the nodes whose config change needs a reboot: the applies
+stage such a change (`apply_mode` staged_if_needing_reboot) instead of rebooting every node at once.
+
 On a fresh cluster the steps therefore meet nodes in maintenance mode (not installed yet): they
 are skipped, since the apply installs the target directly (`machine.install.image`).
 """
@@ -111,10 +115,8 @@ def default_installer_image(cluster: Cluster) -> str:
 
 @dataclass(frozen=True)
 class RollStep:
-    """One node of the Talos roll, at its place in the order."""
+    """One node of the Talos roll (the plan holds them in order)."""
 
-    position: int
-    total: int
     hostname: str
     ip: str
     role: str
@@ -172,14 +174,7 @@ def plan_for(cluster: Cluster) -> UpgradePlan:
         talos_version=cluster.talos_version,
         kubernetes_version=cluster.kubernetes_version,
         steps=tuple(
-            RollStep(
-                position=i,
-                total=len(ordered),
-                hostname=node.hostname,
-                ip=str(node.ip),
-                role=node.role,
-            )
-            for i, node in enumerate(ordered, start=1)
+            RollStep(hostname=node.hostname, ip=str(node.ip), role=node.role) for node in ordered
         ),
     )
 

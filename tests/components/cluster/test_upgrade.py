@@ -291,20 +291,22 @@ PLAN = upgrade.UpgradePlan(
     talos_version=TALOS_BUMP,
     kubernetes_version=KUBERNETES_BUMP,
     steps=(
-        upgrade.RollStep(1, 4, "talos-cp-1", "192.168.0.11", "controlplane"),
-        upgrade.RollStep(2, 4, "talos-cp-2", "192.168.0.12", "controlplane"),
-        upgrade.RollStep(3, 4, "talos-cp-3", "192.168.0.13", "controlplane"),
-        upgrade.RollStep(4, 4, "talos-w-1", "192.168.0.21", "worker"),
+        upgrade.RollStep("talos-cp-1", "192.168.0.11", "controlplane"),
+        upgrade.RollStep("talos-cp-2", "192.168.0.12", "controlplane"),
+        upgrade.RollStep("talos-cp-3", "192.168.0.13", "controlplane"),
+        upgrade.RollStep("talos-w-1", "192.168.0.21", "worker"),
     ),
 )
 IMAGE = f"ghcr.io/siderolabs/installer:{TALOS_BUMP}"
 
 
 def test_the_upgrade_targets_one_node_waits_and_keeps_it_off_its_own_endpoint() -> None:
-    """`talosctl upgrade` sends the request to every `--nodes` target (upgrade.go
-    `upgradeViaLifecycleService`, `multiplex.Streaming(ctx, nodes, ...)`): one node per step.
-    `--wait` tracks the reboot until the node is back with a new boot ID (reboot.go
-    `rebootInternal`, `BootIDChangedPostCheckFn`)."""
+    """`talosctl upgrade` sends the request to every `--nodes` target
+    (siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/upgrade.go `upgradeViaLifecycleService`,
+    `multiplex.Streaming(ctx, nodes, ...)`): one node per step. `--wait` tracks the reboot until
+    the node is back with a new boot ID (siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/reboot.go
+    `rebootInternal`, `BootIDChangedPostCheckFn`). `--preserve` is deprecated and read only on the
+    legacy path (upgrade.go `MarkDeprecated`), so no other legacy flag is passed."""
     for step in PLAN.steps:
         argv = upgrade.talosctl_upgrade_argv("/tmp/tc", step.ip, PLAN.endpoints_for(step), IMAGE)
         subcommand, flags, _ = parse_talosctl(argv)
@@ -321,8 +323,10 @@ def test_the_upgrade_targets_one_node_waits_and_keeps_it_off_its_own_endpoint() 
 
 
 def test_upgrade_k8s_runs_through_exactly_one_control_plane() -> None:
-    """upgrade-k8s refuses more than one node (upgrade-k8s.go `FailIfMultiNodes`) and discovers
-    the nodes itself from Kubernetes (talos_managed.go `Upgrade`, `NodeIPs`)."""
+    """upgrade-k8s refuses more than one node
+    (siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/upgrade-k8s.go `FailIfMultiNodes`) and
+    discovers the nodes itself from Kubernetes
+    (siderolabs/talos@v1.13.9:pkg/cluster/kubernetes/talos_managed.go `Upgrade`, `NodeIPs`)."""
     argv = upgrade.talosctl_upgrade_k8s_argv(
         "/tmp/tc", PLAN.control_plane_ips[0], PLAN.control_plane_ips, KUBERNETES_BUMP
     )
@@ -543,6 +547,10 @@ def upgraded_nodes(calls: list[dict[str, Any]]) -> list[str]:
 def test_a_roll_upgrades_every_node_in_order_with_health_before_and_after_each(
     tmp_path: Path,
 ) -> None:
+    """The fake prints `talosctl version` as siderolabs/talos@v1.13.9 does
+    (cmd/talosctl/cmd/talos/version.go `cmdVersion`: the client block, "Server:", then per node
+    NODE and pkg/machinery/version/version.go `versionTemplate`, whose first line is the Tag):
+    the script reads the server's tag, not the client's, which is already the target here."""
     cluster = FakeCluster(tmp_path)
     results = cluster.roll()
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
@@ -628,8 +636,9 @@ def test_an_unreachable_node_stops_the_roll_with_its_name(tmp_path: Path) -> Non
 
 def test_nodes_in_maintenance_mode_are_left_to_their_config(tmp_path: Path) -> None:
     """A fresh cluster: the steps run before the applies, the nodes answer only the maintenance
-    API (`talosctl version --insecure`, version.go "use Talos maintenance mode API"); the apply
-    installs the target itself, so nothing is upgraded and nothing waits for health."""
+    API (`talosctl version --insecure`, siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/version.go
+    "use Talos maintenance mode API"); the apply installs the target itself, so nothing is
+    upgraded and nothing waits for health."""
     cluster = FakeCluster(
         tmp_path,
         nodes={s.ip: {"version": "v1.13.2", "maintenance": True} for s in PLAN.steps},
@@ -672,9 +681,10 @@ def test_kubernetes_is_upgraded_once_through_upgrade_k8s(tmp_path: Path) -> None
 
 
 def test_a_cluster_already_at_the_version_is_left_alone(tmp_path: Path) -> None:
-    """upgrade-k8s starts from the lowest version of the components (detect.go
-    `DetectLowestVersion`); when every one, kubelets included, runs the target there is nothing
-    to move, and the step does not run it."""
+    """upgrade-k8s starts from the lowest version of the components
+    (siderolabs/talos@v1.13.9:pkg/cluster/kubernetes/detect.go `DetectLowestVersion`); when every
+    one, kubelets included, runs the target there is nothing to move, and the step does not run
+    it."""
     cluster = FakeCluster(
         tmp_path,
         kubernetes=dict.fromkeys([*upgrade.KUBERNETES_COMPONENTS, "kubelet"], KUBERNETES_BUMP),
