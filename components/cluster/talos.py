@@ -274,7 +274,11 @@ class TalosCluster(pulumi.ComponentResource):
                 ),
                 on_destroy=on_destroy,
                 # A change that needs a reboot is staged; `rolling_reboots` reboots one node at
-                # a time (components/cluster/upgrade.py).
+                # a time (components/cluster/upgrade.py). A first apply is never staged: the
+                # provider's dry run (terraform-provider-talos@v0.11.0
+                # talos_machine_configuration_apply_resource.go `dryRunNeedsReboot`) asks a node
+                # in maintenance mode, which answers AUTO as NO_REBOOT (siderolabs/talos@v1.13.9
+                # internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go), so it installs.
                 apply_mode=APPLY_MODE,
                 opts=pulumi.ResourceOptions(
                     parent=self,
