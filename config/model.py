@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -390,14 +390,27 @@ class ImageFactory(StrictModel):
         return not self.system_extensions and not self.extra_kernel_args
 
 
+# The contract every stack had until it became its own value: the Talos pin then, on Secrets and
+# on the configuration data source. Frozen (not a Renovate pin), so a Talos bump never moves it.
+INITIAL_TALOS_CONFIG_CONTRACT: Final = "v1.13.9"
+
+
 class Cluster(StrictModel):
     """The Talos cluster."""
 
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     talos_version: TalosVersion = Field(
         default=pins.TALOS_VERSION,
-        description="Talos version installed and used as config contract; a v1.13.x, whose "
-        "features the machine config uses (config/rules.py `talos_version_supported`).",
+        description="Talos version installed; a v1.13.x, whose features the machine config uses "
+        "(config/rules.py `talos_version_supported`). A new one upgrades the nodes one at a time "
+        "(docs/operations.md, Upgrades).",
+    )
+    talos_config_contract: TalosVersion | None = Field(
+        default=None,
+        description="Machine-config contract (Talos `vX.Y.Z`, only X.Y counts): what the generated "
+        "configs and secrets may use. Moved only on purpose, never by a Talos upgrade; at most the "
+        "installed minor, at least v1.12. Default: v1.13.9, the contract every stack was created "
+        "with (docs/operations.md, Upgrades).",
     )
     kubernetes_version: KubernetesVersion = Field(
         default=pins.KUBERNETES_VERSION,
@@ -425,6 +438,11 @@ class Cluster(StrictModel):
         "boot media and the installer.",
     )
     nodes: list[Node] = Field(min_length=1, description="Every machine of the cluster.")
+
+    @property
+    def config_contract(self) -> str:
+        """The contract Secrets and the generated configs carry (`talos_version` of both)."""
+        return self.talos_config_contract or INITIAL_TALOS_CONFIG_CONTRACT
 
     @property
     def control_planes(self) -> list[Node]:

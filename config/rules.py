@@ -568,6 +568,41 @@ def kubernetes_version_supported_by_talos(c: HomelabConfig) -> Iterable[Problem]
         )
 
 
+# Config contracts the patches can use: the generator emits its own HostnameConfig document, which
+# the hostname patch merges into, only for a contract above v1.11 (siderolabs/talos@v1.13.9
+# pkg/machinery/config/contract.go `MultidocNetworkConfigSupported`, config/generate/network.go).
+# The newest contract the pinned machinery knows is its own minor (contract.go well-known
+# versions; "Config generation only supports backwards compatibility").
+OLDEST_CONFIG_CONTRACT: tuple[int, int] = (1, 12)
+
+
+def talos_config_contract_fits(c: HomelabConfig) -> Iterable[Problem]:
+    """The contract and the installed Talos, validated together: a contract is a Talos minor
+    (contract.go `ParseContractFromVersion` reads only vX.Y), no newer than what the nodes run."""
+    contract = version_core(c.cluster.config_contract)[:2]
+    installed = version_core(c.cluster.talos_version)[:2]
+    if installed not in TALOS_KUBERNETES_SUPPORT or installed < max(TALOS_FEATURES.values()):
+        return  # `talos_version_supported` reports the Talos version
+    newest = version_core(pins.TALOS_VERSION)[:2]
+    shown = f"v{contract[0]}.{contract[1]}"
+    if contract[0] != installed[0] or contract > installed:
+        yield Problem(
+            _key("cluster.talosConfigContract"),
+            _q(c.cluster.config_contract),
+            f"is newer than the installed Talos {c.cluster.talos_version}: a contract is at most "
+            f"the installed minor (v{installed[0]}.{installed[1]}); upgrade first, move the "
+            "contract afterwards",
+        )
+    elif contract < OLDEST_CONFIG_CONTRACT or contract > newest:
+        yield Problem(
+            _key("cluster.talosConfigContract"),
+            _q(c.cluster.config_contract),
+            f"contract {shown} is not one the machine config supports: "
+            f"v{OLDEST_CONFIG_CONTRACT[0]}.{OLDEST_CONFIG_CONTRACT[1]} to "
+            f"v{newest[0]}.{newest[1]} (the pinned Talos {pins.TALOS_VERSION})",
+        )
+
+
 def _lan_claims(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]]:
     """Every address the config puts on the LAN (key, first, last)."""
     claims = [("network.gateway", c.network.gateway, c.network.gateway)]
@@ -757,6 +792,7 @@ RULES: tuple[Rule, ...] = (
     apps_avoid_builtin_names,
     talos_version_supported,
     kubernetes_version_supported_by_talos,
+    talos_config_contract_fits,
     lan_holds_the_addresses,
     node_link_selected_once,
     node_macs_unique,

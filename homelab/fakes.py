@@ -12,6 +12,12 @@ from typing import Any
 
 import yaml
 
+from components.cluster.upgrade import (
+    KUBERNETES_STEP_SUFFIX,
+    REBOOT_STEP_INFIX,
+    TALOS_STEP_INFIX,
+)
+
 
 def _digest(*parts: str, length: int = 16) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
@@ -162,7 +168,11 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
         outputs.setdefault("talosVersion", inputs.get("talosVersion", ""))
     elif type_token == "talos:machine/configurationApply:ConfigurationApply":
         outputs["machineConfiguration"] = inputs.get("machineConfigurationInput", "")
-        outputs["resolvedApplyMode"] = inputs.get("applyMode") or "auto"
+        # staged_if_needing_reboot resolves to "auto" when the provider cannot dry-run against
+        # the node, as for a first install (terraform-provider-talos@v0.11.0
+        # talos_machine_configuration_apply_resource.go `handleRebootPrevention`).
+        mode = inputs.get("applyMode") or "auto"
+        outputs["resolvedApplyMode"] = "auto" if mode == "staged_if_needing_reboot" else mode
     elif type_token == "talos:cluster/kubeconfig:Kubeconfig":
         endpoint = inputs.get("endpoint") or inputs.get("node") or "127.0.0.1"
         outputs["kubeconfigRaw"] = kubeconfig(name, f"https://{endpoint}:6443")
@@ -186,6 +196,13 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
         # The node set's record (components/cluster/node_lifecycle.py) is the configured nodes,
         # which its program carries as `PARAMS["nodes"]`; the render needs no more than a marker.
         outputs["stdout"] = "[recorded node set]"
+    elif type_token.startswith("command:") and (
+        TALOS_STEP_INFIX in name
+        or REBOOT_STEP_INFIX in name
+        or name.endswith(KUBERNETES_STEP_SUFFIX)
+    ):
+        # An upgrade step prints what it did (components/cluster/upgrade.py); offline, nothing.
+        outputs["stdout"] = f"{name}: nothing to upgrade (offline render)"
         outputs["stderr"] = ""
     elif type_token.startswith("command:") and "talosctl" in str(inputs.get("create", "")):
         # The Talos health wait prints one summary line (components/cluster/talos_health.py).

@@ -42,6 +42,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.cluster.image_factory import SCHEMATIC_CHANGE_NOTE
+from components.cluster.upgrade import KUBERNETES_STEP_SUFFIX, TALOS_STEP_INFIX
 from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config import access, pins
 from homelab import engine
@@ -499,6 +500,48 @@ BOOT_MEDIA_OUTPUTS = (
 )
 
 
+def upgrade_plan_lines(render: Render) -> list[str]:
+    """The upgrade steps (components/cluster/upgrade.py) in the order they run, from their
+    triggers: what a pin bump does, which the render diff of that pull request then shows."""
+    steps = [
+        r
+        for r in render.resources
+        if r.type == "command:local:Command"
+        and (TALOS_STEP_INFIX in r.name or r.name.endswith(KUBERNETES_STEP_SUFFIX))
+    ]
+    if not steps:
+        return []
+    # In dependency order (the chain's `depends_on`), not registration order: a step whose
+    # script waits for an output registers later than one that does not.
+    urns = {r.urn for r in steps}
+    ordered: list[ResourceRecord] = []
+    while len(ordered) < len(steps):
+        placed = {r.urn for r in ordered}
+        ready = [
+            r for r in steps if r.urn not in placed and urns.intersection(r.dependencies) <= placed
+        ]
+        if not ready:
+            raise ValueError("the upgrade steps depend on each other in a cycle")
+        ordered.append(ready[0])
+    rows = []
+    for number, record in enumerate(ordered, start=1):
+        triggers = record.inputs.get("triggers") or []
+        assert isinstance(triggers, list)
+        rows.append([str(number), *(str(t) for t in triggers[:2]), *[""] * (2 - len(triggers))])
+    return [
+        "",
+        "## Upgrade plan",
+        "",
+        "What `pulumi up` runs when these targets move, one step after the other before the "
+        "nodes' configs are applied; a node already at its target is skipped, and the cluster "
+        "must be healthy before and after each node. After the applies, a node whose config "
+        "change needs a reboot (staged) reboots, one at a time in the same order "
+        "(docs/operations.md, Upgrades).",
+        "",
+        *markdown_table(["Step", "Runs", "Installer"], rows),
+    ]
+
+
 def summary_markdown(render: Render) -> str:
     tree = Tree(render)
     lines = [
@@ -563,6 +606,7 @@ def summary_markdown(render: Render) -> str:
     if forwards:
         lines += ["", "## Router port forwards", ""]
         lines += markdown_table(headers, forwards)
+    lines += upgrade_plan_lines(render)
     lines += ["", "## Stack outputs", ""]
     lines += markdown_table(
         ["Output", "Value"], [[key, value] for key, value in sorted(outputs.items())]

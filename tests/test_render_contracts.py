@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cluster import node_lifecycle
+from components.cluster import node_lifecycle, upgrade
 from components.remote_access import headplane as headplane_component
 from components.remote_access.headscale_config import REMOVED_KEYS, startup_problems
 from components.shared import kubectl
@@ -268,6 +268,39 @@ def talos_node_set_command(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def upgrade_command(record: ResourceRecord, render: Render) -> Errors:
+    """An upgrade step (components/cluster/upgrade.py): its talosconfig a secret; it runs before
+    every config apply (each waits for the whole chain), never after one."""
+    errors = []
+    if not record.is_secret(f"environment.{upgrade.TALOSCONFIG_ENV}"):
+        errors.append("the talosconfig it is handed is not a secret")
+    applies = render.by_type(APPLY)
+    if {a.urn for a in applies} & set(record.dependencies):
+        errors.append("waits for a ConfigurationApply: upgrades run before the configs")
+    edges = graph.waits_for(render)
+
+    def waits_on(urn: str, seen: set[str]) -> bool:
+        direct = edges.get(urn, set())
+        if record.urn in direct:
+            return True
+        return any(waits_on(u, seen | {u}) for u in direct - seen)
+
+    if not all(waits_on(a.urn, {a.urn}) for a in applies):
+        errors.append("a ConfigurationApply does not wait for it")
+    return errors
+
+
+def reboot_command(record: ResourceRecord, render: Render) -> Errors:
+    """A reboot step (components/cluster/upgrade.py `rolling_reboots`): its talosconfig a
+    secret; after every config apply, since it reboots into what they staged."""
+    errors = []
+    if not record.is_secret(f"environment.{upgrade.TALOSCONFIG_ENV}"):
+        errors.append("the talosconfig it is handed is not a secret")
+    if not {a.urn for a in render.by_type(APPLY)} <= set(record.dependencies):
+        errors.append("does not wait for every ConfigurationApply")
+    return errors
+
+
 def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
     return [
         f"{path} carries a config secret in plaintext"
@@ -307,6 +340,12 @@ def command(record: ResourceRecord, render: Render) -> Errors:
     parent = (
         render.by_urn(record.parent) if record.parent and _known(render, record.parent) else None
     )
+    if upgrade.TALOS_STEP_INFIX in record.name or record.name.endswith(
+        upgrade.KUBERNETES_STEP_SUFFIX
+    ):
+        return upgrade_command(record, render)
+    if upgrade.REBOOT_STEP_INFIX in record.name:
+        return reboot_command(record, render)
     if parent is not None and parent.type == "homelab:talos:Cluster":
         if node_lifecycle.PROGRAM in str(record.inputs.get("create", "")):
             return talos_node_set_command(record, render)

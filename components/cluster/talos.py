@@ -28,6 +28,13 @@ from components.cluster.image_factory import (
 from components.cluster.node_lifecycle import node_set
 from components.cluster.talos_health import HealthTarget, wait_for_health
 from components.cluster.talos_patches import node_config_patches
+from components.cluster.upgrade import (
+    APPLY_MODE,
+    UpgradePlan,
+    plan_for,
+    rolling_reboots,
+    upgrade_chain,
+)
 from components.shared.common import ClusterAccess
 from config.model import Cluster, Lifecycle, Network, Node
 
@@ -154,6 +161,7 @@ class TalosCluster(pulumi.ComponentResource):
     schematic_id: pulumi.Output[str]
     # The installer of the pinned Talos and the cluster's schematic, for install and upgrades.
     installer_image: pulumi.Output[str]
+    upgrade_plan: UpgradePlan
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -172,7 +180,7 @@ class TalosCluster(pulumi.ComponentResource):
         # talosMachineFeaturesVersionPlanModifier), which `protect` refuses on the real homelab.
         secrets = talos.machine.Secrets(
             f"{name}-secrets",
-            talos_version=cluster.talos_version,
+            talos_version=cluster.config_contract,
             opts=pulumi.ResourceOptions(parent=self, protect=lifecycle.protect_stateful),
         )
         # Under the mock engine the provider's own secret markings are not honoured
@@ -192,7 +200,7 @@ class TalosCluster(pulumi.ComponentResource):
                 cluster_endpoint=cluster.endpoint,
                 machine_type=role,
                 machine_secrets=machine_secrets,
-                talos_version=cluster.talos_version,
+                talos_version=cluster.config_contract,
                 kubernetes_version=cluster.kubernetes_version,
                 docs=False,
                 examples=False,
@@ -229,42 +237,6 @@ class TalosCluster(pulumi.ComponentResource):
             )
             pulumi.log.info(f"Talos schematic {media.schematic_id}: {SCHEMATIC_CHANGE_NOTE}", self)
 
-        def apply(node: Node) -> talos.machine.ConfigurationApply:
-            return talos.machine.ConfigurationApply(
-                node_resource_name(name, node),
-                node=node.talos_address,
-                endpoint=node.talos_address,
-                client_configuration=machine_client,
-                machine_configuration_input=role_configurations[node.role],
-                config_patches=node_config_patches(
-                    cluster,
-                    network,
-                    node,
-                    kubelet_host_paths=args.kubelet_host_paths,
-                    talos_api_access=args.talos_api_access,
-                ),
-                on_destroy=on_destroy,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    aliases=node_aliases(name, node),
-                    depends_on=factory_waits,
-                ),
-            )
-
-        applies = {node.hostname: apply(node) for node in cluster.nodes}
-
-        # Exactly one bootstrap, on the first control plane, once it has its config. The two
-        # have no data dependency, hence the explicit one (components.md 1.4 #6).
-        bootstrap = talos.machine.Bootstrap(
-            f"{name}-bootstrap",
-            node=first_control_plane.talos_address,
-            endpoint=first_control_plane.talos_address,
-            client_configuration=machine_client,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[applies[first_control_plane.hostname]]
-            ),
-        )
-
         talos_client = client_configuration_as(
             secrets.client_configuration, talos.client.GetConfigurationClientConfigurationArgs
         )
@@ -280,6 +252,63 @@ class TalosCluster(pulumi.ComponentResource):
                 endpoints=control_plane_ips,
                 opts=pulumi.InvokeOutputOptions(parent=self),
             ).talos_config
+        )
+
+        # Upgrades run before the applies, so a Kubernetes bump reaches the nodes through
+        # upgrade-k8s one at a time, not through every apply at once (components/cluster/upgrade.py).
+        self.upgrade_plan = plan_for(cluster)
+        upgrades = upgrade_chain(
+            f"{name}",
+            self.upgrade_plan,
+            # The schematic's installer (image_factory.py), registered before a node pulls it.
+            installer_image=media.installer_image,
+            talosconfig=self.talosconfig,
+            parent=self,
+            depends_on=factory_waits,
+        )
+
+        def apply(node: Node) -> talos.machine.ConfigurationApply:
+            return talos.machine.ConfigurationApply(
+                node_resource_name(name, node),
+                node=node.talos_address,
+                endpoint=node.talos_address,
+                client_configuration=machine_client,
+                machine_configuration_input=role_configurations[node.role],
+                config_patches=node_config_patches(
+                    cluster,
+                    network,
+                    node,
+                    kubelet_host_paths=args.kubelet_host_paths,
+                    talos_api_access=args.talos_api_access,
+                ),
+                on_destroy=on_destroy,
+                # A change that needs a reboot is staged; `rolling_reboots` reboots one node at
+                # a time (components/cluster/upgrade.py). A first apply is never staged: the
+                # provider's dry run (terraform-provider-talos@v0.11.0
+                # talos_machine_configuration_apply_resource.go `dryRunNeedsReboot`) asks a node
+                # in maintenance mode, which answers AUTO as NO_REBOOT (siderolabs/talos@v1.13.9
+                # internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go), so it installs.
+                apply_mode=APPLY_MODE,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=node_aliases(name, node),
+                    depends_on=[upgrades.done, *factory_waits],
+                ),
+            )
+
+        applies = {node.hostname: apply(node) for node in cluster.nodes}
+        rolling_reboots(name, self.upgrade_plan, applies, talosconfig=self.talosconfig, parent=self)
+
+        # Exactly one bootstrap, on the first control plane, once it has its config. The two
+        # have no data dependency, hence the explicit one (components.md 1.4 #6).
+        bootstrap = talos.machine.Bootstrap(
+            f"{name}-bootstrap",
+            node=first_control_plane.talos_address,
+            endpoint=first_control_plane.talos_address,
+            client_configuration=machine_client,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[applies[first_control_plane.hostname]]
+            ),
         )
 
         kubeconfig = talos.cluster.Kubeconfig(

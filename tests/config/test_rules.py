@@ -61,6 +61,7 @@ from config.rules import (
     stun_ip_in_pool,
     stun_port_free_on_shared_ip,
     subnet_routes_in_lan,
+    talos_config_contract_fits,
     talos_version_supported,
     traefik_ip_in_pool,
     version_core,
@@ -630,6 +631,20 @@ CASES += [
         {"cluster.kubernetesVersion": "1.36.99"},
         "cluster.kubernetesVersion",
         {"cluster.kubernetesVersion": "1.36.98"},
+    ),
+    case(
+        "contract-above-installed-talos",
+        talos_config_contract_fits,
+        {"cluster.talosConfigContract": "v1.14.0"},
+        "cluster.talosConfigContract",
+        {"cluster.talosConfigContract": "v1.13.0"},
+    ),
+    case(
+        "contract-older-than-the-patches-support",
+        talos_config_contract_fits,
+        {"cluster.talosConfigContract": "v1.11.9"},
+        "cluster.talosConfigContract",
+        {"cluster.talosConfigContract": "v1.12.0"},
     ),
     case(
         "lan-too-small",

@@ -153,17 +153,23 @@ def test_each_apply_starts_from_the_generated_config_of_its_role() -> None:
         assert v1alpha1_part(base)["machine"]["type"] == node.role
 
 
-def test_installer_and_contract_follow_the_configured_versions() -> None:
+def test_installer_follows_the_installed_version_and_the_contract_its_own_value() -> None:
+    """The contract is moved on purpose only (`cluster.talosConfigContract`), never by a Talos
+    bump; the installer image follows the installed version (components/cluster/upgrade.py)."""
     raw = with_changes(
         stack_raw_config(),
-        {"cluster.talosVersion": "v1.13.8", "cluster.kubernetesVersion": "1.36.1"},
+        {
+            "cluster.talosVersion": "v1.13.8",
+            "cluster.talosConfigContract": "v1.12.0",
+            "cluster.kubernetesVersion": "1.36.1",
+        },
     )
     render = render_config(raw)
-    assert render.one(SECRETS).input("talosVersion") == "v1.13.8"
+    assert render.one(SECRETS).input("talosVersion") == "v1.12.0"
     configurations = [i for i in render.invokes if i.token == GET_CONFIGURATION]
     assert {i.args["machineType"] for i in configurations} == {"controlplane"}
     for invoke in configurations:
-        assert invoke.args["talosVersion"] == "v1.13.8"
+        assert invoke.args["talosVersion"] == "v1.12.0"
         assert invoke.args["kubernetesVersion"] == "1.36.1"
         assert invoke.args["clusterEndpoint"] == "https://192.168.0.10:6443"  # the seed's VIP
     for apply in render.by_type(APPLY):
