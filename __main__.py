@@ -8,14 +8,19 @@ the dependency graph: cluster -> network -> TLS -> remote access -> apps.
 import pulumi
 
 from components.apps.exposed import Apps, AppsArgs
+from components.cluster.etcd_snapshots import ETCD_BACKUP_ROLE, EtcdSnapshots, EtcdSnapshotsArgs
+from components.cluster.secrets_bundle import secrets_bundle_yaml
 from components.cluster.talos import TalosCluster, TalosClusterArgs
+from components.cluster.talos_patches import talos_api_access_document
 from components.platform.cert_manager import CertManager, CertManagerArgs
 from components.platform.metallb import MetalLB, MetalLBArgs
 from components.platform.reflector import Reflector, ReflectorArgs
 from components.platform.storage import Storage, StorageArgs, kubelet_host_paths
 from components.platform.traefik import Traefik, TraefikArgs
 from components.remote_access.headscale import Headscale, HeadscaleArgs
+from components.remote_access.litestream import BackupTarget
 from components.remote_access.subnet_router import SubnetRouter, SubnetRouterArgs
+from components.shared.backup_names import BACKUP_NAMESPACE
 from config import load_stack_config, views
 
 config = load_stack_config()
@@ -28,6 +33,10 @@ cluster = TalosCluster(
         network=config.network,
         lifecycle=config.lifecycle,
         kubelet_host_paths=kubelet_host_paths(config.storage),
+        # Etcd snapshots from a pod need the Talos API (only with a backup target).
+        talos_api_access=talos_api_access_document(BACKUP_NAMESPACE, ETCD_BACKUP_ROLE)
+        if config.backups is not None
+        else None,
     ),
 )
 access = cluster.access
@@ -67,6 +76,13 @@ traefik = Traefik(
 )
 
 # Remote access: Headscale (+ Headplane, MagicDNS, DERP/STUN, ACL policy) and the subnet router.
+# Backups: one target for Headscale's Litestream and etcd's snapshots; the S3 key stays secret.
+backup_secret_key = (
+    pulumi.Output.secret(config.backup_secret_access_key.get_secret_value())
+    if config.backup_secret_access_key is not None
+    else None
+)
+backup = BackupTarget(config.backups, backup_secret_key) if config.backups is not None else None
 headscale = Headscale(
     "headscale",
     HeadscaleArgs(
@@ -76,6 +92,7 @@ headscale = Headscale(
         traefik=traefik.routing,
         stun_load_balancer=metallb.request_ip(config.stun_ip, sharing_key=ip_sharing_key),
         protect=config.lifecycle.protect_stateful,
+        backup=backup,
     ),
 )
 router = SubnetRouter(
@@ -106,6 +123,18 @@ apps = Apps(
     ),
 )
 
+# Backups: etcd snapshots on a schedule (Headscale's Litestream is part of its pod).
+if backup is not None:
+    EtcdSnapshots(
+        "etcd-snapshots",
+        EtcdSnapshotsArgs(
+            access=access,
+            backups=backup.backups,
+            talos_version=config.cluster.talos_version,
+            secret_access_key=backup.secret_access_key,
+        ),
+    )
+
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("talosconfig", cluster.talosconfig)
 pulumi.export("kubernetesEndpoint", cluster.endpoint)
@@ -132,3 +161,10 @@ pulumi.export("urls", apps.urls)
 # Grafana's `admin` login (a secret output: `pulumi stack output --show-secrets`).
 if apps.grafana_admin_password is not None:
     pulumi.export("grafanaAdminPassword", apps.grafana_admin_password)
+# Where backups go, without credentials ("none" when nothing is backed up), for `status`.
+pulumi.export("backupTarget", config.backups.target.url if config.backups is not None else "none")
+# The Talos secrets bundle as talosctl's secrets.yaml: with it a lost state can be rebuilt
+# (`pulumi stack output --show-secrets talosSecrets > secrets.yaml`, docs/operations.md).
+pulumi.export(
+    "talosSecrets", pulumi.Output.secret(cluster.machine_secrets.apply(secrets_bundle_yaml))
+)

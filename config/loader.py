@@ -32,7 +32,7 @@ from config.rules import NS, InputUnavailableError, Problem, Unavailable, check_
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
 SECRET_KEYS: frozenset[str] = frozenset(
-    {"dnsApiToken", "headplaneCookieSecret", "wildcardCertificate"}
+    {"backupSecretAccessKey", "dnsApiToken", "headplaneCookieSecret", "wildcardCertificate"}
 )
 # Keys given as plain strings on the command line; every other key is a YAML object or list.
 SCALAR_KEYS: frozenset[str] = frozenset({"domain", *SECRET_KEYS})

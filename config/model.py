@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from components.shared.namespaces import (
@@ -729,6 +737,123 @@ class Storage(StrictModel):
     )
 
 
+# --- backups ---------------------------------------------------------------------------------
+
+
+# A standard five-field cron line: minute hour day-of-month month day-of-week (a CronJob's
+# `schedule`; Kubernetes also takes @daily-style macros, kept out so the render shows the time).
+_CRON = re.compile(r"^\S+(\s+\S+){4}$")
+
+
+def _cron(value: str) -> str:
+    if not _CRON.fullmatch(value):
+        raise ValueError("must be a five-field cron schedule, e.g. '0 3 * * *' (03:00 daily)")
+    return value
+
+
+def _bucket_prefix(value: str) -> str:
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        raise ValueError(
+            "must be a path inside the bucket without leading or trailing '/', e.g. 'homelab'"
+        )
+    return value
+
+
+def _export_path(value: str) -> str:
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]*", value):
+        raise ValueError(
+            "must be the absolute path the NFS server exports (letters, digits, '.', '_', '-', "
+            "'/'), e.g. '/volume1/backups'"
+        )
+    return value
+
+
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+BucketPrefix = Annotated[str, AfterValidator(_bucket_prefix)]
+ExportPath = Annotated[str, AfterValidator(_export_path)]
+
+
+class S3Target(StrictModel):
+    """An S3-compatible bucket (MinIO, a NAS's S3 service, Backblaze B2, AWS). The secret access key
+    is the `homelab:backupSecretAccessKey` secret."""
+
+    endpoint: str = Field(
+        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
+        description="The S3 API's URL, e.g. 'https://minio.lan:9000' or "
+        "'https://s3.us-west-004.backblazeb2.com'.",
+    )
+    bucket: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="Bucket name (created beforehand; the stack does not create it).",
+    )
+    region: str = Field(
+        default="us-east-1",
+        pattern=r"^[a-z0-9-]+$",
+        description="Bucket region; MinIO and most NAS services accept the default.",
+    )
+    prefix: BucketPrefix = Field(
+        default="homelab",
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Path inside the bucket; Headscale's replica and etcd snapshots go below it.",
+    )
+    access_key_id: str = Field(
+        pattern=r"^[A-Za-z0-9+/=._-]{3,128}$",
+        description="Access key id (not secret on its own; the secret key is "
+        "`homelab:backupSecretAccessKey`).",
+    )
+
+    @property
+    def url(self) -> str:
+        """The replica's path-style URL, without credentials."""
+        return f"{self.endpoint.rstrip('/')}/{self.bucket}/{self.prefix}"
+
+
+class NfsTarget(StrictModel):
+    """A directory an NFS server exports, writable by UID 65532 (the pods' user)."""
+
+    server: str = Field(
+        pattern=r"^[A-Za-z0-9.-]+$", description="NFS server's address or host name."
+    )
+    path: ExportPath = Field(description="Exported directory, e.g. '/volume1/backups'.")
+
+    @property
+    def url(self) -> str:
+        return f"nfs://{self.server}{self.path}"
+
+
+class EtcdSnapshots(StrictModel):
+    """The scheduled etcd snapshot, taken through the Talos API from inside the cluster."""
+
+    schedule: CronSchedule = Field(
+        default="0 3 * * *", description="Cron schedule (the cluster's time zone, UTC on Talos)."
+    )
+    keep: int = Field(
+        default=14, ge=1, le=1000, description="How many snapshots to keep; older ones are deleted."
+    )
+
+
+class Backups(StrictModel):
+    """Where Headscale's database and etcd snapshots are copied: exactly one of `s3`, `nfs`."""
+
+    s3: S3Target | None = Field(default=None, description="An S3-compatible bucket.")
+    nfs: NfsTarget | None = Field(default=None, description="An NFS export.")
+    etcd: EtcdSnapshots = Field(
+        default_factory=EtcdSnapshots, description="Schedule and retention of etcd snapshots."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Backups:
+        if (self.s3 is None) == (self.nfs is None):
+            raise ValueError("must name exactly one target: `s3` (a bucket) or `nfs` (an export)")
+        return self
+
+    @property
+    def target(self) -> S3Target | NfsTarget:
+        target = self.s3 or self.nfs
+        assert target is not None  # the validator above
+        return target
+
+
 # --- the whole stack -------------------------------------------------------------------------
 
 
@@ -761,11 +886,20 @@ class HomelabConfig(StrictModel):
     )
     apps: list[App] = Field(default_factory=list, description="Services exposed through Traefik.")
     storage: Storage = Field(default_factory=Storage, description="Persistent storage.")
+    backups: Backups | None = Field(
+        default=None,
+        description="Backup target for Headscale's database and etcd snapshots; without it "
+        "nothing is backed up (the render says so).",
+    )
     # Secrets: set with `pulumi config set --secret homelab:<key> ...`.
     dns_api_token: Secret = Field(description="DNS provider API token for DNS-01 (secret).")
     headplane_cookie_secret: Secret | None = Field(
         default=None,
         description="Headplane cookie secret, exactly 32 characters (secret); default: generated once.",
+    )
+    backup_secret_access_key: Secret | None = Field(
+        default=None,
+        description="Secret access key of `backups.s3` (secret); only with an S3 target.",
     )
     wildcard_certificate: SecretStr | None = Field(
         default=None,

@@ -15,6 +15,10 @@ TALOS_VERSION: Final = "v1.13.9"
 # Talos v1.13.9 ships Kubernetes 1.36.3 (siderolabs/talos hack/release.toml @ v1.13.9).
 # renovate: datasource=docker depName=ghcr.io/siderolabs/kubelet extractVersion=^v(?<version>.+)$
 KUBERNETES_VERSION: Final = "1.36.3"
+# talosctl for the in-cluster etcd snapshot, tagged with the cluster's Talos version like the
+# installer, so the client is always the cluster's own (the image is `FROM scratch`, entrypoint
+# /talosctl: siderolabs/talos@v1.13.9:Dockerfile target `talosctl`).
+TALOSCTL_IMAGE: Final = "ghcr.io/siderolabs/talosctl"
 TALOS_INSTALLER_IMAGE: Final = "ghcr.io/siderolabs/installer"
 
 # Helm charts: (repository, chart, version).
@@ -55,3 +59,13 @@ HEADSCALE_IMAGE: Final = "docker.io/headscale/headscale:0.28.0"
 HEADPLANE_IMAGE: Final = "ghcr.io/tale/headplane:0.6.3"
 # renovate: datasource=docker
 TAILSCALE_IMAGE: Final = "ghcr.io/tailscale/tailscale:v1.102.3"
+
+# Backups (config `backups`). Litestream v0.5.16 is the newest tag (benbjohnson/litestream
+# @ v0.5.16, 2026-08-04); its release workflow publishes `litestream/litestream:<version>`
+# without the leading "v" (.github/workflows/release.docker.yml, docker/metadata-action semver).
+# renovate: datasource=docker
+LITESTREAM_IMAGE: Final = "docker.io/litestream/litestream:0.5.16"
+# rclone copies etcd snapshots to the target and prunes old ones (Alpine-based, so `sh` is there:
+# rclone/rclone@v1.75.0:Dockerfile); published as ghcr.io/rclone/rclone:<version>.
+# renovate: datasource=docker
+RCLONE_IMAGE: Final = "ghcr.io/rclone/rclone:1.75.0"

@@ -380,6 +380,26 @@ def headplane_cookie_secret_length(c: HomelabConfig) -> Iterable[Problem]:
         )
 
 
+def backup_credentials_match_target(c: HomelabConfig) -> Iterable[Problem]:
+    """An S3 target needs its secret key; a secret key without an S3 target is a leftover."""
+    backups = c.backups
+    has_secret = c.backup_secret_access_key is not None
+    if backups is not None and backups.s3 is not None and not has_secret:
+        yield Problem(
+            _key("backupSecretAccessKey"),
+            "(not set)",
+            "is required with `backups.s3`; run `./scripts/pulumi config set --secret "
+            "homelab:backupSecretAccessKey <secret key>`",
+        )
+    if has_secret and (backups is None or backups.s3 is None):
+        yield Problem(
+            _key("backupSecretAccessKey"),
+            "(secret)",
+            "is only used with `backups.s3`; set that target or remove the key with "
+            "`./scripts/pulumi config rm homelab:backupSecretAccessKey`",
+        )
+
+
 def saved_certificate_parses(c: HomelabConfig) -> Iterable[Problem]:
     """The saved wildcard Secret must be what `lab destroy` writes; never echo any of it."""
     secret = c.wildcard_certificate
@@ -764,6 +784,7 @@ RULES: tuple[Rule, ...] = (
     homelab_never_resets_nodes,
     acme_zone_matches_domain,
     headplane_cookie_secret_length,
+    backup_credentials_match_target,
     policy_references_exist,
     policy_subnets_in_lan,
     gateway_not_reused,

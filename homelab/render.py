@@ -586,6 +586,16 @@ def summary_markdown(render: Render) -> str:
             ["Release", "Namespace", "Chart", "Repository", "Version"], sorted(rows, key=json.dumps)
         )
     outputs = redact(render.outputs, render.output_secret_paths)
+    # Said in so many words: a stack without a target deploys, but nothing survives a lost disk.
+    backup_target = outputs.get("backupTarget")
+    if backup_target is not None:
+        lines += ["", "## Backups", ""]
+        lines.append(
+            "No backup is configured: Headscale's database and etcd are not backed up "
+            "(set `homelab:backups`, docs/operations.md)."
+            if backup_target == "none"
+            else f"Headscale's database (Litestream) and etcd snapshots go to `{backup_target}`."
+        )
     boot = [(what, outputs[key]) for what, key in BOOT_MEDIA_OUTPUTS if key in outputs]
     if boot:
         # What a person boots, and what a schematic change does (components/cluster/image_factory.py).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -88,6 +88,8 @@ class TalosClusterArgs:
     lifecycle: Lifecycle
     # Host directories pods mount with hostPath (e.g. local-path volumes) that the kubelet must see.
     kubelet_host_paths: tuple[str, ...] = ()
+    # A `machine.features.kubernetesTalosAPIAccess` patch for control planes (etcd snapshots).
+    talos_api_access: dict[str, Any] | None = None
 
 
 def machine_secrets_args(
@@ -154,6 +156,7 @@ class TalosCluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     nodes: pulumi.Output[dict[str, str]]
     boot_iso_url: pulumi.Output[str]
+    machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs]
     boot_pxe_url: pulumi.Output[str]
     schematic_id: pulumi.Output[str]
     # The installer of the pinned Talos and the cluster's schematic, for install and upgrades.
@@ -185,6 +188,8 @@ class TalosCluster(pulumi.ComponentResource):
         machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs] = pulumi.Output.secret(
             secrets.machine_secrets.apply(machine_secrets_args)
         )
+        # The bundle, for its export in the format talosctl reads (components/cluster/secrets_bundle.py).
+        self.machine_secrets = machine_secrets
         machine_client = client_configuration_as(
             secrets.client_configuration, talos.machine.ClientConfigurationArgs
         )
@@ -270,7 +275,11 @@ class TalosCluster(pulumi.ComponentResource):
                 client_configuration=machine_client,
                 machine_configuration_input=role_configurations[node.role],
                 config_patches=node_config_patches(
-                    cluster, network, node, kubelet_host_paths=args.kubelet_host_paths
+                    cluster,
+                    network,
+                    node,
+                    kubelet_host_paths=args.kubelet_host_paths,
+                    talos_api_access=args.talos_api_access,
                 ),
                 on_destroy=on_destroy,
                 # A change that needs a reboot is staged; `rolling_reboots` reboots one node at

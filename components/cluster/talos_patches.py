@@ -160,11 +160,26 @@ def vip_document(cluster: Cluster, node: Node) -> Document | None:
     }
 
 
+def talos_api_access_document(namespace: str, role: str) -> Document:
+    """Pods in `namespace` may get a talosconfig with `role` (and no other) through a
+    `talos.dev` ServiceAccount (components/cluster/etcd_snapshots.py). A control-plane feature:
+    the ServiceAccount controller and the `talos.default` Service run there (v1alpha1
+    `machine.features.kubernetesTalosAPIAccess`, Talos v1.13 config schema)."""
+    access = {"enabled": True, "allowedRoles": [role], "allowedKubernetesNamespaces": [namespace]}
+    return {"machine": {"features": {"kubernetesTalosAPIAccess": access}}}
+
+
 def node_patch_documents(
-    cluster: Cluster, network: Network, node: Node, kubelet_host_paths: tuple[str, ...] = ()
+    cluster: Cluster,
+    network: Network,
+    node: Node,
+    kubelet_host_paths: tuple[str, ...] = (),
+    talos_api_access: Document | None = None,
 ) -> list[Document]:
     """Every patch document of one node, in a fixed order."""
     documents = [machine_document(cluster, node, kubelet_host_paths), hostname_document(node)]
+    if talos_api_access is not None and node.role == "controlplane":
+        documents.append(talos_api_access)
     if node.interface is None:
         documents.append(link_alias_document(node))
     documents += [link_document(network, node), resolver_document(network)]
@@ -180,7 +195,13 @@ def serialise(document: Document) -> str:
 
 
 def node_config_patches(
-    cluster: Cluster, network: Network, node: Node, *, kubelet_host_paths: tuple[str, ...] = ()
+    cluster: Cluster,
+    network: Network,
+    node: Node,
+    *,
+    kubelet_host_paths: tuple[str, ...] = (),
+    talos_api_access: Document | None = None,
 ) -> list[str]:
     """The node's `config_patches`: one YAML string per document."""
-    return [serialise(d) for d in node_patch_documents(cluster, network, node, kubelet_host_paths)]
+    documents = node_patch_documents(cluster, network, node, kubelet_host_paths, talos_api_access)
+    return [serialise(d) for d in documents]

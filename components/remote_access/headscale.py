@@ -33,7 +33,13 @@ import yaml
 
 from components.platform.metallb import LoadBalancerRequest
 from components.platform.traefik import TraefikRouting
-from components.remote_access import headscale_pod, headscale_routes, headscale_services, keys
+from components.remote_access import (
+    headscale_pod,
+    headscale_routes,
+    headscale_services,
+    keys,
+    litestream,
+)
 from components.remote_access.headplane_deployment import Headplane, HeadplaneArgs
 from components.remote_access.headscale_config import (
     CONFIG_FILE,
@@ -69,6 +75,8 @@ class HeadscaleArgs:
     stun_load_balancer: LoadBalancerRequest
     # Protect its state (the namespace and the claims), `lifecycle.protect_stateful`.
     protect: bool
+    # Where Litestream replicates its database (components/remote_access/litestream.py); None: nowhere.
+    backup: litestream.BackupTarget | None = None
 
 
 def dump_yaml(document: dict[str, Any]) -> str:
@@ -135,6 +143,7 @@ class Headscale(pulumi.ComponentResource):
             derp=derp,
             storage_class=args.storage_class,
             protect=args.protect,
+            backup=args.backup,
         )
         service = headscale_services.services(
             name, at, derp=derp, traefik=args.traefik, stun_load_balancer=args.stun_load_balancer

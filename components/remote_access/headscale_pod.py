@@ -15,8 +15,10 @@ from typing import Any, Final, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.remote_access import litestream
 from components.remote_access.headscale_config import (
     CONFIG_DIR,
+    CONFIG_FILE,
     DATA_DIR,
     HTTP_PORT,
     SOCKET_DIR,
@@ -59,8 +61,10 @@ def workload(
     derp: Derp,
     storage_class: pulumi.Input[str],
     protect: bool,
+    backup: litestream.BackupTarget | None = None,
 ) -> k8s.apps.v1.Deployment:
-    """The claim, the ConfigMap and the single-replica Deployment."""
+    """The claim, the ConfigMap and the single-replica Deployment (with Litestream beside
+    Headscale when there is a backup target)."""
     # skipAwait: with a WaitForFirstConsumer class (local-path) the claim binds only once the
     # pod is scheduled; the Deployment's own readiness is the wait that matters.
     data_claim = k8s.core.v1.PersistentVolumeClaim(
@@ -77,6 +81,16 @@ def workload(
         f"{name}-config", metadata=at.meta(CONFIG_MAP), data=files, opts=at.opts()
     )
     checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    replication = litestream.headscale_replication(
+        f"{name}-litestream",
+        backup,
+        access=at.access,
+        namespace=at.namespace,
+        parent=at.owner,
+        data_volume="data",
+        data_dir=DATA_DIR,
+        files=litestream.headscale_files(files[CONFIG_FILE]),
+    )
     return k8s.apps.v1.Deployment(
         f"{name}-deployment",
         metadata=at.meta(DEPLOYMENT, annotations=checkov_skips(PINNED_IMAGE_SKIPS)),
@@ -90,18 +104,21 @@ def workload(
                 "template": {
                     "metadata": {
                         "labels": dict(LABELS),
-                        "annotations": {"checksum/config": checksum},
+                        "annotations": {"checksum/config": checksum, **replication.annotations},
                     },
-                    "spec": pod_spec(derp),
+                    "spec": pod_spec(derp, replication),
                 },
             }
         ),
-        opts=at.opts(depends_on=[data_claim, config_map]),
+        opts=at.opts(depends_on=[data_claim, config_map, *replication.depends_on]),
     )
 
 
-def pod_spec(derp: Derp) -> dict[str, Any]:
-    """Headscale's pod: the server alone, its config read-only, its state on the claim."""
+def pod_spec(
+    derp: Derp, replication: litestream.Replication = litestream.NO_REPLICATION
+) -> dict[str, Any]:
+    """Headscale's pod: the server, its config read-only, its state on the claim; with a backup
+    target, Litestream's restore step before it and its sidecar beside it."""
     return {
         # Headscale never calls the Kubernetes API.
         "automountServiceAccountToken": False,
@@ -116,13 +133,15 @@ def pod_spec(derp: Derp) -> dict[str, Any]:
             "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [headscale_container(derp)],
+        **replication.pod_fields,
+        "containers": [headscale_container(derp), *replication.containers],
         "volumes": [
             {"name": "config", "configMap": {"name": CONFIG_MAP}},
             {"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM}},
             # The CLI's unix socket; EnsureDir needs a writable directory.
             {"name": "socket", "emptyDir": {}},
             {"name": "tmp", "emptyDir": {}},
+            *replication.volumes,
         ],
     }
 

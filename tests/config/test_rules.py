@@ -28,6 +28,7 @@ from config.rules import (
     apps_avoid_builtin_names,
     apps_have_backend,
     apps_unique,
+    backup_credentials_match_target,
     check_rules,
     control_plane_scheduling_is_explicit,
     current_addresses_are_moves,
@@ -108,6 +109,12 @@ def case(
     return RuleCase(
         id, rule, Change(breaks, breaks_delete), key, Change(near_miss, near_miss_delete)
     )
+
+
+_S3_BACKUPS = {
+    "s3": {"endpoint": "https://minio.lan:9000", "bucket": "backups", "accessKeyId": "homelab"}
+}
+_NFS_BACKUPS = {"nfs": {"server": "nas.lan", "path": "/volume1/backups"}}
 
 
 def _saved_certificate(key: str | None = None) -> str:
@@ -427,6 +434,20 @@ CASES = [
         {"headplaneCookieSecret": "a" * 33},
         "headplaneCookieSecret",
         {"headplaneCookieSecret": "b" * 32},
+    ),
+    case(
+        "s3-backup-without-secret-key",
+        backup_credentials_match_target,
+        {"backups": _S3_BACKUPS},
+        "backupSecretAccessKey",
+        {"backups": _S3_BACKUPS, "backupSecretAccessKey": "backup-secret"},
+    ),
+    case(
+        "backup-secret-key-without-s3",
+        backup_credentials_match_target,
+        {"backups": _NFS_BACKUPS, "backupSecretAccessKey": "backup-secret"},
+        "backupSecretAccessKey",
+        {"backups": _NFS_BACKUPS},
     ),
     case(
         "saved-certificate-key-not-base64",
