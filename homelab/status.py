@@ -85,7 +85,7 @@ CERTIFICATE_WARN_BEFORE: Final = timedelta(days=14)
 # `pulumi up` renews Headplane's API key inside this window (components/remote_access/keys.py).
 API_KEY_WARN_BEFORE: Final = timedelta(seconds=API_KEY_RENEW_BEFORE_SECONDS)
 # Backups: a day's schedule plus slack is fresh; two missed days is a failure. Litestream writes a
-# snapshot at least daily even without writes (benbjohnson/litestream @ v0.5.13 : store.go
+# snapshot at least daily even without writes (benbjohnson/litestream @ v0.5.16 : store.go
 # DefaultSnapshotInterval 24h), so its newest file is never older than that while it works.
 BACKUP_WARN_AFTER: Final = timedelta(hours=26)
 BACKUP_FAIL_AFTER: Final = timedelta(hours=48)
