@@ -22,6 +22,7 @@ from pulumiverse_talos.machine import outputs as machine_outputs
 
 from components.cluster.image_factory import (
     SCHEMATIC_CHANGE_NOTE,
+    BootMedia,
     boot_media,
     checked_schematic_id,
 )
@@ -147,6 +148,280 @@ def client_configuration_as(
     )
 
 
+@dataclass(frozen=True)
+class _Credentials:
+    """The cluster's secrets bundle and the client credentials cut from it, all secret."""
+
+    secrets: talos.machine.Secrets
+    machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs]
+    machine_client: pulumi.Output[talos.machine.ClientConfigurationArgs]
+    talosconfig: pulumi.Output[str]
+
+
+def _credentials(
+    name: str, cluster: Cluster, lifecycle: Lifecycle, parent: pulumi.Resource
+) -> _Credentials:
+    """Secrets -> the machine client and the exported talosconfig."""
+    # Pinned contract: a newer provider must not silently change what is generated
+    # (components.md 1.4 #5). A raised version is an in-place update; only a downgrade
+    # replaces the bundle (terraform-provider-talos v0.11.0 talos_machine_secrets_resource.go
+    # talosMachineFeaturesVersionPlanModifier), which `protect` refuses on the real homelab.
+    secrets = talos.machine.Secrets(
+        f"{name}-secrets",
+        talos_version=cluster.config_contract,
+        opts=pulumi.ResourceOptions(parent=parent, protect=lifecycle.protect_stateful),
+    )
+    # Under the mock engine the provider's own secret markings are not honoured
+    # (components.md 1.2 "Secrecy"), so secrecy is declared here, once, at the source.
+    machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs] = pulumi.Output.secret(
+        secrets.machine_secrets.apply(machine_secrets_args)
+    )
+    machine_client = client_configuration_as(
+        secrets.client_configuration, talos.machine.ClientConfigurationArgs
+    )
+
+    talos_client = client_configuration_as(
+        secrets.client_configuration, talos.client.GetConfigurationClientConfigurationArgs
+    )
+    # Endpoints only, no `nodes`: talosctl then needs `-n` for every command instead of
+    # sending it to every node of the context (siderolabs/talos@v1.13.9:
+    # cmd/talosctl/pkg/talos/global/client.go `getNodes`), so `talosctl reboot` cannot reboot
+    # the whole cluster by accident. The data source writes `nodes` only when given
+    # (terraform-provider-talos@v0.11.0: talos_client_configuration_data_source.go).
+    talosconfig: pulumi.Output[str] = pulumi.Output.secret(
+        talos.client.get_configuration_output(
+            cluster_name=cluster.name,
+            client_configuration=talos_client,
+            endpoints=[n.talos_address for n in cluster.control_planes],
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        ).talos_config
+    )
+
+    return _Credentials(secrets, machine_secrets, machine_client, talosconfig)
+
+
+def _role_configurations(
+    cluster: Cluster,
+    machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs],
+    parent: pulumi.Resource,
+) -> dict[str, pulumi.Output[str]]:
+    """One generated machine configuration per role; each node patches its own."""
+    return {
+        role: talos.machine.get_configuration_output(
+            cluster_name=cluster.name,
+            cluster_endpoint=cluster.endpoint,
+            machine_type=role,
+            machine_secrets=machine_secrets,
+            talos_version=cluster.config_contract,
+            kubernetes_version=cluster.kubernetes_version,
+            docs=False,
+            examples=False,
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        ).machine_configuration
+        for role in sorted({n.role for n in cluster.nodes})
+    }
+
+
+def _register_schematic(
+    name: str, media: BootMedia, parent: pulumi.Resource
+) -> tuple[list[pulumi.Resource], dict[str, pulumi.Output[str]]]:
+    """What every install waits for, and the outputs that check the factory's answer."""
+    # A custom schematic is registered with the factory before any node installs from it.
+    # Its id is computed from the config (image_factory.py), so the URLs and the installer
+    # are known in every preview, also for a schematic about to change; the factory's answer
+    # must agree, which the component's `registeredSchematicId` output checks during `up`.
+    factory_waits: list[pulumi.Resource] = []
+    registered: dict[str, pulumi.Output[str]] = {}
+    if not media.is_vanilla:
+        schematic = talos.imagefactory.Schematic(
+            f"{name}-schematic",
+            schematic=media.schematic,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        factory_waits.append(schematic)
+        registered["registeredSchematicId"] = schematic.id.apply(
+            lambda got: checked_schematic_id(media.schematic_id, got)
+        )
+        pulumi.log.info(f"Talos schematic {media.schematic_id}: {SCHEMATIC_CHANGE_NOTE}", parent)
+
+    return factory_waits, registered
+
+
+@dataclass(frozen=True)
+class _Installed:
+    """The nodes configured (after any upgrade) and the cluster bootstrapped on them."""
+
+    applies: dict[str, talos.machine.ConfigurationApply]
+    bootstrap: talos.machine.Bootstrap
+
+
+def _install(
+    name: str,
+    args: TalosClusterArgs,
+    credentials: _Credentials,
+    media: BootMedia,
+    plan: UpgradePlan,
+    factory_waits: list[pulumi.Resource],
+    parent: pulumi.Resource,
+) -> _Installed:
+    """Upgrades -> one ConfigurationApply per node -> rolling reboots -> the Bootstrap."""
+    cluster, lifecycle = args.cluster, args.lifecycle
+    role_configurations = _role_configurations(cluster, credentials.machine_secrets, parent)
+    on_destroy = (
+        # A lab's nodes go back to maintenance mode, ready for the next `up`. Not graceful:
+        # destroy resets every node at once, so a graceful etcd leave (with its quorum
+        # checks) cannot succeed on the last members (terraform-provider-talos v0.11.0
+        # on_destroy.graceful: "enforces etcd checks before leaving").
+        talos.machine.ConfigurationApplyOnDestroyArgs(reset=True, graceful=False, reboot=True)
+        if lifecycle.reset_on_destroy
+        else None
+    )
+    # Upgrades run before the applies, so a Kubernetes bump reaches the nodes through
+    # upgrade-k8s one at a time, not through every apply at once (components/cluster/upgrade.py).
+    upgrades = upgrade_chain(
+        name,
+        plan,
+        # The schematic's installer (image_factory.py), registered before a node pulls it.
+        installer_image=media.installer_image,
+        talosconfig=credentials.talosconfig,
+        parent=parent,
+        depends_on=factory_waits,
+    )
+
+    def apply(node: Node) -> talos.machine.ConfigurationApply:
+        return talos.machine.ConfigurationApply(
+            node_resource_name(name, node),
+            node=node.talos_address,
+            endpoint=node.talos_address,
+            client_configuration=credentials.machine_client,
+            machine_configuration_input=role_configurations[node.role],
+            config_patches=node_config_patches(
+                cluster,
+                args.network,
+                node,
+                kubelet_host_paths=args.kubelet_host_paths,
+                talos_api_access=args.talos_api_access,
+            ),
+            on_destroy=on_destroy,
+            # A change that needs a reboot is staged; `rolling_reboots` reboots one node at
+            # a time (components/cluster/upgrade.py). A first apply is never staged: the
+            # provider's dry run (terraform-provider-talos@v0.11.0
+            # talos_machine_configuration_apply_resource.go `dryRunNeedsReboot`) asks a node
+            # in maintenance mode, which answers AUTO as NO_REBOOT (siderolabs/talos@v1.13.9
+            # internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go), so it installs.
+            apply_mode=APPLY_MODE,
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                aliases=node_aliases(name, node),
+                depends_on=[upgrades.done, *factory_waits],
+            ),
+        )
+
+    applies = {node.hostname: apply(node) for node in cluster.nodes}
+    rolling_reboots(name, plan, applies, talosconfig=credentials.talosconfig, parent=parent)
+
+    # Exactly one bootstrap, on the first control plane, once it has its config. The two
+    # have no data dependency, hence the explicit one (components.md 1.4 #6).
+    first_control_plane = cluster.control_planes[0]
+    bootstrap = talos.machine.Bootstrap(
+        f"{name}-bootstrap",
+        node=first_control_plane.talos_address,
+        endpoint=first_control_plane.talos_address,
+        client_configuration=credentials.machine_client,
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[applies[first_control_plane.hostname]]
+        ),
+    )
+    return _Installed(applies, bootstrap)
+
+
+def _kubernetes_access(
+    name: str,
+    cluster: Cluster,
+    lifecycle: Lifecycle,
+    credentials: _Credentials,
+    installed: _Installed,
+    parent: pulumi.Resource,
+) -> ClusterAccess:
+    """Kubeconfig -> node set -> (health wait) -> the stack's one Kubernetes provider."""
+    first_control_plane = cluster.control_planes[0]
+    # Talos API calls go where each node answers now: its `currentAddress` while it moves.
+    control_plane_ips = tuple(n.talos_address for n in cluster.control_planes)
+    bootstrap, applies = installed.bootstrap, installed.applies
+    kubeconfig = talos.cluster.Kubeconfig(
+        f"{name}-kubeconfig",
+        node=first_control_plane.talos_address,
+        endpoint=first_control_plane.talos_address,
+        client_configuration=client_configuration_as(
+            credentials.secrets.client_configuration,
+            talos.cluster.KubeconfigClientConfigurationArgs,
+        ),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[bootstrap],
+            # The kubeconfig's server is the cluster endpoint, but neither is an input of
+            # the resource (its Read is a no-op: terraform-provider-talos@v0.11.0
+            # talos_cluster_kubeconfig_resource.go), so a new VIP would never reach the
+            # provider. The 0.8.1 resource has no trigger argument of its own; Pulumi's
+            # `replacement_trigger` option refetches it when the endpoint changes. A trigger
+            # that was not set before replaces nothing (pulumi/pulumi#20936, step_generator
+            # `triggerReplace`: null on either side is "no trigger"), so adding it is safe.
+            replacement_trigger=cluster.endpoint,
+        ),
+    )
+    kubeconfig_raw: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+    # Nodes that left the config leave Kubernetes and etcd (quorum checked) before the health
+    # wait checks the new node set, and a renamed node's old Node goes
+    # (components/cluster/node_lifecycle.py).
+    nodes_reconciled = node_set(
+        f"{name}-node-set",
+        cluster,
+        lifecycle,
+        kubeconfig=kubeconfig_raw,
+        talosconfig=credentials.talosconfig,
+        bootstrap=bootstrap,
+        parent=parent,
+        depends_on=[*applies.values(), kubeconfig],
+    )
+    provider_waits_for: list[pulumi.Resource] = []
+    if cluster.wait_for_health:
+        # Charts installed before the API and every node are ready fail or time out. The
+        # wait runs when the cluster is created and when its node set changes, never on a
+        # preview (components/cluster/talos_health.py). The provider waits for it by
+        # `depends_on`, not through the kubeconfig's value: a wait about to run again would
+        # otherwise make the kubeconfig unknown in that preview for no reason.
+        provider_waits_for.append(
+            wait_for_health(
+                f"{name}-health",
+                HealthTarget(
+                    talos_version=cluster.talos_version,
+                    control_plane_nodes=control_plane_ips,
+                    worker_nodes=tuple(n.talos_address for n in cluster.workers),
+                    endpoints=control_plane_ips,
+                ),
+                talosconfig=credentials.talosconfig,
+                bootstrap=bootstrap,
+                parent=parent,
+                depends_on=[*applies.values(), nodes_reconciled],
+            )
+        )
+    provider = k8s.Provider(
+        f"{name}-kubernetes",
+        kubeconfig=kubeconfig_raw,
+        cluster_identifier=cluster_identifier(cluster),
+        # A destroyed lab cluster is unreachable for good: drop its objects from state
+        # instead of failing. The real homelab keeps the default, so a cluster that is only
+        # down for a moment never loses state.
+        delete_unreachable=lifecycle.is_lab,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=provider_waits_for),
+    )
+    # `cluster`, what every Kubernetes object is `deleted_with`, is the Bootstrap: it stands
+    # for the control plane it brought up, so it is deleted exactly when that cluster is torn
+    # down, and objects on it are then dropped instead of hanging on an API that is gone
+    # (pulumi-kubernetes #491). Not the Secrets: protected on the homelab, never deleted there.
+    return ClusterAccess(provider=provider, kubeconfig=kubeconfig_raw, cluster=bootstrap)
+
+
 class TalosCluster(pulumi.ComponentResource):
     """A Talos cluster built from booted nodes, and access to its Kubernetes API."""
 
@@ -156,6 +431,7 @@ class TalosCluster(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     nodes: pulumi.Output[dict[str, str]]
     boot_iso_url: pulumi.Output[str]
+    # The bundle, for its export in the format talosctl reads (components/cluster/secrets_bundle.py).
     machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs]
     boot_pxe_url: pulumi.Output[str]
     schematic_id: pulumi.Output[str]
@@ -167,232 +443,25 @@ class TalosCluster(pulumi.ComponentResource):
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:talos:Cluster", name, None, opts)
-        cluster, network, lifecycle = args.cluster, args.network, args.lifecycle
-        # Talos API calls go where each node answers now: its `currentAddress` while it moves.
-        control_plane_ips = [n.talos_address for n in cluster.control_planes]
-        worker_ips = [n.talos_address for n in cluster.workers]
-        first_control_plane = cluster.control_planes[0]
+        cluster = args.cluster
         media = boot_media(cluster)
-
-        # Pinned contract: a newer provider must not silently change what is generated
-        # (components.md 1.4 #5). A raised version is an in-place update; only a downgrade
-        # replaces the bundle (terraform-provider-talos v0.11.0 talos_machine_secrets_resource.go
-        # talosMachineFeaturesVersionPlanModifier), which `protect` refuses on the real homelab.
-        secrets = talos.machine.Secrets(
-            f"{name}-secrets",
-            talos_version=cluster.config_contract,
-            opts=pulumi.ResourceOptions(parent=self, protect=lifecycle.protect_stateful),
-        )
-        # Under the mock engine the provider's own secret markings are not honoured
-        # (components.md 1.2 "Secrecy"), so secrecy is declared here, once, at the source.
-        machine_secrets: pulumi.Output[talos.machine.MachineSecretsArgs] = pulumi.Output.secret(
-            secrets.machine_secrets.apply(machine_secrets_args)
-        )
-        # The bundle, for its export in the format talosctl reads (components/cluster/secrets_bundle.py).
-        self.machine_secrets = machine_secrets
-        machine_client = client_configuration_as(
-            secrets.client_configuration, talos.machine.ClientConfigurationArgs
-        )
-
-        role_configurations = {
-            role: talos.machine.get_configuration_output(
-                cluster_name=cluster.name,
-                cluster_endpoint=cluster.endpoint,
-                machine_type=role,
-                machine_secrets=machine_secrets,
-                talos_version=cluster.config_contract,
-                kubernetes_version=cluster.kubernetes_version,
-                docs=False,
-                examples=False,
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).machine_configuration
-            for role in sorted({n.role for n in cluster.nodes})
-        }
-
-        on_destroy = (
-            # A lab's nodes go back to maintenance mode, ready for the next `up`. Not graceful:
-            # destroy resets every node at once, so a graceful etcd leave (with its quorum
-            # checks) cannot succeed on the last members (terraform-provider-talos v0.11.0
-            # on_destroy.graceful: "enforces etcd checks before leaving").
-            talos.machine.ConfigurationApplyOnDestroyArgs(reset=True, graceful=False, reboot=True)
-            if lifecycle.reset_on_destroy
-            else None
-        )
-
-        # A custom schematic is registered with the factory before any node installs from it.
-        # Its id is computed from the config (image_factory.py), so the URLs and the installer
-        # are known in every preview, also for a schematic about to change; the factory's answer
-        # must agree, which the component's `registeredSchematicId` output checks during `up`.
-        factory_waits: list[pulumi.Resource] = []
-        registered: dict[str, pulumi.Output[str]] = {}
-        if not media.is_vanilla:
-            schematic = talos.imagefactory.Schematic(
-                f"{name}-schematic",
-                schematic=media.schematic,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            factory_waits.append(schematic)
-            registered["registeredSchematicId"] = schematic.id.apply(
-                lambda got: checked_schematic_id(media.schematic_id, got)
-            )
-            pulumi.log.info(f"Talos schematic {media.schematic_id}: {SCHEMATIC_CHANGE_NOTE}", self)
-
-        talos_client = client_configuration_as(
-            secrets.client_configuration, talos.client.GetConfigurationClientConfigurationArgs
-        )
-        # Endpoints only, no `nodes`: talosctl then needs `-n` for every command instead of
-        # sending it to every node of the context (siderolabs/talos@v1.13.9:
-        # cmd/talosctl/pkg/talos/global/client.go `getNodes`), so `talosctl reboot` cannot reboot
-        # the whole cluster by accident. The data source writes `nodes` only when given
-        # (terraform-provider-talos@v0.11.0: talos_client_configuration_data_source.go).
-        self.talosconfig = pulumi.Output.secret(
-            talos.client.get_configuration_output(
-                cluster_name=cluster.name,
-                client_configuration=talos_client,
-                endpoints=control_plane_ips,
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).talos_config
-        )
-
-        # Upgrades run before the applies, so a Kubernetes bump reaches the nodes through
-        # upgrade-k8s one at a time, not through every apply at once (components/cluster/upgrade.py).
+        credentials = _credentials(name, cluster, args.lifecycle, self)
+        factory_waits, registered = _register_schematic(name, media, self)
         self.upgrade_plan = plan_for(cluster)
-        upgrades = upgrade_chain(
-            f"{name}",
-            self.upgrade_plan,
-            # The schematic's installer (image_factory.py), registered before a node pulls it.
-            installer_image=media.installer_image,
-            talosconfig=self.talosconfig,
-            parent=self,
-            depends_on=factory_waits,
+        installed = _install(name, args, credentials, media, self.upgrade_plan, factory_waits, self)
+        self.access = _kubernetes_access(
+            name, cluster, args.lifecycle, credentials, installed, self
         )
 
-        def apply(node: Node) -> talos.machine.ConfigurationApply:
-            return talos.machine.ConfigurationApply(
-                node_resource_name(name, node),
-                node=node.talos_address,
-                endpoint=node.talos_address,
-                client_configuration=machine_client,
-                machine_configuration_input=role_configurations[node.role],
-                config_patches=node_config_patches(
-                    cluster,
-                    network,
-                    node,
-                    kubelet_host_paths=args.kubelet_host_paths,
-                    talos_api_access=args.talos_api_access,
-                ),
-                on_destroy=on_destroy,
-                # A change that needs a reboot is staged; `rolling_reboots` reboots one node at
-                # a time (components/cluster/upgrade.py). A first apply is never staged: the
-                # provider's dry run (terraform-provider-talos@v0.11.0
-                # talos_machine_configuration_apply_resource.go `dryRunNeedsReboot`) asks a node
-                # in maintenance mode, which answers AUTO as NO_REBOOT (siderolabs/talos@v1.13.9
-                # internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go), so it installs.
-                apply_mode=APPLY_MODE,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    aliases=node_aliases(name, node),
-                    depends_on=[upgrades.done, *factory_waits],
-                ),
-            )
-
-        applies = {node.hostname: apply(node) for node in cluster.nodes}
-        rolling_reboots(name, self.upgrade_plan, applies, talosconfig=self.talosconfig, parent=self)
-
-        # Exactly one bootstrap, on the first control plane, once it has its config. The two
-        # have no data dependency, hence the explicit one (components.md 1.4 #6).
-        bootstrap = talos.machine.Bootstrap(
-            f"{name}-bootstrap",
-            node=first_control_plane.talos_address,
-            endpoint=first_control_plane.talos_address,
-            client_configuration=machine_client,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[applies[first_control_plane.hostname]]
-            ),
-        )
-
-        kubeconfig = talos.cluster.Kubeconfig(
-            f"{name}-kubeconfig",
-            node=first_control_plane.talos_address,
-            endpoint=first_control_plane.talos_address,
-            client_configuration=client_configuration_as(
-                secrets.client_configuration, talos.cluster.KubeconfigClientConfigurationArgs
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[bootstrap],
-                # The kubeconfig's server is the cluster endpoint, but neither is an input of
-                # the resource (its Read is a no-op: terraform-provider-talos@v0.11.0
-                # talos_cluster_kubeconfig_resource.go), so a new VIP would never reach the
-                # provider. The 0.8.1 resource has no trigger argument of its own; Pulumi's
-                # `replacement_trigger` option refetches it when the endpoint changes. A trigger
-                # that was not set before replaces nothing (pulumi/pulumi#20936, step_generator
-                # `triggerReplace`: null on either side is "no trigger"), so adding it is safe.
-                replacement_trigger=cluster.endpoint,
-            ),
-        )
-        kubeconfig_raw: pulumi.Output[str] = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
-        # Nodes that left the config leave Kubernetes and etcd (quorum checked) before the health
-        # wait checks the new node set, and a renamed node's old Node goes
-        # (components/cluster/node_lifecycle.py).
-        nodes_reconciled = node_set(
-            f"{name}-node-set",
-            cluster,
-            lifecycle,
-            kubeconfig=kubeconfig_raw,
-            talosconfig=self.talosconfig,
-            bootstrap=bootstrap,
-            parent=self,
-            depends_on=[*applies.values(), kubeconfig],
-        )
-        provider_waits_for: list[pulumi.Resource] = []
-        if cluster.wait_for_health:
-            # Charts installed before the API and every node are ready fail or time out. The
-            # wait runs when the cluster is created and when its node set changes, never on a
-            # preview (components/cluster/talos_health.py). The provider waits for it by `depends_on`,
-            # not through the kubeconfig's value: a wait about to run again would otherwise make
-            # the kubeconfig unknown in that preview for no reason.
-            provider_waits_for.append(
-                wait_for_health(
-                    f"{name}-health",
-                    HealthTarget(
-                        talos_version=cluster.talos_version,
-                        control_plane_nodes=tuple(control_plane_ips),
-                        worker_nodes=tuple(worker_ips),
-                        endpoints=tuple(control_plane_ips),
-                    ),
-                    talosconfig=self.talosconfig,
-                    bootstrap=bootstrap,
-                    parent=self,
-                    depends_on=[*applies.values(), nodes_reconciled],
-                )
-            )
-        self.kubeconfig = kubeconfig_raw
-
+        self.machine_secrets = credentials.machine_secrets
+        self.talosconfig = credentials.talosconfig
+        self.kubeconfig = self.access.kubeconfig
         self.endpoint = pulumi.Output.from_input(cluster.endpoint)
         self.nodes = pulumi.Output.from_input({n.hostname: str(n.ip) for n in cluster.nodes})
         self.boot_iso_url = pulumi.Output.from_input(media.iso_url)
         self.boot_pxe_url = pulumi.Output.from_input(media.pxe_url)
         self.schematic_id = pulumi.Output.from_input(media.schematic_id)
         self.installer_image = pulumi.Output.from_input(media.installer_image)
-
-        provider = k8s.Provider(
-            f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
-            cluster_identifier=cluster_identifier(cluster),
-            # A destroyed lab cluster is unreachable for good: drop its objects from state
-            # instead of failing. The real homelab keeps the default, so a cluster that is only
-            # down for a moment never loses state.
-            delete_unreachable=lifecycle.is_lab,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=provider_waits_for),
-        )
-        # `cluster`, what every Kubernetes object is `deleted_with`, is the Bootstrap: it stands
-        # for the control plane it brought up, so it is deleted exactly when that cluster is torn
-        # down, and objects on it are then dropped instead of hanging on an API that is gone
-        # (pulumi-kubernetes #491). Not the Secrets: protected on the homelab, never deleted there.
-        self.access = ClusterAccess(
-            provider=provider, kubeconfig=self.kubeconfig, cluster=bootstrap
-        )
         self.register_outputs(
             {
                 "endpoint": self.endpoint,
