@@ -58,8 +58,9 @@ CRD_FIELD_MANAGER: Final = "homelab-crds"
 GATE_SUFFIX: Final = "-webhook-ready"
 CRDS_SUFFIX: Final = "-crds"
 CRD_GATE_SUFFIX: Final = "-crd-established"
-# 60 x 5 s: Talos applies its manifests within seconds of a config apply once the API answers; five
-# minutes also covers a control plane that is still bringing kube-apiserver up.
+# 60 x 5 s: five minutes for the installer to act after the config apply, kube-apiserver still
+# coming up included (Talos's manifest apply waits for etcd and the API, then applies:
+# talos@v1.13.9:internal/app/machined/pkg/controllers/k8s/manifest_apply.go). A bound, not a measurement.
 CRD_GATE_ATTEMPTS: Final = 60
 CRD_GATE_RETRY_DELAY_SECONDS: Final = 5
 
