@@ -10,6 +10,7 @@ and from the pins, never from the program's own output.
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -44,6 +45,7 @@ from tests.harness import (
     render_config,
     validate_kubernetes,
 )
+from tests.homelab.test_render_backups import backup_render, crd_gates
 
 Errors = list[str]
 Check = Callable[[ResourceRecord, Render], Errors]
@@ -311,9 +313,20 @@ def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
     ]
 
 
+def _script_params(record: ResourceRecord) -> dict[str, Any]:
+    """The sorted literal a kubectl.py script starts with (`PARAMS = {...}`)."""
+    first = str(record.inputs.get("create", "")).partition("\n")[0]
+    if not first.startswith("PARAMS = "):
+        return {}
+    params = ast.literal_eval(first.removeprefix("PARAMS = "))
+    return params if isinstance(params, dict) else {}
+
+
 def kubectl_command(record: ResourceRecord, render: Render) -> Errors:
     """Cluster commands (components/shared/kubectl.py): the kubeconfig reaches them as a secret; a
     webhook gate runs after its chart's Release and before every object its webhook checks; a
+    CRD gate runs after the Kubernetes provider (so after the cluster's health wait and config
+    applies, which make Talos apply its CRDs) and before a custom resource of the CRD's group; a
     CRD apply runs before the Release that skips those CRDs."""
     errors = _plaintext_secret_errors(record)
     if not record.is_secret(f"environment.{kubectl.KUBECONFIG_ENV}"):
@@ -325,6 +338,17 @@ def kubectl_command(record: ResourceRecord, render: Render) -> Errors:
             errors.append("the webhook gate does not wait for its chart's Release")
         if not any(is_custom_resource(manifest(r)) for r in dependants):
             errors.append("no custom resource waits for the webhook gate")
+    elif record.name.endswith(kubectl.CRD_GATE_SUFFIX):
+        # A CRD's name is `<plural>.<group>` (apiextensions v1 `CustomResourceDefinition`).
+        group = str(_script_params(record).get("crd", "")).partition(".")[2]
+        if not _depends_on_type(record, render, PROVIDER):
+            errors.append("the CRD gate does not wait for the Kubernetes provider")
+        if not group or not any(
+            r.type.startswith("kubernetes:")
+            and str(manifest(r).get("apiVersion", "")).rpartition("/")[0] == group
+            for r in dependants
+        ):
+            errors.append("no custom resource of its CRD's group waits for the CRD gate")
     elif not any(r.type == RELEASE and r.inputs.get("skipCrds") for r in dependants):
         errors.append("no Release that skips its CRDs waits for the CRD apply")
     return errors
@@ -334,8 +358,8 @@ def command(record: ResourceRecord, render: Render) -> Errors:
     """Key-minting commands: stdout is the key, so it is a secret; they run against a cluster
     that exists (Bootstrap) and a workload that exists (a Deployment). The Talos health wait is
     the one command of the cluster component, checked by `talos_health_command`; cluster commands
-    (webhook gates, CRD applies) are checked by `kubectl_command`."""
-    if record.name.endswith((kubectl.GATE_SUFFIX, kubectl.CRDS_SUFFIX)):
+    (webhook gates, CRD gates, CRD applies) are checked by `kubectl_command`."""
+    if record.name.endswith((kubectl.GATE_SUFFIX, kubectl.CRD_GATE_SUFFIX, kubectl.CRDS_SUFFIX)):
         return kubectl_command(record, render)
     parent = (
         render.by_urn(record.parent) if record.parent and _known(render, record.parent) else None
@@ -578,3 +602,23 @@ def test_a_cluster_command_with_a_plain_kubeconfig_or_nothing_waiting_breaks_its
     assert any("not a secret" in e for e in command(plain, render))
     orphan = ResourceRecord(**{**gate.__dict__, "urn": gate.urn + "-copy"})
     assert any("waits for the webhook gate" in e for e in command(orphan, render))
+
+
+def test_a_crd_gate_with_a_plain_kubeconfig_or_nothing_of_its_group_waiting_breaks_its_contract() -> (
+    None
+):
+    """The backup render has the one CRD gate (the fixture stacks have no backup target)."""
+    render = backup_render()
+    (gate,) = crd_gates(render)
+    assert command(gate, render) == []
+    plain = ResourceRecord(**{**gate.__dict__, "secret_paths": ()})
+    assert any("not a secret" in e for e in command(plain, render))
+    orphan = ResourceRecord(**{**gate.__dict__, "urn": gate.urn + "-copy"})
+    assert any("waits for the CRD gate" in e for e in command(orphan, render))
+    other_crd = gate.inputs["create"].replace(
+        "'serviceaccounts.talos.dev'", "'widgets.example.com'"
+    )
+    elsewhere = ResourceRecord(**{**gate.__dict__, "inputs": {**gate.inputs, "create": other_crd}})
+    assert any("waits for the CRD gate" in e for e in command(elsewhere, render))
+    early = ResourceRecord(**{**gate.__dict__, "dependencies": (), "property_dependencies": {}})
+    assert any("Kubernetes provider" in e for e in command(early, render))

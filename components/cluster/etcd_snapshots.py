@@ -15,6 +15,13 @@ The CronJob `etcd-snapshot` (namespace `backups`, components/shared/backup_names
 no shell), then rclone copies the file to the target as `etcd-<UTC time>.db` and deletes all but
 the newest `backups.etcd.keep`. The talosconfig asks for `os:etcd:backup` only: it can take
 snapshots and nothing else (pkg/machinery/role/role.go).
+
+The `ServiceAccount` CRD is not ours: Talos applies it as its manifest
+`13-talos-service-account-crd` when the machine config enables the feature (talos@v1.13.9:
+internal/app/machined/pkg/controllers/k8s/manifest.go, `TalosAPIServiceEnabled`), asynchronously
+after the config apply. A gate (components/shared/kubectl.py `crd_established_gate`) waits for it to
+be Established before the custom resource is created, so switching backups on for a running cluster,
+or a first `up`, does not fail with "no matches for kind".
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from components.shared.backup_storage import ETCD_FOLDER, NFS_MOUNT, nfs_claim
 from components.shared.common import ClusterAccess
 from components.shared.kube import namespace as kube_namespace
 from components.shared.kube import secret_output
+from components.shared.kubectl import CRD_GATE_SUFFIX, crd_established_gate
 from components.shared.security import (
     IMAGE_PULL_POLICY,
     NONROOT_ID,
@@ -49,6 +57,21 @@ ETCD_BACKUP_ROLE: Final = "os:etcd:backup"
 # ServiceAccountResourceGroup/Version/Kind).
 TALOS_SERVICE_ACCOUNT_API_VERSION: Final = "talos.dev/v1alpha1"
 TALOS_SERVICE_ACCOUNT_KIND: Final = "ServiceAccount"
+# Its name, `<plural>.<group>` (ServiceAccountResourcePlural, ServiceAccountResourceGroup;
+# internal/app/machined/pkg/controllers/k8s/internal/k8stemplates/crds.go).
+TALOS_SERVICE_ACCOUNT_CRD: Final = "serviceaccounts.talos.dev"
+# The Talos manifest that carries it (controllers/k8s/manifest.go) and the machine config feature
+# that makes Talos render it (controllers/k8s/control_plane.go `TalosAPIServiceEnabled`).
+TALOS_SERVICE_ACCOUNT_MANIFEST: Final = "13-talos-service-account-crd"
+TALOS_API_ACCESS_FEATURE: Final = "machine.features.kubernetesTalosAPIAccess"
+TALOS_SERVICE_ACCOUNT_CRD_HINT: Final = (
+    f"Talos applies it itself once the control planes' machine config enables "
+    f"{TALOS_API_ACCESS_FEATURE} (the manifest {TALOS_SERVICE_ACCOUNT_MANIFEST}). Check that "
+    f"feature in `talosctl -n <control plane> get machineconfig -o yaml`, that "
+    f"`talosctl -n <control plane> get manifests` lists {TALOS_SERVICE_ACCOUNT_MANIFEST}, "
+    f"`talosctl -n <control plane> logs controller-runtime` for errors applying it, and "
+    f"`kubectl get crd {TALOS_SERVICE_ACCOUNT_CRD} -o yaml` for its conditions."
+)
 # constants.ServiceAccountMountPath and the file name in the Secret (constants.TalosconfigFilename).
 TALOS_SECRETS_MOUNT: Final = "/var/run/secrets/talos.dev"
 TALOSCONFIG_KEY: Final = "config"
@@ -150,13 +173,27 @@ class EtcdSnapshots(pulumi.ComponentResource):
             labels={"app.kubernetes.io/part-of": "homelab"},
         )
         self._namespace = namespace.metadata.name
+        # After the provider, which waits for the health wait and so for every config apply
+        # (components/cluster/talos.py); without the health wait, still for the first control
+        # plane's apply (through its Kubeconfig and Bootstrap), and one control plane with the
+        # feature is enough to apply the cluster-scoped CRD. The feature applies without a
+        # reboot (talos@v1.13.9:internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_runtime.go
+        # `CanApplyImmediate`), so no staged apply is left waiting for a reboot.
+        self.crd_established = crd_established_gate(
+            f"{name}-talos-service-account{CRD_GATE_SUFFIX}",
+            TALOS_SERVICE_ACCOUNT_CRD,
+            hint=TALOS_SERVICE_ACCOUNT_CRD_HINT,
+            kubeconfig=access.kubeconfig,
+            parent=self,
+            depends_on=[access.provider],
+        )
         talos_account = k8s.apiextensions.CustomResource(
             f"{name}-talos-service-account",
             api_version=TALOS_SERVICE_ACCOUNT_API_VERSION,
             kind=TALOS_SERVICE_ACCOUNT_KIND,
             metadata=self._meta(ETCD_SNAPSHOT_CRONJOB),
             spec={"roles": [ETCD_BACKUP_ROLE]},
-            opts=access.opts(self, depends_on=[namespace]),
+            opts=access.opts(self, depends_on=[namespace, self.crd_established]),
         )
         depends_on: list[pulumi.Resource] = [namespace, talos_account]
         target = backups.target

@@ -22,6 +22,13 @@ script byte for byte.
   is Established, the way traefik/traefik-helm-chart@v41.3.0:README.md upgrades them
   (`helm show crds ... | kubectl apply --server-side --force-conflicts -f -`); Helm itself
   installs a chart's `crds/` once and never upgrades them.
+- `crd_established_gate`: wait until a CRD someone else installs (Talos applies its own manifests
+  asynchronously) exists and is Established, so a custom resource of it created in the same `up`
+  is not refused with "no matches for kind". kubectl's `get --ignore-not-found -o json` prints
+  nothing and exits 0 for a missing object (kubernetes/kubectl `pkg/cmd/get/get.go`
+  `printGeneric`), and the CRD reports `status.conditions[]` entries `{type, status}` with
+  `Established` / `"True"` once it serves (kubernetes/kubernetes
+  `staging/src/k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1/types.go`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,12 @@ CRD_FIELD_MANAGER: Final = "homelab-crds"
 # from the key-minting commands by it).
 GATE_SUFFIX: Final = "-webhook-ready"
 CRDS_SUFFIX: Final = "-crds"
+CRD_GATE_SUFFIX: Final = "-crd-established"
+# 60 x 5 s: five minutes for the installer to act after the config apply, kube-apiserver still
+# coming up included (Talos's manifest apply waits for etcd and the API, then applies:
+# talos@v1.13.9:internal/app/machined/pkg/controllers/k8s/manifest_apply.go). A bound, not a measurement.
+CRD_GATE_ATTEMPTS: Final = 60
+CRD_GATE_RETRY_DELAY_SECONDS: Final = 5
 
 _PRELUDE: Final = r"""
 import os, subprocess, sys, tempfile, time
@@ -138,6 +151,55 @@ with_kubeconfig(apply)
 """
 
 
+_CRD_GATE_BODY: Final = r"""
+import json
+
+
+def established(document):
+    conditions = (document.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def describe(document):
+    conditions = (document.get("status") or {}).get("conditions") or []
+    found = ", ".join(str(c.get("type")) + "=" + str(c.get("status")) for c in conditions)
+    return "it exists, not Established (conditions: " + (found or "none") + ")"
+
+
+def gate(path):
+    state = "never checked"
+    for attempt in range(1, PARAMS["attempts"] + 1):
+        result = kubectl(path, ["get", "crd", PARAMS["crd"], "--ignore-not-found", "-o", "json"])
+        if result.returncode != 0:
+            state = "kubectl failed: " + (result.stderr or result.stdout).strip()
+        elif not result.stdout.strip():
+            state = "it does not exist"
+        else:
+            try:
+                document = json.loads(result.stdout)
+            except ValueError:
+                document = None
+                state = "kubectl printed something that is not JSON"
+            if isinstance(document, dict):
+                if established(document):
+                    sys.stderr.write(
+                        PARAMS["what"] + ": " + PARAMS["crd"] + " is Established (attempt "
+                        + str(attempt) + ")\n"
+                    )
+                    return
+                state = describe(document)
+        time.sleep(PARAMS["retry_delay_seconds"])
+    fail(
+        "CRD " + PARAMS["crd"] + " is not Established after " + str(PARAMS["attempts"])
+        + " attempts " + str(PARAMS["retry_delay_seconds"]) + " s apart; last: " + state
+        + ". " + PARAMS["hint"]
+    )
+
+
+with_kubeconfig(gate)
+"""
+
+
 def _script(params: Mapping[str, object], body: str) -> str:
     literal = dict(sorted({**params, "kubeconfig_env": KUBECONFIG_ENV}.items()))
     return f"PARAMS = {literal!r}\n{_PRELUDE}{body}"
@@ -191,6 +253,29 @@ def crds_script(
             "what": "CRDs",
         },
         _CRDS_BODY,
+    )
+
+
+def crd_gate_script(
+    crd_name: str,
+    *,
+    hint: str,
+    attempts: int = CRD_GATE_ATTEMPTS,
+    retry_delay_seconds: int = CRD_GATE_RETRY_DELAY_SECONDS,
+) -> str:
+    """The program that waits until the CRD `crd_name` exists and is Established; `hint` ends
+    its failure message (who installs the CRD and what to check)."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    return _script(
+        {
+            "attempts": attempts,
+            "crd": crd_name,
+            "hint": hint,
+            "retry_delay_seconds": retry_delay_seconds,
+            "what": "CRD gate",
+        },
+        _CRD_GATE_BODY,
     )
 
 
@@ -260,6 +345,28 @@ def apply_crds(
     return _command(
         name,
         crds_script(urls, names),
+        kubeconfig=kubeconfig,
+        parent=parent,
+        depends_on=depends_on,
+    )
+
+
+def crd_established_gate(
+    name: str,
+    crd_name: str,
+    *,
+    hint: str,
+    kubeconfig: pulumi.Output[str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> command.local.Command:
+    """A Command that finishes once the CRD `crd_name`, installed by something other than this
+    program, exists and is Established. `depends_on` is whatever makes that installer act."""
+    if not name.endswith(CRD_GATE_SUFFIX):
+        raise ValueError(f"a CRD gate's name ends with {CRD_GATE_SUFFIX!r}")
+    return _command(
+        name,
+        crd_gate_script(crd_name, hint=hint),
         kubeconfig=kubeconfig,
         parent=parent,
         depends_on=depends_on,

@@ -1,7 +1,9 @@
 """The kubectl commands (components/shared/kubectl.py) run against a fake `kubectl` on PATH.
 
 The fake records its arguments, stdin and the kubeconfig file it was handed (its mode, whether its
-content is the secret), and answers from a plan: one outcome per call.
+content is the secret), and answers from a plan: one outcome per call, either an exit code and an
+error, or (for `kubectl get crd NAME`) the CRD the API server holds at that moment, answered the
+way kubectl answers (see `crd_state`).
 """
 
 from __future__ import annotations
@@ -53,14 +55,32 @@ FAKE_KUBECTL = textwrap.dedent(
             "mode": stat.S_IMODE(os.stat(path).st_mode),
             "secret_matches": open(path).read() == os.environ["FAKE_EXPECTED"],
         }}) + "\\n")
-    code, message = plan[min(len(calls), len(plan) - 1)]
+    entry = plan[min(len(calls), len(plan) - 1)]
+    if isinstance(entry, dict):
+        # `kubectl get crd NAME`, answered from the CRD the API server holds (None: not yet).
+        name = args[args.index("crd") + 1]
+        crd = entry["crd"]
+        if crd is None:
+            if "--ignore-not-found" in args:
+                sys.exit(0)
+            sys.stderr.write(
+                'Error from server (NotFound): customresourcedefinitions.apiextensions.k8s.io "'
+                + name + '" not found\\n'
+            )
+            sys.exit(1)
+        if "-o" in args and args[args.index("-o") + 1] == "json":
+            sys.stdout.write(json.dumps(crd))
+        else:
+            sys.stdout.write("NAME   CREATED AT\\n" + name + "   2026-01-01T00:00:00Z\\n")
+        sys.exit(0)
+    code, message = entry
     sys.stderr.write(message)
     sys.exit(code)
     """
 )
 
 
-def run(script: str, tmp_path: Path, plan: list[tuple[int, str]]) -> tuple[Any, list[Any]]:
+def run(script: str, tmp_path: Path, plan: list[Any]) -> tuple[Any, list[Any]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "kubectl"
@@ -172,3 +192,102 @@ def test_scripts_are_deterministic_and_refuse_nonsense() -> None:
         kubectl.gate_script(POOL, webhook="w", attempts=0)
     with pytest.raises(ValueError, match="one CRD name per URL"):
         kubectl.crds_script(CRD_URLS, [])
+
+
+# --- the CRD gate ------------------------------------------------------------------------------
+
+CRD = "serviceaccounts.talos.dev"
+HINT = "Talos applies it once machine.features.kubernetesTalosAPIAccess is enabled."
+CONNECTION_REFUSED = (
+    "The connection to the server 192.168.0.10:6443 was refused - did you specify the right host"
+    " or port?"
+)
+
+
+def crd_state(*conditions: tuple[str, str]) -> dict[str, Any]:
+    """A plan entry: `kubectl get crd NAME` while the API server holds this CRD (no conditions
+    given: it does not exist yet).
+
+    The fake answers as kubectl does (kubernetes/kubectl `pkg/cmd/get/get.go`, read from the code
+    index at commit 5be1f71, not at a tag: the kubernetes repos are too big to fetch): a missing
+    object with `--ignore-not-found` and `-o json` goes through `printGeneric`, which prints
+    nothing and returns no error (`len(infos) == 0 && o.IgnoreNotFound`), so kubectl exits 0 with
+    empty output; without the flag the NotFound error is returned and kubectl exits 1. An existing
+    CRD's status carries `conditions[]` of `{type, status}` with the types `Established` and
+    `NamesAccepted` and the statuses `"True"`/`"False"`/`"Unknown"`
+    (kubernetes/kubernetes `staging/src/k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1/
+    types.go` `CustomResourceDefinitionStatus`, `CustomResourceDefinitionCondition`, read from the
+    code index at commit 61c7fad, a main newer than 1.35 with `observedGeneration`; the pinned
+    Kubernetes 1.36.3's tag could not be read).
+    """
+    if not conditions:
+        return {"crd": None}
+    return {
+        "crd": {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": CRD},
+            "status": {
+                "conditions": [
+                    {"type": kind, "status": status, "reason": kind, "message": "-"}
+                    for kind, status in conditions
+                ],
+                "storedVersions": ["v1alpha1"],
+            },
+        }
+    }
+
+
+ESTABLISHED = crd_state(("NamesAccepted", "True"), ("Established", "True"))
+NAMES_ACCEPTED_ONLY = crd_state(("NamesAccepted", "True"), ("Established", "False"))
+MISSING = crd_state()
+
+
+def crd_gate(attempts: int = 6) -> str:
+    return kubectl.crd_gate_script(CRD, hint=HINT, attempts=attempts, retry_delay_seconds=0)
+
+
+def test_the_crd_gate_waits_through_a_missing_then_unestablished_crd(tmp_path: Path) -> None:
+    plan = [MISSING, MISSING, (1, CONNECTION_REFUSED), NAMES_ACCEPTED_ONLY, ESTABLISHED]
+    result, calls = run(crd_gate(), tmp_path, plan)
+    assert result.returncode == 0, result.stderr
+    assert len(calls) == 5
+    for call in calls:
+        args = call["args"]
+        assert args[args.index("crd") + 1] == CRD
+    assert f"{CRD} is Established (attempt 5)" in result.stderr
+    assert_kubeconfig_handled_as_a_secret(result, calls)
+
+
+def test_the_crd_gate_gives_up_naming_the_crd_and_what_to_check(tmp_path: Path) -> None:
+    result, calls = run(crd_gate(attempts=3), tmp_path, [MISSING])
+    assert result.returncode == 1
+    assert len(calls) == 3
+    assert f"CRD {CRD} is not Established after 3 attempts" in result.stderr
+    assert "it does not exist" in result.stderr
+    assert HINT in result.stderr
+    assert_kubeconfig_handled_as_a_secret(result, calls)
+
+
+def test_the_crd_gate_reports_the_conditions_of_a_crd_that_never_establishes(
+    tmp_path: Path,
+) -> None:
+    result, calls = run(crd_gate(attempts=2), tmp_path, [NAMES_ACCEPTED_ONLY])
+    assert result.returncode == 1
+    assert "Established=False" in result.stderr
+    assert "NamesAccepted=True" in result.stderr
+    assert_kubeconfig_handled_as_a_secret(result, calls)
+
+
+def test_the_crd_gate_shows_the_last_kubectl_error(tmp_path: Path) -> None:
+    result, calls = run(crd_gate(attempts=2), tmp_path, [(1, CONNECTION_REFUSED)])
+    assert result.returncode == 1
+    assert len(calls) == 2
+    assert "was refused" in result.stderr
+    assert_kubeconfig_handled_as_a_secret(result, calls)
+
+
+def test_the_crd_gate_script_is_deterministic_and_refuses_nonsense() -> None:
+    assert crd_gate() == crd_gate()
+    with pytest.raises(ValueError, match="attempts"):
+        kubectl.crd_gate_script(CRD, hint=HINT, attempts=0)
