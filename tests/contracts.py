@@ -41,6 +41,26 @@ CRD_PROJECTS: dict[str, str] = {
     "traefik.io": "traefik",
 }
 UPSTREAM = "upstream"
+# Custom resources whose CRD no upstream file in the reference carries: their openAPIV3Schema,
+# ported here with its source. Talos applies the ServiceAccount CRD itself, from Go code
+# (siderolabs/talos@v1.13.9:internal/app/machined/pkg/controllers/k8s/internal/k8stemplates/
+# crds.go; its rendered form testdata/talos-service-account-crd.yaml, openAPIV3Schema).
+PORTED_CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("talos.dev/v1alpha1", "ServiceAccount"): {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "properties": {"roles": {"type": "array", "items": {"type": "string"}}},
+            },
+            "status": {"type": "object", "properties": {"failureReason": {"type": "string"}}},
+        },
+    },
+}
+PORTED_CRD_GROUPS = frozenset(api.rpartition("/")[0] for api, _ in PORTED_CRD_SCHEMAS)
 STRICT_OBJECT_META = f"{UPSTREAM}/kubernetes/standalone-strict-1.35/namespace-v1.json"
 
 
@@ -69,11 +89,14 @@ def strict_schema(schema: Any) -> Any:
 
 def is_custom_resource(document: Mapping[str, Any]) -> bool:
     group = str(document.get("apiVersion", "")).rpartition("/")[0]
-    return group in CRD_PROJECTS
+    return group in CRD_PROJECTS or group in PORTED_CRD_GROUPS
 
 
 @functools.cache
 def _crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    ported = PORTED_CRD_SCHEMAS.get((api_version, kind))
+    if ported is not None:
+        return jsonschema.Draft202012Validator(strict_schema(ported))
     group, _, version = api_version.rpartition("/")
     project = CRD_PROJECTS.get(group)
     if project is None:

@@ -22,7 +22,7 @@ from components.shared.backup_names import BACKUP_NAMESPACE, ETCD_SNAPSHOT_CRONJ
 from config import pins
 from homelab.engine import Render, ResourceRecord
 from tests.components.shared.hardening import hardening_problems
-from tests.contracts import strict_schema, validate_object
+from tests.contracts import PORTED_CRD_SCHEMAS, strict_schema, validate_object
 from tests.harness import homelab_render, reference_json, render_stack, stack_raw_config
 from tests.policies.test_pack import _all_violations
 from tests.security.leaks import find_leaks
@@ -43,21 +43,6 @@ COMPONENT = "homelab:talos:EtcdSnapshots"
 TALOS_SERVICE_ACCOUNT = "kubernetes:talos.dev/v1alpha1:ServiceAccount"
 CRON_JOB = "kubernetes:batch/v1:CronJob"
 
-# The ServiceAccount CRD Talos installs (siderolabs/talos@v1.13.9:internal/app/machined/pkg/
-# controllers/k8s/internal/k8stemplates/testdata/talos-service-account-crd.yaml, openAPIV3Schema).
-TALOS_SERVICE_ACCOUNT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "apiVersion": {"type": "string"},
-        "kind": {"type": "string"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "properties": {"roles": {"type": "array", "items": {"type": "string"}}},
-        },
-        "status": {"type": "object", "properties": {"failureReason": {"type": "string"}}},
-    },
-}
 # Talos API roles (siderolabs/talos@v1.13.9:pkg/machinery/role/role.go `All`).
 TALOS_ROLES = frozenset(
     {
@@ -193,7 +178,9 @@ def test_the_talos_service_account_matches_the_crd_and_asks_for_the_backup_role_
     }
     assert document["apiVersion"] == "talos.dev/v1alpha1"
     assert document["kind"] == "ServiceAccount"
-    jsonschema.Draft202012Validator(strict_schema(TALOS_SERVICE_ACCOUNT_SCHEMA)).validate(document)
+    jsonschema.Draft202012Validator(
+        strict_schema(PORTED_CRD_SCHEMAS[("talos.dev/v1alpha1", "ServiceAccount")])
+    ).validate(document)
     assert document["spec"]["roles"] == [etcd_snapshots.ETCD_BACKUP_ROLE]
     assert document["metadata"]["namespace"] == BACKUP_NAMESPACE
 
