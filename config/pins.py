@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Final
 
-# Talos Linux. The installer image and the machine-config contract both follow this pin
-# (components.md 1.4 #5: set talos_version on Secrets and on the configuration data source).
+# Talos Linux. The installer image follows this pin, and a bump rolls the nodes one at a time
+# (components/cluster/upgrade.py). The machine-config contract does not: it stays where the
+# cluster was created (`cluster.talosConfigContract`, config/model.py INITIAL_TALOS_CONFIG_CONTRACT).
 # renovate: talos-installer (bumped from the tags of TALOS_INSTALLER_IMAGE, which are Talos versions)
 TALOS_VERSION: Final = "v1.13.9"
 # Talos v1.13.9 ships Kubernetes 1.36.3 (siderolabs/talos hack/release.toml @ v1.13.9).
