@@ -146,6 +146,77 @@ def snapshot_args() -> list[str]:
     return ["etcd", "snapshot", SNAPSHOT_FILE]
 
 
+def snapshot_pod_spec(
+    talos_version: str,
+    env: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    upload_mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """talosctl takes the snapshot in an init container; the upload container ships it."""
+    return {
+        # The Talos credentials come from the mounted Secret; no Kubernetes API access.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        "securityContext": hardened_pod_security_context(),
+        "initContainers": [
+            {
+                "name": "snapshot",
+                "image": talosctl_image(talos_version),
+                "args": snapshot_args(),
+                "imagePullPolicy": IMAGE_PULL_POLICY,
+                "env": [
+                    {"name": "TALOSCONFIG", "value": f"{TALOS_SECRETS_MOUNT}/{TALOSCONFIG_KEY}"}
+                ],
+                "resources": _resources(),
+                "securityContext": hardened_container_security_context(),
+                "volumeMounts": [
+                    {
+                        "name": "talos-secrets",
+                        "mountPath": TALOS_SECRETS_MOUNT,
+                        "readOnly": True,
+                    },
+                    {"name": "snapshot", "mountPath": SNAPSHOT_DIR},
+                ],
+            }
+        ],
+        "containers": [
+            {
+                "name": "upload",
+                "image": pins.RCLONE_IMAGE,
+                "command": ["/bin/sh", "-c", UPLOAD_SCRIPT],
+                "imagePullPolicy": IMAGE_PULL_POLICY,
+                "env": env,
+                "resources": _resources(),
+                "securityContext": hardened_container_security_context(user=NONROOT_ID),
+                "volumeMounts": upload_mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+
+
+def cron_job_spec(schedule: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """The schedule around the job: one run at a time, bounded, its history kept short."""
+    return {
+        "schedule": schedule,
+        "timeZone": "Etc/UTC",
+        # One at a time; a missed run is not made up later in a burst.
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 3600,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+        "jobTemplate": {
+            "spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 1800,
+                "ttlSecondsAfterFinished": 7 * 24 * 3600,
+                "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
+            }
+        },
+    }
+
+
 @dataclass(frozen=True)
 class EtcdSnapshotsArgs:
     access: ClusterAccess
@@ -238,72 +309,13 @@ class EtcdSnapshots(pulumi.ComponentResource):
             volumes.append({"name": "target", "persistentVolumeClaim": {"claimName": NFS_CLAIM}})
             upload_mounts.append({"name": "target", "mountPath": NFS_MOUNT})
 
-        pod_spec = {
-            # The Talos credentials come from the mounted Secret; no Kubernetes API access.
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "restartPolicy": "Never",
-            "securityContext": hardened_pod_security_context(),
-            "initContainers": [
-                {
-                    "name": "snapshot",
-                    "image": talosctl_image(args.talos_version),
-                    "args": snapshot_args(),
-                    "imagePullPolicy": IMAGE_PULL_POLICY,
-                    "env": [
-                        {"name": "TALOSCONFIG", "value": f"{TALOS_SECRETS_MOUNT}/{TALOSCONFIG_KEY}"}
-                    ],
-                    "resources": _resources(),
-                    "securityContext": hardened_container_security_context(),
-                    "volumeMounts": [
-                        {
-                            "name": "talos-secrets",
-                            "mountPath": TALOS_SECRETS_MOUNT,
-                            "readOnly": True,
-                        },
-                        {"name": "snapshot", "mountPath": SNAPSHOT_DIR},
-                    ],
-                }
-            ],
-            "containers": [
-                {
-                    "name": "upload",
-                    "image": pins.RCLONE_IMAGE,
-                    "command": ["/bin/sh", "-c", UPLOAD_SCRIPT],
-                    "imagePullPolicy": IMAGE_PULL_POLICY,
-                    "env": env,
-                    "resources": _resources(),
-                    "securityContext": hardened_container_security_context(user=NONROOT_ID),
-                    "volumeMounts": upload_mounts,
-                }
-            ],
-            "volumes": volumes,
-        }
+        pod_spec = snapshot_pod_spec(args.talos_version, env, volumes, upload_mounts)
         self.cron_job = k8s.batch.v1.CronJob(
             f"{name}-cron-job",
             metadata=self._meta(
                 ETCD_SNAPSHOT_CRONJOB, annotations=checkov_skips(PINNED_IMAGE_SKIPS)
             ),
-            spec=cast(
-                Any,
-                {
-                    "schedule": backups.etcd.schedule,
-                    "timeZone": "Etc/UTC",
-                    # One at a time; a missed run is not made up later in a burst.
-                    "concurrencyPolicy": "Forbid",
-                    "startingDeadlineSeconds": 3600,
-                    "successfulJobsHistoryLimit": 3,
-                    "failedJobsHistoryLimit": 3,
-                    "jobTemplate": {
-                        "spec": {
-                            "backoffLimit": 2,
-                            "activeDeadlineSeconds": 1800,
-                            "ttlSecondsAfterFinished": 7 * 24 * 3600,
-                            "template": {"metadata": {"labels": dict(LABELS)}, "spec": pod_spec},
-                        }
-                    },
-                },
-            ),
+            spec=cast(Any, cron_job_spec(backups.etcd.schedule, pod_spec)),
             opts=access.opts(self, depends_on=depends_on),
         )
         # Nothing connects to the job's pods.
