@@ -19,9 +19,7 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
 import pulumi.automation as auto
@@ -99,12 +97,7 @@ def register(
     """Register the waiting device `key` to Headscale user `user` of `stack`."""
     registration = registration_id(key)
     kubeconfig = read_kubeconfig(context, stack)
-    previous_umask = os.umask(0o077)
-    handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
-    os.umask(previous_umask)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(kubeconfig)
+    with lab.kubeconfig_file(kubeconfig) as path:
         listed = _kubectl(path, "users", "list", "--output", "json")
         if listed.returncode != 0:
             raise lab.LabError(f"cannot reach Headscale: {_last_line(listed.stderr)}")
@@ -123,8 +116,6 @@ def register(
             raise lab.LabError(
                 f"Headscale refused the registration: {_last_line(registered.stderr)}"
             )
-    finally:
-        Path(path).unlink()
     context.say(registered.stdout.strip() or f"registered the device to {user}")
     context.say("On the device: `tailscale up` returns; turn on --accept-routes to reach the LAN.")
     return 0

@@ -35,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
@@ -211,8 +211,9 @@ def saved_certificate_from_secret(secret: Mapping[str, Any]) -> SavedCertificate
     return parse_saved_certificate(saved.to_json())
 
 
-def read_issued_certificate(lab: Lab, kubeconfig: str) -> SavedCertificate:
-    """The issued wildcard Secret, read with kubectl; ValueError says why it could not be."""
+@contextlib.contextmanager
+def kubeconfig_file(kubeconfig: str) -> Iterator[str]:
+    """The kubeconfig (a secret stack output) in a 0600 temp file, removed on the way out."""
     previous = os.umask(0o077)
     try:
         handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
@@ -221,12 +222,18 @@ def read_issued_certificate(lab: Lab, kubeconfig: str) -> SavedCertificate:
     try:
         with os.fdopen(handle, "w") as file:
             file.write(kubeconfig)
-        env = {**lab.env, "KUBECONFIG": path}
-        argv = ["kubectl", "-n", CERT_MANAGER_NAMESPACE, "get", "secret", WILDCARD_SECRET]
-        result = _run_command([*argv, "-o", "json"], stdin=None, env=env, cwd=lab.root)
+        yield path
     finally:
         with contextlib.suppress(FileNotFoundError):
             Path(path).unlink()
+
+
+def read_issued_certificate(lab: Lab, kubeconfig: str) -> SavedCertificate:
+    """The issued wildcard Secret, read with kubectl; ValueError says why it could not be."""
+    with kubeconfig_file(kubeconfig) as path:
+        env = {**lab.env, "KUBECONFIG": path}
+        argv = ["kubectl", "-n", CERT_MANAGER_NAMESPACE, "get", "secret", WILDCARD_SECRET]
+        result = _run_command([*argv, "-o", "json"], stdin=None, env=env, cwd=lab.root)
     if result.returncode != 0:
         raise ValueError(f"kubectl: {_last_stderr_line(result)}")
     try:

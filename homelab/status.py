@@ -29,16 +29,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import enum
 import gzip
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,23 +215,6 @@ def _parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         raise KubectlError(f"`{what}` did not print JSON") from None
-
-
-@contextlib.contextmanager
-def kubeconfig_file(kubeconfig: str) -> Iterator[str]:
-    """The kubeconfig in a 0600 temp file, removed on the way out (the lab.py pattern)."""
-    previous = os.umask(0o077)
-    try:
-        handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
-    finally:
-        os.umask(previous)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(kubeconfig)
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            Path(path).unlink()
 
 
 def read_outputs(context: lab.Lab, stack: str) -> Mapping[str, Any]:
@@ -950,7 +930,7 @@ def collect(context: lab.Lab, stack: str, *, now: datetime) -> list[Check]:
                 f"fix Pulumi.{stack}.yaml",
             )
         )
-    with kubeconfig_file(kubeconfig) as path:
+    with lab.kubeconfig_file(kubeconfig) as path:
         kubectl = Kubectl(path, context.env, context.root)
         checks += cluster_checks(kubectl, outputs, config=config, now=now, stack=stack)
     return checks
