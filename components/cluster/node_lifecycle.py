@@ -55,11 +55,11 @@ from typing import Final, Literal
 import pulumi
 import pulumi_command as command
 
+from components.cluster.talos_health import TALOSCONFIG_ENV as TALOSCONFIG_ENV
+from components.shared.kubectl import INTERPRETER as INTERPRETER
+from components.shared.kubectl import KUBECONFIG_ENV as KUBECONFIG_ENV
 from config.model import Cluster, Lifecycle
 
-KUBECONFIG_ENV: Final = "HOMELAB_KUBECONFIG"
-TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
-INTERPRETER: Final = ("python3", "-c")
 # Marks the program, so the offline render's fakes can tell it from the other Commands.
 PROGRAM: Final = "homelab-node-set"
 NODES_KEY: Final = "homelab:cluster.nodes"

@@ -32,8 +32,9 @@ from typing import Final
 import pulumi
 import pulumi_command as command
 
+from components.shared.kubectl import INTERPRETER as INTERPRETER
+
 TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
-INTERPRETER: Final = ("python3", "-c")
 # The data source's default read timeout (talos_cluster_health_data_source.go: 10*time.Minute);
 # talosctl's own default is 20m (cmd/talosctl/cmd/talos/health.go `--wait-timeout`).
 WAIT_TIMEOUT_SECONDS: Final = 600

@@ -54,6 +54,7 @@ import pulumi
 import pulumi_command as command
 import pulumiverse_talos as talos
 
+from components.cluster.talos_health import TALOSCONFIG_ENV as TALOSCONFIG_ENV
 from components.cluster.talos_health import (
     TALOSCTL_RELEASES,
     WAIT_TIMEOUT_SECONDS,
@@ -61,10 +62,9 @@ from components.cluster.talos_health import (
     talosctl_health_argv,
 )
 from components.cluster.talos_patches import installer_image
+from components.shared.kubectl import INTERPRETER as INTERPRETER
 from config.model import Cluster
 
-TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
-INTERPRETER: Final = ("python3", "-c")
 # talosctl upgrade's own default (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/track.go
 # `--timeout` 30m), stated so the script's own bound can exceed it.
 UPGRADE_TIMEOUT_SECONDS: Final = 1800
@@ -183,12 +183,8 @@ def plan_for(cluster: Cluster) -> UpgradePlan:
 # --- command lines (flags of siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos) ------------------
 
 
-def talosctl_version_argv(
-    talosconfig: str, node: str, endpoints: Sequence[str], *, insecure: bool = False
-) -> list[str]:
-    """`talosctl version` of one node; `--insecure` asks the maintenance-mode API (version.go)."""
-    if insecure:
-        return ["talosctl", "--endpoints", node, "--nodes", node, "version", "--insecure"]
+def _talosctl(talosconfig: str, node: str, endpoints: Sequence[str]) -> list[str]:
+    """talosctl with the stack's talosconfig, aimed at one node through `endpoints`."""
     return [
         "talosctl",
         "--talosconfig",
@@ -197,8 +193,16 @@ def talosctl_version_argv(
         ",".join(endpoints),
         "--nodes",
         node,
-        "version",
     ]
+
+
+def talosctl_version_argv(
+    talosconfig: str, node: str, endpoints: Sequence[str], *, insecure: bool = False
+) -> list[str]:
+    """`talosctl version` of one node; `--insecure` asks the maintenance-mode API (version.go)."""
+    if insecure:
+        return ["talosctl", "--endpoints", node, "--nodes", node, "version", "--insecure"]
+    return [*_talosctl(talosconfig, node, endpoints), "version"]
 
 
 def talosctl_upgrade_argv(
@@ -214,13 +218,7 @@ def talosctl_upgrade_argv(
     still passed because an older node (a cluster upgraded across minors) gets the legacy call,
     where it keeps the node's data."""
     return [
-        "talosctl",
-        "--talosconfig",
-        talosconfig,
-        "--endpoints",
-        ",".join(endpoints),
-        "--nodes",
-        node,
+        *_talosctl(talosconfig, node, endpoints),
         "upgrade",
         "--image",
         image,
@@ -236,13 +234,7 @@ def talosctl_reboot_argv(talosconfig: str, node: str, endpoints: Sequence[str]) 
     boot ID (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/reboot.go: `--drain` defaults to
     false there, unlike upgrade's, and implies `--wait`)."""
     return [
-        "talosctl",
-        "--talosconfig",
-        talosconfig,
-        "--endpoints",
-        ",".join(endpoints),
-        "--nodes",
-        node,
+        *_talosctl(talosconfig, node, endpoints),
         "reboot",
         "--drain",
         "--wait",
@@ -255,13 +247,7 @@ def talosctl_kubeconfig_argv(talosconfig: str, node: str, path: str) -> list[str
     """Fetch an admin kubeconfig to `path` (kubeconfig.go: with `--merge=false` it is written
     with mode 0600 as a new file)."""
     return [
-        "talosctl",
-        "--talosconfig",
-        talosconfig,
-        "--endpoints",
-        node,
-        "--nodes",
-        node,
+        *_talosctl(talosconfig, node, [node]),
         "kubeconfig",
         path,
         "--merge=false",
@@ -276,13 +262,7 @@ def talosctl_upgrade_k8s_argv(
     upgrade-k8s.go `FailIfMultiNodes`); the version it upgrades from is detected
     (`DetectLowestVersion`)."""
     return [
-        "talosctl",
-        "--talosconfig",
-        talosconfig,
-        "--endpoints",
-        ",".join(endpoints),
-        "--nodes",
-        node,
+        *_talosctl(talosconfig, node, endpoints),
         "upgrade-k8s",
         "--to",
         version,

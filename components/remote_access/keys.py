@@ -44,8 +44,9 @@ from typing import Final, Literal
 import pulumi
 import pulumi_command as command
 
-KUBECONFIG_ENV: Final = "HOMELAB_KUBECONFIG"
-INTERPRETER: Final = ("python3", "-c")
+from components.shared.kubectl import INTERPRETER as INTERPRETER
+from components.shared.kubectl import KUBECONFIG_ENV as KUBECONFIG_ENV
+
 ROLLOUT_TIMEOUT_SECONDS: Final = 600
 CLI_ATTEMPTS: Final = 30
 CLI_RETRY_DELAY_SECONDS: Final = 5
