@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +49,35 @@ HEALTH_FLAGS = {
 GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 
 
-def parse_talosctl(argv: list[str]) -> tuple[str, dict[str, Any]]:
-    """Parse argv the way cobra/pflag would for `talosctl health`; raise on an unknown flag."""
+Subcommands = Mapping[str, tuple[Mapping[str, str], int]]
+
+
+def parse_talosctl_command(
+    argv: list[str], subcommands: Subcommands
+) -> tuple[str, dict[str, Any], list[str]]:
+    """Parse argv the way cobra/pflag would: the persistent flags plus the subcommand's own
+    (`subcommands`: name -> (flags, how many positional arguments it takes)); raise on an
+    unknown subcommand or flag, a malformed duration or a surplus argument."""
     assert argv[0] == "talosctl"
     args = argv[1:]
-    subcommand = None
+    subcommand: str | None = None
     flags: dict[str, Any] = {}
+    positional: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--"):
-            assert subcommand is None, f"unexpected positional {arg!r} (health takes NoArgs)"
-            subcommand = arg
+            if subcommand is None:
+                assert arg in subcommands, f"unknown subcommand {arg!r}"
+                subcommand = arg
+            else:
+                positional.append(arg)
             i += 1
             continue
         name, eq, inline = arg.partition("=")
         known = dict(PERSISTENT_FLAGS)
-        if subcommand == "health":
-            known.update(HEALTH_FLAGS)
+        if subcommand is not None:
+            known.update(subcommands[subcommand][0])
         assert name in known, f"{name} is not a flag of `talosctl {subcommand or ''}`"
         kind = known[name]
         if kind == "bool":
@@ -81,7 +93,14 @@ def parse_talosctl(argv: list[str]) -> tuple[str, dict[str, Any]]:
             flags[name] = value
         else:
             flags[name] = value
-    assert subcommand == "health"
+    assert subcommand is not None
+    assert len(positional) <= subcommands[subcommand][1], f"surplus arguments {positional}"
+    return subcommand, flags, positional
+
+
+def parse_talosctl(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """`talosctl health` (which takes no arguments) parsed; raise on an unknown flag."""
+    subcommand, flags, _ = parse_talosctl_command(argv, {"health": (HEALTH_FLAGS, 0)})
     return subcommand, flags
 
 

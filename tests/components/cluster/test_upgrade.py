@@ -20,7 +20,7 @@ from components.cluster.talos_health import TALOSCTL_RELEASES
 from config import pins
 from homelab import render as offline_render
 from homelab.engine import Render, RenderError, ResourceRecord
-from tests.components.cluster.test_talos_health import GO_DURATION, HEALTH_FLAGS, PERSISTENT_FLAGS
+from tests.components.cluster.test_talos_health import HEALTH_FLAGS, parse_talosctl_command
 from tests.harness import render_config, stack_raw_config, with_changes
 
 COMMAND = "command:local:Command"
@@ -247,44 +247,7 @@ SUBCOMMANDS = {
 
 def parse_talosctl(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
     """Parse argv the way cobra/pflag would; raise on an unknown flag or a surplus argument."""
-    assert argv[0] == "talosctl"
-    args = argv[1:]
-    subcommand: str | None = None
-    flags: dict[str, Any] = {}
-    positional: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            if subcommand is None:
-                assert arg in SUBCOMMANDS, f"unknown subcommand {arg!r}"
-                subcommand = arg
-            else:
-                positional.append(arg)
-            i += 1
-            continue
-        name, eq, inline = arg.partition("=")
-        known = dict(PERSISTENT_FLAGS)
-        if subcommand is not None:
-            known.update(SUBCOMMANDS[subcommand][0])
-        assert name in known, f"{name} is not a flag of `talosctl {subcommand or ''}`"
-        kind = known[name]
-        if kind == "bool":
-            flags[name] = inline in ("", "true") if eq else True
-            i += 1
-            continue
-        value = inline if eq else args[i + 1]
-        i += 1 if eq else 2
-        if kind == "slice":
-            flags[name] = value.split(",") if value else []
-        elif kind == "duration":
-            assert GO_DURATION.fullmatch(value), f"{name}={value!r} is not a Go duration"
-            flags[name] = value
-        else:
-            flags[name] = value
-    assert subcommand is not None
-    assert len(positional) <= SUBCOMMANDS[subcommand][1], f"surplus arguments {positional}"
-    return subcommand, flags, positional
+    return parse_talosctl_command(argv, SUBCOMMANDS)
 
 
 PLAN = upgrade.UpgradePlan(
