@@ -47,12 +47,12 @@ from components.platform.cert_manager import (
     CERTIFICATE_TIMEOUT_SECONDS,
     WILDCARD_CERTIFICATE,
     WILDCARD_SECRET,
-    solver_description,
 )
 from components.shared.common import CERT_MANAGER_NAMESPACE
 from config.lab_guard import check_against_file, load_stack_file
 from config.model import SAVED_CERTIFICATE_ANNOTATIONS, SavedCertificate, parse_saved_certificate
 from config.rules import Problem
+from config.views import solver_description
 from homelab import engine
 
 HOMELAB_STACK: Final = "homelab"

@@ -35,9 +35,6 @@ from config import pins
 from config.model import CloudflareDns01, Dns01Provider, SavedCertificate
 from config.views import CertificateRequest
 
-# Re-exported for homelab/lab.py, which names the solver in its messages.
-from config.views import solver_description as solver_description
-
 CHART: Final = HelmChart(
     pins.CERT_MANAGER_CHART_REPO, "cert-manager", pins.CERT_MANAGER_CHART_VERSION
 )
