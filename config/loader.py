@@ -16,19 +16,21 @@ import json
 import os
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pulumi
 import pulumi.runtime.config as pulumi_runtime_config
-from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
 from pydantic.alias_generators import to_snake
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from config.credentials import hide_credentials
 from config.lab_guard import check_lab_isolation, stack_identity_problems
 from config.model import HomelabConfig
-from config.rules import NS, InputUnavailableError, Problem, Unavailable, check_rules
+from config.problems import NS, InputUnavailableError, Problem, Unavailable
+from config.rules import check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
 SECRET_KEYS: frozenset[str] = frozenset(
@@ -65,17 +67,21 @@ def validate_config(
     *,
     plaintext_keys: frozenset[str] = frozenset(),
     stack: str | None = None,
+    foreign_keys: Collection[str] = (),
 ) -> HomelabConfig:
     """Validate config values keyed by their name without namespace (e.g. 'cluster').
 
     `plaintext_keys` are the keys the stack stores unencrypted; a secret key among them is refused.
     `stack`, when given, is the stack the config belongs to: its identity must match
-    `lifecycle.environment` (config/lab_guard.py `stack_identity_problems`).
+    `lifecycle.environment` (config/lab_guard.py `stack_identity_problems`). `foreign_keys` are
+    the stack's `namespace:key` config keys outside `homelab:`; one whose namespace is almost
+    ours (`homelabs:apps`) is a mistake the program would otherwise ignore silently.
 
     Every problem is reported in one run: field problems, and the cross-field rules over every
-    top-level section that validated (a rule that reads a broken section is skipped).
+    part that validated, down to single fields and list items (a rule that reads a value that
+    failed is skipped; `partial_config`).
     """
-    problems: list[Problem] = []
+    problems: list[Problem] = [*misplaced_namespace_problems(foreign_keys)]
     known = top_level_keys()
     data: dict[str, Any] = {}
     for key, value in sorted(raw.items()):
@@ -97,7 +103,6 @@ def validate_config(
                 )
             )
         data[key] = value
-    unavailable: set[str] = set()
     unset_secrets: set[str] = set()
     for key in sorted(SECRET_KEYS):
         field = HomelabConfig.model_fields[known[key]]
@@ -111,57 +116,107 @@ def validate_config(
             )
             data.pop(key, None)
             unset_secrets.add(key)
-            unavailable.add(known[key])
     model: HomelabConfig | None = None
     try:
         model = HomelabConfig.model_validate(data)
     except ValidationError as error:
         for details in error.errors():
             loc = tuple(details["loc"])
-            if loc:
-                unavailable.add(known.get(str(loc[0]), str(loc[0])))
             # An unset secret is already reported above, with the command that sets it.
             if details["type"] == "missing" and loc in {(key,) for key in unset_secrets}:
                 continue
             if (problem := _problem_from_pydantic(details, data)) is not None:
                 problems.append(problem)
-    config = model if model is not None else partial_config(data, frozenset(unavailable))
+    config = (
+        model
+        if model is not None
+        else partial_config(data, frozenset(known[key] for key in unset_secrets))
+    )
     problems.extend(check_rules(config))
     if stack is not None:
         with contextlib.suppress(InputUnavailableError):
             problems.extend(stack_identity_problems(config, stack=stack))
     if problems or model is None:
-        raise ConfigError(_without_missing_suggested(problems))
+        raise ConfigError(_shown_safely(_without_missing_suggested(problems)))
     return model
 
 
-def partial_config(data: Mapping[str, Any], unavailable: frozenset[str]) -> HomelabConfig:
-    """A config of the top-level sections that validate on their own; every other section (named
-    in `unavailable`, or failing here) is an `Unavailable` stand-in, so a rule reading it is
-    skipped (config/rules.py `check_rules`) while the rest still run."""
-    known = top_level_keys()
-    values: dict[str, Any] = {}
-    given = {known[k]: v for k, v in data.items() if k in known}
-    for name, field in HomelabConfig.model_fields.items():
-        if name in unavailable:
-            values[name] = Unavailable(name)
-        elif name in given:
-            try:
-                values[name] = _section_adapter(name).validate_python(given[name])
-            except ValidationError:
-                values[name] = Unavailable(name)
-        elif field.is_required():
-            values[name] = Unavailable(name)
-    return HomelabConfig.model_construct(**values)
+def _shown_safely(problems: list[Problem]) -> list[Problem]:
+    """Every line without a credential-looking value in it (config/credentials.py): a token
+    pasted into a plain key is reported as found, never echoed."""
+    return [
+        Problem(p.key, hide_credentials(p.value), hide_credentials(p.expected)) for p in problems
+    ]
+
+
+def partial_config(
+    data: Mapping[str, Any], unavailable: frozenset[str] = frozenset()
+) -> HomelabConfig:
+    """The config as far as it validates, for the rules: every field, list item and nested object
+    that validates on its own is there, and each value that does not (and each top-level field
+    named in `unavailable`) is an `Unavailable` stand-in. A rule that reads a stand-in is skipped
+    (config/rules.py `check_rules`); the rules that read only what parsed still run, so one
+    mistake in a section hides none of that section's other problems."""
+    values: dict[str, Any] = {name: Unavailable(name) for name in unavailable}
+    rest = {k: v for k, v in data.items() if _field_name(HomelabConfig, k) not in unavailable}
+    built = _partial_model(HomelabConfig, rest, "")
+    return HomelabConfig.model_construct(**{**dict(built), **values})
+
+
+def _field_name(model: type[BaseModel], key: str) -> str | None:
+    return next((n for n, f in model.model_fields.items() if key in (n, f.alias)), None)
 
 
 @functools.cache
-def _section_adapter(name: str) -> TypeAdapter[Any]:
-    field = HomelabConfig.model_fields[name]
-    # The field's constraints (min_length, validators) travel in its metadata.
-    if not field.metadata:
-        return TypeAdapter(field.annotation)
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])
+def _one_field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """A model of `model`'s field `name` alone, with all of its metadata (validators,
+    constraints, discriminator), so the field validates exactly as it does in `model`."""
+    field = model.model_fields[name]
+    single: type[BaseModel] = create_model(
+        f"{model.__name__}_{name}",
+        __config__=ConfigDict(populate_by_name=True),
+        **{name: (field.annotation, field)},  # type: ignore[call-overload]
+    )
+    return single
+
+
+def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -> BaseModel:
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        where = f"{path}.{alias}" if path else alias
+        if alias in data:
+            raw = data[alias]
+        elif name in data:
+            raw = data[name]
+        else:
+            if field.is_required():
+                values[name] = Unavailable(where)
+            continue  # model_construct fills in the default
+        values[name] = _partial_value(model, name, raw, where)
+    return model.model_construct(**values)
+
+
+def _partial_value(model: type[BaseModel], name: str, raw: Any, where: str) -> Any:
+    try:
+        return getattr(_one_field_model(model, name).model_validate({name: raw}), name)
+    except ValidationError:
+        pass
+    inner = _unwrap(model.model_fields[name].annotation)
+    if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(raw, Mapping):
+        return _partial_model(inner, raw, where)
+    if get_origin(inner) is list and isinstance(raw, list):
+        item = _unwrap(get_args(inner)[0])
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
+    return Unavailable(where)
+
+
+def _partial_item(model: type[BaseModel], raw: Any, where: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return _partial_model(model, raw, where) if isinstance(raw, Mapping) else Unavailable(where)
 
 
 def _did_you_mean(key: str, candidates: list[str], known: list[str]) -> str:
@@ -182,10 +237,61 @@ def _without_missing_suggested(problems: list[Problem]) -> list[Problem]:
     that names both (the 'did you mean'), not a second '(not set)' line for the same key."""
     meant = set()
     for p in problems:
-        if p.value == "unknown key" and (match := _SUGGESTED.search(p.expected)):
+        if p.value in ("unknown key", MISPLACED) and (match := _SUGGESTED.search(p.expected)):
+            if match[1].startswith(f"{NS}:"):
+                meant.add(match[1])
+                continue
             parent = p.key.rpartition(".")[0] if "." in p.key else f"{NS}:"
             meant.add(f"{parent}.{match[1]}" if parent != f"{NS}:" else f"{NS}:{match[1]}")
     return [p for p in problems if not (p.value == "(not set)" and p.key in meant)]
+
+
+# --- keys in a namespace that is almost ours --------------------------------------------------
+
+MISPLACED = "(ignored: another namespace)"
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def resembles_our_namespace(namespace: str) -> bool:
+    """`homelabs`, `Homelab`, `home-lab`, `homelab-lab`: a namespace meant to be `homelab`.
+    Providers' namespaces (`kubernetes`, `talos`, `command`, `random`, `pulumi`) are not."""
+    folded = namespace.lower()
+    return folded != NS and (NS in folded or _edit_distance(folded, NS) <= 2)
+
+
+def misplaced_namespace_problems(foreign_keys: Collection[str]) -> list[Problem]:
+    """One line per key under a namespace that looks like ours: the program reads only
+    `homelab:` keys, so Pulumi hands it over and nothing would ever read it."""
+    known = top_level_keys()
+    problems = []
+    for full_key in sorted(foreign_keys):
+        namespace, _, key = full_key.partition(":")
+        if not resembles_our_namespace(namespace):
+            continue
+        meant = key if key in known else next(iter(difflib.get_close_matches(key, known, 1)), None)
+        hint = (
+            f"did you mean '{NS}:{meant}'?"
+            if meant is not None
+            else f"known keys: {', '.join(sorted(known))}"
+        )
+        problems.append(
+            Problem(
+                full_key,
+                MISPLACED,
+                f"is under namespace {namespace!r}, which this program never reads, so the value "
+                f"is ignored; keys are `{NS}:<key>`: {hint}",
+            )
+        )
+    return problems
 
 
 Kind = Literal["object", "list", "scalar"]
@@ -442,9 +548,14 @@ def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Prob
         message = f"must be {shape_of(annotation)}"
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch" and (description := _description_at(loc)):
-        # A bare regular expression is hard to read; the description carries examples.
-        message = f"{message} ({description})"
+    if kind == "string_pattern_mismatch":
+        # A bare regular expression says nothing to a person; the description says what is wanted.
+        description = _description_at(loc)
+        message = (
+            f"is not of the form this key takes: {description}"
+            if description
+            else "is not of the form this key takes"
+        )
     return Problem(key, shown, message)
 
 
@@ -483,13 +594,16 @@ def _all_config_keys() -> set[str]:
     return keys
 
 
-def read_raw_config() -> tuple[dict[str, Any], frozenset[str]]:
-    """The `homelab:*` config of the running stack, with objects parsed, and its plaintext keys."""
+def read_raw_config() -> tuple[dict[str, Any], frozenset[str], frozenset[str]]:
+    """The `homelab:*` config of the running stack, with objects parsed, its plaintext keys, and
+    the stack's keys in other namespaces."""
     raw: dict[str, Any] = {}
     plaintext: set[str] = set()
+    foreign: set[str] = set()
     for full_key in sorted(_all_config_keys()):
         namespace, _, key = full_key.partition(":")
         if namespace != NS:
+            foreign.add(full_key)
             continue
         value = pulumi.runtime.get_config(full_key)
         if key not in SCALAR_KEYS and isinstance(value, str):
@@ -499,14 +613,16 @@ def read_raw_config() -> tuple[dict[str, Any], frozenset[str]]:
         raw[key] = value
         if not pulumi.runtime.is_config_secret(full_key):
             plaintext.add(key)
-    return raw, frozenset(plaintext)
+    return raw, frozenset(plaintext), frozenset(foreign)
 
 
 def load_stack_config() -> HomelabConfig:
     """The validated config of the running stack; a user mistake becomes a `pulumi.RunError`."""
-    raw, plaintext = read_raw_config()
+    raw, plaintext, foreign = read_raw_config()
     try:
-        config = validate_config(raw, plaintext_keys=plaintext, stack=pulumi.get_stack())
+        config = validate_config(
+            raw, plaintext_keys=plaintext, stack=pulumi.get_stack(), foreign_keys=foreign
+        )
         # A lab must not collide with the real homelab (config/lab_guard.py).
         if collisions := check_lab_isolation(config, stack=pulumi.get_stack()):
             raise ConfigError(collisions)

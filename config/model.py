@@ -27,16 +27,20 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.shared.namespaces import (
-    HEADSCALE_NAMESPACE,
-    KUBERNETES_NAMESPACES,
-    PLATFORM_NAMESPACES,
-)
 from config import pins
+from config.cron import CronError, check_schedule
+from config.names import (
+    acme_email_problem,
+    bucket_name_problem,
+    endpoint_problem,
+    public_domain_problem,
+    server_address_problem,
+)
+from config.namespaces import HEADSCALE_NAMESPACE, KUBERNETES_NAMESPACES, OWNED_NAMESPACES
+from config.networks import TAILSCALE_SERVICE_IP
 from config.policy import AclPolicy
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TALOS_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 _KUBERNETES_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # Six octets, two hex digits each, ':' or '-' between them (as `ip link` or a BIOS shows them).
@@ -74,16 +78,17 @@ def _dns_name(value: str) -> str:
     return value
 
 
+def _public_domain(value: str) -> str:
+    """A domain a public ACME CA issues for (config/names.py `public_domain_problem`)."""
+    if (why := public_domain_problem(value)) is not None:
+        raise ValueError(why)
+    return value
+
+
 def _email(value: str) -> str:
-    if not _EMAIL.fullmatch(value):
-        raise ValueError("must be an e-mail address, e.g. 'admin@example.com'")
-    domain = value.rpartition("@")[2]
-    if domain.rpartition(".")[2].isdigit():
-        # Let's Encrypt sends expiry mail to a mailbox at a domain name; an IP literal is none.
-        raise ValueError(
-            f"must be an e-mail address at a domain name, not at an IP address ({domain!r}); "
-            "e.g. 'admin@example.com'"
-        )
+    """An account contact Let's Encrypt accepts (config/names.py `acme_email_problem`)."""
+    if (why := acme_email_problem(value)) is not None:
+        raise ValueError(f"{why}; e.g. 'admin@' followed by your own domain")
     return value
 
 
@@ -120,21 +125,31 @@ def _secret_text(value: SecretStr) -> SecretStr:
             "starts or ends with whitespace (a pasted newline?), which the service would not "
             "accept; set it again without it"
         )
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        # No token, key or secret has whitespace or a control character inside: it is a paste
+        # gone wrong, and a newline would become a line of its own in a generated config file
+        # (an rclone or Litestream setting of its own choosing).
+        raise ValueError(
+            "has whitespace, a line break or a control character inside it (a pasted "
+            "line break?), which no token or key has; set it again as one line"
+        )
     return value
 
 
 def _app_namespace(value: str) -> str:
     """An app's namespace is created, and deleted on destroy, by the stack (components/apps/exposed.py),
-    so it must be the app's own: not one Kubernetes keeps, nor one a platform piece lives in."""
+    so it must be the app's own: not one Kubernetes keeps, nor any the stack owns
+    (config/namespaces.py `OWNED_NAMESPACES`: two Namespace resources of one name, and deleting
+    either empties the other)."""
     if value in KUBERNETES_NAMESPACES:
         raise ValueError(
             "is a namespace Kubernetes itself keeps; the stack creates and deletes its apps' "
             "namespaces, so give the app its own, e.g. the app's name"
         )
-    if value in PLATFORM_NAMESPACES:
+    if value in OWNED_NAMESPACES:
         raise ValueError(
-            f"is the namespace of {PLATFORM_NAMESPACES[value]}, which the stack manages; "
-            "give the app a namespace of its own, e.g. the app's name"
+            f"is the namespace of {OWNED_NAMESPACES[value]}, which the stack creates and "
+            "deletes; give the app a namespace of its own, e.g. the app's name"
         )
     return value
 
@@ -213,6 +228,52 @@ def _servable_nameserver(address: ipaddress.IPv4Address) -> ipaddress.IPv4Addres
     return address
 
 
+def _vpn_nameserver(address: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+    """A nameserver pushed to VPN clients: not Tailscale's own resolver, which forwards to these
+    (tailscale/tailscale@v1.102.3:net/tsaddr/tsaddr.go `TailscaleServiceIP`, the MagicDNS proxy)."""
+    if address == TAILSCALE_SERVICE_IP:
+        raise ValueError(
+            "is Tailscale's own resolver on every client (MagicDNS), which forwards to these "
+            "nameservers: it would ask itself; give an upstream resolver, e.g. '1.1.1.1'"
+        )
+    return address
+
+
+def _install_disk_path(value: str) -> str:
+    if not re.fullmatch(r"/dev/[A-Za-z0-9._:/+-]+", value):
+        raise ValueError(
+            "must be a device path under /dev without spaces, e.g. '/dev/sda', '/dev/nvme0n1' "
+            "or a /dev/disk/by-id/… link"
+        )
+    return _install_disk(value)
+
+
+def _interface_name(value: str) -> str:
+    # Linux link names: at most 15 characters (IFNAMSIZ 16 with the NUL), no '/' or spaces.
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,15}", value):
+        raise ValueError(
+            "must be a Linux link name of 1-15 letters, digits, '.', '_' or '-', e.g. 'eth0' "
+            "or 'enp3s0'"
+        )
+    return value
+
+
+def _acl_tag(value: str) -> str:
+    if not re.fullmatch(r"tag:[a-z0-9][a-z0-9-]*", value):
+        raise ValueError("must be an ACL tag 'tag:' and a lowercase name, e.g. 'tag:k8s-router'")
+    return value
+
+
+def _local_path_root(value: str) -> str:
+    if not re.fullmatch(r"/var/[A-Za-z0-9._/-]+", value):
+        # Talos' root filesystem is read-only; /var is its writable partition.
+        raise ValueError(
+            "must be a directory under /var (Talos' only writable place) of letters, digits, "
+            "'.', '_', '-' and '/', e.g. '/var/mnt/local-path-provisioner'"
+        )
+    return value
+
+
 def _address_range(value: str) -> str:
     parse_address_range(value)
     return value
@@ -253,9 +314,11 @@ def _network_text(value: object) -> object:
 
 IPAddress = Annotated[ipaddress.IPv4Address, BeforeValidator(_address_text)]
 NameserverAddress = Annotated[IPAddress, AfterValidator(_servable_nameserver)]
+VpnNameserverAddress = Annotated[NameserverAddress, AfterValidator(_vpn_nameserver)]
 IPNetwork = Annotated[ipaddress.IPv4Network, BeforeValidator(_network_text)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
+PublicDomain = Annotated[str, AfterValidator(_dns_name), AfterValidator(_public_domain)]
 Email = Annotated[str, AfterValidator(_email)]
 TalosVersion = Annotated[str, AfterValidator(_talos_version)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
@@ -264,7 +327,10 @@ MacAddress = Annotated[str, AfterValidator(_mac_address)]
 SystemExtension = Annotated[str, AfterValidator(_system_extension)]
 KernelArg = Annotated[str, AfterValidator(_kernel_arg)]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
-InstallDisk = Annotated[str, AfterValidator(_install_disk)]
+InstallDisk = Annotated[str, AfterValidator(_install_disk_path)]
+InterfaceName = Annotated[str, AfterValidator(_interface_name)]
+AclTag = Annotated[str, AfterValidator(_acl_tag)]
+LocalPathRoot = Annotated[str, AfterValidator(_local_path_root)]
 Secret = Annotated[SecretStr, AfterValidator(_secret_text)]
 AppNamespace = Annotated[str, AfterValidator(_dns_label), AfterValidator(_app_namespace)]
 
@@ -341,13 +407,11 @@ class Node(StrictModel):
     # carry '.' and ':'; Talos accepts them for machine.install.disk (siderolabs/talos #8845).
     install_disk: InstallDisk = Field(
         default="/dev/sda",
-        pattern=r"^/dev/[A-Za-z0-9._:/+-]+$",
         description="Whole disk Talos installs to (not a partition), e.g. /dev/sda, /dev/nvme0n1 or "
         "a /dev/disk/by-id/… link.",
     )
-    interface: str | None = Field(
+    interface: InterfaceName | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9._-]{1,15}$",
         description="Link name for the static address and VIP; default: the physical NIC. "
         "Not together with `mac`.",
     )
@@ -518,7 +582,7 @@ class CloudflareDns01(StrictModel):
     provider: Literal["cloudflare"] = Field(
         default="cloudflare", description="DNS provider that solves the DNS-01 challenge."
     )
-    zone: DnsName | None = Field(
+    zone: PublicDomain | None = Field(
         default=None, description="Restrict the solver to this zone; default: the stack domain."
     )
 
@@ -646,9 +710,8 @@ class SubnetRouter(StrictModel):
     """The Tailscale pod that advertises the LAN to VPN clients."""
 
     hostname: DnsLabel = Field(default="k8s-router", description="Tailnet name of the router.")
-    tag: str = Field(
+    tag: AclTag = Field(
         default="tag:k8s-router",
-        pattern=r"^tag:[a-z0-9][a-z0-9-]*$",
         description="ACL tag the router's pre-auth key carries.",
     )
     routes: list[IPNetwork] = Field(
@@ -672,7 +735,7 @@ class RemoteAccess(StrictModel):
     magic_dns_base_domain: DnsName = Field(
         description="MagicDNS base domain; not the Headscale host nor a parent of it."
     )
-    nameservers: list[NameserverAddress] = Field(
+    nameservers: list[VpnNameserverAddress] = Field(
         default_factory=lambda: [
             ipaddress.IPv4Address("1.1.1.1"),
             ipaddress.IPv4Address("1.0.0.1"),
@@ -730,9 +793,8 @@ class Storage(StrictModel):
         default=None,
         description="Use this existing StorageClass; default: deploy local-path-provisioner.",
     )
-    local_path_root: str = Field(
+    local_path_root: LocalPathRoot = Field(
         default="/var/mnt/local-path-provisioner",
-        pattern=r"^/var/[A-Za-z0-9._/-]+$",
         description="Host directory for local-path volumes; must be under /var on Talos.",
     )
 
@@ -740,21 +802,64 @@ class Storage(StrictModel):
 # --- backups ---------------------------------------------------------------------------------
 
 
-# A standard five-field cron line: minute hour day-of-month month day-of-week (a CronJob's
-# `schedule`; Kubernetes also takes @daily-style macros, kept out so the render shows the time).
-_CRON = re.compile(r"^\S+(\s+\S+){4}$")
-
-
 def _cron(value: str) -> str:
-    if not _CRON.fullmatch(value):
-        raise ValueError("must be a five-field cron schedule, e.g. '0 3 * * *' (03:00 daily)")
+    """A CronJob schedule the API server accepts on create (config/cron.py)."""
+    try:
+        check_schedule(value)
+    except CronError as error:
+        raise ValueError(
+            f"{error}; a cron schedule is 'minute hour day-of-month month day-of-week', "
+            "e.g. '0 3 * * *' (03:00 daily)"
+        ) from None
     return value
 
 
 def _bucket_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
+        raise ValueError(
+            "must be a path inside the bucket of letters, digits, '.', '_', '-' and '/', "
+            "e.g. 'homelab'"
+        )
     if value.startswith("/") or value.endswith("/") or "//" in value:
         raise ValueError(
             "must be a path inside the bucket without leading or trailing '/', e.g. 'homelab'"
+        )
+    return value
+
+
+def _s3_endpoint(value: str) -> str:
+    if (why := endpoint_problem(value)) is not None:
+        raise ValueError(why)
+    return value
+
+
+def _bucket_name(value: str) -> str:
+    if (why := bucket_name_problem(value)) is not None:
+        raise ValueError(f"{why} (S3's bucket naming rules), e.g. 'homelab-backups'")
+    return value
+
+
+def _region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9-]+", value):
+        raise ValueError(
+            "must be a region name of lowercase letters, digits and '-', e.g. 'us-east-1'"
+        )
+    return value
+
+
+def _access_key_id(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9+/=._-]{3,128}", value):
+        raise ValueError(
+            "must be an access key id of 3-128 letters, digits or '+/=._-', without spaces"
+        )
+    return value
+
+
+def _server_address(value: str) -> str:
+    if (why := server_address_problem(value)) is not None:
+        raise ValueError(
+            f"{why}; the NFS server is an IPv4 address or a host name the nodes resolve, "
+            "e.g. '192.168.0.5' or 'nas.lan'"
         )
     return value
 
@@ -771,33 +876,33 @@ def _export_path(value: str) -> str:
 CronSchedule = Annotated[str, AfterValidator(_cron)]
 BucketPrefix = Annotated[str, AfterValidator(_bucket_prefix)]
 ExportPath = Annotated[str, AfterValidator(_export_path)]
+S3Endpoint = Annotated[str, AfterValidator(_s3_endpoint)]
+BucketName = Annotated[str, AfterValidator(_bucket_name)]
+Region = Annotated[str, AfterValidator(_region)]
+AccessKeyId = Annotated[str, AfterValidator(_access_key_id)]
+ServerAddress = Annotated[str, AfterValidator(_server_address)]
 
 
 class S3Target(StrictModel):
     """An S3-compatible bucket (MinIO, a NAS's S3 service, Backblaze B2, AWS). The secret access key
     is the `homelab:backupSecretAccessKey` secret."""
 
-    endpoint: str = Field(
-        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$",
+    endpoint: S3Endpoint = Field(
         description="The S3 API's URL, e.g. 'https://minio.lan:9000' or "
         "'https://s3.us-west-004.backblazeb2.com'.",
     )
-    bucket: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    bucket: BucketName = Field(
         description="Bucket name (created beforehand; the stack does not create it).",
     )
-    region: str = Field(
+    region: Region = Field(
         default="us-east-1",
-        pattern=r"^[a-z0-9-]+$",
         description="Bucket region; MinIO and most NAS services accept the default.",
     )
     prefix: BucketPrefix = Field(
         default="homelab",
-        pattern=r"^[A-Za-z0-9._/-]+$",
         description="Path inside the bucket; Headscale's replica and etcd snapshots go below it.",
     )
-    access_key_id: str = Field(
-        pattern=r"^[A-Za-z0-9+/=._-]{3,128}$",
+    access_key_id: AccessKeyId = Field(
         description="Access key id (not secret on its own; the secret key is "
         "`homelab:backupSecretAccessKey`).",
     )
@@ -811,9 +916,7 @@ class S3Target(StrictModel):
 class NfsTarget(StrictModel):
     """A directory an NFS server exports, writable by UID 65532 (the pods' user)."""
 
-    server: str = Field(
-        pattern=r"^[A-Za-z0-9.-]+$", description="NFS server's address or host name."
-    )
+    server: ServerAddress = Field(description="NFS server's IPv4 address or host name.")
     path: ExportPath = Field(description="Exported directory, e.g. '/volume1/backups'.")
 
     @property
@@ -876,7 +979,10 @@ class ExposedHost:
 class HomelabConfig(StrictModel):
     """Everything one stack needs. Secrets are SecretStr and become Pulumi secrets when used."""
 
-    domain: DnsName = Field(description="Base domain; services live at <host>.<domain>.")
+    domain: PublicDomain = Field(
+        description="Base domain, one you registered (Let's Encrypt issues for it); services "
+        "live at <host>.<domain>."
+    )
     lifecycle: Lifecycle = Field(description="Real homelab or throw-away lab, and what follows.")
     cluster: Cluster = Field(description="The Talos cluster and its nodes.")
     network: Network = Field(description="The LAN and the MetalLB address pools.")

@@ -1,19 +1,18 @@
 """Rules that relate several config fields. Each returns every violation it finds.
 
 A rule is a function `(HomelabConfig) -> Iterable[Problem]`; `RULES` lists them all so the loader
-reports every broken rule at once, and the tests can name each rule. When a top-level section failed
-field validation the loader hands the rules a config whose broken sections are `Unavailable`
-stand-ins: a rule that reads one raises `InputUnavailableError` and is skipped (so a rule must let
-exceptions through, not catch them broadly).
+reports every broken rule at once, and the tests can name each rule. When a field failed
+validation the loader hands the rules a config in which that value (and only it: its section's
+other fields, list items and nested objects are all there) is an `Unavailable` stand-in: a rule
+that reads one raises `InputUnavailableError` and is skipped, while every rule that reads only
+what parsed still runs (so a rule must let exceptions through, not catch them broadly).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
 from config import access, pins
 from config.model import (
@@ -23,63 +22,12 @@ from config.model import (
     parse_saved_certificate,
 )
 from config.policy import ADMIN_GROUP, address_problems, reference_problems
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One config problem: the key path, the bad value, and what would be valid."""
-
-    key: str
-    value: str
-    expected: str
-
-    def line(self) -> str:
-        return f"{self.key}: {self.value} — {self.expected}"
-
-
-Rule = Callable[[HomelabConfig], Iterable[Problem]]
-
-
-class InputUnavailableError(Exception):
-    """Raised when a rule reads a config section that failed field validation."""
-
-
-class Unavailable:
-    """Stands in for a top-level section that failed field validation (config/loader.py
-    `partial_config`): any use of it raises `InputUnavailableError`, so `check_rules` skips exactly
-    the rules that read it and runs the others."""
-
-    def __init__(self, section: str) -> None:
-        object.__setattr__(self, "_section", section)
-
-    def _refuse(self, *_: object, **__: object) -> Any:
-        raise InputUnavailableError(object.__getattribute__(self, "_section"))
-
-    def __getattr__(self, name: str) -> Any:
-        self._refuse()
-
-    __str__ = _refuse
-    __format__ = _refuse
-    __eq__ = _refuse
-    __ne__ = _refuse
-    __lt__ = _refuse
-    __le__ = _refuse
-    __gt__ = _refuse
-    __ge__ = _refuse
-    __hash__ = _refuse
-    __bool__ = _refuse
-    __iter__ = _refuse
-    __len__ = _refuse
-    __contains__ = _refuse
-    __getitem__ = _refuse
-    __int__ = _refuse
-    __index__ = _refuse
-
-    def __repr__(self) -> str:
-        return f"Unavailable({object.__getattribute__(self, '_section')!r})"
-
-
-NS = "homelab"
+from config.problems import NS as NS
+from config.problems import InputUnavailableError as InputUnavailableError
+from config.problems import Problem as Problem
+from config.problems import Rule as Rule
+from config.problems import Unavailable as Unavailable
+from config.reserved import RESERVED_RULES
 
 
 def _key(path: str) -> str:
@@ -212,17 +160,6 @@ def stun_ip_in_pool(c: HomelabConfig) -> Iterable[Problem]:
             _key("remoteAccess.derp.stunIp"),
             _q(stun_ip),
             f"must be inside a MetalLB pool ({pools})",
-        )
-
-
-def stun_port_free_on_shared_ip(c: HomelabConfig) -> Iterable[Problem]:
-    derp = c.remote_access.derp
-    if derp.enabled and c.stun_ip == c.network.traefik_ip and derp.stun_port in (80, 443):
-        yield Problem(
-            _key("remoteAccess.derp.stunPort"),
-            _q(derp.stun_port),
-            "must not be 80 or 443 while STUN shares Traefik's IP (MetalLB needs distinct ports); "
-            "use 3478",
         )
 
 
@@ -392,11 +329,15 @@ def backup_credentials_match_target(c: HomelabConfig) -> Iterable[Problem]:
             "homelab:backupSecretAccessKey <secret key>`",
         )
     if has_secret and (backups is None or backups.s3 is None):
+        # Most likely the target is what went missing (a misspelt or mis-namespaced `backups`
+        # key): say so, and keep the secret; deleting it is never the fix for a typo.
+        target = "no backup target" if backups is None else "an NFS target"
         yield Problem(
             _key("backupSecretAccessKey"),
             "(secret)",
-            "is only used with `backups.s3`; set that target or remove the key with "
-            "`./scripts/pulumi config rm homelab:backupSecretAccessKey`",
+            f"is set, but the config has {target}: it is the secret key of an S3 target, "
+            "read only with `homelab:backups.s3`; set that target (is `backups` misspelt or "
+            "under another namespace?), or leave the secret until you choose another target",
         )
 
 
@@ -411,8 +352,8 @@ def saved_certificate_parses(c: HomelabConfig) -> Iterable[Problem]:
         yield Problem(
             _key("wildcardCertificate"),
             "(secret)",
-            f"{error}; remove it with `./scripts/pulumi config rm homelab:wildcardCertificate` and "
-            "cert-manager orders a new certificate",
+            f"{error}; set it again with the exact text `lab destroy` saved (it keeps the issued "
+            "certificate, and Let's Encrypt's weekly limit of identical certificates, out of play)",
         )
 
 
@@ -772,7 +713,6 @@ RULES: tuple[Rule, ...] = (
     pool_names_unique,
     traefik_ip_in_pool,
     stun_ip_in_pool,
-    stun_port_free_on_shared_ip,
     node_ips_unique,
     hostnames_unique,
     odd_control_planes,
@@ -804,6 +744,7 @@ RULES: tuple[Rule, ...] = (
     current_addresses_are_moves,
     removed_nodes_reset_with_the_stack,
     image_factory_entries_unique,
+    *RESERVED_RULES,
 )
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import SecretStr
 
-from components.shared.namespaces import TRAEFIK_NAMESPACE
 from config.access import stack_policy_document
 from config.model import App, ExposedHost, HomelabConfig, RemoteAccess, SavedCertificate, Tls
+from config.namespaces import TRAEFIK_NAMESPACE
 
 # --- TLS: the wildcard certificate ------------------------------------------------------------
 
@@ -156,6 +156,17 @@ class ExposedApp:
     @property
     def url(self) -> str:
         return f"https://{self.host.fqdn}"
+
+
+# The Apps component's name in __main__.py: it names each deployed workload's resources, its
+# Helm release included, `<component>-<app name>` (components/apps/exposed.py).
+APPS_COMPONENT: Final = "apps"
+
+
+def workload_release_name(app: App) -> str:
+    """The Helm release of an app's workload (config/reserved.py keeps it within Helm's limit;
+    tests/config/test_reserved.py checks it against the render)."""
+    return f"{APPS_COMPONENT}-{app.name}"
 
 
 def exposed_apps(config: HomelabConfig) -> tuple[ExposedApp, ...]:

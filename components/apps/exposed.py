@@ -20,8 +20,8 @@ from components.platform.traefik import TraefikRouting
 from components.shared.common import ClusterAccess
 from components.shared.ingress import Backend, route_host
 from components.shared.kube import namespace
-from components.shared.namespaces import PLATFORM_NAMESPACES
 from config.model import App
+from config.namespaces import OWNED_NAMESPACES
 from config.views import ExposedApp
 
 # The workloads an app may name (`apps[].workload`, config/model.py).
@@ -47,7 +47,7 @@ def app_namespaces(apps: Sequence[App]) -> list[str]:
     The config refuses the platform's and Kubernetes' own namespaces (config/model.py
     `_app_namespace`); the subtraction keeps each namespace created exactly once regardless.
     """
-    return sorted({a.namespace for a in apps} - set(PLATFORM_NAMESPACES))
+    return sorted({a.namespace for a in apps} - set(OWNED_NAMESPACES))
 
 
 class Apps(pulumi.ComponentResource):

@@ -6,8 +6,10 @@ cannot drift apart.
 
 from typing import Final
 
-# The namespace of the scheduled etcd snapshot job (and its Talos API access).
-BACKUP_NAMESPACE: Final = "backups"
+# The namespace of the scheduled etcd snapshot job (and its Talos API access), one of those the
+# stack owns (config/namespaces.py).
+from config.namespaces import BACKUP_NAMESPACE as BACKUP_NAMESPACE
+
 # The CronJob that takes etcd snapshots through the Talos API.
 ETCD_SNAPSHOT_CRONJOB: Final = "etcd-snapshot"
 # The Headscale pod's replication sidecar (and its restore-on-empty init container's prefix).

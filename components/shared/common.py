@@ -9,18 +9,17 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.shared import namespaces
 from config import policy
 
-# Namespaces of the platform, defined in components/shared/namespaces.py (so config/ can refuse apps in
-# them without importing Pulumi). Apps bring their own (config `apps[].namespace`).
-METALLB_NAMESPACE: Final = namespaces.METALLB_NAMESPACE
-TRAEFIK_NAMESPACE: Final = namespaces.TRAEFIK_NAMESPACE
-CERT_MANAGER_NAMESPACE: Final = namespaces.CERT_MANAGER_NAMESPACE
-REFLECTOR_NAMESPACE: Final = namespaces.REFLECTOR_NAMESPACE
-STORAGE_NAMESPACE: Final = namespaces.STORAGE_NAMESPACE
-HEADSCALE_NAMESPACE: Final = namespaces.HEADSCALE_NAMESPACE
-TAILSCALE_NAMESPACE: Final = namespaces.TAILSCALE_NAMESPACE
+# Namespaces of the platform, defined with every namespace the stack owns in config/namespaces.py
+# (the config refuses apps in them). Apps bring their own (config `apps[].namespace`).
+from config.namespaces import CERT_MANAGER_NAMESPACE as CERT_MANAGER_NAMESPACE
+from config.namespaces import HEADSCALE_NAMESPACE as HEADSCALE_NAMESPACE
+from config.namespaces import METALLB_NAMESPACE as METALLB_NAMESPACE
+from config.namespaces import REFLECTOR_NAMESPACE as REFLECTOR_NAMESPACE
+from config.namespaces import STORAGE_NAMESPACE as STORAGE_NAMESPACE
+from config.namespaces import TAILSCALE_NAMESPACE as TAILSCALE_NAMESPACE
+from config.namespaces import TRAEFIK_NAMESPACE as TRAEFIK_NAMESPACE
 
 # Tailscale's address ranges (CGNAT v4 and the ULA v6), used by Headscale's default prefixes.
 TAILNET_IPV4: Final = str(policy.TAILNET_IPV4)

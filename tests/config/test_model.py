@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from components.shared import common
-from components.shared.namespaces import PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
 from config.model import HomelabConfig
+from config.namespaces import OWNED_NAMESPACES
 from tests.config.corpus import mutate
-from tests.harness import stack_raw_config
+from tests.harness import render_stack, stack_raw_config
 
 
 def _config(changes: dict[str, Any], delete: tuple[str, ...] = ()) -> HomelabConfig:
@@ -112,16 +111,25 @@ def test_an_app_may_not_live_in_a_namespace_kubernetes_keeps(namespace: str) -> 
         _config({"apps.0.namespace": namespace})
 
 
-def test_an_app_may_not_live_in_any_platform_namespace() -> None:
-    # Derived from the components' own constants: every *_NAMESPACE the platform uses.
-    platform = {
-        value
-        for name, value in vars(common).items()
-        if name.endswith("_NAMESPACE") and isinstance(value, str)
+def test_the_owned_list_is_every_namespace_the_stack_creates_and_each_refuses_apps() -> None:
+    # Derived from the render, backups included: every Namespace the stack registers that is
+    # not an app's own is on the one list, so a new one cannot be missed by the app check.
+    raw = stack_raw_config()
+    render = render_stack(
+        overrides={
+            "backups": {"nfs": {"server": "nas.lan", "path": "/volume1/backups"}},
+            "apps": raw["apps"],
+        }
+    )
+    created = {
+        r.input("metadata.name")
+        for r in render.resources
+        if r.type == "kubernetes:core/v1:Namespace"
     }
-    assert platform == set(PLATFORM_NAMESPACES)
-    for namespace in sorted(platform):
-        with pytest.raises(ConfigError, match="which the stack manages"):
+    apps = {app["namespace"] for app in raw["apps"]}
+    assert created - apps == set(OWNED_NAMESPACES)
+    for namespace in sorted(OWNED_NAMESPACES):
+        with pytest.raises(ConfigError, match="which the stack creates and deletes"):
             _config({"apps.0.namespace": namespace})
 
 

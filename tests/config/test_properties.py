@@ -15,9 +15,9 @@ import pulumi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.shared.namespaces import KUBERNETES_NAMESPACES, PLATFORM_NAMESPACES
 from config.loader import ConfigError, validate_config
 from config.model import BUILTIN_HOSTS
+from config.namespaces import KUBERNETES_NAMESPACES, OWNED_NAMESPACES
 from config.rules import Problem
 from homelab import engine
 from tests.config.corpus import render_raw
@@ -119,7 +119,7 @@ def valid_configs(draw: st.DrawFn) -> Raw:
     app_names = draw(
         st.lists(LABEL.filter(lambda n: n not in reserved_hosts), max_size=4, unique=True)
     )
-    stack_namespaces = {*PLATFORM_NAMESPACES, *KUBERNETES_NAMESPACES}
+    stack_namespaces = {*OWNED_NAMESPACES, *KUBERNETES_NAMESPACES}
     apps = [
         {
             "name": name,

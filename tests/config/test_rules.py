@@ -59,7 +59,6 @@ from config.rules import (
     removed_nodes_reset_with_the_stack,
     saved_certificate_parses,
     stun_ip_in_pool,
-    stun_port_free_on_shared_ip,
     subnet_routes_in_lan,
     talos_config_contract_fits,
     talos_version_supported,
@@ -246,20 +245,6 @@ CASES = [
         {"remoteAccess.derp.stunIp": "192.168.0.240"},
         "remoteAccess.derp.stunIp",
         {"remoteAccess.derp.stunIp": "192.168.0.239"},
-    ),
-    case(
-        "stun-443-shared",
-        stun_port_free_on_shared_ip,
-        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": None},
-        "remoteAccess.derp.stunPort",
-        {"remoteAccess.derp.stunPort": 443, "remoteAccess.derp.stunIp": "192.168.0.222"},
-    ),
-    case(
-        "stun-80-explicitly-shared",
-        stun_port_free_on_shared_ip,
-        {"remoteAccess.derp.stunPort": 80, "remoteAccess.derp.stunIp": "192.168.0.220"},
-        "remoteAccess.derp.stunPort",
-        {"remoteAccess.derp.stunPort": 80, "remoteAccess.derp.enabled": False},
     ),
     case(
         "node-ips",

@@ -1,7 +1,8 @@
-"""The namespaces the stack creates for its platform pieces, and those Kubernetes itself owns.
+"""Every namespace the stack owns, and those Kubernetes itself keeps: the one list.
 
-Kept free of imports so `config/` can refuse an app in one of them without importing the
-components (and Pulumi) it validates for; `components/shared/common.py` re-exports the constants.
+The config refuses an app in any of them (config/model.py `_app_namespace`), and the components
+import their namespace from here, so a namespace the stack starts creating is refused for apps
+by being added once, here. Kept free of imports: `config/` is the layer below the components.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ REFLECTOR_NAMESPACE: Final = "reflector"
 STORAGE_NAMESPACE: Final = "local-path-storage"
 HEADSCALE_NAMESPACE: Final = "headscale"
 TAILSCALE_NAMESPACE: Final = "tailscale"
+# The scheduled etcd snapshot job and its Talos API access (components/cluster/etcd_snapshots.py).
+BACKUP_NAMESPACE: Final = "backups"
 
-# Each platform namespace and the piece it belongs to; each is created exactly once in the stack.
-PLATFORM_NAMESPACES: Final[Mapping[str, str]] = {
+# Each namespace the stack creates (and deletes on destroy) and the piece it belongs to; each is
+# created exactly once in the stack, so an app may not name one of them.
+OWNED_NAMESPACES: Final[Mapping[str, str]] = {
+    BACKUP_NAMESPACE: "the etcd snapshot job (backups)",
     CERT_MANAGER_NAMESPACE: "cert-manager",
     HEADSCALE_NAMESPACE: "Headscale and Headplane",
     METALLB_NAMESPACE: "MetalLB",
