@@ -180,8 +180,12 @@ def _one_field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
     return single
 
 
-def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -> BaseModel:
+def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -> Any:
+    """`model` built from `data` with each failing field an `Unavailable`; `Unavailable` itself
+    when every field validates and the object still fails (a rule of the object, such as
+    `Backups` naming exactly one target, which no rule should then reason past)."""
     values: dict[str, Any] = {}
+    failed = False
     for name, field in model.model_fields.items():
         alias = field.alias or name
         where = f"{path}.{alias}" if path else alias
@@ -192,9 +196,26 @@ def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -
         else:
             if field.is_required():
                 values[name] = Unavailable(where)
+                failed = True
             continue  # model_construct fills in the default
-        values[name] = _partial_value(model, name, raw, where)
+        values[name] = value = _partial_value(model, name, raw, where)
+        failed = failed or _has_unavailable(value)
+    if not failed and path:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            return Unavailable(path)
     return model.model_construct(**values)
+
+
+def _has_unavailable(value: Any) -> bool:
+    if isinstance(value, Unavailable):
+        return True
+    if isinstance(value, list):
+        return any(_has_unavailable(v) for v in value)
+    if isinstance(value, BaseModel):
+        return any(_has_unavailable(v) for v in dict(value).values())
+    return False
 
 
 def _partial_value(model: type[BaseModel], name: str, raw: Any, where: str) -> Any:
@@ -208,7 +229,11 @@ def _partial_value(model: type[BaseModel], name: str, raw: Any, where: str) -> A
     if get_origin(inner) is list and isinstance(raw, list):
         item = _unwrap(get_args(inner)[0])
         if isinstance(item, type) and issubclass(item, BaseModel):
-            return [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
+            items = [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
+            # Every item valid and the list still refused: the list's own constraint (at least
+            # one node, one pool) failed, and no rule should count what is there.
+            if any(_has_unavailable(entry) for entry in items):
+                return items
     return Unavailable(where)
 
 

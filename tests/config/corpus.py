@@ -9,6 +9,7 @@ homelab config (`tests.harness.stack_raw_config()`) and the problem lines it mus
     delete: [tls.acmeEmail]             # dotted paths removed after `set`
     plaintext: [dnsApiToken]            # top-level keys stored unencrypted
     stack: homelab                      # optional: the stack the config belongs to
+    other: {homelabs:apps: [...]}       # optional: stack keys in other namespaces
     expect:                             # exactly one entry per problem line
       - key: homelab:network.traefikIp
         contains: inside a MetalLB pool
@@ -23,13 +24,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from config.loader import SECRET_KEYS
+from config.credentials import HIDDEN
+from config.loader import MISPLACED, SECRET_KEYS
 from config.rules import NS, Problem
 from homelab import engine
 from tests.harness import PROJECT_ROOT, stack_raw_config
@@ -39,7 +41,7 @@ INVALID_DIR = FIXTURES / "invalid"
 VALID_DIR = FIXTURES / "valid"
 
 # Values a problem line shows instead of the user's value (so there is nothing to compare).
-PLACEHOLDER_VALUES = ("(not set)", "unknown key", "(stored in plaintext)")
+PLACEHOLDER_VALUES = ("(not set)", "unknown key", "(stored in plaintext)", MISPLACED, HIDDEN)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class InvalidCase:
     plaintext: frozenset[str]
     expect: tuple[Expected, ...]
     stack: str | None = None
+    other: Mapping[str, Any] = field(default_factory=dict)
 
     def raw(self) -> dict[str, Any]:
         """The homelab stack's raw config with this case's mutation applied."""
@@ -73,7 +76,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 def load_invalid_case(path: Path) -> InvalidCase:
     document = yaml.safe_load(path.read_text())
-    known = {"description", "rule", "set", "delete", "plaintext", "expect", "stack"}
+    known = {"description", "rule", "set", "delete", "plaintext", "expect", "stack", "other"}
     unknown = set(document) - known
     if unknown:
         raise ValueError(f"{path.name}: unknown fixture fields {sorted(unknown)}")
@@ -85,6 +88,7 @@ def load_invalid_case(path: Path) -> InvalidCase:
         delete=_as_tuple(document.get("delete")),
         plaintext=frozenset(_as_tuple(document.get("plaintext"))),
         stack=document.get("stack"),
+        other=document.get("other") or {},
         expect=tuple(
             Expected(
                 key=e["key"],
@@ -210,10 +214,15 @@ def is_secret_key(key: str) -> bool:
 
 
 def render_raw(
-    raw: Mapping[str, Any], plaintext: frozenset[str] = frozenset(), *, stack: str = "test"
+    raw: Mapping[str, Any],
+    plaintext: frozenset[str] = frozenset(),
+    *,
+    stack: str = "test",
+    other: Mapping[str, Any] | None = None,
 ) -> engine.Render:
-    """Render a raw config as the CLI would pass it: secrets encrypted unless listed in `plaintext`."""
-    config = {f"{NS}:{key}": value for key, value in raw.items()}
+    """Render a raw config as the CLI would pass it: secrets encrypted unless listed in
+    `plaintext`; `other` holds keys of other namespaces (`namespace:key`), as a stack file may."""
+    config = {f"{NS}:{key}": value for key, value in raw.items()} | dict(other or {})
     secret_keys = sorted(
         f"{NS}:{key}" for key in SECRET_KEYS if key in raw and key not in plaintext
     )

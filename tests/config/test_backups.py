@@ -62,8 +62,8 @@ def test_the_secret_key_is_a_secret_key_and_refused_in_plaintext() -> None:
         ({"nfs": NFS, "etcd": {"schedule": "daily"}}, "homelab:backups.etcd.schedule", "cron"),
         ({"nfs": NFS, "etcd": {"schedule": "0 3 * *"}}, "homelab:backups.etcd.schedule", "cron"),
         ({"s3": {**S3, "prefix": "/lab/"}}, "homelab:backups.s3.prefix", "leading or trailing"),
-        ({"s3": {**S3, "endpoint": "minio.lan"}}, "homelab:backups.s3.endpoint", "URL"),
-        ({"s3": {**S3, "bucket": "Bad_Bucket"}}, "homelab:backups.s3.bucket", "pattern"),
+        ({"s3": {**S3, "endpoint": "minio.lan"}}, "homelab:backups.s3.endpoint", "https://"),
+        ({"s3": {**S3, "bucket": "Bad_Bucket"}}, "homelab:backups.s3.bucket", "lowercase"),
         ({"nfs": NFS, "target": "x"}, "homelab:backups.target", "not a known key"),
     ],
 )

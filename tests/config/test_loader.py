@@ -96,12 +96,13 @@ def test_read_raw_config_parses_objects_keeps_scalars_and_finds_plaintext_keys()
         secret_keys,
     )
     try:
-        parsed, plaintext = read_raw_config()
+        parsed, plaintext, foreign = read_raw_config()
     finally:
         pulumi.runtime.set_all_config({}, [])
     assert parsed["cluster"] == raw["cluster"]
     assert parsed["domain"] == "123"
     assert "key" not in parsed
+    assert foreign == {"other:key"}
     assert "dnsApiToken" not in plaintext
     assert "cluster" in plaintext
 
@@ -132,8 +133,9 @@ def test_rules_run_over_the_sections_that_validated_beside_the_field_problems() 
     assert "inside a MetalLB pool" in problems[1].expected
 
 
-def test_a_rule_whose_section_failed_is_skipped_and_the_others_still_run() -> None:
-    # The magic-DNS rule reads remoteAccess, which is broken: it is skipped, not guessed at.
+def test_a_rule_that_reads_a_broken_value_is_skipped_and_the_section_s_others_still_run() -> None:
+    # `derp` is broken; the STUN rule reads it and is skipped, not guessed at. The magic-DNS rule
+    # reads other fields of the same section, so its line still comes in the same run.
     raw = mutate(
         stack_raw_config(),
         {
@@ -145,6 +147,41 @@ def test_a_rule_whose_section_failed_is_skipped_and_the_others_still_run() -> No
     assert [p.key for p in _problems(raw)] == [
         "homelab:network.traefikIp",
         "homelab:remoteAccess.derp",
+        "homelab:remoteAccess.magicDnsBaseDomain",
+    ]
+
+
+def test_one_policy_with_three_mistakes_reports_all_three_in_one_run() -> None:
+    # A field error in one rule of the policy (an unknown action) must not hide the policy's
+    # cross-field checks over its other parts: a group no one defined, a tag no one owns.
+    raw = mutate(
+        stack_raw_config(),
+        {
+            "remoteAccess.policy": {
+                "acls": [
+                    {"action": "allow", "src": ["alice@"], "dst": ["192.168.0.11:443"]},
+                    {"action": "accept", "src": ["group:family"], "dst": ["192.168.0.12:80"]},
+                    {"action": "accept", "src": ["tag:ghost"], "dst": ["192.168.0.13:22"]},
+                ]
+            }
+        },
+    )
+    assert [p.key for p in _problems(raw)] == [
+        "homelab:remoteAccess.policy.acls[0].action",
+        "homelab:remoteAccess.policy.acls[1].src[0]",
+        "homelab:remoteAccess.policy.acls[2].src[0]",
+    ]
+
+
+def test_a_node_with_a_bad_address_hides_none_of_the_cluster_s_other_rules() -> None:
+    raw = mutate(
+        stack_raw_config(),
+        {"cluster.nodes.0.ip": "192.168.0.300", "cluster.nodes.2.hostname": "talos-cp-2"},
+    )
+    assert sorted(p.key for p in _problems(raw)) == [
+        "homelab:cluster.nodes[0].ip",
+        "homelab:cluster.nodes[1].hostname",
+        "homelab:cluster.nodes[2].hostname",
     ]
 
 
@@ -164,12 +201,16 @@ def test_a_stand_in_section_refuses_every_use_so_rules_cannot_misread_it() -> No
             use()
 
 
-def test_a_partial_config_keeps_the_valid_sections_and_stands_in_for_the_rest() -> None:
+def test_a_partial_config_stands_in_for_exactly_the_values_that_failed() -> None:
     raw = mutate(stack_raw_config(), {"network.traefikIp": "nope"})
-    partial = partial_config(raw, frozenset({"network"}))
+    partial = partial_config(raw)
     assert partial.cluster.name == "homelab"
-    assert isinstance(partial.network, Unavailable)
+    assert isinstance(partial.network.traefik_ip, Unavailable)
+    assert str(partial.network.gateway) == "192.168.0.1"
+    # Only the rules that read Traefik's IP are skipped; nothing else is wrong.
     assert [p.key for p in check_rules(partial)] == []
+    # A top-level field named as unavailable (an unset secret) stands in whole.
+    assert isinstance(partial_config(raw, frozenset({"network"})).network, Unavailable)
 
 
 # --- type errors and 'did you mean' in the user's words --------------------------------------

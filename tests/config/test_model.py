@@ -88,8 +88,8 @@ def test_an_ip_address_is_not_a_domain(key: str, value: str) -> None:
 
 def test_a_domain_whose_last_label_has_a_letter_is_a_name() -> None:
     # Near miss of the IP check: digits are fine in labels, only an all-numeric TLD is an IP.
-    config = _config({"domain": "10.0.0.1x", "remoteAccess.magicDnsBaseDomain": "ts.10.0.0.1x"})
-    assert config.domain == "10.0.0.1x"
+    config = _config({"domain": "10.0.0.love", "remoteAccess.magicDnsBaseDomain": "ts.10.0.0.love"})
+    assert config.domain == "10.0.0.love"
 
 
 @pytest.mark.parametrize("secret", ["dnsApiToken", "headplaneCookieSecret"])

@@ -19,6 +19,13 @@ import pytest
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from config.reserved import (
+    exposed_host_names_fit,
+    lan_avoids_reserved_networks,
+    node_nameservers_outside_the_stack,
+    vpn_nameservers_reachable,
+    workload_release_names_fit,
+)
 from config.rules import (
     RULES,
     TALOS_FEATURES,
@@ -133,7 +140,97 @@ def _saved_certificate(key: str | None = None) -> str:
     )
 
 
+def _renumbered(prefix: str) -> dict[str, Any]:
+    """The fixture stack moved to the /24 `prefix`.0/24, every address with it."""
+    return {
+        "network.lanCidr": f"{prefix}.0/24",
+        "network.gateway": f"{prefix}.1",
+        "network.addressPools.0.addresses": [f"{prefix}.220-{prefix}.239"],
+        "network.traefikIp": f"{prefix}.220",
+        "remoteAccess.derp.stunIp": f"{prefix}.221",
+        "cluster.vip": f"{prefix}.10",
+        **{f"cluster.nodes.{i}.ip": f"{prefix}.{11 + i}" for i in range(3)},
+    }
+
+
+def _long_domain(length: int) -> str:
+    """A public domain (under .love) of exactly `length` characters, labels of at most 61."""
+    labels, rest = [], length - len(".love")
+    while rest > 0:
+        size = min(61, rest)
+        labels.append("d" * size)
+        rest -= size + 1
+    return ".".join(labels) + ".love"
+
+
 CASES = [
+    case(
+        # Talos' service network is 10.96.0.0/12: 10.96.0.0-10.111.255.255.
+        "lan-in-talos-service-network",
+        lan_avoids_reserved_networks,
+        _renumbered("10.111.0"),
+        "network.lanCidr",
+        _renumbered("10.112.0"),
+    ),
+    case(
+        "lan-in-the-tailnet",
+        lan_avoids_reserved_networks,
+        _renumbered("100.64.1"),
+        "network.lanCidr",
+        _renumbered("100.128.1"),
+    ),
+    case(
+        "node-resolver-in-the-metallb-pool",
+        node_nameservers_outside_the_stack,
+        {"network.nameservers": ["192.168.0.225"]},
+        "network.nameservers[0]",
+        {"network.nameservers": ["192.168.0.240"]},
+    ),
+    case(
+        "node-resolver-is-the-vip",
+        node_nameservers_outside_the_stack,
+        {"network.nameservers": ["192.168.0.10"]},
+        "network.nameservers[0]",
+        {"network.nameservers": ["192.168.0.9"]},
+    ),
+    case(
+        "node-resolver-is-cluster-dns",
+        node_nameservers_outside_the_stack,
+        {"network.nameservers": ["10.96.0.10"]},
+        "network.nameservers[0]",
+        {"network.nameservers": ["10.95.255.254"]},
+    ),
+    case(
+        "vpn-resolver-in-the-service-network",
+        vpn_nameservers_reachable,
+        {"remoteAccess.nameservers": ["10.96.0.10"]},
+        "remoteAccess.nameservers[0]",
+        {"remoteAccess.nameservers": ["192.168.0.53"]},
+    ),
+    case(
+        # The release is 'apps-<name>': 5 + 49 = 54 characters, one over Helm's 53.
+        "release-name-over-helm-limit",
+        workload_release_names_fit,
+        {"apps.0.name": "g" * 49},
+        "apps[0].name",
+        {"apps.0.name": "g" * 48},
+    ),
+    case(
+        # 'headplane.' (10) + domain: 244 makes 254, one over 253.
+        "host-name-over-253",
+        exposed_host_names_fit,
+        {
+            "domain": _long_domain(244),
+            "remoteAccess.magicDnsBaseDomain": "ts.sarma.love",
+            "tls.acmeEmail": "admin@sarma.love",
+        },
+        "domain",
+        {
+            "domain": _long_domain(243),
+            "remoteAccess.magicDnsBaseDomain": "ts.sarma.love",
+            "tls.acmeEmail": "admin@sarma.love",
+        },
+    ),
     case(
         "gateway-off-lan",
         gateway_in_lan,
