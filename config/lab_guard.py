@@ -15,13 +15,13 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import yaml
 from pydantic import ValidationError
 
 from config.model import HomelabConfig, parse_address_range
 from config.rules import NS, Problem
+from config.stack_file import StackFileError, read_stack_document
 
 HOMELAB_STACK: Final = "homelab"
 HOMELAB_STACK_FILE: Final = Path(__file__).resolve().parent.parent / "Pulumi.homelab.yaml"
@@ -76,9 +76,8 @@ def address_claims(c: HomelabConfig) -> Iterator[_Claim]:
 def load_stack_file(path: Path) -> HomelabConfig | Problem:
     """A stack file's config (its secrets stubbed), or why it cannot be read."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-        config: dict[str, Any] = dict(document.get("config") or {})
-    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+        config = read_stack_document(path)
+    except StackFileError as error:
         return Problem(path.name, "(unreadable)", f"cannot compare the lab with it: {error}")
     raw = {
         key.partition(":")[2]: value

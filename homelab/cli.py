@@ -11,21 +11,61 @@
     python -m homelab device register KEY --user USER [--stack homelab]   let a waiting device join
     python -m homelab status [--stack homelab] [--json]   nodes, releases, certificate, VPN, keys, backups
 
-Errors a user can fix are one line on stderr with exit code 2, never a traceback.
+Errors a user can fix are one line on stderr with exit code 2, never a traceback: `main` catches
+exactly the errors that mean "this input cannot be used" (`USER_ERRORS`) in one place. Anything
+else is a bug in this program and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
+
+import pulumi
 
 from config.loader import ConfigError
+from config.stack_file import StackFileError
 from homelab import device, engine, lab, reference, render, status
 from homelab import init as init_stack
+
+# Every error that means the input (a stack file, a config, a path, the network) cannot be
+# used: one line, exit code 2. Each message already names what and where.
+USER_ERRORS: Final = (
+    ConfigError,
+    StackFileError,
+    render.RenderOutputError,
+    reference.ReferenceFetchError,
+    lab.LabError,
+    init_stack.InitError,
+)
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn a failed write below `target` (no permission, a file in the way, a full disk)
+    into one line that names the path."""
+    try:
+        yield
+    except OSError as error:
+        where = error.filename or target
+        raise render.RenderOutputError(
+            f"cannot write {where}: {error.strerror or error}; choose a writable --out"
+        ) from None
+
+
+@contextlib.contextmanager
+def _reading(source: Path) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        where = getattr(error, "filename", None) or source
+        raise render.RenderOutputError(f"cannot read the render at {where}: {reason}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,15 +163,22 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
         if charts.skipped:
             print(f"Charts not templated: {charts.skipped} (the rest is complete)", file=out)
         files = dict(sorted({**files, **charts.files}.items()))
-    render.write_files(files, target)
+    with _writing(target):
+        render.write_files(files, target)
     print(f"Wrote {len(files)} files to {target}", file=out)
     if args.update_golden:
-        render.ARCHITECTURE_DOC.parent.mkdir(parents=True, exist_ok=True)
-        render.ARCHITECTURE_DOC.write_text(render.architecture_markdown(result), encoding="utf-8")
+        with _writing(render.ARCHITECTURE_DOC):
+            render.ARCHITECTURE_DOC.parent.mkdir(parents=True, exist_ok=True)
+            render.ARCHITECTURE_DOC.write_text(
+                render.architecture_markdown(result), encoding="utf-8"
+            )
         print(f"Wrote {render.ARCHITECTURE_DOC}", file=out)
         readme = render.README.read_text(encoding="utf-8")
         diagram = render.architecture_mermaid(result)
-        render.README.write_text(render.embed_between_markers(readme, diagram), encoding="utf-8")
+        with _writing(render.README):
+            render.README.write_text(
+                render.embed_between_markers(readme, diagram), encoding="utf-8"
+            )
         print(f"Updated the architecture diagram in {render.README}", file=out)
     return 0
 
@@ -139,14 +186,19 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
 def _render_diff(args: argparse.Namespace, out: TextIO) -> int:
     if not args.head.is_dir():
         raise render.RenderOutputError(f"no render at {args.head}")
-    base, head = render.read_render(args.base), render.read_render(args.head)
+    with _reading(args.base):
+        base = render.read_render(args.base)
+    with _reading(args.head):
+        head = render.read_render(args.head)
     comment = render.diff_comment(base, head, stack=args.stack)
     if args.diff_out is not None:
-        args.diff_out.write_text(render.unified_diff(base, head)[0], encoding="utf-8")
+        with _writing(args.diff_out):
+            args.diff_out.write_text(render.unified_diff(base, head)[0], encoding="utf-8")
     if args.out is None:
         out.write(comment)
     else:
-        args.out.write_text(comment, encoding="utf-8")
+        with _writing(args.out):
+            args.out.write_text(comment, encoding="utf-8")
     return 0
 
 
@@ -167,45 +219,68 @@ def main(
     err = err or sys.stderr
     args = _parser().parse_args(argv)
     try:
-        if args.command == "init":
-            return init_stack.run(
-                args, root=root, stdin=stdin or sys.stdin, out=out, lan_probe=lan_probe
-            )
-        if args.command == "fetch-reference":
-            written = reference.fetch_all(args.dest, fetch=fetch)
-            print(f"Fetched {len(written)} files into {args.dest / 'upstream'}", file=out)
-            return 0
-        if args.command == "render":
-            return _render(args, out)
-        if args.command == "render-diff":
-            return _render_diff(args, out)
-        context = lab_context or lab.Lab(out=out, stdin=stdin or sys.stdin)
-        if args.command == "device":
-            return device.register(
-                context,
-                args.key,
-                args.user,
-                stack=args.stack,
-                read_kubeconfig=read_kubeconfig or device.stack_kubeconfig,
-            )
-        if args.command == "status":
-            return status.run(context, stack=args.stack, as_json=args.json, now=now(), out=out)
-        if args.action == "list":
-            return lab.list_labs(context)
-        if args.action == "destroy":
-            return lab.destroy(context, args.name, force_homelab=args.force_homelab, yes=args.yes)
-        return lab.up(context, args.name, preview_only=args.action == "preview")
+        return _run(
+            args,
+            out=out,
+            lab_context=lab_context,
+            stdin=stdin,
+            lan_probe=lan_probe,
+            root=root,
+            fetch=fetch,
+            read_kubeconfig=read_kubeconfig,
+            now=now,
+        )
     except engine.RenderError as error:
+        if not isinstance(error.cause, pulumi.RunError):
+            raise  # the program itself failed: a bug, shown with its traceback
         # A config error is already one line per problem (config/loader.py).
         print(f"error: {error}", file=err)
         return 2
-    except ConfigError as error:
-        # The same one line per problem as the program; nothing was written.
-        print(f"error: {error}", file=err)
-        return 2
-    except (render.RenderOutputError, lab.LabError, init_stack.InitError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=err)
         return 2
     except lab.LabOperationError as error:
         print(f"error: the Pulumi operation failed: {error}", file=err)
         return 1
+
+
+def _run(
+    args: argparse.Namespace,
+    *,
+    out: TextIO,
+    lab_context: lab.Lab | None,
+    stdin: TextIO | None,
+    lan_probe: Callable[[], init_stack.Lan | None],
+    root: Path,
+    fetch: reference.Downloader,
+    read_kubeconfig: device.KubeconfigReader | None,
+    now: Callable[[], datetime],
+) -> int:
+    if args.command == "init":
+        return init_stack.run(
+            args, root=root, stdin=stdin or sys.stdin, out=out, lan_probe=lan_probe
+        )
+    if args.command == "fetch-reference":
+        written = reference.fetch_all(args.dest, fetch=fetch)
+        print(f"Fetched {len(written)} files into {args.dest / 'upstream'}", file=out)
+        return 0
+    if args.command == "render":
+        return _render(args, out)
+    if args.command == "render-diff":
+        return _render_diff(args, out)
+    context = lab_context or lab.Lab(out=out, stdin=stdin or sys.stdin)
+    if args.command == "device":
+        return device.register(
+            context,
+            args.key,
+            args.user,
+            stack=args.stack,
+            read_kubeconfig=read_kubeconfig or device.stack_kubeconfig,
+        )
+    if args.command == "status":
+        return status.run(context, stack=args.stack, as_json=args.json, now=now(), out=out)
+    if args.action == "list":
+        return lab.list_labs(context)
+    if args.action == "destroy":
+        return lab.destroy(context, args.name, force_homelab=args.force_homelab, yes=args.yes)
+    return lab.up(context, args.name, preview_only=args.action == "preview")

@@ -25,7 +25,6 @@ from typing import Any
 import pulumi
 import pulumi.runtime
 import pulumi.runtime.settings as pulumi_settings
-import yaml
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
@@ -33,6 +32,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from config.stack_file import read_stack_document
 from homelab import fakes
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -399,9 +399,9 @@ def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A stack file's config as {namespace:key: value}, and the keys that are `secure:` there.
 
     `secure:` values cannot be decrypted here; the engine substitutes SENTINEL_SECRETS for them.
+    A file that is not a stack file raises `StackFileError` (one line, config/stack_file.py).
     """
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, Any] = dict(document.get("config") or {})
+    config = read_stack_document(path)
     secure = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
     return config, secure
 

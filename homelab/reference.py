@@ -18,9 +18,11 @@ Nothing here is copied into the project: the cache is a download, like a virtual
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import tarfile
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -130,11 +132,35 @@ def sources() -> list[Source]:
     ]
 
 
+class ReferenceFetchError(Exception):
+    """A download or a write failed; the message names the URL or path and what to do."""
+
+
 def download(url: str) -> bytes:
     """The real downloader (the tests pass a fake one)."""
     with urllib.request.urlopen(url, timeout=60) as response:
         data: bytes = response.read()
     return data
+
+
+def _fetched(fetch: Downloader, url: str) -> bytes:
+    """`fetch(url)`, or one line naming the URL: no network, a proxy, a moved release."""
+    try:
+        return fetch(url)
+    except urllib.error.HTTPError as error:
+        raise ReferenceFetchError(
+            f"cannot download {url}: HTTP {error.code} {error.reason}; the pinned release may "
+            "have moved (check config/pins.py), then run `python -m homelab fetch-reference` "
+            "again"
+        ) from None
+    except (OSError, http.client.HTTPException) as error:
+        # URLError (no DNS, refused, no route) and timeouts are OSErrors.
+        reason = getattr(error, "reason", None) or error
+        raise ReferenceFetchError(
+            f"cannot download {url}: {reason}; check the network connection (behind a proxy, "
+            "set HTTPS_PROXY), then run `python -m homelab fetch-reference` again, or point "
+            "HOMELAB_REFERENCE_DIR at a copy of the reference data"
+        ) from None
 
 
 def crd_schemas(text: str) -> Iterator[tuple[str, Any]]:
@@ -150,7 +176,7 @@ def crd_schemas(text: str) -> Iterator[tuple[str, Any]]:
 
 
 def _chart_url(repository: str, name: str, version: str, fetch: Downloader) -> str:
-    index = yaml.safe_load(fetch(f"{repository.rstrip('/')}/index.yaml"))
+    index = yaml.safe_load(_fetched(fetch, f"{repository.rstrip('/')}/index.yaml"))
     for entry in index["entries"][name]:
         if entry["version"] == version:
             url = str(entry["urls"][0])
@@ -161,8 +187,14 @@ def _chart_url(repository: str, name: str, version: str, fetch: Downloader) -> s
 
 def _write(root: Path, relative: str, data: bytes) -> Path:
     path = root / "upstream" / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as error:
+        raise ReferenceFetchError(
+            f"cannot write {error.filename or path}: {error.strerror or error}; choose a "
+            "writable --dest"
+        ) from None
     return path
 
 
@@ -171,7 +203,7 @@ def _schema_bytes(schema: Any) -> bytes:
 
 
 def _fetch_chart(root: Path, chart: Chart, fetch: Downloader) -> list[Path]:
-    archive = fetch(_chart_url(chart.repository, chart.name, chart.version, fetch))
+    archive = _fetched(fetch, _chart_url(chart.repository, chart.name, chart.version, fetch))
     written: list[Path] = []
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -222,9 +254,9 @@ def fetch_all(root: Path = CACHE_DIR, fetch: Downloader = download) -> list[Path
     written: list[Path] = []
     for source in sources():
         if isinstance(source, RawFile):
-            written.append(_write(root, source.destination, fetch(source.url)))
+            written.append(_write(root, source.destination, _fetched(fetch, source.url)))
         elif isinstance(source, Crds):
-            for name, schema in crd_schemas(fetch(source.url).decode()):
+            for name, schema in crd_schemas(_fetched(fetch, source.url).decode()):
                 destination = f"{source.project}/crd-schemas/{name}"
                 written.append(_write(root, destination, _schema_bytes(schema)))
         else:

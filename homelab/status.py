@@ -202,12 +202,39 @@ class Kubectl:
             raise KubectlError(_last_line(result.stderr, f"kubectl exit code {result.returncode}"))
         return result.stdout
 
-    def get(self, *args: str) -> Any:
-        return _parse_json(self._run(["get", *args, "--output", "json"]), "kubectl get")
+    def get(self, *args: str) -> Mapping[str, Any]:
+        """The object (or List) kubectl prints; anything else (`null`, a bare list) is a
+        KubectlError naming the command, like any other answer that cannot be read."""
+        what = f"kubectl get {' '.join(args)}"
+        document = _parse_json(self._run(["get", *args, "--output", "json"]), what)
+        if not isinstance(document, dict):
+            raise KubectlError(f"`{what}` printed {_json_kind(document)}, not a JSON object")
+        return document
 
     def exec_json(self, namespace: str, container: str, *command: str) -> Any:
         argv = ["--namespace", namespace, "exec", HEADSCALE_WORKLOAD, "--container", container]
         return _parse_json(self._run([*argv, "--", *command]), " ".join(command[:2]))
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    """The JSON objects of a list (a List's `items`, a CLI's JSON array); anything else in it,
+    or a value that is no list, is skipped: a `null` item names nothing to check."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a field kubectl printed as null)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: object) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -289,8 +316,8 @@ def _age(now: datetime, moment: datetime) -> str:
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
+    for condition in _objects(_object(obj.get("status")).get("conditions")):
+        if condition.get("type") == kind:
             return condition
     return None
 
@@ -302,7 +329,7 @@ def node_checks(
     nodes: Mapping[str, Any], *, talos_version: str, kubernetes_version: str, stack: str
 ) -> list[Check]:
     """Each Node: Ready, and the Talos and Kubernetes versions it runs against the pins."""
-    items = nodes.get("items") or []
+    items = _objects(nodes.get("items"))
     if not items:
         return [
             Check(
@@ -315,9 +342,9 @@ def node_checks(
         ]
     checks: list[Check] = []
     want_kubelet = f"v{kubernetes_version}"  # the kubelet reports its version with a "v"
-    for node in sorted(items, key=lambda n: str((n.get("metadata") or {}).get("name"))):
-        name = str((node.get("metadata") or {}).get("name"))
-        info = (node.get("status") or {}).get("nodeInfo") or {}
+    for node in sorted(items, key=lambda n: str(_object(n.get("metadata")).get("name"))):
+        name = str(_object(node.get("metadata")).get("name"))
+        info = _object(_object(node.get("status")).get("nodeInfo"))
         ready = _condition(node, "Ready")
         match = TALOS_OS_IMAGE.fullmatch(str(info.get("osImage", "")))
         talos = match.group("version") if match else f"not Talos ({info.get('osImage', '?')})"
@@ -326,7 +353,7 @@ def node_checks(
         address = next(
             (
                 a.get("address")
-                for a in (node.get("status") or {}).get("addresses") or []
+                for a in _objects(_object(node.get("status")).get("addresses"))
                 if a.get("type") == "InternalIP"
             ),
             name,
@@ -376,7 +403,7 @@ def node_checks(
 def _helm_release_record(secret: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The release a Helm storage Secret holds: base64 (the Secret's data) of base64 of gzip of
     JSON (helm/helm @ v3.20.2 : pkg/storage/driver/util.go encodeRelease/decodeRelease)."""
-    blob = (secret.get("data") or {}).get("release")
+    blob = _object(secret.get("data")).get("release")
     if not isinstance(blob, str):
         return None
     try:
@@ -392,15 +419,15 @@ def _helm_release_record(secret: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def release_checks(secrets: Mapping[str, Any], *, stack: str) -> list[Check]:
     """The newest revision of every Helm release: deployed, and its chart at the pinned version."""
     revisions: dict[tuple[str, str], tuple[int, Mapping[str, Any]]] = {}
-    for secret in secrets.get("items") or []:
-        metadata = secret.get("metadata") or {}
-        labels = metadata.get("labels") or {}
+    for secret in _objects(secrets.get("items")):
+        metadata = _object(secret.get("metadata"))
+        labels = _object(metadata.get("labels"))
         if labels.get("owner") != "helm" or "name" not in labels:
             continue
         key = (str(metadata.get("namespace")), str(labels["name"]))
         try:
             revision = int(labels.get("version", "0"))
-        except ValueError:
+        except (TypeError, ValueError):
             continue
         if key not in revisions or revision > revisions[key][0]:
             revisions[key] = (revision, secret)
@@ -418,10 +445,10 @@ def release_checks(secrets: Mapping[str, Any], *, stack: str) -> list[Check]:
                 )
             )
     for (namespace, name), secret in sorted(newest.items()):
-        labels = (secret.get("metadata") or {}).get("labels") or {}
+        labels = _object(_object(secret.get("metadata")).get("labels"))
         state = str(labels.get("status", "unknown"))
         record = _helm_release_record(secret) or {}
-        chart = ((record.get("chart") or {}).get("metadata")) or {}
+        chart = _object(_object(record.get("chart")).get("metadata"))
         chart_name, chart_version = str(chart.get("name", "?")), str(chart.get("version", "?"))
         detail = f"{state}, chart {chart_name} {chart_version}, revision {labels.get('version')}"
         subject = f"{namespace}/{name}"
@@ -472,7 +499,7 @@ def certificate_check(certificate: Mapping[str, Any], *, now: datetime, stack: s
         stack, f"-n {CERT_MANAGER_NAMESPACE} describe certificate {WILDCARD_CERTIFICATE}"
     )
     ready = _condition(certificate, "Ready")
-    not_after = _time((certificate.get("status") or {}).get("notAfter"))
+    not_after = _time(_object(certificate.get("status")).get("notAfter"))
     expiry = f"expires {_show(not_after)}" if not_after else "never issued"
     if not_after is not None and not_after <= now:
         return Check("certificate", subject, Level.FAIL, f"expired {_show(not_after)}", describe)
@@ -504,7 +531,7 @@ def _router(
     settings = _router_settings(config)
     tag, hostname = settings.tag, settings.hostname
     for node in nodes:
-        if tag in (node.get("tags") or []):
+        if tag in _strings(node.get("tags")):
             return node
     for node in nodes:
         if hostname in (node.get("given_name"), node.get("name")):
@@ -561,8 +588,8 @@ def headscale_checks(
         )
         return checks
     node_id = router.get("id")
-    available = set(router.get("available_routes") or [])
-    approved = set(router.get("approved_routes") or [])
+    available = set(_strings(router.get("available_routes")))
+    approved = set(_strings(router.get("approved_routes")))
     wanted = {str(r) for r in config.subnet_routes} if config else available
     problems: list[str] = []
     if router.get("online") is not True:
@@ -692,7 +719,7 @@ def _freshness(
 def etcd_backup_check(cronjob: Mapping[str, Any], *, now: datetime, stack: str) -> Check:
     """The etcd snapshot CronJob's `status.lastSuccessfulTime`, and whether a later scheduled run
     failed (kubernetes/api @ v0.36.1 : batch/v1/types.go CronJobStatus)."""
-    status = cronjob.get("status") or {}
+    status = _object(cronjob.get("status"))
     last = _time(status.get("lastSuccessfulTime"))
     scheduled = _time(status.get("lastScheduleTime"))
     jobs = _kubectl_hint(stack, f"-n {BACKUP_NAMESPACE} get jobs,pods")
@@ -834,7 +861,7 @@ def cluster_checks(
             "--output",
             "json",
         )
-        headscale_nodes = [n for n in (listed or []) if isinstance(n, dict)]
+        headscale_nodes = _objects(listed)
         headscale = headscale_checks(headscale_nodes, config=config, now=now, stack=stack)
         router_registered = _router(headscale_nodes, config) is not None
         checks += headscale
@@ -882,7 +909,7 @@ def cluster_checks(
             "-json",
             HEADSCALE_DATABASE,
         )
-        listed_files = [f for f in (files or []) if isinstance(f, dict)]
+        listed_files = _objects(files)
         checks.append(headscale_backup_check(listed_files, now=now, stack=stack))
     except KubectlError as error:
         checks.append(
