@@ -46,7 +46,7 @@ USER_ERRORS: Final = (
 
 
 @contextlib.contextmanager
-def _writing(target: Path) -> Iterator[None]:
+def _writing(target: Path, flag: str = "--out") -> Iterator[None]:
     """Turn a failed write below `target` (no permission, a file in the way, a full disk)
     into one line that names the path."""
     try:
@@ -54,7 +54,7 @@ def _writing(target: Path) -> Iterator[None]:
     except OSError as error:
         where = error.filename or target
         raise render.RenderOutputError(
-            f"cannot write {where}: {error.strerror or error}; choose a writable --out"
+            f"cannot write {where}: {error.strerror or error}; choose a writable {flag}"
         ) from None
 
 
@@ -192,7 +192,7 @@ def _render_diff(args: argparse.Namespace, out: TextIO) -> int:
         head = render.read_render(args.head)
     comment = render.diff_comment(base, head, stack=args.stack)
     if args.diff_out is not None:
-        with _writing(args.diff_out):
+        with _writing(args.diff_out, "--diff-out"):
             args.diff_out.write_text(render.unified_diff(base, head)[0], encoding="utf-8")
     if args.out is None:
         out.write(comment)

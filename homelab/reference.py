@@ -177,12 +177,16 @@ def crd_schemas(text: str) -> Iterator[tuple[str, Any]]:
 
 def _chart_url(repository: str, name: str, version: str, fetch: Downloader) -> str:
     index = yaml.safe_load(_fetched(fetch, f"{repository.rstrip('/')}/index.yaml"))
-    for entry in index["entries"][name]:
-        if entry["version"] == version:
+    entries = index.get("entries") if isinstance(index, dict) else None
+    for entry in (entries or {}).get(name) or []:
+        if entry.get("version") == version and entry.get("urls"):
             url = str(entry["urls"][0])
             # Relative URLs are relative to the repository (Helm's repo index convention).
             return url if "://" in url else f"{repository.rstrip('/')}/{url}"
-    raise LookupError(f"chart {name} {version} is not in {repository}/index.yaml")
+    raise ReferenceFetchError(
+        f"chart {name} {version} is not in {repository}/index.yaml; check the pin in "
+        "config/pins.py against the repository"
+    )
 
 
 def _write(root: Path, relative: str, data: bytes) -> Path:

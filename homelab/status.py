@@ -208,7 +208,7 @@ class Kubectl:
         what = f"kubectl get {' '.join(args)}"
         document = _parse_json(self._run(["get", *args, "--output", "json"]), what)
         if not isinstance(document, dict):
-            raise KubectlError(f"`{what}` printed {_json_kind(document)}, not a JSON object")
+            raise KubectlError(f"it printed {_json_kind(document)}, not a JSON object")
         return document
 
     def exec_json(self, namespace: str, container: str, *command: str) -> Any:

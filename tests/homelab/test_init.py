@@ -27,7 +27,7 @@ FLAGS = [
     "--domain",
     "example.net",
     "--email",
-    "ops@example.net",
+    "ops@mail.example.net",
     "--lan-cidr",
     "172.16.5.0/24",
     "--gateway",
@@ -78,7 +78,7 @@ def test_flags_alone_write_a_stack_the_program_accepts(tmp_path: Path) -> None:
     assert (code, err) == (0, "")
     model = validate_config({**raw_config(tmp_path), "dnsApiToken": "x"})
     assert model.domain == "example.net"
-    assert model.tls.acme_email == "ops@example.net"
+    assert model.tls.acme_email == "ops@mail.example.net"
     assert [(n.hostname, str(n.ip), n.role, n.install_disk) for n in model.cluster.nodes] == [
         ("n1", "172.16.5.21", "controlplane", "/dev/nvme0n1"),
         ("n2", "172.16.5.22", "worker", "/dev/sda"),
@@ -109,7 +109,7 @@ def test_next_steps_name_the_projects_cli_the_iso_and_the_programs_port_forwards
 def test_answers_on_stdin_with_proposals_from_the_detected_lan(tmp_path: Path) -> None:
     # Domain typed, then Enter for every proposal (e-mail, environment, name, LAN, gateway,
     # node count, the node's four fields, VIP, pool, Traefik IP, STUN IP).
-    answers = "mine.example\n" + "\n" * 15
+    answers = "mine.example.net\n" + "\n" * 15
     code, out, err = init(tmp_path, "--stack", "homelab", stdin=answers)
     assert (code, err) == (0, ""), out
     raw = raw_config(tmp_path)
@@ -120,12 +120,12 @@ def test_answers_on_stdin_with_proposals_from_the_detected_lan(tmp_path: Path) -
     assert [n.ip in lan for n in model.cluster.nodes] == [True]
     assert model.cluster.vip in lan
     assert model.network.traefik_ip in lan
-    assert model.tls.acme_email == "admin@mine.example"
+    assert model.tls.acme_email == "admin@mine.example.net"
     assert "LAN CIDR [10.42.7.0/24]" in out
 
 
 def test_a_typed_answer_replaces_the_proposal(tmp_path: Path) -> None:
-    answers = "mine.example\n\nlab\nlab-one\n" + "\n" * 12
+    answers = "mine.example.net\n\nlab\nlab-one\n" + "\n" * 12
     code, _, err = init(tmp_path, "--stack", "lab-one", stdin=answers)
     assert (code, err) == (0, "")
     raw = raw_config(tmp_path, "lab-one")

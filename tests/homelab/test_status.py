@@ -871,3 +871,39 @@ def test_an_unreadable_stack_file_is_a_warning_and_the_pins_stand_in(fakes: Fake
     # The nodes are still compared with the pins, the router found by its default tag.
     assert f"Talos {pins.TALOS_VERSION}" in result.out
     assert "router k8s-router: online" in result.out
+
+
+# --- answers that are no objects: one FAIL line each, never a traceback ---------------------
+
+
+def test_kubectl_printing_null_fails_each_check_naming_the_command(fakes: Fakes) -> None:
+    # `kubectl get -o json` prints `null` for nothing at all (a proxy or plugin answering in its
+    # place); every check that read it fails with that said, and status still exits normally.
+    fakes.cluster({"*": reply("null")})
+    result = run(fakes)
+    assert result.code == 1
+    assert "Traceback" not in result.out + result.err
+    (nodes,) = [line for line in lines(result.out, "FAIL") if " nodes: " in line]
+    assert nodes.endswith("`kubectl get nodes` failed: it printed null, not a JSON object")
+    assert result.err == ""
+
+
+def test_non_object_items_are_skipped_and_the_real_ones_still_checked(fakes: Fakes) -> None:
+    cluster = healthy_cluster()
+    nodes = json.loads(cluster["get nodes"]["stdout"])
+    nodes["items"] = [None, 7, "node", *nodes["items"], {"metadata": None, "status": "x"}]
+    cluster["get nodes"] = reply(nodes)
+    secrets = json.loads(cluster["get secrets"]["stdout"])
+    secrets["items"] = [None, ["x"], *secrets["items"]]
+    cluster["get secrets"] = reply(secrets)
+    cluster["exec headscale"] = reply([None, 1, *json.loads(cluster["exec headscale"]["stdout"])])
+    cluster["exec litestream"] = reply("5")
+    fakes.cluster(cluster)
+    result = run(fakes)
+    assert "Traceback" not in result.out + result.err
+    ok = lines(result.out, "OK")
+    # The three real nodes are still Ready; the malformed entry is a node without a name.
+    assert sum(" talos-cp-" in line for line in ok) == 3
+    assert any("releases" in line for line in ok)
+    assert any("router" in line for line in ok)
+    assert any("backups" in line and "headscale" in line for line in lines(result.out, "FAIL"))
