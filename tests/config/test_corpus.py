@@ -173,6 +173,10 @@ def test_each_example_shows_what_its_name_says() -> None:
     policy = _example("policy-as-code")
     assert policy.remote_access.policy.acls
 
+    stun = _example("stun-udp-443-on-traefiks-ip")
+    assert stun.stun_ip == stun.network.traefik_ip
+    assert stun.remote_access.derp.stun_port == 443
+
 
 def test_the_committed_homelab_stack_is_valid() -> None:
     validate_config(stack_raw_config())
@@ -208,6 +212,57 @@ def test_every_class_of_issue_12_has_fixtures() -> None:
         "LAN too small": "rule-lan-too-small",
     }
     assert set(classes.values()) <= names, set(classes.values()) - names
+
+
+def test_every_class_of_issue_25_has_fixtures() -> None:
+    # The mistakes that used to render silently, each refused by its general rule.
+    names = {case.name for case in CASES}
+    classes = {
+        "LAN in Talos' pod network": "rule-lan-overlaps-talos-pod-network",
+        "LAN in Talos' service network": "rule-lan-overlaps-talos-service-network",
+        "LAN in the tailnet": "rule-lan-overlaps-the-tailnet",
+        "node resolver handed out by the stack": "rule-node-nameserver-in-the-metallb-pool",
+        "node resolver is the VIP": "rule-node-nameserver-is-the-vip",
+        "node resolver in the service network": "rule-node-nameserver-is-cluster-dns",
+        "VPN resolver is MagicDNS itself": "format-vpn-nameserver-is-magic-dns",
+        "VPN resolver unreachable": "rule-vpn-nameserver-in-the-service-network",
+        "ACME e-mail at an example domain": "format-acme-email-example-domain",
+        "ACME e-mail with mailto:": "format-acme-email-mailto",
+        "ACME e-mail with an empty label": "format-acme-email-empty-label",
+        "ACME e-mail at a non-public TLD": "format-acme-email-non-public-tld",
+        "domain only a LAN knows": "format-domain-dot-local",
+        "domain under home.arpa": "format-domain-home-arpa",
+        "domain under a non-public TLD": "format-domain-non-public-tld",
+        "domain that is a public suffix": "format-domain-is-a-public-suffix",
+        "Helm release name over 53": "rule-helm-release-name-too-long",
+        "host name over 253": "rule-host-name-over-253-characters",
+        "cron hour 24": "format-cron-hour-24",
+        "cron day of week 7": "format-cron-day-of-week-7",
+        "cron time zone": "format-cron-time-zone",
+        "S3 endpoint port": "format-s3-endpoint-impossible-port",
+        "S3 bucket like an IP": "format-s3-bucket-like-an-ip",
+        "S3 bucket with two dots": "format-s3-bucket-adjacent-dots",
+        "NFS server not an address": "format-nfs-server-not-an-address",
+        "NFS server not a host name": "format-nfs-server-bad-host-name",
+        "newline inside a secret": "secret-s3-key-with-a-newline-inside",
+        "space inside a token": "secret-dns-token-with-a-space-inside",
+        "app in the backups namespace": "format-app-namespace-backups",
+        "near-miss config namespace": "namespace-near-miss-of-homelab",
+        "project-name config namespace": "namespace-project-name-variant",
+        "no advice to delete a secret": "namespace-backups-elsewhere-keeps-its-secret",
+        "a section's field error hides none of its rules": "multi-policy-three-mistakes",
+        "a node's field error hides none of the cluster's rules": "multi-node-field-and-cluster-rule",
+        "credential in a plain key": "credential-in-a-plain-key",
+        "credentials in a URL": "credential-in-the-s3-endpoint",
+    }
+    assert set(classes.values()) <= names, set(classes.values()) - names
+
+
+def test_no_problem_line_shows_a_raw_regular_expression() -> None:
+    for case in CASES:
+        for problem in _config_error(case).problems:
+            assert "should match pattern" not in problem.expected, problem.line()
+            assert "^" not in problem.expected and "$'" not in problem.expected, problem.line()
 
 
 def test_the_readme_shows_the_real_output_of_its_example_fixture() -> None:
