@@ -30,13 +30,14 @@ Rule = Callable[["HomelabConfig"], Iterable[Problem]]
 
 
 class InputUnavailableError(Exception):
-    """Raised when a rule reads a config section that failed field validation."""
+    """Raised when a rule reads a config value that failed field validation."""
 
 
 class Unavailable:
-    """Stands in for a top-level section that failed field validation (config/loader.py
-    `partial_config`): any use of it raises `InputUnavailableError`, so `check_rules` skips exactly
-    the rules that read it and runs the others."""
+    """Stands in for a value that failed field validation (a field, a list item, a nested object
+    or a whole section: config/loader.py `partial_config`): any use of it raises
+    `InputUnavailableError`, so `check_rules` skips exactly the rules that read it and runs the
+    others."""
 
     def __init__(self, section: str) -> None:
         object.__setattr__(self, "_section", section)
