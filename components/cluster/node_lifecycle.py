@@ -61,8 +61,7 @@ from components.cluster.talos_health import TALOSCONFIG_ENV as TALOSCONFIG_ENV
 from components.shared.kubectl import KUBECONFIG_ENV as KUBECONFIG_ENV
 from config.model import Cluster, Lifecycle
 from programs import node_set as node_set_program
-from programs.build import INTERPRETER as INTERPRETER
-from programs.build import environment, program_text
+from programs.build import INTERPRETER, environment, program_text
 
 # The name its messages start with.
 PROGRAM: Final = "homelab-node-set"

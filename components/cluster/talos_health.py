@@ -33,8 +33,7 @@ import pulumi
 import pulumi_command as command
 
 from programs import talos_health, talosctl
-from programs.build import INTERPRETER as INTERPRETER
-from programs.build import environment, program_text
+from programs.build import INTERPRETER, environment, program_text
 
 TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
 # The data source's default read timeout (talos_cluster_health_data_source.go: 10*time.Minute);

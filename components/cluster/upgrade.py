@@ -65,8 +65,7 @@ from components.cluster.talos_health import (
 from components.cluster.talos_patches import installer_image
 from config.model import Cluster
 from programs import kubernetes_upgrade, talos_reboot, talos_upgrade
-from programs.build import INTERPRETER as INTERPRETER
-from programs.build import environment, program_text
+from programs.build import INTERPRETER, environment, program_text
 
 # talosctl upgrade's own default (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/track.go
 # `--timeout` 30m), stated so the program's own bound can exceed it.

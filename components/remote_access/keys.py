@@ -46,8 +46,7 @@ import pulumi_command as command
 
 from components.shared.kubectl import KUBECONFIG_ENV as KUBECONFIG_ENV
 from programs import headscale_key
-from programs.build import INTERPRETER as INTERPRETER
-from programs.build import environment, program_text
+from programs.build import INTERPRETER, environment, program_text
 
 ROLLOUT_TIMEOUT_SECONDS: Final = 600
 CLI_ATTEMPTS: Final = 30

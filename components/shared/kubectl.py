@@ -43,8 +43,7 @@ import pulumi_command as command
 
 from programs import crd_apply, crd_gate
 from programs import webhook_gate as webhook_gate_program
-from programs.build import INTERPRETER as INTERPRETER
-from programs.build import environment, program_text
+from programs.build import INTERPRETER, environment, program_text
 
 KUBECONFIG_ENV: Final = "HOMELAB_KUBECONFIG"
 # 60 x 5 s: MetalLB's rotator normally finishes within a minute of the controller starting.

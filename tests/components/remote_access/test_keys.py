@@ -16,7 +16,7 @@ import pytest
 from components.remote_access import keys
 from config.loader import validate_config
 from programs import headscale_key
-from programs.build import PROGRAM_ENV, name_of, parameters
+from programs.build import INTERPRETER, PROGRAM_ENV, name_of, parameters
 from tests.components.remote_access.remote_access import (
     COMMAND,
     DEPLOYMENT,
@@ -294,7 +294,7 @@ def test_commands_depend_on_the_deployment_and_take_the_kubeconfig_as_a_secret()
         assert command.is_secret(f"environment.{keys.KUBECONFIG_ENV}")
         # The cluster's own kubeconfig (the stack exports the same value, as a secret).
         assert command.input(f"environment.{keys.KUBECONFIG_ENV}") == render.outputs["kubeconfig"]
-        assert command.input("interpreter") == list(keys.INTERPRETER)
+        assert command.input("interpreter") == list(INTERPRETER)
         assert command.input("logging") == "stderr", "the key must not reach the logs"
         assert command.additional_secret_outputs == ("stdout",)
         assert command.input("update") == command.input("create")
