@@ -11,12 +11,17 @@ import hashlib
 from typing import Any
 
 import yaml
+from pulumi.runtime import rpc
 
-from components.cluster.upgrade import (
-    KUBERNETES_STEP_SUFFIX,
-    REBOOT_STEP_INFIX,
-    TALOS_STEP_INFIX,
+from programs import (
+    headscale_key,
+    kubernetes_upgrade,
+    node_set,
+    talos_health,
+    talos_reboot,
+    talos_upgrade,
 )
+from programs.build import PROGRAM_ENV, name_of
 
 
 def _digest(*parts: str, length: int = 16) -> str:
@@ -159,6 +164,39 @@ def resource_id(type_token: str, name: str, inputs: dict[str, Any]) -> str:
     return f"{name}-id"
 
 
+def program_of(inputs: dict[str, Any]) -> str:
+    """The program a Command (or a `command:local:run` invoke) runs, as its environment names it
+    (programs/build.py `PROGRAM_ENV`); "" when it names none."""
+    environment = inputs.get("environment")
+    # A secret value in it (a credential) makes the whole map a secret, which the mock monitor
+    # hands over wrapped.
+    if rpc.is_rpc_secret(environment):
+        environment = rpc.unwrap_rpc_secret(environment)
+    return str(environment.get(PROGRAM_ENV, "")) if isinstance(environment, dict) else ""
+
+
+UPGRADE_STEPS = frozenset(name_of(p) for p in (talos_upgrade, talos_reboot, kubernetes_upgrade))
+
+
+def command_outputs(name: str, program: str) -> dict[str, str]:
+    """What a Command prints, by the program it runs."""
+    if program == name_of(node_set):
+        # The node set's record is the configured nodes, which its text carries as parameters;
+        # the render needs no more than a marker.
+        return {"stdout": "[recorded node set]"}
+    if program in UPGRADE_STEPS:
+        # An upgrade or reboot step prints what it did; offline, nothing.
+        return {"stdout": f"{name}: nothing to upgrade (offline render)", "stderr": ""}
+    if program == name_of(talos_health):
+        return {"stdout": "cluster healthy", "stderr": ""}
+    if program == name_of(headscale_key):
+        # The key and, on a second line, its expiry.
+        key = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
+        return {"stdout": f"{key}\n{FAKE_KEY_EXPIRY}", "stderr": ""}
+    # The gates print only progress, to stderr.
+    return {"stdout": "", "stderr": ""}
+
+
 def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Echo the inputs and add what the real provider computes."""
     outputs = dict(inputs)
@@ -192,28 +230,8 @@ def resource_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dict
                 "version": inputs.get("version", ""),
                 "revision": 1,
             }
-    elif type_token.startswith("command:") and "homelab-node-set" in str(inputs.get("create", "")):
-        # The node set's record (components/cluster/node_lifecycle.py) is the configured nodes,
-        # which its program carries as `PARAMS["nodes"]`; the render needs no more than a marker.
-        outputs["stdout"] = "[recorded node set]"
-    elif type_token.startswith("command:") and (
-        TALOS_STEP_INFIX in name
-        or REBOOT_STEP_INFIX in name
-        or name.endswith(KUBERNETES_STEP_SUFFIX)
-    ):
-        # An upgrade step prints what it did (components/cluster/upgrade.py); offline, nothing.
-        outputs["stdout"] = f"{name}: nothing to upgrade (offline render)"
-        outputs["stderr"] = ""
-    elif type_token.startswith("command:") and "talosctl" in str(inputs.get("create", "")):
-        # The Talos health wait prints one summary line (components/cluster/talos_health.py).
-        outputs["stdout"] = "cluster healthy"
-        outputs["stderr"] = ""
-    elif type_token.startswith("command:"):
-        # A key-minting command prints the key and, on a second line, its expiry
-        # (components/remote_access/keys.py).
-        key = f"FAKE-hskey-{_digest(name, 'stdout', length=24)}"
-        outputs["stdout"] = f"{key}\n{FAKE_KEY_EXPIRY}"
-        outputs["stderr"] = ""
+    elif type_token == "command:local:Command":
+        outputs.update(command_outputs(name, program_of(inputs)))
     elif type_token.startswith("random:"):
         length = int(inputs.get("length", 32))
         outputs["result"] = ("FAKE" + _digest(name, "random", length=64))[:length]
@@ -234,7 +252,7 @@ def invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
         }
     if token == "talos:cluster/getHealth:getHealth":
         return {**args, "id": "healthy"}
-    if token == "command:local:run":
+    if token == "command:local:run" and program_of(args) == name_of(headscale_key):
         # A key check (components/remote_access/keys.py) on a cluster that holds no key yet.
         return {**args, "stdout": "initial", "stderr": ""}
     return dict(args)

@@ -10,7 +10,6 @@ and from the pins, never from the program's own output.
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -27,6 +26,9 @@ from components.shared import kubectl
 from config import pins
 from homelab import engine, graph
 from homelab.engine import InvokeRecord, Render, ResourceRecord
+from homelab.fakes import program_of
+from programs import headscale_key, node_set
+from programs.build import PROGRAM_ENV, ProgramError, name_of, parameters, with_parameters
 from tests.components.remote_access.remote_access import key_paths
 from tests.config.corpus import VALID_DIR, valid_raw_config
 from tests.contracts import (
@@ -325,12 +327,11 @@ def _plaintext_secret_errors(record: ResourceRecord) -> Errors:
 
 
 def _script_params(record: ResourceRecord) -> dict[str, Any]:
-    """The sorted literal a kubectl.py script starts with (`PARAMS = {...}`)."""
-    first = str(record.inputs.get("create", "")).partition("\n")[0]
-    if not first.startswith("PARAMS = "):
+    """The parameters the program a Command runs carries (programs/build.py)."""
+    try:
+        return parameters(str(record.inputs.get("create", "")))
+    except (ProgramError, SyntaxError, ValueError):
         return {}
-    params = ast.literal_eval(first.removeprefix("PARAMS = "))
-    return params if isinstance(params, dict) else {}
 
 
 def kubectl_command(record: ResourceRecord, render: Render) -> Errors:
@@ -382,7 +383,7 @@ def command(record: ResourceRecord, render: Render) -> Errors:
     if upgrade.REBOOT_STEP_INFIX in record.name:
         return reboot_command(record, render)
     if parent is not None and parent.type == "homelab:talos:Cluster":
-        if node_lifecycle.PROGRAM in str(record.inputs.get("create", "")):
+        if program_of(dict(record.inputs)) == name_of(node_set):
             return talos_node_set_command(record, render)
         return talos_health_command(record, render)
     errors = []
@@ -468,14 +469,18 @@ def key_check_invoke(invoke: InvokeRecord) -> Errors:
     """A key's renewal check (components/remote_access/keys.py): a check-mode script of the key scripts, run
     with python3 and the kubeconfig in its environment, printing only the generation."""
     errors = []
-    script = str(invoke.args.get("command", ""))
-    if not script.startswith("PARAMS = ") or "'mode': 'check'" not in script.splitlines()[0]:
-        errors.append("is not a key check script")
+    if program_of(dict(invoke.args)) != name_of(headscale_key):
+        errors.append("does not run the key program")
+    elif parameters(str(invoke.args.get("command", ""))).get("mode") != "check":
+        errors.append("is not a key check")
     if invoke.args.get("interpreter") != ["python3", "-c"]:
         errors.append(f"interpreter {invoke.args.get('interpreter')!r} is not python3 -c")
     environment = invoke.args.get("environment")
-    if not isinstance(environment, Mapping) or set(environment) != {"HOMELAB_KUBECONFIG"}:
-        errors.append("its environment must be the kubeconfig alone")
+    if not isinstance(environment, Mapping) or set(environment) != {
+        "HOMELAB_KUBECONFIG",
+        PROGRAM_ENV,
+    }:
+        errors.append("its environment must be the kubeconfig and the program's name alone")
     if invoke.args.get("logging") != "stderr":
         errors.append("must log stderr only")
     return errors
@@ -626,9 +631,7 @@ def test_a_crd_gate_with_a_plain_kubeconfig_or_nothing_of_its_group_waiting_brea
     assert any("not a secret" in e for e in command(plain, render))
     orphan = ResourceRecord(**{**gate.__dict__, "urn": gate.urn + "-copy"})
     assert any("waits for the CRD gate" in e for e in command(orphan, render))
-    other_crd = gate.inputs["create"].replace(
-        "'serviceaccounts.talos.dev'", "'widgets.example.com'"
-    )
+    other_crd = with_parameters(gate.inputs["create"], {"crd": "widgets.example.com"})
     elsewhere = ResourceRecord(**{**gate.__dict__, "inputs": {**gate.inputs, "create": other_crd}})
     assert any("waits for the CRD gate" in e for e in command(elsewhere, render))
     early = ResourceRecord(**{**gate.__dict__, "dependencies": (), "property_dependencies": {}})

@@ -21,7 +21,6 @@ policy tests (tests/config/test_access.py).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import ipaddress
@@ -42,6 +41,7 @@ from config.loader import validate_config
 from config.model import HomelabConfig
 from config.policy import split_destination
 from homelab.engine import Render, ResourceRecord
+from programs.build import parameters
 from tests.components.platform.test_cert_manager import parse_wait_for
 from tests.components.remote_access.remote_access import (
     CONFIG_MAP,
@@ -213,12 +213,11 @@ def router_env(render: Render) -> dict[str, Any]:
 
 
 def router_key_tags(render: Render) -> list[str]:
-    """The tags the router's pre-auth key is minted with (the script's PARAMS line)."""
+    """The tags the router's pre-auth key is minted with (its program's parameters)."""
     script = child(render, HEADSCALE, "command:local:Command", "headscale-router-key").input(
         "create"
     )
-    params = ast.literal_eval(script.partition("\n")[0].removeprefix("PARAMS = "))
-    tags = params["tags"]
+    tags = parameters(script)["tags"]
     assert isinstance(tags, list)
     return [str(t) for t in tags]
 

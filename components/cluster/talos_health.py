@@ -11,7 +11,7 @@ pulumi_command 1.2.1: "will not be executed if the resource has already been cre
 inputs are unchanged"), so the nightly drift check never runs it.
 
 The command runs `talosctl health` on the workstation (prerequisite: talosctl of the cluster's
-Talos minor). The script:
+Talos minor). Its program (programs/talos_health.py):
 
 - checks talosctl's client version (`talosctl version --client --short`) against the cluster's
   Talos minor and names the release to install when it differs;
@@ -32,7 +32,8 @@ from typing import Final
 import pulumi
 import pulumi_command as command
 
-from components.shared.kubectl import INTERPRETER as INTERPRETER
+from programs import talos_health, talosctl
+from programs.build import INTERPRETER, environment, program_text
 
 TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
 # The data source's default read timeout (talos_cluster_health_data_source.go: 10*time.Minute);
@@ -95,94 +96,8 @@ def talosctl_health_argv(
     return argv
 
 
-_SCRIPT_BODY: Final = """
-import os
-import re
-import subprocess
-import sys
-import tempfile
-import time
-
-
-def fail(message):
-    sys.stderr.write("talos-health: " + message + "\\n")
-    sys.exit(1)
-
-
-def child_env():
-    hidden = (PARAMS["talosconfig_env"], "TALOSCONFIG", "PULUMI_COMMAND_STDOUT",
-              "PULUMI_COMMAND_STDERR")
-    return {k: v for k, v in os.environ.items() if k not in hidden}
-
-
-def check_client_version():
-    try:
-        shown = subprocess.run(["talosctl", "version", "--client", "--short"], env=child_env(),
-                               capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        fail("talosctl is not on PATH (a prerequisite of `pulumi up`); install " +
-             PARAMS["talos_minor"] + ".x from " + PARAMS["releases"])
-    found = re.search(r"\\bv(\\d+)\\.(\\d+)\\.\\d+", shown.stdout)
-    if shown.returncode != 0 or found is None:
-        fail("could not read talosctl's version: " + shown.stderr.strip())
-    minor = "v" + found.group(1) + "." + found.group(2)
-    if minor != PARAMS["talos_minor"]:
-        fail("talosctl is " + found.group(0) + ", the cluster runs Talos " +
-             PARAMS["talos_minor"] + ": install talosctl " + PARAMS["talos_minor"] +
-             ".x from " + PARAMS["releases"])
-
-
-def with_wait_timeout(argv, seconds):
-    flag = argv.index("--wait-timeout")
-    return argv[: flag + 1] + [str(seconds) + "s"] + argv[flag + 2 :]
-
-
-def run_health(path):
-    # talosctl health until it passes or the time is up. Each attempt polls by itself; another
-    # only follows one that ended early (the node's API restarting under the request, say), with
-    # the time that is left.
-    argv = [path if arg == PARAMS["talosconfig_placeholder"] else arg for arg in PARAMS["argv"]]
-    deadline = time.monotonic() + PARAMS["wait_timeout_seconds"]
-    left = PARAMS["wait_timeout_seconds"]
-    while left >= 1:
-        try:
-            checked = subprocess.run(with_wait_timeout(argv, left), env=child_env(),
-                                     timeout=left + 60)
-        except subprocess.TimeoutExpired:
-            return False
-        if checked.returncode == 0:
-            return True
-        if deadline - time.monotonic() <= PARAMS["retry_delay_seconds"]:
-            return False
-        time.sleep(PARAMS["retry_delay_seconds"])
-        left = int(deadline - time.monotonic())
-    return False
-
-
-def main():
-    talosconfig = os.environ.get(PARAMS["talosconfig_env"], "")
-    if not talosconfig.strip():
-        fail(PARAMS["talosconfig_env"] + " is empty")
-    check_client_version()
-    os.umask(0o077)
-    handle, path = tempfile.mkstemp(prefix="homelab-talosconfig-")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(talosconfig)
-        healthy = run_health(path)
-    finally:
-        os.unlink(path)
-    if not healthy:
-        fail("the cluster is not healthy after " + str(PARAMS["wait_timeout_seconds"]) +
-             "s (see talosctl's messages above); fix it and run `pulumi up` again")
-    sys.stdout.write("cluster healthy\\n")
-
-
-main()
-"""
-
-# Stands for the temp file's path in the argv the script is given.
-TALOSCONFIG_PLACEHOLDER: Final = "@TALOSCONFIG@"
+# Stands for the talosconfig temp file's path in the command lines a program is given.
+TALOSCONFIG_PLACEHOLDER: Final = talosctl.TALOSCONFIG
 
 
 def health_script(
@@ -191,19 +106,21 @@ def health_script(
     wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
     retry_delay_seconds: int = RETRY_DELAY_SECONDS,
 ) -> str:
-    """The Python program the Command runs: a sorted parameter literal, then a fixed body."""
+    """The text the Command runs: programs/talos_health.py with these parameters."""
     if wait_timeout_seconds < 1:
         raise ValueError("the wait needs at least one second")
-    params: dict[str, object] = {
-        "argv": talosctl_health_argv(target, TALOSCONFIG_PLACEHOLDER, wait_timeout_seconds),
-        "releases": TALOSCTL_RELEASES,
-        "retry_delay_seconds": retry_delay_seconds,
-        "talos_minor": target.talos_minor,
-        "talosconfig_env": TALOSCONFIG_ENV,
-        "talosconfig_placeholder": TALOSCONFIG_PLACEHOLDER,
-        "wait_timeout_seconds": wait_timeout_seconds,
-    }
-    return f"PARAMS = {dict(sorted(params.items()))!r}\n{_SCRIPT_BODY}"
+    return program_text(
+        talos_health,
+        talos_health.Params(
+            health_argv=talosctl_health_argv(target, TALOSCONFIG_PLACEHOLDER, wait_timeout_seconds),
+            health_timeout_seconds=wait_timeout_seconds,
+            program="talos-health",
+            releases=TALOSCTL_RELEASES,
+            retry_delay_seconds=retry_delay_seconds,
+            talos_minor=target.talos_minor,
+            talosconfig_env=TALOSCONFIG_ENV,
+        ),
+    )
 
 
 def wait_for_health(
@@ -221,11 +138,11 @@ def wait_for_health(
         name,
         create=health_script(target),
         interpreter=list(INTERPRETER),
-        environment={TALOSCONFIG_ENV: secret_talosconfig},
+        environment={**environment(talos_health), TALOSCONFIG_ENV: secret_talosconfig},
         # A new node set replaces the Command, which runs the check again; so does a rebuilt
         # cluster (`replace_with` the Bootstrap, whose id is a constant upstream:
         # terraform-provider-talos@v0.11.0 talos_machine_bootstrap_resource.go "machine_bootstrap").
-        # Nothing else does: patch bumps of Talos leave the script alone (it names the minor).
+        # Nothing else does: patch bumps of Talos leave its text alone (it names the minor).
         triggers=[list(target.control_plane_nodes), list(target.worker_nodes)],
         opts=pulumi.ResourceOptions(
             parent=parent, depends_on=[bootstrap, *depends_on], replace_with=[bootstrap]

@@ -56,17 +56,19 @@ import pulumiverse_talos as talos
 
 from components.cluster.talos_health import TALOSCONFIG_ENV as TALOSCONFIG_ENV
 from components.cluster.talos_health import (
+    TALOSCONFIG_PLACEHOLDER,
     TALOSCTL_RELEASES,
     WAIT_TIMEOUT_SECONDS,
     HealthTarget,
     talosctl_health_argv,
 )
 from components.cluster.talos_patches import installer_image
-from components.shared.kubectl import INTERPRETER as INTERPRETER
 from config.model import Cluster
+from programs import kubernetes_upgrade, talos_reboot, talos_upgrade
+from programs.build import INTERPRETER, environment, program_text
 
 # talosctl upgrade's own default (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/track.go
-# `--timeout` 30m), stated so the script's own bound can exceed it.
+# `--timeout` 30m), stated so the program's own bound can exceed it.
 UPGRADE_TIMEOUT_SECONDS: Final = 1800
 # upgrade-k8s waits per pod and for the manifests (upgrade-k8s.go `--manifests-reconcile-timeout`
 # 5m); a whole cluster takes longer than any single wait.
@@ -86,13 +88,6 @@ APPLY_MODE_ENV: Final = "HOMELAB_APPLY_MODE"
 # `handleRebootPrevention`, "Reboot prevented - using staged mode").
 APPLY_MODE: Final = "staged_if_needing_reboot"
 STAGED: Final = "staged"
-
-# The server part of `talosctl version` (not --json, which is hidden and marked for removal):
-# "Server:", then per node "\tNODE:        <node>" and the long version block whose first line is
-# "\tTag:         <tag>" (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/version.go
-# `cmdVersion`, pkg/machinery/version/version.go `versionTemplate`). The client's own block comes
-# first, after "Client:", so only lines after "Server:" count.
-SERVER_TAG_PATTERN: Final = r"^\s*Tag:\s+(\S+)\s*$"
 
 # The Kubernetes components upgrade-k8s reads the running version from: kube-system pods labelled
 # k8s-app=<name>, container <name>, image tag (siderolabs/talos@v1.13.9:
@@ -269,263 +264,10 @@ def talosctl_upgrade_k8s_argv(
     ]
 
 
-# --- the script -------------------------------------------------------------------------------
+# --- the programs (programs/talos_upgrade.py, talos_reboot.py, kubernetes_upgrade.py) -----------
 
-_SCRIPT_BODY: Final = r"""
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
-
-PLACEHOLDER = PARAMS["talosconfig_placeholder"]
-
-
-def fail(message):
-    sys.stderr.write(PARAMS["program"] + ": " + message + "\n")
-    sys.exit(1)
-
-
-def say(message):
-    sys.stderr.write(PARAMS["program"] + ": " + message + "\n")
-
-
-def child_env():
-    hidden = (PARAMS["talosconfig_env"], "TALOSCONFIG", "KUBECONFIG", "PULUMI_COMMAND_STDOUT",
-              "PULUMI_COMMAND_STDERR")
-    return {k: v for k, v in os.environ.items() if k not in hidden}
-
-
-def run(argv, path, timeout, capture=True, env=None):
-    argv = [path if arg == PLACEHOLDER else arg for arg in argv]
-    try:
-        return subprocess.run(argv, env=env or child_env(), capture_output=capture, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        fail(argv[0] + " is not on PATH (a prerequisite of `pulumi up`)")
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def check_client_version():
-    shown = run(["talosctl", "version", "--client", "--short"], "", 60)
-    found = re.search(r"\bv(\d+)\.(\d+)\.\d+", shown.stdout if shown else "")
-    if shown is None or shown.returncode != 0 or found is None:
-        fail("could not read talosctl's version")
-    minor = "v" + found.group(1) + "." + found.group(2)
-    if minor != PARAMS["talos_minor"]:
-        fail("talosctl is " + found.group(0) + ", the roll goes to Talos " +
-             PARAMS["talos_version"] + ": install talosctl " + PARAMS["talos_minor"] +
-             ".x from " + PARAMS["releases"] + " and run `pulumi up` again")
-
-
-def server_tag(stdout):
-    _, marker, server = stdout.partition("\nServer:")
-    if not marker:
-        return None
-    for line in server.splitlines():
-        found = re.match(PARAMS["server_tag_pattern"], line)
-        if found:
-            return found.group(1)
-    return None
-
-
-def node_version(path, node, endpoints):
-    # (tag, None) when the node answers with its credentials; (None, "maintenance") when only
-    # the maintenance API answers (not installed yet); (None, error) otherwise.
-    shown = run(PARAMS["version_argv"], path, 120)
-    if shown is not None and shown.returncode == 0:
-        tag = server_tag(shown.stdout)
-        if tag is None:
-            fail("could not read " + PARAMS["node_name"] + "'s version from `talosctl version`")
-        return tag, None
-    error = (shown.stderr.strip() if shown is not None else "timed out") or "no answer"
-    insecure = run(PARAMS["insecure_version_argv"], path, 60)
-    if insecure is not None and insecure.returncode == 0 and server_tag(insecure.stdout):
-        return None, "maintenance"
-    return None, error
-
-
-def healthy(path):
-    argv = PARAMS["health_argv"]
-    deadline = time.monotonic() + PARAMS["health_timeout_seconds"]
-    left = PARAMS["health_timeout_seconds"]
-    while left >= 1:
-        flag = argv.index("--wait-timeout")
-        attempt = argv[: flag + 1] + [str(left) + "s"] + argv[flag + 2 :]
-        checked = run(attempt, path, left + 60, capture=False)
-        if checked is None:
-            return False
-        if checked.returncode == 0:
-            return True
-        if deadline - time.monotonic() <= PARAMS["retry_delay_seconds"]:
-            return False
-        time.sleep(PARAMS["retry_delay_seconds"])
-        left = int(deadline - time.monotonic())
-    return False
-
-
-def roll_node(path):
-    name, target = PARAMS["node_name"], PARAMS["talos_version"]
-    current, problem = node_version(path, PARAMS["node"], PARAMS["endpoints"])
-    if problem == "maintenance":
-        say(name + " is in maintenance mode (not installed yet): its config installs " + target
-            + "; skipped")
-        return name + ": not installed yet, skipped"
-    if problem is not None:
-        fail("cannot read the Talos version of " + name + ": " + problem + "; is it up and "
-             "reachable? Fix it and run `pulumi up` again (nodes already at " + target +
-             " are skipped)")
-    if current == target:
-        say(name + " already runs " + target + "; skipped")
-        return name + ": " + target + " (already)"
-    if not healthy(path):
-        fail("the cluster is not healthy, so " + name + " was not upgraded (it still runs " +
-             current + "); fix the cluster and run `pulumi up` again to resume the roll")
-    say("upgrading " + name + " from " + current + " to " + target)
-    upgraded = run(PARAMS["upgrade_argv"], path, PARAMS["upgrade_timeout_seconds"] + 300,
-                   capture=False)
-    if upgraded is None or upgraded.returncode != 0:
-        fail("upgrading " + name + " from " + current + " to " + target + " failed (see "
-             "talosctl above). Check the node (`talosctl -n " + PARAMS["node"] + " dmesg`, "
-             "`talosctl -n " + PARAMS["node"] + " version`), then run `pulumi up` again: nodes "
-             "already at " + target + " are skipped, the roll resumes with " + name)
-    now, problem = node_version(path, PARAMS["node"], PARAMS["endpoints"])
-    if now != target:
-        fail(name + " came back running " + str(now or problem) + ", not " + target + ": is "
-             "the installer image " + PARAMS["image"] + " right? Fix it and run `pulumi up` again")
-    if not healthy(path):
-        fail(name + " now runs " + target + " but the cluster is not healthy after it (see "
-             "talosctl above); the roll stops here. Fix the cluster and run `pulumi up` again: " +
-             name + " is skipped and the next node follows")
-    return name + ": " + current + " -> " + target
-
-
-def reboot_node(path):
-    name = PARAMS["node_name"]
-    mode = os.environ.get(PARAMS["apply_mode_env"], "")
-    if mode != PARAMS["staged"]:
-        say(name + ": its config applied without a reboot (" + (mode or "unknown") + ")")
-        return name + ": no reboot needed"
-    if not healthy(path):
-        fail("the cluster is not healthy, so " + name + " was not rebooted; its new config "
-             "stays staged until it reboots. Fix the cluster and run `pulumi up` again, or "
-             "reboot it yourself: talosctl -n " + PARAMS["node"] + " reboot")
-    say("rebooting " + name + " into its staged config")
-    rebooted = run(PARAMS["reboot_argv"], path, PARAMS["upgrade_timeout_seconds"] + 300,
-                   capture=False)
-    if rebooted is None or rebooted.returncode != 0:
-        fail("rebooting " + name + " failed (see talosctl above); check the node and run "
-             "`pulumi up` again, or reboot it yourself: talosctl -n " + PARAMS["node"] +
-             " reboot")
-    if not healthy(path):
-        fail(name + " rebooted into its new config but the cluster is not healthy after it; "
-             "the rolling reboot stops here. Fix the cluster and run `pulumi up` again")
-    return name + ": rebooted into its staged config"
-
-
-def kubernetes_versions(kubeconfig):
-    env = dict(child_env(), KUBECONFIG=kubeconfig)
-    pods = run(["kubectl", "get", "pods", "--namespace", "kube-system", "--output", "json"],
-               "", 120, env=env)
-    nodes = run(["kubectl", "get", "nodes", "--output", "json"], "", 120, env=env)
-    if pods is None or nodes is None or pods.returncode != 0 or nodes.returncode != 0:
-        fail("cannot read the running Kubernetes versions with the cluster's kubeconfig: " +
-             ((pods and pods.stderr) or (nodes and nodes.stderr) or "timed out").strip())
-    versions = {}
-    for pod in json.loads(pods.stdout).get("items", []):
-        app = ((pod.get("metadata") or {}).get("labels") or {}).get("k8s-app")
-        if app not in PARAMS["components"]:
-            continue
-        for container in (pod.get("spec") or {}).get("containers", []):
-            if container.get("name") != app:
-                continue
-            image = container.get("image", "").split("@")[0]
-            _, colon, tag = image.rpartition(":")
-            if colon:
-                versions[app + " " + pod["metadata"].get("name", "")] = tag.lstrip("v")
-    for node in json.loads(nodes.stdout).get("items", []):
-        kubelet = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
-        versions["kubelet " + node["metadata"].get("name", "")] = kubelet.lstrip("v")
-    return versions
-
-
-def upgrade_kubernetes(path):
-    target = PARAMS["kubernetes_version"]
-    current, problem = node_version(path, PARAMS["node"], PARAMS["endpoints"])
-    if problem == "maintenance":
-        say("the cluster is not installed yet: it starts at Kubernetes " + target + "; skipped")
-        return "kubernetes: not installed yet, skipped"
-    if problem is not None:
-        fail("cannot reach the control plane " + PARAMS["node_name"] + ": " + problem +
-             "; fix it and run `pulumi up` again")
-    folder = tempfile.mkdtemp(prefix="homelab-kubeconfig-")
-    try:
-        kubeconfig = os.path.join(folder, "kubeconfig")
-        argv = [kubeconfig if arg == PARAMS["kubeconfig_placeholder"] else arg
-                for arg in PARAMS["kubeconfig_argv"]]
-        fetched = run(argv, path, 120)
-        if fetched is None or fetched.returncode != 0:
-            fail("cannot fetch a kubeconfig from " + PARAMS["node_name"] + ": " +
-                 (fetched.stderr.strip() if fetched else "timed out"))
-        versions = kubernetes_versions(kubeconfig)
-        behind = sorted(k for k, v in versions.items() if v != target)
-        if versions and not behind:
-            say("every component already runs Kubernetes " + target + "; skipped")
-            return "kubernetes: " + target + " (already)"
-        say("upgrading Kubernetes to " + target + "; behind: " + ", ".join(behind))
-        upgraded = run(PARAMS["upgrade_k8s_argv"], path, PARAMS["kubernetes_timeout_seconds"],
-                       capture=False)
-        if upgraded is None or upgraded.returncode != 0:
-            fail("talosctl upgrade-k8s --to " + target + " failed (see above). Components "
-                 "already at " + target + " are left alone on a re-run: fix the cause and run "
-                 "`pulumi up` again")
-        return "kubernetes: -> " + target
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def main():
-    talosconfig = os.environ.get(PARAMS["talosconfig_env"], "")
-    if not talosconfig.strip():
-        fail(PARAMS["talosconfig_env"] + " is empty")
-    check_client_version()
-    os.umask(0o077)
-    handle, path = tempfile.mkstemp(prefix="homelab-talosconfig-")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(talosconfig)
-        if PARAMS["mode"] == "node":
-            result = roll_node(path)
-        elif PARAMS["mode"] == "reboot":
-            result = reboot_node(path)
-        else:
-            result = upgrade_kubernetes(path)
-    finally:
-        os.unlink(path)
-    sys.stdout.write(result + "\n")
-
-
-main()
-"""
-
-TALOSCONFIG_PLACEHOLDER: Final = "@TALOSCONFIG@"
 # Stands for the kubeconfig the Kubernetes step fetches into its own temp folder.
-KUBECONFIG_PLACEHOLDER: Final = "@KUBECONFIG@"
-
-
-def _script(params: dict[str, object]) -> str:
-    common: dict[str, object] = {
-        "releases": TALOSCTL_RELEASES,
-        "talosconfig_env": TALOSCONFIG_ENV,
-        "talosconfig_placeholder": TALOSCONFIG_PLACEHOLDER,
-        "server_tag_pattern": SERVER_TAG_PATTERN,
-    }
-    literal = dict(sorted({**common, **params}.items()))
-    return f"PARAMS = {literal!r}\n{_SCRIPT_BODY}"
+KUBECONFIG_PLACEHOLDER: Final = kubernetes_upgrade.KUBECONFIG
 
 
 def node_upgrade_script(
@@ -536,33 +278,32 @@ def node_upgrade_script(
     health_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
     retry_delay_seconds: int = RETRY_DELAY_SECONDS,
 ) -> str:
-    """The program of one node's Talos step."""
+    """The text of one node's Talos step."""
     endpoints = plan.endpoints_for(step)
     target = plan.health
-    return _script(
-        {
-            "endpoints": list(endpoints),
-            "health_argv": talosctl_health_argv(
+    return program_text(
+        talos_upgrade,
+        talos_upgrade.Params(
+            health_argv=talosctl_health_argv(
                 target, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds
             ),
-            "health_timeout_seconds": health_timeout_seconds,
-            "image": image,
-            "insecure_version_argv": talosctl_version_argv(
+            health_timeout_seconds=health_timeout_seconds,
+            image=image,
+            insecure_version_argv=talosctl_version_argv(
                 TALOSCONFIG_PLACEHOLDER, step.ip, endpoints, insecure=True
             ),
-            "mode": "node",
-            "node": step.ip,
-            "node_name": f"{step.hostname} ({step.ip})",
-            "program": f"talos-upgrade {step.hostname}",
-            "retry_delay_seconds": retry_delay_seconds,
-            "talos_minor": target.talos_minor,
-            "talos_version": plan.talos_version,
-            "upgrade_argv": talosctl_upgrade_argv(
-                TALOSCONFIG_PLACEHOLDER, step.ip, endpoints, image
-            ),
-            "upgrade_timeout_seconds": UPGRADE_TIMEOUT_SECONDS,
-            "version_argv": talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
-        }
+            node=step.ip,
+            node_name=f"{step.hostname} ({step.ip})",
+            program=f"talos-upgrade {step.hostname}",
+            releases=TALOSCTL_RELEASES,
+            retry_delay_seconds=retry_delay_seconds,
+            talos_minor=target.talos_minor,
+            talos_version=plan.talos_version,
+            talosconfig_env=TALOSCONFIG_ENV,
+            upgrade_argv=talosctl_upgrade_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints, image),
+            upgrade_timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
+            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+        ),
     )
 
 
@@ -573,57 +314,58 @@ def reboot_script(
     health_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
     retry_delay_seconds: int = RETRY_DELAY_SECONDS,
 ) -> str:
-    """The program of one node's reboot step: reboot it only when its config waits staged."""
+    """The text of one node's reboot step: reboot it only when its config waits staged."""
     endpoints = plan.endpoints_for(step)
-    return _script(
-        {
-            "apply_mode_env": APPLY_MODE_ENV,
-            "health_argv": talosctl_health_argv(
+    return program_text(
+        talos_reboot,
+        talos_reboot.Params(
+            apply_mode_env=APPLY_MODE_ENV,
+            health_argv=talosctl_health_argv(
                 plan.health, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds
             ),
-            "health_timeout_seconds": health_timeout_seconds,
-            "mode": "reboot",
-            "node": step.ip,
-            "node_name": f"{step.hostname} ({step.ip})",
-            "program": f"reboot {step.hostname}",
-            "reboot_argv": talosctl_reboot_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
-            "retry_delay_seconds": retry_delay_seconds,
-            "staged": STAGED,
-            "talos_minor": plan.health.talos_minor,
-            "talos_version": plan.talos_version,
-            "upgrade_timeout_seconds": UPGRADE_TIMEOUT_SECONDS,
-        }
+            health_timeout_seconds=health_timeout_seconds,
+            node=step.ip,
+            node_name=f"{step.hostname} ({step.ip})",
+            program=f"reboot {step.hostname}",
+            reboot_argv=talosctl_reboot_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+            releases=TALOSCTL_RELEASES,
+            retry_delay_seconds=retry_delay_seconds,
+            staged=STAGED,
+            talos_minor=plan.health.talos_minor,
+            talos_version=plan.talos_version,
+            talosconfig_env=TALOSCONFIG_ENV,
+            upgrade_timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
+        ),
     )
 
 
 def kubernetes_upgrade_script(plan: UpgradePlan) -> str:
-    """The program of the Kubernetes step, through the first control plane."""
+    """The text of the Kubernetes step, through the first control plane."""
     node = plan.control_plane_ips[0]
     endpoints = plan.control_plane_ips
-    return _script(
-        {
-            "components": list(KUBERNETES_COMPONENTS),
-            "endpoints": list(endpoints),
-            "insecure_version_argv": talosctl_version_argv(
+    return program_text(
+        kubernetes_upgrade,
+        kubernetes_upgrade.Params(
+            components=list(KUBERNETES_COMPONENTS),
+            insecure_version_argv=talosctl_version_argv(
                 TALOSCONFIG_PLACEHOLDER, node, endpoints, insecure=True
             ),
-            "kubeconfig_argv": talosctl_kubeconfig_argv(
+            kubeconfig_argv=talosctl_kubeconfig_argv(
                 TALOSCONFIG_PLACEHOLDER, node, KUBECONFIG_PLACEHOLDER
             ),
-            "kubeconfig_placeholder": KUBECONFIG_PLACEHOLDER,
-            "kubernetes_timeout_seconds": KUBERNETES_TIMEOUT_SECONDS,
-            "kubernetes_version": plan.kubernetes_version,
-            "mode": "kubernetes",
-            "node": node,
-            "node_name": f"{plan.steps[0].hostname} ({node})",
-            "program": "kubernetes-upgrade",
-            "talos_minor": plan.health.talos_minor,
-            "talos_version": plan.talos_version,
-            "upgrade_k8s_argv": talosctl_upgrade_k8s_argv(
+            kubernetes_timeout_seconds=KUBERNETES_TIMEOUT_SECONDS,
+            kubernetes_version=plan.kubernetes_version,
+            node_name=f"{plan.steps[0].hostname} ({node})",
+            program="kubernetes-upgrade",
+            releases=TALOSCTL_RELEASES,
+            talos_minor=plan.health.talos_minor,
+            talos_version=plan.talos_version,
+            talosconfig_env=TALOSCONFIG_ENV,
+            upgrade_k8s_argv=talosctl_upgrade_k8s_argv(
                 TALOSCONFIG_PLACEHOLDER, node, endpoints, plan.kubernetes_version
             ),
-            "version_argv": talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, node, endpoints),
-        }
+            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, node, endpoints),
+        ),
     )
 
 
@@ -650,7 +392,6 @@ def upgrade_chain(
 ) -> UpgradeChain:
     """The Talos steps one after the other, then the Kubernetes step."""
     secret_talosconfig: pulumi.Output[str] = pulumi.Output.secret(talosconfig)
-    environment = {TALOSCONFIG_ENV: secret_talosconfig}
     image = pulumi.Output.from_input(installer_image)
     previous: list[pulumi.Resource] = list(depends_on)
     steps: list[command.local.Command] = []
@@ -664,7 +405,7 @@ def upgrade_chain(
             f"{name}{TALOS_STEP_INFIX}{step.hostname}",
             create=script,
             interpreter=list(INTERPRETER),
-            environment=environment,
+            environment={**environment(talos_upgrade), TALOSCONFIG_ENV: secret_talosconfig},
             # A new target, installer or place in the order replaces the Command, which runs
             # the step (or skips a node already there); nothing else runs it.
             triggers=[step.describe(plan.talos_version), image],
@@ -677,7 +418,7 @@ def upgrade_chain(
         f"{name}{KUBERNETES_STEP_SUFFIX}",
         create=kubernetes_upgrade_script(plan),
         interpreter=list(INTERPRETER),
-        environment=environment,
+        environment={**environment(kubernetes_upgrade), TALOSCONFIG_ENV: secret_talosconfig},
         triggers=[plan.describe_kubernetes()],
         logging=command.local.Logging.STDERR,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=previous),
@@ -713,6 +454,7 @@ def rolling_reboots(
             create=reboot_script(plan, step),
             interpreter=list(INTERPRETER),
             environment={
+                **environment(talos_reboot),
                 TALOSCONFIG_ENV: secret_talosconfig,
                 APPLY_MODE_ENV: apply.resolved_apply_mode,
             },

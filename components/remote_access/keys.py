@@ -2,7 +2,7 @@
 
 Each key is a `pulumi_command.local.Command` that runs on the workstation (prerequisites:
 `kubectl` and `python3`, which the Pulumi Python program needs anyway) and `kubectl exec`s the
-Headscale CLI in the running pod (components.md 2.5). Its script:
+Headscale CLI in the running pod (components.md 2.5). Its program, programs/headscale_key.py:
 
 - writes the kubeconfig (a secret, handed over in the environment) to a 0600 temp file under
   umask 077 and deletes it afterwards; it never prints it;
@@ -31,8 +31,8 @@ never on the clock of the machine running `up` beyond the expiry comparison itse
 
 To force a renewal: `pulumi up --replace '<URN of the key's Command>'` (README, remote access).
 
-The scripts are Python (no shell quoting, real JSON parsing, the headscale image has no shell) and
-deterministic strings: parameters are a sorted literal at the top.
+The program is programs/headscale_key.py (no shell quoting, real JSON parsing, the headscale image
+has no shell), made into the Command's text by programs/build.py.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from typing import Final, Literal
 import pulumi
 import pulumi_command as command
 
-from components.shared.kubectl import INTERPRETER as INTERPRETER
 from components.shared.kubectl import KUBECONFIG_ENV as KUBECONFIG_ENV
+from programs import headscale_key
+from programs.build import INTERPRETER, environment, program_text
 
 ROLLOUT_TIMEOUT_SECONDS: Final = 600
 CLI_ATTEMPTS: Final = 30
@@ -80,7 +81,7 @@ class KeyRequest:
 
     def __post_init__(self) -> None:
         if self.kind == "preauthkey" and not self.user:
-            # Headscale 0.28 takes `--user <numeric ID>`; the script resolves the name.
+            # Headscale 0.28 takes `--user <numeric ID>`; the program resolves the name.
             raise ValueError("a pre-auth key needs the user that owns it")
         if self.kind == "apikey" and (self.user or self.tags or self.reusable):
             raise ValueError("an API key has no user, tags or reusable flag")
@@ -113,222 +114,8 @@ class HeldKey:
     login_state: tuple[str, str] | None = None
 
 
-_SCRIPT_BODY: Final = """
-import base64
-import hashlib
-import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
-
-
-def fail(message):
-    sys.stderr.write(PARAMS["program"] + ": " + message + "\\n")
-    sys.exit(1)
-
-
-def warn(message):
-    sys.stderr.write(PARAMS["program"] + ": " + message + "\\n")
-
-
-def main():
-    previous = os.environ.get("PULUMI_COMMAND_STDOUT", "").strip()
-    if PARAMS["mode"] == "mint" and previous.startswith(PARAMS["key_prefix"]):
-        # An update keeps the key minted at create; a new generation replaces the Command.
-        sys.stdout.write(previous)
-        return
-    if PARAMS["mode"] == "expire" and not previous.startswith(PARAMS["key_prefix"]):
-        return
-    kubeconfig = os.environ.get(PARAMS["kubeconfig_env"], "")
-    if not kubeconfig.strip():
-        fail(PARAMS["kubeconfig_env"] + " is empty")
-    os.umask(0o077)
-    handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(kubeconfig)
-        if PARAMS["mode"] == "mint":
-            result = mint(path)
-        elif PARAMS["mode"] == "expire":
-            result = expire(path, previous.splitlines()[0])
-        else:
-            result = check(path)
-    finally:
-        os.unlink(path)
-    sys.stdout.write(result)
-
-
-def kubectl(path, *args, namespace=None, timeout=120):
-    hidden = (PARAMS["kubeconfig_env"], "PULUMI_COMMAND_STDOUT", "PULUMI_COMMAND_STDERR")
-    env = {k: v for k, v in os.environ.items() if k not in hidden}
-    env["KUBECONFIG"] = path
-    argv = ["kubectl", "--namespace", namespace or PARAMS["namespace"], *args]
-    try:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        fail("kubectl is not on PATH (a prerequisite of `pulumi up`)")
-    except subprocess.TimeoutExpired:
-        fail("`kubectl " + args[0] + "` timed out after " + str(timeout) + "s")
-
-
-def headscale(path, *args):
-    target = PARAMS["workload"]
-    container = PARAMS["container"]
-    return kubectl(path, "exec", target, "--container", container, "--", "headscale", *args)
-
-
-def cli_json(path, *args):
-    for _ in range(PARAMS["attempts"]):
-        listed = headscale(path, *args, "--output", "json")
-        if listed.returncode == 0:
-            try:
-                return json.loads(listed.stdout or "null") or []
-            except ValueError:
-                fail("`headscale " + " ".join(args) + "` did not print JSON")
-        time.sleep(PARAMS["retry_delay_seconds"])
-    fail("the Headscale CLI did not answer: " + listed.stderr.strip())
-
-
-def wait_for_rollout(path):
-    timeout = PARAMS["rollout_timeout_seconds"]
-    rollout = kubectl(
-        path, "rollout", "status", PARAMS["workload"], "--timeout=" + str(timeout) + "s",
-        timeout=timeout + 30,
-    )
-    return rollout.returncode == 0, rollout.stderr.strip()
-
-
-def listed_form(key):
-    # What `list -o json` shows of a key: its public prefix, the secret masked.
-    cut = len(PARAMS["key_prefix"]) + PARAMS["public_prefix_length"]
-    return key[:cut] + "-***"
-
-
-def listed_keys(path):
-    # []*v1.PreAuthKey / []*v1.ApiKey through encoding/json: `key` / `prefix` is the listed form,
-    # `expiration` a Timestamp {"seconds": N}, `used` omitted when false (omitempty).
-    noun = "preauthkeys" if PARAMS["kind"] == "preauthkey" else "apikeys"
-    field = "key" if PARAMS["kind"] == "preauthkey" else "prefix"
-    return {str(k.get(field, "")): k for k in cli_json(path, noun, "list")}
-
-
-def expiry_text(entry):
-    seconds = (entry.get("expiration") or {}).get("seconds")
-    if seconds is None:
-        return "never"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(seconds)))
-
-
-def user_id(users, name):
-    for user in users:
-        if user.get("name") == name:
-            return int(user["id"])
-    return None
-
-
-def owner_id(path, users):
-    name = PARAMS["user"]
-    found = user_id(users, name)
-    if found is None:
-        created = headscale(path, "users", "create", name)
-        if created.returncode != 0:
-            fail("could not create user " + name + ": " + created.stderr.strip())
-        found = user_id(cli_json(path, "users", "list"), name)
-    if found is None:
-        fail("user " + name + " is missing after creating it")
-    return found
-
-
-def mint(path):
-    ready, why = wait_for_rollout(path)
-    if not ready:
-        fail("Headscale is not ready: " + why)
-    users = cli_json(path, "users", "list")
-    if PARAMS["kind"] == "apikey":
-        args = ["apikeys", "create", "--expiration", PARAMS["expiration"]]
-    else:
-        args = ["preauthkeys", "create", "--user", str(owner_id(path, users))]
-        args += ["--expiration", PARAMS["expiration"]]
-        if PARAMS["reusable"]:
-            args.append("--reusable")
-        if PARAMS["tags"]:
-            args += ["--tags", ",".join(PARAMS["tags"])]
-    created = headscale(path, *args)
-    if created.returncode != 0:
-        fail("Headscale refused to create the key: " + created.stderr.strip())
-    key = created.stdout.strip()
-    if not key.startswith(PARAMS["key_prefix"]) or len(key.split()) != 1:
-        fail("unexpected output from `headscale " + args[0] + " create` (not shown)")
-    entry = listed_keys(path).get(listed_form(key))
-    return key + "\\n" + (expiry_text(entry) if entry else "unknown")
-
-
-def expire(path, key):
-    ready, why = wait_for_rollout(path)
-    if not ready:
-        warn("Headscale is gone or not ready, so the old key dies with it: " + why)
-        return ""
-    entry = listed_keys(path).get(listed_form(key))
-    if entry is None:
-        return ""
-    noun = "preauthkeys" if PARAMS["kind"] == "preauthkey" else "apikeys"
-    expired = headscale(path, noun, "expire", "--id", str(entry["id"]))
-    if expired.returncode != 0:
-        fail("could not expire the replaced key: " + expired.stderr.strip())
-    return ""
-
-
-def get_secret(path, namespace, name):
-    for _ in range(PARAMS["attempts"]):
-        got = kubectl(path, "get", "secret", name, "--output", "json", namespace=namespace)
-        if got.returncode == 0:
-            return json.loads(got.stdout)
-        if "NotFound" in got.stderr or "not found" in got.stderr:
-            return None
-        time.sleep(PARAMS["retry_delay_seconds"])
-    fail("cannot read Secret " + namespace + "/" + name + ": " + got.stderr.strip())
-
-
-def decoded(secret, item):
-    value = (secret.get("data") or {}).get(item)
-    return base64.b64decode(value).decode() if value else ""
-
-
-def check(path):
-    held = get_secret(path, PARAMS["held_namespace"], PARAMS["held_secret"])
-    if held is None:
-        return PARAMS["initial"]
-    generation = ((held.get("metadata") or {}).get("annotations") or {}).get(
-        PARAMS["generation_annotation"], PARAMS["initial"]
-    )
-    key = decoded(held, PARAMS["held_item"]).strip()
-    if PARAMS["login_state"]:
-        state = get_secret(path, *PARAMS["login_state"])
-        if state is not None and decoded(state, "_current-profile"):
-            return generation  # logged in: the key is not needed again
-    ready, why = wait_for_rollout(path)
-    if not ready:
-        warn("Headscale is not ready, the key is kept as it is: " + why)
-        return generation
-    entry = listed_keys(path).get(listed_form(key)) if key else None
-    renew = entry is None or (PARAMS["kind"] == "preauthkey" and entry.get("used"))
-    seconds = ((entry or {}).get("expiration") or {}).get("seconds")
-    if seconds is not None and int(seconds) - time.time() < PARAMS["renew_before_seconds"]:
-        renew = True
-    if not renew:
-        return generation
-    digest = hashlib.sha256(listed_form(key).encode()).hexdigest()[:16]
-    return "renew-" + digest
-
-
-main()
-"""
-
-
 def _params(
-    mode: str,
+    mode: Literal["mint", "expire", "check"],
     request: KeyRequest,
     target: HeadscaleTarget,
     held: HeldKey | None,
@@ -344,32 +131,32 @@ def _params(
         if request.kind == "preauthkey"
         else API_KEY_RENEW_BEFORE_SECONDS
     )
-    params: dict[str, object] = {
-        "attempts": attempts,
-        "container": target.container,
-        "expiration": request.expiration,
-        "generation_annotation": GENERATION_ANNOTATION,
-        "held_item": held.item if held else None,
-        "held_namespace": held.namespace if held else None,
-        "held_secret": held.secret if held else None,
-        "initial": INITIAL_GENERATION,
-        "key_prefix": request.key_prefix,
-        "kind": request.kind,
-        "kubeconfig_env": KUBECONFIG_ENV,
-        "login_state": list(held.login_state) if held and held.login_state else None,
-        "mode": mode,
-        "namespace": target.namespace,
-        "program": f"headscale-key-{mode}",
-        "public_prefix_length": PUBLIC_PREFIX_LENGTH,
-        "renew_before_seconds": renew_before,
-        "retry_delay_seconds": retry_delay_seconds,
-        "reusable": request.reusable,
-        "rollout_timeout_seconds": rollout_timeout_seconds,
-        "tags": list(request.tags),
-        "user": request.user,
-        "workload": target.workload,
-    }
-    return f"PARAMS = {dict(sorted(params.items()))!r}\n{_SCRIPT_BODY}"
+    params = headscale_key.Params(
+        attempts=attempts,
+        container=target.container,
+        expiration=request.expiration,
+        generation_annotation=GENERATION_ANNOTATION,
+        held_item=held.item if held else None,
+        held_namespace=held.namespace if held else None,
+        held_secret=held.secret if held else None,
+        initial=INITIAL_GENERATION,
+        key_prefix=request.key_prefix,
+        kind=request.kind,
+        kubeconfig_env=KUBECONFIG_ENV,
+        login_state=list(held.login_state) if held and held.login_state else None,
+        mode=mode,
+        namespace=target.namespace,
+        program=f"headscale-key-{mode}",
+        public_prefix_length=PUBLIC_PREFIX_LENGTH,
+        renew_before_seconds=renew_before,
+        retry_delay_seconds=retry_delay_seconds,
+        reusable=request.reusable,
+        rollout_timeout_seconds=rollout_timeout_seconds,
+        tags=list(request.tags),
+        user=request.user,
+        workload=target.workload,
+    )
+    return program_text(headscale_key, params)
 
 
 def mint_script(
@@ -456,9 +243,9 @@ def mint_key(
 ) -> MintedKey:
     """A Command that mints `request` in the Headscale pod, renewed when its check says so."""
     secret_kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
-    environment = {KUBECONFIG_ENV: secret_kubeconfig}
+    program = environment(headscale_key)
     check_environment: pulumi.Output[Mapping[str, str] | None] = secret_kubeconfig.apply(
-        lambda text: {KUBECONFIG_ENV: text}
+        lambda text: {**program, KUBECONFIG_ENV: text}
     )
     checked = command.local.run_output(
         command=check_script(request, target, held),
@@ -477,7 +264,7 @@ def mint_key(
         update=script,
         delete=expire_script(request, target),
         interpreter=list(INTERPRETER),
-        environment=environment,
+        environment={**program, KUBECONFIG_ENV: secret_kubeconfig},
         triggers=[generation],
         # Errors stay visible; the key (stdout) never reaches the logs.
         logging=command.local.Logging.STDERR,

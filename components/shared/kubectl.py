@@ -1,10 +1,10 @@
 """Commands that run `kubectl` on the workstation where Pulumi's own resources cannot do the job.
 
-Each is a `pulumi_command.local.Command` running a Python program (needs `kubectl` and `python3`,
-like the key minting in components/remote_access/keys.py). The program writes the kubeconfig (a secret, handed
-over in the environment) to a 0600 temp file under umask 077, deletes it afterwards and never
-prints it; its parameters are a sorted literal at its top, so the same inputs give the same
-script byte for byte.
+Each is a `pulumi_command.local.Command` running one of the programs (needs `kubectl` and
+`python3`, like the key minting in components/remote_access/keys.py): programs/webhook_gate.py,
+programs/crd_apply.py, programs/crd_gate.py, made into the Command's text by programs/build.py.
+The program writes the kubeconfig (a secret, handed over in the environment) to a 0600 temp file
+under umask 077, deletes it afterwards and never prints it.
 
 - `webhook_gate`: wait until a validating admission webhook really answers. A chart's Release
   being ready says its Deployments are, not that their webhook serves. MetalLB's controller
@@ -35,13 +35,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any, Final
 
 import pulumi
 import pulumi_command as command
 
+from programs import crd_apply, crd_gate
+from programs import webhook_gate as webhook_gate_program
+from programs.build import INTERPRETER, environment, program_text
+
 KUBECONFIG_ENV: Final = "HOMELAB_KUBECONFIG"
-INTERPRETER: Final = ("python3", "-c")
 # 60 x 5 s: MetalLB's rotator normally finishes within a minute of the controller starting.
 GATE_ATTEMPTS: Final = 60
 GATE_RETRY_DELAY_SECONDS: Final = 5
@@ -64,146 +68,6 @@ CRD_GATE_SUFFIX: Final = "-crd-established"
 CRD_GATE_ATTEMPTS: Final = 60
 CRD_GATE_RETRY_DELAY_SECONDS: Final = 5
 
-_PRELUDE: Final = r"""
-import os, subprocess, sys, tempfile, time
-
-
-def fail(message):
-    sys.stderr.write(PARAMS["what"] + ": " + message + "\n")
-    sys.exit(1)
-
-
-def kubectl(path, args, stdin=None):
-    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", path, *args], capture_output=True, text=True, **feed
-    )
-
-
-def with_kubeconfig(run):
-    kubeconfig = os.environ.get(PARAMS["kubeconfig_env"], "")
-    if not kubeconfig:
-        fail("no kubeconfig in the environment")
-    os.umask(0o077)
-    handle, path = tempfile.mkstemp(prefix="homelab-kubeconfig-")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(kubeconfig)
-        run(path)
-    finally:
-        os.unlink(path)
-"""
-
-_GATE_BODY: Final = r"""
-
-def gate(path):
-    last = ""
-    for attempt in range(1, PARAMS["attempts"] + 1):
-        result = kubectl(path, ["apply", "--dry-run=server", "-f", "-"], PARAMS["manifest"])
-        if result.returncode == 0:
-            sys.stderr.write(
-                PARAMS["what"] + ": " + PARAMS["webhook"] + " answered (attempt "
-                + str(attempt) + ")\n"
-            )
-            return
-        last = (result.stderr or result.stdout).strip()
-        if PARAMS["denied_marker"] in last:
-            fail(PARAMS["webhook"] + " refused the object: " + last)
-        time.sleep(PARAMS["retry_delay_seconds"])
-    fail(
-        PARAMS["webhook"] + " did not answer after " + str(PARAMS["attempts"]) + " attempts "
-        + str(PARAMS["retry_delay_seconds"]) + " s apart; is its controller running in namespace "
-        + PARAMS["namespace"] + "? Last error: " + last
-    )
-
-
-with_kubeconfig(gate)
-"""
-
-_CRDS_BODY: Final = r"""
-
-def apply(path):
-    files = [word for url in PARAMS["urls"] for word in ("-f", url)]
-    last = ""
-    for attempt in range(1, PARAMS["attempts"] + 1):
-        result = kubectl(
-            path,
-            ["apply", "--server-side", "--force-conflicts",
-             "--field-manager=" + PARAMS["field_manager"], *files],
-        )
-        if result.returncode == 0:
-            break
-        last = (result.stderr or result.stdout).strip()
-        time.sleep(PARAMS["retry_delay_seconds"])
-    else:
-        fail("applying the CRDs failed " + str(PARAMS["attempts"]) + " times; last error: " + last)
-    names = ["crd/" + name for name in PARAMS["names"]]
-    result = kubectl(
-        path,
-        ["wait", "--for=condition=Established", "--timeout=" + PARAMS["timeout"], *names],
-    )
-    if result.returncode != 0:
-        fail("the CRDs were applied but not Established: " + (result.stderr or "").strip())
-    sys.stderr.write(PARAMS["what"] + ": " + str(len(names)) + " CRDs established\n")
-
-
-with_kubeconfig(apply)
-"""
-
-
-_CRD_GATE_BODY: Final = r"""
-import json
-
-
-def established(document):
-    conditions = (document.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-
-
-def describe(document):
-    conditions = (document.get("status") or {}).get("conditions") or []
-    found = ", ".join(str(c.get("type")) + "=" + str(c.get("status")) for c in conditions)
-    return "it exists, not Established (conditions: " + (found or "none") + ")"
-
-
-def gate(path):
-    state = "never checked"
-    for attempt in range(1, PARAMS["attempts"] + 1):
-        result = kubectl(path, ["get", "crd", PARAMS["crd"], "--ignore-not-found", "-o", "json"])
-        if result.returncode != 0:
-            state = "kubectl failed: " + (result.stderr or result.stdout).strip()
-        elif not result.stdout.strip():
-            state = "it does not exist"
-        else:
-            try:
-                document = json.loads(result.stdout)
-            except ValueError:
-                document = None
-                state = "kubectl printed something that is not JSON"
-            if isinstance(document, dict):
-                if established(document):
-                    sys.stderr.write(
-                        PARAMS["what"] + ": " + PARAMS["crd"] + " is Established (attempt "
-                        + str(attempt) + ")\n"
-                    )
-                    return
-                state = describe(document)
-        time.sleep(PARAMS["retry_delay_seconds"])
-    fail(
-        "CRD " + PARAMS["crd"] + " is not Established after " + str(PARAMS["attempts"])
-        + " attempts " + str(PARAMS["retry_delay_seconds"]) + " s apart; last: " + state
-        + ". " + PARAMS["hint"]
-    )
-
-
-with_kubeconfig(gate)
-"""
-
-
-def _script(params: Mapping[str, object], body: str) -> str:
-    literal = dict(sorted({**params, "kubeconfig_env": KUBECONFIG_ENV}.items()))
-    return f"PARAMS = {literal!r}\n{_PRELUDE}{body}"
-
 
 def gate_script(
     manifest: Mapping[str, Any],
@@ -216,17 +80,18 @@ def gate_script(
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     metadata = manifest.get("metadata") or {}
-    return _script(
-        {
-            "attempts": attempts,
-            "denied_marker": DENIED_MARKER,
-            "manifest": json.dumps(manifest, sort_keys=True),
-            "namespace": str(metadata.get("namespace", "")),
-            "retry_delay_seconds": retry_delay_seconds,
-            "webhook": webhook,
-            "what": "webhook gate",
-        },
-        _GATE_BODY,
+    return program_text(
+        webhook_gate_program,
+        webhook_gate_program.Params(
+            attempts=attempts,
+            denied_marker=DENIED_MARKER,
+            kubeconfig_env=KUBECONFIG_ENV,
+            manifest=json.dumps(manifest, sort_keys=True),
+            namespace=str(metadata.get("namespace", "")),
+            program="webhook gate",
+            retry_delay_seconds=retry_delay_seconds,
+            webhook=webhook,
+        ),
     )
 
 
@@ -242,17 +107,18 @@ def crds_script(
         raise ValueError("attempts must be at least 1")
     if not urls or len(urls) != len(names):
         raise ValueError("one CRD name per URL, at least one")
-    return _script(
-        {
-            "attempts": attempts,
-            "field_manager": CRD_FIELD_MANAGER,
-            "names": list(names),
-            "retry_delay_seconds": retry_delay_seconds,
-            "timeout": CRD_ESTABLISHED_TIMEOUT,
-            "urls": list(urls),
-            "what": "CRDs",
-        },
-        _CRDS_BODY,
+    return program_text(
+        crd_apply,
+        crd_apply.Params(
+            attempts=attempts,
+            field_manager=CRD_FIELD_MANAGER,
+            kubeconfig_env=KUBECONFIG_ENV,
+            names=list(names),
+            program="CRDs",
+            retry_delay_seconds=retry_delay_seconds,
+            timeout=CRD_ESTABLISHED_TIMEOUT,
+            urls=list(urls),
+        ),
     )
 
 
@@ -267,20 +133,22 @@ def crd_gate_script(
     its failure message (who installs the CRD and what to check)."""
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    return _script(
-        {
-            "attempts": attempts,
-            "crd": crd_name,
-            "hint": hint,
-            "retry_delay_seconds": retry_delay_seconds,
-            "what": "CRD gate",
-        },
-        _CRD_GATE_BODY,
+    return program_text(
+        crd_gate,
+        crd_gate.Params(
+            attempts=attempts,
+            crd=crd_name,
+            hint=hint,
+            kubeconfig_env=KUBECONFIG_ENV,
+            program="CRD gate",
+            retry_delay_seconds=retry_delay_seconds,
+        ),
     )
 
 
 def _command(
     name: str,
+    program: ModuleType,
     script: str,
     *,
     kubeconfig: pulumi.Output[str],
@@ -292,10 +160,10 @@ def _command(
     return command.local.Command(
         name,
         create=script,
-        # A changed script (a new pin, another object) or kubeconfig runs it again.
+        # A changed text (a new pin, another object, a changed program) or kubeconfig runs it again.
         update=script,
         interpreter=list(INTERPRETER),
-        environment={KUBECONFIG_ENV: secret_kubeconfig},
+        environment={**environment(program), KUBECONFIG_ENV: secret_kubeconfig},
         logging=command.local.Logging.STDERR,
         # A change here runs the command again (as a replacement).
         triggers=list(triggers) or None,
@@ -322,6 +190,7 @@ def webhook_gate(
         raise ValueError(f"a webhook gate's name ends with {GATE_SUFFIX!r}")
     return _command(
         name,
+        webhook_gate_program,
         gate_script(manifest, webhook=webhook),
         kubeconfig=kubeconfig,
         parent=parent,
@@ -344,6 +213,7 @@ def apply_crds(
         raise ValueError(f"a CRD command's name ends with {CRDS_SUFFIX!r}")
     return _command(
         name,
+        crd_apply,
         crds_script(urls, names),
         kubeconfig=kubeconfig,
         parent=parent,
@@ -366,6 +236,7 @@ def crd_established_gate(
         raise ValueError(f"a CRD gate's name ends with {CRD_GATE_SUFFIX!r}")
     return _command(
         name,
+        crd_gate,
         crd_gate_script(crd_name, hint=hint),
         kubeconfig=kubeconfig,
         parent=parent,

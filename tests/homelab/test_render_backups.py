@@ -4,7 +4,6 @@ cluster."""
 
 from __future__ import annotations
 
-import ast
 import functools
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from components.shared import kubectl
 from homelab import graph
 from homelab.engine import Render, ResourceRecord
 from homelab.render import summary_markdown
+from programs.build import parameters, with_parameters
 from tests.components.shared.test_kubectl import (
     ESTABLISHED,
     MISSING,
@@ -73,11 +73,8 @@ def waits_for_transitively(render: Render, urn: str) -> set[str]:
 
 
 def script_params(record: ResourceRecord) -> dict[str, object]:
-    """The sorted literal on the first line of a kubectl.py script."""
-    first = str(record.inputs["create"]).partition("\n")[0]
-    params = ast.literal_eval(first.removeprefix("PARAMS = "))
-    assert isinstance(params, dict)
-    return params
+    """The parameters of the program a Command runs."""
+    return parameters(str(record.inputs["create"]))
 
 
 def backups_section(summary: str) -> str:
@@ -159,12 +156,10 @@ def test_without_the_health_wait_the_crd_gate_still_waits_for_the_bootstrapped_c
 def test_the_rendered_crd_gate_fails_naming_the_crd_the_feature_and_what_to_check(
     tmp_path: Path,
 ) -> None:
-    """The program's own gate script, sped up (attempts and delay in its PARAMS line), against the
-    fake kubectl: a CRD Talos never applies fails the `up` with a message that says what to do."""
+    """The program's own gate, sped up (attempts and delay in its parameters), against the fake
+    kubectl: a CRD Talos never applies fails the `up` with a message that says what to do."""
     (gate,) = crd_gates(backup_render())
-    script = str(gate.inputs["create"])
-    params = {**script_params(gate), "attempts": 2, "retry_delay_seconds": 0}
-    fast = f"PARAMS = {params!r}\n" + script.partition("\n")[2]
+    fast = with_parameters(str(gate.inputs["create"]), {"attempts": 2, "retry_delay_seconds": 0})
     result, calls = run(fast, tmp_path, [MISSING])
     assert result.returncode == 1
     for needle in (

@@ -7,6 +7,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
+from programs import headscale_key
+from programs.build import environment
+
 config = pulumi.Config("homelab")
 token = config.require("dnsApiToken")  # read as plain text: the mistake under test
 cookie = config.require_secret("headplaneCookieSecret")  # the right way
@@ -16,8 +19,10 @@ opts = pulumi.ResourceOptions(provider=provider)
 k8s.core.v1.ConfigMap("leaky", data={"token": token}, opts=opts)
 k8s.core.v1.Secret("fine", string_data={"cookie": cookie}, opts=opts)
 
-# A minted key (the mocks print a FAKE- key), passed on without Output.secret ...
-minted = command.local.Command("mint", create="headscale preauthkeys create")
+# A minted key (the mocks print a FAKE- key for the key program), passed on without Output.secret ...
+minted = command.local.Command(
+    "mint", create="headscale preauthkeys create", environment=environment(headscale_key)
+)
 k8s.core.v1.ConfigMap("leaky-key", data={"key": minted.stdout}, opts=opts)
 # ... and once correctly.
 secret_stdout: pulumi.Output[str] = pulumi.Output.secret(minted.stdout)

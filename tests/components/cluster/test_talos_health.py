@@ -15,6 +15,8 @@ import pytest
 
 from components.cluster import talos_health
 from components.cluster.talos_health import HealthTarget
+from programs import talos_health as talos_health_program
+from programs.build import PROGRAM_ENV, name_of
 from tests.harness import render_config, stack_raw_config, with_changes
 
 COMMAND = "command:local:Command"
@@ -309,5 +311,5 @@ def test_the_wait_runs_again_when_the_node_set_changes_and_only_then() -> None:
     assert base.replace_with == (render.one("talos:machine/bootstrap:Bootstrap").urn,)
     # Its credentials are a secret input, never plaintext.
     assert base.is_secret(f"environment.{talos_health.TALOSCONFIG_ENV}")
-    assert "talosctl" in base.input("create")
+    assert base.input(f"environment.{PROGRAM_ENV}") == name_of(talos_health_program)
     assert Path(base.input("interpreter")[0]).name == "python3"

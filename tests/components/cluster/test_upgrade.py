@@ -4,7 +4,6 @@ a roll, a failure in the middle, a resumed re-run, a fresh cluster, Kubernetes."
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
@@ -20,6 +19,7 @@ from components.cluster.talos_health import TALOSCTL_RELEASES
 from config import pins
 from homelab import render as offline_render
 from homelab.engine import Render, RenderError, ResourceRecord
+from programs.build import parameters
 from tests.components.cluster.test_talos_health import HEALTH_FLAGS, parse_talosctl_command
 from tests.harness import render_config, stack_raw_config, with_changes
 
@@ -104,7 +104,7 @@ def test_a_talos_bump_replaces_every_node_step_shows_the_target_and_leaves_the_c
         assert pins.TALOS_VERSION in old[0]
         assert TALOS_BUMP in new[0]
         assert new[1] == f"{pins.TALOS_INSTALLER_IMAGE}:{TALOS_BUMP}"
-        assert f"'talos_version': '{TALOS_BUMP}'" in record.input("create")
+        assert parameters(record.input("create"))["talos_version"] == TALOS_BUMP
     # The contract stays where the cluster was created.
     assert bumped_render.one(SECRETS).input("talosVersion") == pins.TALOS_VERSION
 
@@ -306,17 +306,10 @@ def test_every_command_line_the_scripts_run_uses_only_talosctls_flags() -> None:
         *(upgrade.reboot_script(PLAN, s) for s in PLAN.steps),
         upgrade.kubernetes_upgrade_script(PLAN),
     ]:
-        params = script_params(script)
+        params = parameters(script)
         for key, value in params.items():
             if key.endswith("_argv"):
                 parse_talosctl(value)
-
-
-def script_params(script: str) -> dict[str, Any]:
-    first = script.splitlines()[0]
-    assert first.startswith("PARAMS = ")
-    params: dict[str, Any] = ast.literal_eval(first.removeprefix("PARAMS = "))
-    return params
 
 
 # --- the scripts against fake CLIs -------------------------------------------------------------

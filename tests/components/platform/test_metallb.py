@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import json
 from typing import Any
@@ -15,6 +14,7 @@ from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab.engine import Render
+from programs.build import parameters
 from tests.contracts import (
     chart_defaults,
     component_records,
@@ -131,8 +131,7 @@ WEBHOOKS = {
 
 
 def gate_manifest(render: Render) -> dict[str, Any]:
-    script = render.one(COMMAND, "metallb-webhook-ready").input("create")
-    params = ast.literal_eval(script.partition("\n")[0].removeprefix("PARAMS = "))
+    params = parameters(render.one(COMMAND, "metallb-webhook-ready").input("create"))
     manifest = json.loads(params["manifest"])
     assert isinstance(manifest, dict)
     return manifest
@@ -178,8 +177,8 @@ def test_the_gate_dry_runs_exactly_the_first_pool_through_its_webhook() -> None:
     assert manifest["spec"] == pool.input("spec")
     validate_objects([pool])
     # One server behind one Service serves every MetalLB webhook: one that answers, all do.
-    script = render.one(COMMAND, "metallb-webhook-ready").input("create")
-    assert f"{WEBHOOK_SERVICE}.{namespace.input('metadata.name')}" in script
+    gate_params = parameters(render.one(COMMAND, "metallb-webhook-ready").input("create"))
+    assert gate_params["webhook"] == f"{WEBHOOK_SERVICE}.{namespace.input('metadata.name')}"
     # The kubeconfig reaches the script as a secret environment variable, never in the script.
     gate = render.one(COMMAND, "metallb-webhook-ready")
     assert gate.is_secret(f"environment.{kubectl.KUBECONFIG_ENV}")

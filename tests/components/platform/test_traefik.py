@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import json
 from typing import Any
@@ -14,6 +13,7 @@ from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
 from homelab.engine import Render, ResourceRecord
+from programs.build import parameters
 from tests.contracts import (
     chart_defaults,
     component_records,
@@ -169,10 +169,7 @@ def crds_command(render: Render) -> ResourceRecord:
 
 
 def crds_params(render: Render) -> dict[str, Any]:
-    script = crds_command(render).input("create")
-    params = ast.literal_eval(script.partition("\n")[0].removeprefix("PARAMS = "))
-    assert isinstance(params, dict)
-    return params
+    return parameters(crds_command(render).input("create"))
 
 
 def reference_crds() -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from components.remote_access import headplane
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from programs.build import parameters
 from tests.components.remote_access.remote_access import (
     COMMAND,
     CONFIG_MAP,
@@ -357,7 +358,7 @@ def test_outputs_give_the_ui_url_and_the_api_key_as_a_secret() -> None:
     assert render.outputs["headplaneUrl"] == f"https://{config.fqdn('headplane')}/admin"
     assert render.output_is_secret("headplaneApiKey")
     command = child(render, HEADSCALE, COMMAND, "headscale-headplane-api-key")
-    assert "apikeys" in command.input("create")
+    assert parameters(command.input("create"))["kind"] == "apikey"
 
 
 def test_headplanes_state_is_protected_in_the_homelab_only() -> None:

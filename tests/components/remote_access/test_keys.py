@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -16,6 +15,8 @@ import pytest
 
 from components.remote_access import keys
 from config.loader import validate_config
+from programs import headscale_key
+from programs.build import INTERPRETER, PROGRAM_ENV, name_of, parameters
 from tests.components.remote_access.remote_access import (
     COMMAND,
     DEPLOYMENT,
@@ -267,7 +268,7 @@ def test_unexpected_output_is_refused_and_not_echoed(tmp_path: Path) -> None:
 def test_script_is_deterministic_and_its_parameters_are_sorted() -> None:
     first = keys.mint_script(ROUTER_KEY, TARGET)
     assert first == keys.mint_script(ROUTER_KEY, TARGET)
-    params = ast.literal_eval(first.splitlines()[0].removeprefix("PARAMS = "))
+    params = parameters(first)
     assert list(params) == sorted(params)
     assert params["kind"] == "preauthkey"
     assert params["tags"] == ["tag:k8s-router"]
@@ -293,7 +294,7 @@ def test_commands_depend_on_the_deployment_and_take_the_kubeconfig_as_a_secret()
         assert command.is_secret(f"environment.{keys.KUBECONFIG_ENV}")
         # The cluster's own kubeconfig (the stack exports the same value, as a secret).
         assert command.input(f"environment.{keys.KUBECONFIG_ENV}") == render.outputs["kubeconfig"]
-        assert command.input("interpreter") == list(keys.INTERPRETER)
+        assert command.input("interpreter") == list(INTERPRETER)
         assert command.input("logging") == "stderr", "the key must not reach the logs"
         assert command.additional_secret_outputs == ("stdout",)
         assert command.input("update") == command.input("create")
@@ -302,10 +303,10 @@ def test_commands_depend_on_the_deployment_and_take_the_kubeconfig_as_a_secret()
 def test_the_router_key_carries_the_router_tag_from_config() -> None:
     config = validate_config(stack_raw_config())
     command = child(homelab_render(), HEADSCALE, COMMAND, "headscale-router-key")
-    script = command.input("create")
-    assert repr(config.remote_access.router.tag) in script
-    assert "'reusable': False" in script, "single-use: the router logs in once"
-    assert f"'user': {config.remote_access.admin_user!r}" in script
+    params = parameters(command.input("create"))
+    assert params["tags"] == [config.remote_access.router.tag]
+    assert params["reusable"] is False, "single-use: the router logs in once"
+    assert params["user"] == config.remote_access.admin_user
 
 
 def test_no_key_token_or_secret_appears_in_plaintext() -> None:
@@ -470,24 +471,21 @@ def test_a_check_that_cannot_reach_headscale_keeps_the_key(tmp_path: Path) -> No
 def test_each_key_is_replaced_exactly_when_its_check_reports_a_new_generation() -> None:
     render = homelab_render()
     checks = [i for i in render.invokes if i.token == "command:local:run"]
-    scripts = {i.args["command"] for i in checks}
+    checked = [parameters(i.args["command"]) for i in checks]
     for command in children_of_type(render, HEADSCALE, COMMAND):
-        params = ast.literal_eval(command.input("create").splitlines()[0].removeprefix("PARAMS = "))
+        assert command.input(f"environment.{PROGRAM_ENV}") == name_of(headscale_key)
+        params = parameters(command.input("create"))
         assert params["mode"] == "mint"
-        delete = ast.literal_eval(command.input("delete").splitlines()[0].removeprefix("PARAMS = "))
+        delete = parameters(command.input("delete"))
         assert delete["mode"] == "expire"
         assert delete["kind"] == params["kind"]
         # The one trigger: the generation the fake check printed (no key held yet).
         assert command.input("triggers") == [keys.INITIAL_GENERATION]
-        (check,) = [
-            s
-            for s in scripts
-            if ast.literal_eval(s.splitlines()[0].removeprefix("PARAMS = "))["kind"]
-            == params["kind"]
-        ]
-        assert "'mode': 'check'" in check
+        (check,) = [c for c in checked if c["kind"] == params["kind"]]
+        assert check["mode"] == "check"
     for invoke in checks:
         assert keys.KUBECONFIG_ENV in invoke.args["environment"]
+        assert invoke.args["environment"][PROGRAM_ENV] == name_of(headscale_key)
 
 
 def test_the_held_keys_record_their_generation_where_the_check_reads_it() -> None:
@@ -496,15 +494,15 @@ def test_the_held_keys_record_their_generation_where_the_check_reads_it() -> Non
         "headscale-headplane-api-key-secret": (HEADSCALE, "headplane-api-key", "api_key"),
         "subnet-router-authkey": (ROUTER, "subnet-router-authkey", "authkey"),
     }
-    checks = [i.args["command"] for i in render.invokes if i.token == "command:local:run"]
+    checks = [
+        parameters(i.args["command"]) for i in render.invokes if i.token == "command:local:run"
+    ]
     for resource_name, (component, secret_name, item) in holders.items():
         secret = child(render, component, "kubernetes:core/v1:Secret", resource_name)
         assert secret.input("metadata.name") == secret_name
         assert secret.input("metadata.annotations")[keys.GENERATION_ANNOTATION] == "initial"
         assert secret.is_secret(f"stringData.{item}")
-        assert any(
-            f"'held_secret': {secret_name!r}" in c and f"'held_item': {item!r}" in c for c in checks
-        )
+        assert any(c["held_secret"] == secret_name and c["held_item"] == item for c in checks)
 
 
 def test_each_keys_expiry_is_a_plain_stack_output() -> None:

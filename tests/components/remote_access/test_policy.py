@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import json
 from typing import Any
 
 from config.loader import validate_config
 from config.policy import ADMIN_GROUP, document_problems
+from programs.build import parameters
 from tests.components.remote_access.remote_access import (
     COMMAND,
     DEPLOYMENT,
@@ -37,7 +37,7 @@ def router_routes_and_tag(render: Any = None) -> tuple[list[str], str]:
     spec = pod_spec(child(render, ROUTER, DEPLOYMENT, "subnet-router-deployment"))
     env = env_of(container(spec, "tailscale"))
     script = child(render, HEADSCALE, COMMAND, "headscale-router-key").input("create")
-    params = ast.literal_eval(script.splitlines()[0].removeprefix("PARAMS = "))
+    params = parameters(script)
     (tag,) = params["tags"]
     return env["TS_ROUTES"].split(","), tag
 

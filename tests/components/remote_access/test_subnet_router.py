@@ -11,6 +11,7 @@ from components.shared.security import IMAGES_PINNED_BY_TAG
 from config import pins
 from config.loader import validate_config
 from config.model import HomelabConfig
+from programs.build import parameters
 from tests.components.remote_access.remote_access import (
     COMMAND,
     DEPLOYMENT,
@@ -100,7 +101,7 @@ def test_requesting_even_the_keys_own_tag_would_be_refused() -> None:
 def test_the_routers_tag_comes_from_its_pre_auth_key() -> None:
     config = homelab_config()
     script = child(homelab_render(), HEADSCALE, COMMAND, "headscale-router-key").input("create")
-    assert f"'tags': [{config.remote_access.router.tag!r}]" in script
+    assert parameters(script)["tags"] == [config.remote_access.router.tag]
 
 
 def test_router_runs_userspace_once_logged_in_with_state_in_its_own_secret() -> None:

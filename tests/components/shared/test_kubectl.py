@@ -155,7 +155,7 @@ def test_without_a_kubeconfig_the_gate_stops_before_calling_kubectl(tmp_path: Pa
         [sys.executable, "-c", gate()], env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
-    assert "no kubeconfig" in result.stderr
+    assert f"{kubectl.KUBECONFIG_ENV} is empty" in result.stderr
 
 
 CRD_URLS = ["https://example.invalid/crds/traefik.io_middlewares.yaml"]
