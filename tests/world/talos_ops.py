@@ -604,7 +604,12 @@ def etcd_snapshot(call: Call) -> None:
     path = Path(call.args[0])
     size = 512 * 4 + 32
     part = path.with_name(path.name + ".part")
-    part.write_bytes(b"\0" * size)
+    try:
+        part.write_bytes(b"\0" * size)
+    except OSError as error:
+        raise TalosError(
+            f"error creating temporary file: open {part}: {(error.strerror or '').lower()}"
+        ) from None
     part.chmod(0o600)
     part.replace(path)
     call.out.append(f'etcd snapshot saved to "{path}" ({size} bytes)\n')

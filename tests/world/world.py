@@ -103,7 +103,6 @@ class World:
             "HOME": str(self.home),
             "TMPDIR": str(self.tmp),
             "PYTHONPATH": str(self.site),
-            "PYTHONDONTWRITEBYTECODE": "1",
             store.STATE_ENV: str(self.state_file),
             store.LOG_ENV: str(self.log_file),
             **(extra or {}),
@@ -218,6 +217,22 @@ class World:
             document = cluster.issue_kubeconfig(state, str(endpoint))
         return yaml.safe_dump(document, sort_keys=True)
 
+    def trust_talosconfig(self, text: str, *, roles: Sequence[str] = ("os:admin",)) -> None:
+        """Make `text` (e.g. the talosconfig a render hands its Commands) the cluster's: its CA
+        becomes the OS CA, its client certificate is issued now for `roles`. Call it before
+        `install_cluster`."""
+        context = _context(text)
+        with self.edit() as state:
+            talos_model.talos(state)["cluster"]["ca"] = str(context.get("ca", ""))
+            talos_model.issue_client_cert(
+                state, str(context.get("crt", "")), str(context.get("ca", "")), roles=list(roles)
+            )
+
+    def trust_kubeconfig(self, text: str) -> None:
+        """Make the cluster accept `text` (its CA and client identity, valid a year from now)."""
+        with self.edit() as state:
+            cluster.trust(state, yaml.safe_load(text))
+
     @staticmethod
     def _cluster_ca(state: State) -> str:
         section = talos_model.talos(state)["cluster"]
@@ -285,8 +300,11 @@ class World:
         labels: Mapping[str, str] | None = None,
         containers: Sequence[str] = (),
         emptydir: bool = False,
+        env: Mapping[str, str] | None = None,
+        on_node: str | None = None,
     ) -> None:
-        """A workload whose pods the world schedules and runs."""
+        """A workload whose pods the world schedules and runs (on `on_node` only, if given:
+        a `nodeName`/node selector)."""
         with self.edit() as state:
             workload = {
                 "kind": kind,
@@ -297,6 +315,8 @@ class World:
                 "labels": dict(labels or {"app.kubernetes.io/name": name}),
                 "containers": list(containers or [name]),
                 "emptydir": emptydir,
+                "env": dict(env or {}),
+                "on_node": on_node,
             }
             cluster.kube(state)["workloads"][cluster.workload_key(workload)] = workload
             cluster.settle(state)
@@ -311,11 +331,15 @@ class World:
         )
 
     def deploy_router(self, *, hostname: str = "subnet-router", routes: Sequence[str] = ()) -> str:
-        """The subnet router's Deployment; its pod starts (containerboot logs in)."""
-        self.deploy(router.NAMESPACE, "subnet-router", containers=("tailscale",))
-        with self.edit() as state:
-            router.router(state).update(hostname=hostname, routes=list(routes))
-            return router.start(state)
+        """The subnet router's Deployment (TS_HOSTNAME, TS_ROUTES); its pod starts and
+        containerboot logs in (tests/world/router.py). Returns the router's status."""
+        self.deploy(
+            router.NAMESPACE,
+            "subnet-router",
+            containers=("tailscale",),
+            env={"TS_HOSTNAME": hostname, "TS_ROUTES": ",".join(routes)},
+        )
+        return str(self.state["router"]["status"])
 
     def put_object(self, document: Mapping[str, Any], namespace: str = "") -> None:
         with self.edit() as state:
@@ -380,6 +404,15 @@ class World:
             )
             cluster.settle(state)
 
+    def device_waits(self, registration: str, hostname: str) -> None:
+        """A device ran `tailscale up --login-server ...` and waits in Headscale's registration
+        cache under `registration` (24 characters) until an admin registers it."""
+        with self.edit() as state:
+            headscale.headscale(state)["pending"][registration] = {
+                "hostname": hostname,
+                "machine_key": f"mkey:{hostname}",
+            }
+
     def headscale_loses_database(self) -> None:
         with self.edit() as state:
             headscale.lose_database(state)
@@ -400,3 +433,9 @@ class World:
 
     def dump(self) -> str:
         return json.dumps(self.state, indent=1, sort_keys=True)
+
+
+def _context(talosconfig: str) -> dict[str, Any]:
+    document = yaml.safe_load(talosconfig) or {}
+    found: dict[str, Any] = (document.get("contexts") or {}).get(document.get("context"), {})
+    return found

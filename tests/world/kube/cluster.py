@@ -327,10 +327,14 @@ def _schedule(state: State) -> None:
         if pod.get("deletion") is not None:
             continue
         if pod.get("node") is None:
+            wanted = (kube(state)["workloads"].get(pod.get("workload") or "") or {}).get("on_node")
             candidates = [
                 n
                 for name, n in sorted(nodes.items())
-                if n["ready"] and not n["unschedulable"] and volumes_allow(state, pod, name)
+                if n["ready"]
+                and not n["unschedulable"]
+                and volumes_allow(state, pod, name)
+                and wanted in (None, name)
             ]
             if not candidates:
                 continue
