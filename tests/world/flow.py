@@ -33,6 +33,7 @@ from typing import Any
 from unittest import mock
 
 from homelab import engine, fakes
+from tests.world import configs
 from tests.world import flow_effects as effects
 from tests.world.world import World
 
@@ -227,7 +228,10 @@ class _Driver:
 
     def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any] | None:
         if token == "talos:client/getConfiguration:getConfiguration":
-            return {**args, "talosConfig": effects.talosconfig(args)}
+            text = effects.talosconfig(args)
+            with self.world.edit() as state:
+                configs.load(state, text)
+            return {**args, "talosConfig": text}
         if token == "talos:machine/getConfiguration:getConfiguration":
             self.kubernetes_version = str(args.get("kubernetesVersion", ""))
             return None

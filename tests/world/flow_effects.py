@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from tests.world import clock, etcd, talos_model
+from tests.world import clock, configs, etcd, talos_model
 from tests.world.kube import cluster
 from tests.world.kube.objects import key, objects, put
 from tests.world.world import Result, World
@@ -263,8 +263,11 @@ def kubeconfig(world: World, inputs: Inputs) -> dict[str, Any]:
 
     document: dict[str, Any] = _retrying(world, attempt, "Error reading kubeconfig")
     user = document["users"][0]["user"]
+    text = yaml.safe_dump(document, sort_keys=True)
+    with world.edit() as state:
+        configs.remember(state, text, document)
     return {
-        "kubeconfigRaw": yaml.safe_dump(document, sort_keys=True),
+        "kubeconfigRaw": text,
         "kubernetesClientConfiguration": {
             "host": document["clusters"][0]["cluster"]["server"],
             "caCertificate": document["clusters"][0]["cluster"]["certificate-authority-data"],

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from tests.world import talos_model
+from tests.world import configs, talos_model
 from tests.world.talos_model import TalosError
 
 State = dict[str, Any]
@@ -73,7 +71,7 @@ def talosconfig_path(flag: str | None, env: dict[str, str]) -> Path:
 def context_of(call: Call) -> dict[str, Any]:
     """The talosconfig context (pkg/machinery/client/client.go `resolveConfigContext`)."""
     path = talosconfig_path(call.flags.get("talosconfig"), call.env)
-    document = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    document = (configs.load(call.state, path.read_text()) if path.is_file() else None) or {}
     contexts = document.get("contexts") or {}
     name = call.flags.get("context") or document.get("context") or ""
     if not contexts and not name:

@@ -9,9 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from tests.world import clock, etcd, talos_model
+from tests.world import clock, configs, etcd, talos_model
 from tests.world.flags import Parsed
 from tests.world.kube import cluster
 from tests.world.kube import nodes as kube_nodes
@@ -354,7 +352,10 @@ def kubeconfig(call: Call) -> None:
     document = cluster.issue_kubeconfig(call.state, str(endpoint))
     previous = os.umask(0o077)
     try:
-        path.write_text(yaml.safe_dump(document, sort_keys=True))
+        # JSON is YAML: what kubectl reads, without PyYAML in this process.
+        text = json.dumps(document, indent=2, sort_keys=True)
+        configs.remember(call.state, text, document)
+        path.write_text(text)
         path.chmod(0o600)
     finally:
         os.umask(previous)

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import yaml
 
-from tests.world import clock, etcd, headscale, router, store, talos_model
+from tests.world import clock, configs, etcd, headscale, router, store, talos_model
 from tests.world.kube import cluster
 from tests.world.kube.objects import put
 
@@ -201,7 +201,11 @@ class World:
         }
         if nodes:
             context["nodes"] = list(nodes)
-        return yaml.safe_dump({"context": name, "contexts": {name: context}}, sort_keys=True)
+        document = {"context": name, "contexts": {name: context}}
+        text = yaml.safe_dump(document, sort_keys=True)
+        with self.edit() as state:
+            configs.remember(state, text, document)
+        return text
 
     def service_account_talosconfig(self, roles: Sequence[str] = ("os:etcd:backup",)) -> str:
         """What Talos writes into a `talos.dev` ServiceAccount's Secret: the endpoint
@@ -215,7 +219,9 @@ class World:
                 "endpoint", "https://127.0.0.1:6443"
             )
             document = cluster.issue_kubeconfig(state, str(endpoint))
-        return yaml.safe_dump(document, sort_keys=True)
+            text = yaml.safe_dump(document, sort_keys=True)
+            configs.remember(state, text, document)
+        return text
 
     def trust_talosconfig(self, text: str, *, roles: Sequence[str] = ("os:admin",)) -> None:
         """Make `text` (e.g. the talosconfig a render hands its Commands) the cluster's: its CA
@@ -223,6 +229,7 @@ class World:
         `install_cluster`."""
         context = _context(text)
         with self.edit() as state:
+            configs.load(state, text)
             talos_model.talos(state)["cluster"]["ca"] = str(context.get("ca", ""))
             talos_model.issue_client_cert(
                 state, str(context.get("crt", "")), str(context.get("ca", "")), roles=list(roles)
@@ -231,7 +238,7 @@ class World:
     def trust_kubeconfig(self, text: str) -> None:
         """Make the cluster accept `text` (its CA and client identity, valid a year from now)."""
         with self.edit() as state:
-            cluster.trust(state, yaml.safe_load(text))
+            cluster.trust(state, configs.load(state, text))
 
     @staticmethod
     def _cluster_ca(state: State) -> str:

@@ -235,9 +235,10 @@ def _kubelets(state: State, now: float) -> None:
                 "labels": {LOCAL_PATH_AFFINITY_KEY: name},
             }
     for node in nodes.values():
-        up = machine_of_node(state, node) is not None and talos_model.is_up(
-            machine_of_node(state, node)
-        )
+        running = machine_of_node(state, node)
+        up = running is not None and talos_model.is_up(running)
+        if up and running is not None:
+            node["os_image"] = f"Talos ({running['version']})"
         if up and not node["ready"]:
             node.update(ready=True, not_ready_since=None)
         elif not up and node["ready"]:

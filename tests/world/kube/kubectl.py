@@ -8,9 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from tests.world import clock
+from tests.world import clock, configs
 from tests.world.flags import FlagError, parse
 from tests.world.kube import cluster, exec, nodes, objects
 from tests.world.kube.context import API_NAMES, Call, KubectlError, not_found, targets
@@ -86,7 +84,7 @@ def _connect(call: Call, env: dict[str, str]) -> None:
             "The connection to the server localhost:8080 was refused - did you specify the "
             "right host or port?"
         )
-    document = yaml.safe_load(Path(path).read_text()) or {}
+    document = configs.load(call.state, Path(path).read_text()) or {}
     server, _, _ = cluster.credential_of(document)
     problem = cluster.api_problem(call.state, server) or cluster.auth_problem(call.state, document)
     if problem:

@@ -49,7 +49,13 @@ def node_document(state: State, node: dict[str, Any]) -> dict[str, Any]:
                 {"type": "Hostname", "address": node["name"]},
             ],
             "conditions": [{"type": "Ready", "status": ready}],
-            "nodeInfo": {"kubeletVersion": "v" + str(node.get("kubelet_version", ""))},
+            # The kubelet reads /etc/os-release, whose PRETTY_NAME Talos writes as
+            # "Talos (<version>)" (siderolabs/talos@v1.13.9: pkg/machinery/constants
+            # `OSReleaseTemplate`).
+            "nodeInfo": {
+                "kubeletVersion": "v" + str(node.get("kubelet_version", "")),
+                "osImage": str(node.get("os_image", "")),
+            },
         },
     }
 

@@ -8,9 +8,7 @@ import copy
 import json
 from typing import Any
 
-import yaml
-
-from tests.world import clock
+from tests.world import clock, configs
 from tests.world.kube import cluster
 from tests.world.kube.context import API_NAMES, RESOURCES, Call, KubectlError, not_found, targets
 
@@ -161,8 +159,8 @@ def documents(call: Call) -> list[Object]:
                 )
             text = served
         try:
-            found += [d for d in yaml.safe_load_all(text) if d]
-        except yaml.YAMLError as error:
+            found += [d for d in configs.load_all(text) if d]
+        except Exception as error:  # yaml.YAMLError, imported only when needed
             raise KubectlError(f"error: error parsing STDIN: {error}") from None
     return found
 

@@ -1,9 +1,11 @@
-"""Flows the faithful world shows failing today, each with the real program of the Command
-(taken from a render by resource name) in the state a person meets. Marked xfail(strict) with
-the issue that fixes them: when a fix lands, the test passes and the mark must go."""
+"""Flows of one program: the real program of a Command (taken from a render by resource name),
+run in the state a person meets. Those the faithful world shows failing today are marked
+xfail(strict) with the issue that fixes them: when a fix lands, the test passes and the mark
+must go."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ def trusted_world(tmp_path: Path, environment: Mapping[str, str]) -> World:
     return world
 
 
+@functools.cache
 def with_worker() -> Render:
     raw = harness.stack_raw_config()
     return harness.render_config(
@@ -51,6 +54,33 @@ def with_worker() -> Render:
             },
         )
     )
+
+
+def test_a_talos_patch_bump_upgrades_a_healthy_node(tmp_path: Path) -> None:
+    """The common roll works: cp-1's step of a v1.13.10 render on a healthy cluster at v1.13.9
+    checks health, upgrades, and cp-1 comes back on the new version."""
+    raw = harness.stack_raw_config()
+    bumped = harness.render_config(harness.with_changes(raw, {"cluster.talosVersion": "v1.13.10"}))
+    program, _, environment = command(bumped, "cluster-talos-upgrade-talos-cp-1")
+    world = trusted_world(tmp_path, environment)
+    world.install_cluster(control_planes=ALL, vip=VIP)
+    result = world.run(program, environment)
+    assert result.returncode == 0, result.stderr
+    assert world.machine(CP1)["version"] == "v1.13.10"
+    assert world.machine(CP2)["version"] == "v1.13.9"
+    upgrades = [c for c in world.calls("talosctl") if "upgrade" in c["argv"]]
+    assert len(upgrades) == 1
+
+
+def test_removing_a_healthy_worker_drains_stops_and_deletes_it(tmp_path: Path) -> None:
+    before, after = with_worker(), harness.homelab_render()
+    world = trusted_world(tmp_path, command(after, "cluster-node-set")[2])
+    world.install_cluster(control_planes=ALL, workers={WORKER["ip"]: WORKER["hostname"]}, vip=VIP)
+    world.deploy("apps", "grafana", on_node=WORKER["hostname"])
+    result = node_set_update(world, before, after)
+    assert result.returncode == 0, result.stderr
+    assert WORKER["hostname"] not in world.state["kube"]["nodes"]
+    assert world.machine(WORKER["ip"])["state"] == "off"
 
 
 @pytest.mark.xfail(
