@@ -62,3 +62,18 @@ def test_a_command_runs_with_its_environment_and_only_the_fakes_on_path(world: W
         {"X": "given"},
     )
     assert result.stdout.split() == ["given", "True", "None"]
+
+
+def test_a_node_that_dies_turns_not_ready_and_comes_back_after_a_boot(world: World) -> None:
+    """A dead machine answers nothing; its kubelet stops posting and the Node turns NotReady
+    (kubernetes/kubernetes@v1.36.3 pkg/controller/nodelifecycle). Powered on, it boots what is
+    on its disk and is back after a reboot's time (tests/world/talos_model.py)."""
+    world.node_dies(CP1)
+    assert world.machine(CP1)["state"] == "dead"
+    assert world.state["kube"]["nodes"]["cp-1"]["ready"] is False
+    world.node_returns(CP1)
+    world.advance(89)
+    assert world.machine(CP1)["state"] == "rebooting"
+    world.advance(1)
+    assert world.machine(CP1)["state"] == "installed"
+    assert world.state["kube"]["nodes"]["cp-1"]["ready"] is True
