@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from tests.world import talos_client, talos_model, talos_ops
+from tests.world import talos_client, talos_etcd, talos_model, talos_ops
 from tests.world.flags import FlagError, command_words, parse
 from tests.world.talos_model import TalosError
 
@@ -202,8 +202,8 @@ COMMAND_RUNNERS: Final = {
     ("upgrade-k8s",): talos_ops.upgrade_k8s,
     ("bootstrap",): talos_ops.bootstrap,
     ("get",): talos_ops.get,
-    ("etcd", "members"): talos_ops.etcd_members,
-    ("etcd", "leave"): talos_ops.etcd_leave,
-    ("etcd", "remove-member"): talos_ops.etcd_remove_member,
-    ("etcd", "snapshot"): talos_ops.etcd_snapshot,
+    ("etcd", "members"): talos_etcd.etcd_members,
+    ("etcd", "leave"): talos_etcd.etcd_leave,
+    ("etcd", "remove-member"): talos_etcd.etcd_remove_member,
+    ("etcd", "snapshot"): talos_etcd.etcd_snapshot,
 }
