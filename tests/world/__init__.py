@@ -25,8 +25,9 @@ first failure.
 
 The pieces: store.py (state file, lock, call log), clock.py (virtual time, also for the
 programs), flags.py (cobra/pflag parsing), talos_model.py (machines, apid's TLS and
-forwarding), etcd.py (members, quorum, `mayRemoveMember`), talos_client.py, talos_ops.py
-and talos_etcd.py (talosctl), kube/ (kubectl: cluster.py the API server, kubelets and controllers; objects.py,
-nodes.py, exec.py per area; kubectl.py the dispatcher), headscale.py, router.py (containerboot),
-cli.py (the executables' entry point), flow.py and flow_effects.py (the driver).
+forwarding), etcd.py (members, quorum, `mayRemoveMember`), talos_client.py, talos_ops.py and
+talos_etcd.py (talosctl), kube/ (kubectl: cluster.py the API server, kubelets and
+controllers; objects.py, nodes.py, exec.py per area; kubectl.py the dispatcher), headscale.py,
+router.py (containerboot), configs.py (configs parsed once), cli.py (the executables' entry
+point), flow.py and flow_effects.py (the driver).
 """
