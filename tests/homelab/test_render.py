@@ -450,6 +450,7 @@ def test_embed_between_markers_replaces_only_the_marked_block() -> None:
 # --- determinism and the golden render -------------------------------------------------------
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_two_renders_in_one_process_write_byte_identical_files(tmp_path: Path) -> None:
     for out in (tmp_path / "a", tmp_path / "b"):
         assert cli.main(["render", "--stack", "homelab", "--out", str(out)], out=io.StringIO()) == 0
@@ -458,6 +459,7 @@ def test_two_renders_in_one_process_write_byte_identical_files(tmp_path: Path) -
     assert first == second
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_a_render_in_a_fresh_process_equals_the_in_process_render(tmp_path: Path) -> None:
     # Another process has another hash seed: set or dict order leaking into output shows here.
     out = tmp_path / "fresh"
@@ -500,6 +502,7 @@ def test_golden_render_of_the_homelab_stack() -> None:
 # --- the command -----------------------------------------------------------------------------
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_render_refuses_to_overwrite_a_directory_that_is_not_a_render(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     err = io.StringIO()
@@ -509,6 +512,7 @@ def test_render_refuses_to_overwrite_a_directory_that_is_not_a_render(tmp_path: 
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_rerendering_removes_files_a_previous_render_left(tmp_path: Path) -> None:
     assert cli.main(["render", "--out", str(tmp_path)], out=io.StringIO()) == 0
     stale = tmp_path / "kubernetes" / "gone.yaml"
