@@ -14,14 +14,13 @@ from collections.abc import Generator
 
 import pytest
 
-from tests.harness import STACK_FILE_GUARD, STACK_FILES_MARKER
+from tests.harness import FORK_MARKER, FORK_RUN_VARIABLE, STACK_FILE_GUARD, STACK_FILES_MARKER
 
-FORK_RUN_VARIABLE = "HOMELAB_FORK_RUN"
-FORK_MARKER = "fork"
 
-sys.addaudithook(STACK_FILE_GUARD.audit)
-# Armed from here on (collection included) except while a marked test runs.
-STACK_FILE_GUARD.armed = True
+def pytest_configure(config: pytest.Config) -> None:
+    sys.addaudithook(STACK_FILE_GUARD.audit)
+    # Armed from here on (collection included) except while a marked test runs.
+    STACK_FILE_GUARD.armed = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

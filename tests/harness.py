@@ -40,6 +40,10 @@ PROJECT_ROOT = engine.PROJECT_ROOT
 # --- the committed stack files ---------------------------------------------------------------
 
 STACK_FILES_MARKER: Final = "stack_files"
+# tests/test_fork.py runs the whole suite in a re-addressed copy, with this variable set; there
+# the tests marked `fork` (that run itself) are deselected (tests/conftest.py).
+FORK_MARKER: Final = "fork"
+FORK_RUN_VARIABLE: Final = "HOMELAB_FORK_RUN"
 # `python -m homelab` subcommands that read no stack file.
 _COMMANDS_WITHOUT_STACK_FILE: Final = frozenset({"fetch-reference", "render-diff"})
 
@@ -55,8 +59,8 @@ class StackFileGuard:
     tests/conftest.py installs `audit` as an audit hook (sys.addaudithook, PEP 578) and arms it for
     every test not marked `stack_files`. The hook sees every `open` of the process, whoever opens
     the file (engine.read_stack_file, Path.read_text, shutil.copy...), and every subprocess that
-    runs `python -m homelab` in the project (its CLI reads the project's stack files wherever it is
-    started from). A read raises `CommittedStackFileReadError` and is recorded, so a test that catches
+    runs the project's CLI (`python -m homelab` in the project, or its ./scripts/homelab), which
+    reads the project's stack files. A read raises `CommittedStackFileReadError` and is recorded, so a test that catches
     the error fails all the same (conftest turns a recorded read into a failed report). Caches of
     committed data call `check` themselves (`committed_render`).
     """
@@ -83,6 +87,11 @@ class StackFileGuard:
         if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
             return False
         words = [os.fsdecode(w) for w in argv if isinstance(w, str | bytes | os.PathLike)]
+        if words and Path(words[0]).name == "homelab" and Path(words[0]).parent.name == "scripts":
+            # ./scripts/homelab, the wrapper: its project is the one it lives in.
+            command = words[1] if len(words) > 1 else ""
+            project = Path(words[0]).resolve().parent.parent
+            return command not in _COMMANDS_WITHOUT_STACK_FILE and project == self.root
         for index, word in enumerate(words[:-1]):
             if word == "-m" and words[index + 1] == "homelab":
                 command = words[index + 2] if index + 2 < len(words) else ""

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from homelab import engine
-from tests.conftest import FORK_RUN_VARIABLE
 from tests.harness import (
     FIXTURE_STACKS,
+    FORK_RUN_VARIABLE,
     PROJECT_ROOT,
     STACK_FILE_GUARD,
     CommittedStackFileReadError,
@@ -67,6 +67,9 @@ def test_a_homelab_command_started_in_the_project_counts_as_a_read() -> None:
     assert not guard.runs_homelab_here([python, "-m", "homelab", "render"], FIXTURE_STACKS)
     assert not guard.runs_homelab_here([python, "-m", "homelab", "fetch-reference"], PROJECT_ROOT)
     assert not guard.runs_homelab_here([python, "-m", "pytest"], PROJECT_ROOT)
+    wrapper = str(PROJECT_ROOT / "scripts" / "homelab")
+    assert guard.runs_homelab_here([wrapper, "render"], FIXTURE_STACKS)  # wherever it starts
+    assert not guard.runs_homelab_here([wrapper, "render-diff", "a", "b"], None)
     try:
         with pytest.raises(CommittedStackFileReadError):
             subprocess.run([python, "-m", "homelab", "render", "--help"], check=False)
@@ -105,7 +108,12 @@ def _session(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
          "-p", "no:xdist", "-q", "-W", "ignore::pytest.PytestUnknownMarkWarning", "test_guarded.py"],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env},
+        # Not this run's own HOMELAB_FORK_RUN (inside the fork run): each case sets what it tests.
+        env={
+            **{k: v for k, v in os.environ.items() if k != FORK_RUN_VARIABLE},
+            "PYTHONPATH": str(PROJECT_ROOT),
+            **env,
+        },
         capture_output=True,
         text=True,
         check=False,
