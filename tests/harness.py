@@ -60,9 +60,9 @@ class StackFileGuard:
     every test not marked `stack_files`. The hook sees every `open` of the process, whoever opens
     the file (engine.read_stack_file, Path.read_text, shutil.copy...), and every subprocess that
     runs the project's CLI (`python -m homelab` in the project, or its ./scripts/homelab), which
-    reads the project's stack files. A read raises `CommittedStackFileReadError` and is recorded, so a test that catches
-    the error fails all the same (conftest turns a recorded read into a failed report). Caches of
-    committed data call `check` themselves (`committed_render`).
+    reads the project's stack files. A read raises `CommittedStackFileReadError` and is recorded,
+    so a test that catches the error fails all the same (conftest turns a recorded read into a
+    failed report). Caches of committed data call `check` themselves (`committed_render`).
     """
 
     def __init__(self, root: Path) -> None:

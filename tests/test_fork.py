@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from homelab import engine
+from homelab.init import is_example
 from tests import harness
 from tests.harness import (
     FORK_MARKER,
@@ -74,6 +76,36 @@ def make_it_yours_commands(readme: str) -> list[list[str]]:
     return commands
 
 
+def _flags(command: list[str]) -> dict[str, str]:
+    return {
+        flag: value
+        for flag, value in zip(command, [*command[1:], ""], strict=True)
+        if flag.startswith("--") and not value.startswith("--")
+    }
+
+
+def _domain_and_lan(path: Path) -> tuple[str, str]:
+    config, _ = engine.read_stack_file(path)
+    return str(config["homelab:domain"]), str(config["homelab:network"]["lanCidr"])
+
+
+def _elsewhere_than(own: tuple[str, str], commands: list[list[str]]) -> list[list[str]]:
+    """README's commands, moved to example.net and 10.43.0.0/24 when its example values
+    (example.org, 10.42.0.0/24) are the stack's own, as in a fork made with them: re-addressed
+    means other values than the ones the stack file has."""
+    readme = next(_flags(c) for c in commands if c[:3] == ["init", "--stack", "homelab"])
+    if readme["--domain"] != own[0] and readme["--lan-cidr"] != own[1]:
+        return commands
+    moved = {"example.org": "example.net", "10.42.0.": "10.43.0."}
+    return [[_replace_all(word, moved) for word in command] for command in commands]
+
+
+def _replace_all(text: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return text
+
+
 def _inner_workers() -> list[str]:
     # The outer run already keeps every core busy on 2 cores; with more, the inner run shares.
     cores = os.cpu_count() or 1
@@ -119,17 +151,28 @@ def test_a_re_addressed_fork_passes_the_whole_suite(
         ["init", "--stack", "lab"],
     ]
     assert ["render", "--update-golden"] in commands
+    own = _domain_and_lan(fork / "Pulumi.homelab.yaml")
+    commands = _elsewhere_than(own, commands)
     for command in commands:
+        if command[0] == "init" and not is_example(fork / f"Pulumi.{command[2]}.yaml"):
+            # A fork's copy holds its owner's stack files, not the project's examples that a
+            # fresh clone has (and replaces without --force): re-address them all the same.
+            command = [*command, "--force"]
         result = _run(fork, ["-m", "homelab", *command])
         assert result.returncode == 0, f"{WRAPPER} {shlex.join(command)}:\n{result.stderr}"
+    domain, lan = _domain_and_lan(fork / "Pulumi.homelab.yaml")
+    assert domain != own[0]
+    assert lan != own[1]
 
     summary = (fork / "tests" / "golden" / "homelab" / "SUMMARY.md").read_text()
     # The golden render follows the fork's stack file, which Pulumi has not created yet.
-    assert "https://headscale.example.org" in summary
-    assert "| 443 | 10.42.0.220 | 8443 |" in summary
+    homelab = next(c for c in commands if c[:3] == ["init", "--stack", "homelab"])
+    traefik = _flags(homelab)["--pool"].split("-")[0]  # the pool's first address
+    assert f"https://headscale.{domain}" in summary
+    assert f"| 443 | {traefik} | 8443 |" in summary
     assert "## New stack" in summary
     assert "## Upgrade plan" not in summary
-    assert "domain: lab.example.org" in (fork / "Pulumi.lab.yaml").read_text()
+    assert f"domain: lab.{domain}" in (fork / "Pulumi.lab.yaml").read_text()
 
     # Every test, in the fork, as CI runs them (missing reference data fails, never skips).
     suite = _run(
@@ -154,14 +197,19 @@ def test_a_re_addressed_fork_passes_the_whole_suite(
 def test_the_readme_steps_re_address_the_fork() -> None:
     commands = make_it_yours_commands(README.read_text())
     homelab = next(c for c in commands if c[:3] == ["init", "--stack", "homelab"])
-    flags = {
-        flag: value
-        for flag, value in zip(homelab, [*homelab[1:], ""], strict=True)
-        if flag.startswith("--") and not value.startswith("--")
-    }
+    flags = _flags(homelab)
     assert flags["--domain"] == "example.org"
     assert flags["--lan-cidr"] == "10.42.0.0/24"
     assert "--force" not in homelab  # a fresh clone's example stack file needs none
+
+
+def test_a_fork_made_with_the_readme_values_is_re_addressed_elsewhere() -> None:
+    commands = make_it_yours_commands(README.read_text())
+    assert _elsewhere_than(("sarma.love", "192.168.0.0/24"), commands) == commands
+    moved = _elsewhere_than(("example.org", "10.42.0.0/24"), commands)
+    flags = _flags(next(c for c in moved if c[:3] == ["init", "--stack", "homelab"]))
+    assert (flags["--domain"], flags["--lan-cidr"]) == ("example.net", "10.43.0.0/24")
+    assert flags["--pool"] == "10.43.0.220-10.43.0.239"
 
 
 # --- CI and the reference data ----------------------------------------------------------------
