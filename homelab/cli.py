@@ -157,7 +157,7 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
     if args.update_golden and args.charts:
         raise render.RenderOutputError("the golden render has no charts (they need the network)")
     result = engine.render(stack)
-    files = render.render_files(result)
+    files = render.render_files(result, new_stack=render.is_new_stack(engine.stack_file(stack)))
     if args.charts:
         charts = render.template_charts(result)
         if charts.skipped:

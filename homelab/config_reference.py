@@ -190,7 +190,7 @@ def _cell(text: str) -> str:
 def generate() -> str:
     """The Markdown that belongs between the README markers."""
     out = [
-        "Generated from `config/model.py` by `python -m homelab.config_reference --write`; "
+        "Generated from `config/model.py` by `./scripts/run python -m homelab.config_reference --write`; "
         "edit the model, not this section. Every key lives in the `homelab:` namespace of "
         "`Pulumi.<stack>.yaml`; objects and lists are YAML, and secrets are set with "
         "`./scripts/pulumi config set --secret homelab:<key>` (the Pulumi CLI on this project's "
@@ -252,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.check:
         if current_section(README.read_text()) != body:
             print(
-                "README.md's config reference is stale; run: python -m homelab.config_reference --write"
+                "README.md's config reference is stale; run: "
+                "./scripts/run python -m homelab.config_reference --write"
             )
             return 1
     else:

@@ -1,15 +1,25 @@
 """`python -m homelab init [--stack NAME]`: write a validated Pulumi.<stack>.yaml for your own LAN.
 
 Every value can be given as a flag (for scripts); whatever is not given is asked on the terminal
-with a proposal taken from the workstation's LAN (its default route and address), or, with
-`--non-interactive`, the proposal is taken as is. The result is validated by the same model and
-rules as the program (`config.loader.validate_config`: one line per problem, nothing written), a
-lab is checked against the homelab's stack file (config/lab_guard.py), and then the next steps are
-printed: secrets, the Talos ISO, the router's port forwards (from an offline render of the new
-stack, so they are exactly what the program exports) and `./scripts/up`.
+with a proposal, or, with `--non-interactive`, the proposal is taken as is. A proposal follows what
+is known by then: the LAN typed (else the workstation's, from its default route), the MetalLB pool
+typed (Traefik and STUN take its first free addresses), the addresses the other stack files take
+(never proposed again), and for a lab the homelab's domain, e-mail and LAN, in a layout of its own.
 
-An existing stack file is replaced only with `--force`; its encryption salt and its encrypted
-(`secure:`) values are kept, so secrets already set survive a re-run.
+The result is validated by the same model and rules as the program (`config.loader.validate_config`:
+one line per problem) and a lab is checked against the homelab's stack file (config/lab_guard.py).
+Nothing is written until it validates. Interactively, a problem asks again only the questions whose
+answers it names; every other answer is kept. Then the next steps are printed: create the stack and
+set its secrets, the Talos ISO and the router's port forwards (from an offline render of the new
+stack, so exactly what the program exports), the golden render, and `./scripts/up`.
+
+A fresh clone holds the project's example stack files (the author's domain and LAN): `init`
+replaces such a file without `--force` (interactively it asks first). A stack file is an example
+when `init` did not write it and Pulumi never used it: no `encryptionsalt`, `secretsprovider` or
+`encryptedkey` (what Pulumi writes into the file when it creates the stack:
+pulumi/pulumi@v3.272.0:pkg/secrets/passphrase/manager.go `NewPromptingPassphraseSecretsManager`)
+and no `secure:` value. Any other existing file is replaced only with `--force`; its encryption
+settings and encrypted values are kept, so secrets already set survive a re-run.
 """
 
 from __future__ import annotations
@@ -17,7 +27,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,35 +35,35 @@ from typing import Any, Final, TextIO
 import yaml
 
 from config import pins
-from config.lab_guard import check_against_file
+from config.lab_guard import address_claims, check_against_file, load_stack_file
 from config.loader import ConfigError, validate_config
+from config.model import HomelabConfig, parse_address_range
 from config.rules import NS, Problem
 from homelab import engine
+from homelab.init_prompts import HOMELAB_LAYOUT, LAB_LAYOUT, AddressRange, Asker, Proposals
+
+# The CLI names these as init's.
+from homelab.init_prompts import InitError as InitError
+from homelab.init_prompts import Lan as Lan
+from homelab.init_prompts import detect_lan as detect_lan
 
 SCHEMA_PATH: Final = "schema/stack.schema.json"
 # Pulumi's own stack-file keys that carry the encryption of the stack's secrets.
 ENCRYPTION_KEYS: Final = ("secretsprovider", "encryptedkey", "encryptionsalt")
+# In the header of every file `init` writes: such a file is the user's, never an example.
+WRITTEN_BY: Final = "written by `python -m homelab init`"
 # Validation needs the required secret; it is never written (secrets go through the CLI).
 _VALIDATION_TOKEN: Final = "init-placeholder-token"
 FALLBACK_LAN: Final = ipaddress.IPv4Network("192.168.1.0/24")
 ROLES: Final = ("controlplane", "worker")
+# The plain release ISO, named only when the offline render cannot give the stack's own.
 TALOS_ISO_URL: Final = (
     # The release asset list: siderolabs/talos@v1.13.9:.github/workflows/ci.yaml (release job).
     "https://github.com/siderolabs/talos/releases/download/{version}/metal-amd64.iso"
 )
-
-
-class InitError(Exception):
-    """A refusal the user can fix (an existing file, a malformed flag): one line, exit code 2."""
-
-
-@dataclass(frozen=True)
-class Lan:
-    """What the workstation knows about its LAN: the network, the router, its own address."""
-
-    network: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address | None
-    address: ipaddress.IPv4Address | None = None
+# Question ids that are not config paths.
+NODE_COUNT: Final = "cluster.nodes"
+POOL: Final = "network.addressPools[0].addresses[0]"
 
 
 @dataclass(frozen=True)
@@ -63,83 +72,6 @@ class NodeSpec:
     ip: str
     role: str = "controlplane"
     install_disk: str = "/dev/sda"
-
-
-def _proc_default_route(text: str) -> tuple[str, ipaddress.IPv4Address] | None:
-    """(interface, gateway) of the default route in /proc/net/route (little-endian hex)."""
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 3 and fields[1] == "00000000":
-            gateway = ipaddress.IPv4Address(bytes.fromhex(fields[2])[::-1])
-            return fields[0], gateway
-    return None
-
-
-def detect_lan() -> Lan | None:
-    """The LAN of the default route (Linux: /proc/net/route and `ip -o -4 addr`), or None."""
-    try:
-        route = _proc_default_route(Path("/proc/net/route").read_text())
-        if route is None:
-            return None
-        interface, gateway = route
-        shown = subprocess.run(
-            ["ip", "-o", "-4", "addr", "show", "dev", interface],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=5,
-        ).stdout
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\binet (\d+\.\d+\.\d+\.\d+/\d+)", shown)
-    if match is None:
-        return None
-    interface_address = ipaddress.IPv4Interface(match.group(1))
-    return Lan(interface_address.network, gateway, interface_address.ip)
-
-
-@dataclass(frozen=True)
-class Proposals:
-    """Addresses proposed inside a LAN: the same layout as the author's stack, shifted to it."""
-
-    lan: Lan
-
-    def _at(self, offset: int) -> str:
-        network = self.lan.network
-        if offset >= network.num_addresses - 1:
-            raise InitError(
-                f"the LAN {network} is too small to propose addresses; give them as flags"
-            )
-        return str(network.network_address + offset)
-
-    def _pool_start(self) -> int:
-        # .220-.239 on a /24; the same distance from the end on smaller networks.
-        size = self.lan.network.num_addresses
-        return 220 if size >= 256 else size - 36
-
-    @property
-    def gateway(self) -> str:
-        return str(self.lan.gateway or self._at(1))
-
-    @property
-    def vip(self) -> str:
-        return self._at(10)
-
-    def node_ip(self, index: int) -> str:
-        return self._at(11 + index)
-
-    @property
-    def pool(self) -> str:
-        start = self._pool_start()
-        return f"{self._at(start)}-{self._at(start + 19)}"
-
-    @property
-    def traefik_ip(self) -> str:
-        return self._at(self._pool_start())
-
-    @property
-    def stun_ip(self) -> str:
-        return self._at(self._pool_start() + 1)
 
 
 def parse_node(text: str) -> NodeSpec:
@@ -157,37 +89,6 @@ def parse_node(text: str) -> NodeSpec:
             raise InitError(f"--node {text!r}: unknown option {option!r}; use role= or disk=")
         fields[key] = value
     return NodeSpec(hostname.strip(), ip.strip(), fields["role"], fields["disk"])
-
-
-class Asker:
-    """Asks for what the flags did not give; `--non-interactive` takes every proposal."""
-
-    def __init__(self, interactive: bool, stdin: TextIO, out: TextIO) -> None:
-        self.interactive = interactive
-        self.stdin = stdin
-        self.out = out
-
-    def ask(self, question: str, given: str | None, proposal: str | None) -> str:
-        if given is not None:
-            return given
-        if not self.interactive:
-            if proposal is None:
-                raise InitError(f"{question}: no proposal; give it as a flag")
-            return proposal
-        suffix = f" [{proposal}]" if proposal is not None else ""
-        while True:
-            print(f"{question}{suffix}: ", end="", file=self.out, flush=True)
-            line = self.stdin.readline()
-            if not line:  # end of input: take the proposal, or stop
-                if proposal is None:
-                    raise InitError(f"{question}: no answer (end of input)")
-                print(file=self.out)
-                return proposal
-            answer = line.strip()
-            if answer:
-                return answer
-            if proposal is not None:
-                return proposal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,29 +113,96 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--vip", help="control-plane VIP (a free LAN address)")
     parser.add_argument("--pool", help="MetalLB address range 'first-last' (free LAN addresses)")
-    parser.add_argument("--traefik-ip", help="Traefik's LoadBalancer IP (inside the pool)")
-    parser.add_argument("--stun-ip", help="STUN's LoadBalancer IP (inside the pool)")
+    parser.add_argument("--traefik-ip", help="Traefik's LoadBalancer IP (default: in the pool)")
+    parser.add_argument("--stun-ip", help="STUN's LoadBalancer IP (default: in the pool)")
     parser.add_argument(
         "--non-interactive", action="store_true", help="ask nothing: take every proposal"
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing stack file")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing stack file that is not the project's example",
+    )
 
 
-def _nodes(args: argparse.Namespace, asker: Asker, proposals: Proposals, stack: str) -> list[Any]:
+# --- gathering the answers -------------------------------------------------------------------
+
+
+def _is_network(text: str) -> str | None:
+    try:
+        ipaddress.IPv4Network(text, strict=False)
+    except ValueError:
+        return "not an IPv4 network; e.g. 192.168.1.0/24"
+    return None
+
+
+def _is_range(text: str) -> str | None:
+    try:
+        parse_address_range(text)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _is_count(text: str) -> str | None:
+    return None if text.isdigit() and int(text) >= 1 else "give a whole number, 1 or more"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        return None if text.strip().lower() in choices else f"answer {' or '.join(choices)}"
+
+    return check
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """What the other stack files say: the homelab's config (for a lab's proposals) and every
+    address the other stacks take."""
+
+    homelab: HomelabConfig | None
+    taken: list[AddressRange]
+
+
+def neighbours(root: Path, stack: str) -> Neighbours:
+    homelab: HomelabConfig | None = None
+    taken: list[AddressRange] = []
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        if path.name in (f"Pulumi.{stack}.yaml", "Pulumi.yaml") or is_example(path):
+            continue  # the project's examples are nobody's addresses
+        config = load_stack_file(path)
+        if isinstance(config, Problem):
+            continue  # its own validation reports it
+        taken.extend((claim.first, claim.last) for claim in address_claims(config))
+        if path.name == "Pulumi.homelab.yaml":
+            homelab = config
+    return Neighbours(homelab, taken)
+
+
+def _nodes(
+    args: argparse.Namespace, asker: Asker, proposals: Proposals, stack: str
+) -> list[dict[str, str]]:
     specs = [parse_node(text) for text in args.node or []]
     if not specs:
-        count_text = asker.ask(
-            "How many nodes", None if args.nodes is None else str(args.nodes), "1"
-        )
-        if not count_text.isdigit() or int(count_text) < 1:
-            raise InitError(f"number of nodes {count_text!r}: give a whole number, 1 or more")
-        for index in range(int(count_text)):
-            number = index + 1
-            hostname = asker.ask(f"Node {number} hostname", None, f"{stack}-cp-{number}")
-            ip = asker.ask(f"Node {number} IP", None, proposals.node_ip(index))
-            role = asker.ask(f"Node {number} role ({'/'.join(ROLES)})", None, "controlplane")
-            disk = asker.ask(f"Node {number} install disk", None, "/dev/sda")
-            specs.append(NodeSpec(hostname, ip, role, disk))
+        given = None if args.nodes is None else str(args.nodes)
+        count = asker.ask(NODE_COUNT, "How many nodes", given, "1", _is_count)
+        for index in range(int(count)):
+            number, key = index + 1, f"cluster.nodes[{index}]"
+            hostname = asker.ask(
+                f"{key}.hostname", f"Node {number} hostname", None, f"{stack}-cp-{number}"
+            )
+            ip = asker.ask(f"{key}.ip", f"Node {number} IP", None, proposals.node_ip)
+            proposals.take(ip)
+            role = asker.ask(
+                f"{key}.role",
+                f"Node {number} role ({'/'.join(ROLES)})",
+                None,
+                "controlplane",
+                _one_of(*ROLES),
+            )
+            disk = asker.ask(f"{key}.installDisk", f"Node {number} install disk", None, "/dev/sda")
+            specs.append(NodeSpec(hostname, ip, role.strip().lower(), disk))
+    proposals.take(*(spec.ip for spec in specs))
     return [
         {"hostname": s.hostname, "ip": s.ip, "role": s.role, "installDisk": s.install_disk}
         for s in specs
@@ -242,46 +210,95 @@ def _nodes(args: argparse.Namespace, asker: Asker, proposals: Proposals, stack: 
 
 
 def gather(
-    args: argparse.Namespace, asker: Asker, lan_probe: Callable[[], Lan | None]
+    args: argparse.Namespace,
+    asker: Asker,
+    lan_probe: Callable[[], Lan | None],
+    around: Neighbours | None = None,
 ) -> dict[str, Any]:
     """The stack's `homelab:*` config (keys without the namespace) from flags, answers, proposals."""
     stack: str = args.stack
-    domain = asker.ask("Domain (services live at <host>.<domain>)", args.domain, None)
-    email = asker.ask("Let's Encrypt e-mail", args.email, f"admin@{domain}")
+    around = around or Neighbours(None, [])
+    is_homelab_stack = stack == "homelab"
+    default_environment = "homelab" if is_homelab_stack else "lab"
+    # A lab's proposals start from the homelab's domain, e-mail and LAN.
+    home = around.homelab if (args.environment or default_environment) == "lab" else None
+    domain = asker.ask(
+        "domain",
+        "Domain (services live at <host>.<domain>)",
+        args.domain,
+        f"{stack}.{home.domain}" if home else None,
+    )
+    email = asker.ask(
+        "tls.acmeEmail",
+        "Let's Encrypt e-mail",
+        args.email,
+        home.tls.acme_email if home else f"admin@{domain}",
+    )
     environment = asker.ask(
+        "lifecycle.environment",
         "Environment (homelab/lab)",
         args.environment,
-        "homelab" if stack == "homelab" else "lab",
+        default_environment,
+        _one_of("homelab", "lab"),
+    ).lower()
+    cluster_name = asker.ask("cluster.name", "Cluster name", args.cluster_name, stack)
+    detected = lan_probe() if args.lan_cidr is None and home is None else None
+    if home is not None:
+        detected = Lan(home.network.lan_cidr, home.network.gateway)
+    lan_text = asker.ask(
+        "network.lanCidr",
+        "LAN CIDR",
+        args.lan_cidr,
+        str(detected.network if detected else FALLBACK_LAN),
+        _is_network,
     )
-    cluster_name = asker.ask("Cluster name", args.cluster_name, stack)
-    detected = lan_probe() if args.lan_cidr is None else None
-    lan_proposal = str(detected.network if detected else FALLBACK_LAN)
-    lan_text = asker.ask("LAN CIDR", args.lan_cidr, lan_proposal)
-    try:
-        network = ipaddress.IPv4Network(lan_text, strict=False)
-    except ValueError:
-        # Proposals need a network; the model reports the bad value with its key below.
-        network = FALLBACK_LAN
+    network = ipaddress.IPv4Network(lan_text, strict=False)
     gateway_guess = detected.gateway if detected and detected.network == network else None
-    proposals = Proposals(Lan(network, gateway_guess))
-    gateway = asker.ask("Gateway (router)", args.gateway, proposals.gateway)
+    layout = LAB_LAYOUT if environment == "lab" else HOMELAB_LAYOUT
+    gateway = asker.ask(
+        "network.gateway",
+        "Gateway (router)",
+        args.gateway,
+        str(gateway_guess or network.network_address + 1),
+    )
+    proposals = Proposals(
+        Lan(network, _address_or_none(gateway) or gateway_guess), layout, list(around.taken)
+    )
     nodes = _nodes(args, asker, proposals, stack)
     cluster: dict[str, Any] = {"name": cluster_name}
     if any(node["role"] == "worker" for node in nodes):
         # With workers the choice is explicit (config/rules.py control_plane_scheduling_is_explicit).
         schedule = asker.ask(
+            "cluster.allowSchedulingOnControlPlanes",
             "Run workloads on the control planes too (yes/no)",
             args.schedule_on_control_planes,
             "no",
+            _one_of("yes", "no"),
         )
-        answer = schedule.strip().lower()
-        if answer not in ("yes", "no"):
-            raise InitError(f"run workloads on the control planes {schedule!r}: answer yes or no")
-        cluster["allowSchedulingOnControlPlanes"] = answer == "yes"
-    vip = asker.ask("Control-plane VIP", args.vip, proposals.vip)
-    pool = asker.ask("MetalLB address pool (first-last)", args.pool, proposals.pool)
-    traefik_ip = asker.ask("Traefik IP (inside the pool)", args.traefik_ip, proposals.traefik_ip)
-    stun_ip = asker.ask("STUN IP (inside the pool)", args.stun_ip, proposals.stun_ip)
+        cluster["allowSchedulingOnControlPlanes"] = schedule.strip().lower() == "yes"
+    vip = asker.ask("cluster.vip", "Control-plane VIP", args.vip, proposals.vip)
+    proposals.take(vip)
+    pool = asker.ask(
+        POOL, "MetalLB address pool (first-last)", args.pool, proposals.pool, _is_range
+    )
+    traefik_ip = asker.ask(
+        "network.traefikIp",
+        "Traefik IP (inside the pool)",
+        args.traefik_ip,
+        lambda: proposals.in_pool(pool),
+    )
+    proposals.take(traefik_ip)
+    stun_ip = asker.ask(
+        "remoteAccess.derp.stunIp",
+        "STUN IP (inside the pool)",
+        args.stun_ip,
+        lambda: proposals.in_pool(pool),
+    )
+    tls: dict[str, Any] = {"acmeEmail": email, "dns01": {"provider": "cloudflare"}}
+    if home is not None and domain.endswith(f".{home.domain}"):
+        # The lab's DNS-01 records go into the homelab's zone (a subdomain has no zone of its own
+        # unless delegated): the homelab's own zone setting, else its domain.
+        tls["dns01"]["zone"] = home.tls.dns01.zone or home.domain
     return {
         "domain": domain,
         "lifecycle": {"environment": environment},
@@ -289,10 +306,10 @@ def gather(
         "network": {
             "lanCidr": lan_text,
             "gateway": gateway,
-            "addressPools": [{"name": "lan", "addresses": [pool]}],
+            "addressPools": [{"name": "lan" if is_homelab_stack else stack, "addresses": [pool]}],
             "traefikIp": traefik_ip,
         },
-        "tls": {"acmeEmail": email, "dns01": {"provider": "cloudflare"}},
+        "tls": tls,
         "remoteAccess": {
             "headscaleHost": "headscale",
             "magicDnsBaseDomain": f"ts.{domain}",
@@ -310,6 +327,13 @@ def gather(
     }
 
 
+def _address_or_none(text: str) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+
+
 def validate(raw: Mapping[str, Any], *, stack: str, root: Path) -> None:
     """The program's own validation, and for a lab the collision check with the homelab."""
     try:
@@ -323,11 +347,14 @@ def validate(raw: Mapping[str, Any], *, stack: str, root: Path) -> None:
             raise ConfigError(problems)
 
 
+# --- the stack file --------------------------------------------------------------------------
+
+
 def header(stack: str) -> str:
     return "\n".join(
         [
             f"# yaml-language-server: $schema={SCHEMA_PATH}",
-            f"# Stack {stack!r}, written by `python -m homelab init`; edit freely (every key is",
+            f"# Stack {stack!r}, {WRITTEN_BY}; edit freely (every key is",
             '# documented in README.md, "Config reference", and checked by the schema above).',
             "# Committed on purpose, with secrets only as `secure:` values that Pulumi encrypted",
             "# with your passphrase (the `encryptionsalt` below is a salt, not a key): CI needs",
@@ -357,43 +384,108 @@ def _existing(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _port_forward_lines(stack: str, path: Path) -> list[str]:
-    """The router port forwards the program exports for this stack (offline render)."""
+def is_example(path: Path) -> bool:
+    """A stack file `init` may replace without --force: not written by `init`, and never used
+    by Pulumi (no encryption settings, no `secure:` value)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    if WRITTEN_BY in text:
+        return False
+    document = _existing(path)
+    if not document or any(key in document for key in ENCRYPTION_KEYS):
+        return False
+    config = document.get("config") or {}
+    return isinstance(config, dict) and not any(
+        isinstance(value, dict) and set(value) == {"secure"} for value in config.values()
+    )
+
+
+def _may_replace(path: Path, args: argparse.Namespace, asker: Asker) -> None:
+    """Refuses (InitError) to replace a stack file that is the user's, unless --force."""
+    if not path.exists() or args.force:
+        return
+    if not is_example(path):
+        raise InitError(
+            f"{path.name} exists and is yours (written by init, or used by Pulumi); pass --force "
+            "to replace it (its encrypted secrets are kept)"
+        )
+    domain = (_existing(path).get("config") or {}).get(f"{NS}:domain")
+    if not asker.confirm(
+        f"{path.name} holds the project's example values (domain {domain!r}); replace it", True
+    ):
+        raise InitError(f"kept {path.name}; nothing written")
+    print(f"Replacing the example {path.name} (domain {domain!r}) with yours.", file=asker.out)
+
+
+# --- what to do next -------------------------------------------------------------------------
+
+
+def _offline_outputs(stack: str, path: Path) -> Mapping[str, Any] | None:
+    """The stack outputs of an offline render of the new file, or None if it does not render."""
     config, secret_keys = engine.stack_config(stack, path=path)
     try:
-        result = engine.render(stack, config=config, secret_keys=secret_keys)
+        return engine.render(stack, config=config, secret_keys=secret_keys).outputs
     except engine.RenderError:
-        return [f"     run `uv run python -m homelab render --stack {stack}` (SUMMARY.md) for them"]
+        return None
+
+
+def _port_forward_lines(stack: str, outputs: Mapping[str, Any] | None) -> list[str]:
+    """The router port forwards the program exports for this stack."""
+    if outputs is None:
+        return [f"run `./scripts/homelab render --stack {stack}` (SUMMARY.md) for them"]
     lines = []
-    for forward in result.outputs.get("routerPortForwards") or []:
+    for forward in outputs.get("routerPortForwards") or []:
         lines.append(
-            f"     WAN {forward['externalPort']}/{forward['protocol']} -> "
+            f"WAN {forward['externalPort']}/{forward['protocol']} -> "
             f"{forward['internalIp']}:{forward['internalPort']}  ({forward['purpose']})"
         )
-    record = result.outputs.get("publicDnsRecord") or {}
+    record = outputs.get("publicDnsRecord") or {}
     if record:
         lines.append(
-            f"     DNS: {record.get('type')} {record.get('name')} -> your public IP, not proxied"
+            f"DNS: {record.get('type')} {record.get('name')} -> your public IP, not proxied"
         )
     return lines
 
 
 def next_steps(stack: str, path: Path, raw: Mapping[str, Any]) -> list[str]:
     nodes = raw["cluster"]["nodes"]
-    iso = TALOS_ISO_URL.format(version=pins.TALOS_VERSION)
-    return [
-        f"Wrote {path.name} (validated). Next:",
-        "  1. Secrets (encrypted into the stack file with your passphrase):",
-        f"     ./scripts/pulumi config set --secret homelab:dnsApiToken <cloudflare-token> --stack {stack}",
-        "     openssl rand -hex 16 | ./scripts/pulumi config set --secret "
-        f"homelab:headplaneCookieSecret --stack {stack}   # optional",
-        f"  2. Boot each node from the Talos {pins.TALOS_VERSION} ISO ({iso}) and give it its",
-        "     address (DHCP reservation on the router):",
-        *(f"     {n['hostname']}  {n['ip']}  {n['role']}  {n['installDisk']}" for n in nodes),
-        "  3. On the router, forward:",
-        *_port_forward_lines(stack, path),
-        f"  4. ./scripts/up {stack}",
+    outputs = _offline_outputs(stack, path)
+    iso = (outputs or {}).get("talosBootIsoUrl") or TALOS_ISO_URL.format(version=pins.TALOS_VERSION)
+    steps = [
+        [
+            "Create the stack and set its secrets (encrypted into the stack file with your",
+            'passphrase; keep the passphrase safe: README.md, "What to keep safe"):',
+            f"./scripts/pulumi stack select --create {stack} --secrets-provider passphrase",
+            f"./scripts/pulumi config set --secret homelab:dnsApiToken <cloudflare-token> --stack {stack}",
+            "openssl rand -hex 16 | ./scripts/pulumi config set --secret "
+            f"homelab:headplaneCookieSecret --stack {stack}   # optional",
+        ],
+        [
+            f"Boot each node from this stack's Talos {pins.TALOS_VERSION} ISO (its Image Factory",
+            f"schematic): {iso}",
+            "and give it its address (a DHCP reservation on the router):",
+            *(f"{n['hostname']}  {n['ip']}  {n['role']}  {n['installDisk']}" for n in nodes),
+        ],
+        ["On the router, forward:", *_port_forward_lines(stack, outputs)],
     ]
+    if stack == "homelab":
+        steps.append(
+            [
+                "Regenerate the golden render, so the tests follow your stack file:",
+                "./scripts/homelab render --update-golden",
+            ]
+        )
+    steps.append([f"./scripts/up {stack}"])
+    lines = [f"Wrote {path.name} (validated). Next:"]
+    for number, (first, *rest) in enumerate(steps, start=1):
+        lines.append(f"  {number}. {first}")
+        lines.extend(f"     {line.strip()}" for line in rest)
+    return lines
+
+
+# --- the command -----------------------------------------------------------------------------
 
 
 def run(
@@ -408,13 +500,19 @@ def run(
     if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", stack):
         raise InitError(f"stack name {stack!r}: use lowercase letters, digits and '-'")
     path = root / f"Pulumi.{stack}.yaml"
-    if path.exists() and not args.force:
-        raise InitError(
-            f"{path.name} exists; pass --force to replace it (its encrypted secrets are kept)"
-        )
     asker = Asker(not args.non_interactive, stdin, out)
-    raw = gather(args, asker, lan_probe)
-    validate(raw, stack=stack, root=root)
+    _may_replace(path, args, asker)
+    around = neighbours(root, stack)
+    while True:
+        raw = gather(args, asker, lan_probe, around)
+        try:
+            validate(raw, stack=stack, root=root)
+            break
+        except ConfigError as error:
+            if not asker.interactive or asker.forget(p.key for p in error.problems):
+                raise  # nothing to ask (or a problem no answer can fix): one line per problem
+            print(error.render(), file=out)
+            print("Asking again for those; every other answer is kept.", file=out)
     document = stack_document(raw, _existing(path))
     text = header(stack) + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     path.write_text(text, encoding="utf-8")

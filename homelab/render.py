@@ -47,15 +47,20 @@ from components.platform.traefik import PUBLIC_ENTRYPOINT
 from config import access, pins
 from homelab import engine
 from homelab.engine import InvokeRecord, Json, Render, ResourceRecord
+from homelab.fakes import FAKE_KEY_EXPIRY
 
 SECRET: Final = "[secret]"
+# What only a real `up` knows (a key's expiry is set when the key is minted): shown as that, never
+# as the value the recording engine's fakes stand in with (homelab/fakes.py).
+KNOWN_AFTER_UP: Final = "[known after up]"
+RUNTIME_FAKES: Final = frozenset({FAKE_KEY_EXPIRY})
 COMPUTED: Final = "[computed]"
 SUMMARY_FILE: Final = "SUMMARY.md"
 SUMMARY_TITLE: Final = "# Offline render of stack"
 GOLDEN_DIR: Final = engine.PROJECT_ROOT / "tests" / "golden" / "homelab"
 ARCHITECTURE_DOC: Final = engine.PROJECT_ROOT / "docs" / "architecture.md"
 README: Final = engine.PROJECT_ROOT / "README.md"
-REGENERATE_COMMAND: Final = "uv run python -m homelab render --update-golden"
+REGENERATE_COMMAND: Final = "./scripts/homelab render --update-golden"
 ARCHITECTURE_START: Final = "<!-- architecture:start -->"
 ARCHITECTURE_END: Final = "<!-- architecture:end -->"
 
@@ -404,7 +409,9 @@ def _invoke_files(render: Render, names: _FileNames) -> dict[str, str]:
 # --- RESOURCES.txt ---------------------------------------------------------------------------
 
 
-def _flags(tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord]) -> list[str]:
+def _flags(
+    tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord], *, new_stack: bool
+) -> list[str]:
     flags: list[str] = []
     if record.protect:
         flags.append("protect")
@@ -423,14 +430,15 @@ def _flags(tree: Tree, record: ResourceRecord, by_urn: Mapping[str, ResourceReco
         flags.append("replace-on-changes=" + ",".join(sorted(record.replace_on_changes)))
     flags.extend(f"timeout-{k}={v}" for k, v in sorted(record.custom_timeouts.items()))
     # Earlier names the engine adopts from the state instead of creating anew (type-only aliases,
-    # such as pulumi-kubernetes' for older API versions, keep the name and are not shown).
+    # such as pulumi-kubernetes' for older API versions, keep the name and are not shown). A new
+    # stack has no state, so nothing to adopt.
     renamed_from = sorted({u.rpartition("::")[2] for u in record.aliases} - {record.name})
-    if renamed_from:
+    if renamed_from and not new_stack:
         flags.append("aliases=" + ",".join(renamed_from))
     return flags
 
 
-def resources_text(render: Render) -> str:
+def resources_text(render: Render, *, new_stack: bool = False) -> str:
     """Every resource as an indented tree (sorted by name), flagged with destroy-relevant options."""
     tree = Tree(render)
     by_urn = tree.by_urn()
@@ -444,7 +452,7 @@ def resources_text(render: Render) -> str:
 
     def walk(parent: str | None, depth: int) -> None:
         for record in sorted(children[parent], key=lambda r: (r.name, r.type)):
-            flags = _flags(tree, record, by_urn)
+            flags = _flags(tree, record, by_urn, new_stack=new_stack)
             suffix = f" [{', '.join(flags)}]" if flags else ""
             lines.append(f"{'  ' * depth}{record.name} ({record.type}){suffix}")
             walk(record.urn, depth + 1)
@@ -542,18 +550,51 @@ def upgrade_plan_lines(render: Render) -> list[str]:
     ]
 
 
-def summary_markdown(render: Render) -> str:
+NEW_STACK_NOTE: Final = (
+    "Pulumi has not created this stack yet: its stack file has no `encryptionsalt` (nor another "
+    "secrets provider's key), which Pulumi writes when it creates a stack. The first `up` creates "
+    "everything below; there is nothing to upgrade and no earlier resource name to adopt, so this "
+    "render shows neither an upgrade plan nor aliases."
+)
+
+
+def is_new_stack(stack_file: Path) -> bool:
+    """Whether Pulumi has never created the stack of this file: no encryption settings in it
+    (pulumi/pulumi@v3.272.0:pkg/secrets/passphrase/manager.go `NewPromptingPassphraseSecretsManager`
+    stores a new salt in the stack file when it creates the stack; a cloud secrets provider stores
+    `secretsprovider` and `encryptedkey`) and no `secure:` value."""
+    document = yaml.safe_load(stack_file.read_text()) or {}
+    if not isinstance(document, dict):
+        return True
+    if any(key in document for key in ("encryptionsalt", "secretsprovider", "encryptedkey")):
+        return False
+    config = document.get("config") or {}
+    return not any(isinstance(v, dict) and set(v) == {"secure"} for v in config.values())
+
+
+def _runtime_values_shown_as_such(value: Json) -> Json:
+    if isinstance(value, str):
+        return KNOWN_AFTER_UP if value in RUNTIME_FAKES else value
+    if isinstance(value, list):
+        return [_runtime_values_shown_as_such(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _runtime_values_shown_as_such(v) for k, v in value.items()}
+    return value
+
+
+def summary_markdown(render: Render, *, new_stack: bool = False) -> str:
     tree = Tree(render)
     lines = [
         f"{SUMMARY_TITLE} `{render.stack}`",
         "",
         f"Generated by `python -m homelab render --stack {render.stack}` from the real program under "
         "the recording engine (no cluster, no secrets); do not edit. Secret values show as "
-        f"`{SECRET}`.",
-        "",
-        "## Resources by component",
+        f"`{SECRET}`, and values only a real `up` knows (a key's expiry) as `{KNOWN_AFTER_UP}`.",
         "",
     ]
+    if new_stack:
+        lines += ["## New stack", "", NEW_STACK_NOTE, ""]
+    lines += ["## Resources by component", ""]
     per_component: Counter[tuple[str, str]] = Counter()
     for record in render.resources:
         top = tree.top(record)
@@ -585,7 +626,9 @@ def summary_markdown(render: Render) -> str:
         lines += markdown_table(
             ["Release", "Namespace", "Chart", "Repository", "Version"], sorted(rows, key=json.dumps)
         )
-    outputs = redact(render.outputs, render.output_secret_paths)
+    redacted = _runtime_values_shown_as_such(redact(render.outputs, render.output_secret_paths))
+    assert isinstance(redacted, Mapping)
+    outputs: Mapping[str, Json] = redacted
     # Said in so many words: a stack without a target deploys, but nothing survives a lost disk.
     backup_target = outputs.get("backupTarget")
     if backup_target is not None:
@@ -606,7 +649,8 @@ def summary_markdown(render: Render) -> str:
     if forwards:
         lines += ["", "## Router port forwards", ""]
         lines += markdown_table(headers, forwards)
-    lines += upgrade_plan_lines(render)
+    if not new_stack:
+        lines += upgrade_plan_lines(render)
     lines += ["", "## Stack outputs", ""]
     lines += markdown_table(
         ["Output", "Value"], [[key, value] for key, value in sorted(outputs.items())]
@@ -795,13 +839,14 @@ def link_access(summary: str) -> str:
 # --- the whole render ------------------------------------------------------------------------
 
 
-def render_files(render: Render) -> dict[str, str]:
-    """Relative path -> file text of the whole render, in sorted path order."""
+def render_files(render: Render, *, new_stack: bool = False) -> dict[str, str]:
+    """Relative path -> file text of the whole render, in sorted path order. `new_stack`: a stack
+    Pulumi has not created yet (`is_new_stack`), with no upgrade plan and no aliases to show."""
     tree = Tree(render)
     names = _FileNames()
     files: dict[str, str] = {
-        SUMMARY_FILE: summary_markdown(render),
-        "RESOURCES.txt": resources_text(render),
+        SUMMARY_FILE: summary_markdown(render, new_stack=new_stack),
+        "RESOURCES.txt": resources_text(render, new_stack=new_stack),
         "architecture.md": architecture_markdown(render),
     }
     files.update(_kubernetes_files(tree))
@@ -895,7 +940,7 @@ def template_charts(
 
 def render_stack_files(stack: str) -> dict[str, str]:
     """Run the program for `stack` (its Pulumi.<stack>.yaml) and return the render's files."""
-    return render_files(engine.render(stack))
+    return render_files(engine.render(stack), new_stack=is_new_stack(engine.stack_file(stack)))
 
 
 def is_previous_render(directory: Path) -> bool:

@@ -22,7 +22,7 @@ from config.rules import NS
 from homelab import engine
 
 SCHEMA_FILE: Final = engine.PROJECT_ROOT / "schema" / "stack.schema.json"
-WRITE_COMMAND: Final = "uv run python -m homelab.schema --write"
+WRITE_COMMAND: Final = "./scripts/run python -m homelab.schema --write"
 
 
 def _secret(description: str) -> dict[str, Any]:

@@ -568,7 +568,7 @@ def headscale_checks(
             Level.WARN if expired else Level.OK,
             devices + (f"; expired: {', '.join(expired)}" if expired else ""),
             "on each expired device: tailscale up --force-reauth, then "
-            "python -m homelab device register <key> --user <user>"
+            "./scripts/homelab device register <key> --user <user>"
             if expired
             else "",
         )

@@ -3,12 +3,14 @@
 Tests assert values against their own fixture stacks (`tests/fixtures/stacks/Pulumi.<stack>.yaml`),
 never against the project's committed stack files, which a fork rewrites for its own domain and LAN
 (`python -m homelab init`). Tests over the committed files (`committed_render`, marked
-`stack_files`) check invariants only; tests/test_fork.py runs them on a re-addressed copy.
+`stack_files`) check invariants only. `StackFileGuard` (installed by tests/conftest.py) fails any
+other test that reads one, and tests/test_fork.py runs the whole suite on a re-addressed copy.
 
 Upstream reference data (schemas, CRDs, example configs) is read from HOMELAB_REFERENCE_DIR, else
 `../shared/reference` beside the project, else `.reference/` (what `python -m homelab
-fetch-reference` downloads, for a fork); a test that needs it skips with the reason when it is
-absent. Nothing from there is copied into the project.
+fetch-reference` downloads, for a fork). Locally a test that needs it skips with the reason when it
+is absent; in CI (`CI` set, as GitHub Actions does) it fails, since a green run that skipped the
+contracts proves nothing. Nothing from there is copied into the project.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import copy
 import functools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from unittest import mock
 
 import kubernetes_validate
@@ -34,6 +36,99 @@ from homelab import engine
 from homelab.engine import Render, ResourceRecord
 
 PROJECT_ROOT = engine.PROJECT_ROOT
+
+# --- the committed stack files ---------------------------------------------------------------
+
+STACK_FILES_MARKER: Final = "stack_files"
+# tests/test_fork.py runs the whole suite in a re-addressed copy, with this variable set; there
+# the tests marked `fork` (that run itself) are deselected (tests/conftest.py).
+FORK_MARKER: Final = "fork"
+FORK_RUN_VARIABLE: Final = "HOMELAB_FORK_RUN"
+# `python -m homelab` subcommands that read no stack file.
+_COMMANDS_WITHOUT_STACK_FILE: Final = frozenset({"fetch-reference", "render-diff"})
+
+
+class CommittedStackFileReadError(Exception):
+    """A test not marked `stack_files` read a committed stack file. Not an OSError, so code that
+    tolerates a missing or unreadable file does not take it for one."""
+
+
+class StackFileGuard:
+    """Refuses and records reads of the project's own Pulumi.<stack>.yaml while `armed`.
+
+    tests/conftest.py installs `audit` as an audit hook (sys.addaudithook, PEP 578) and arms it for
+    every test not marked `stack_files`. The hook sees every `open` of the process, whoever opens
+    the file (engine.read_stack_file, Path.read_text, shutil.copy...), and every subprocess that
+    runs the project's CLI (`python -m homelab` in the project, or its ./scripts/homelab), which
+    reads the project's stack files. A read raises `CommittedStackFileReadError` and is recorded,
+    so a test that catches the error fails all the same (conftest turns a recorded read into a
+    failed report). Caches of committed data call `check` themselves (`committed_render`).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.armed = False
+        self.reads: list[str] = []
+
+    def is_committed_stack_file(self, target: object) -> bool:
+        # Not an already-open file descriptor (an int) nor anything else that is not a path.
+        if not isinstance(target, str | bytes | os.PathLike):
+            return False
+        name = os.fsdecode(target)
+        # Cheap tests first: this runs on every open of the process.
+        if not name.endswith(".yaml"):
+            return False
+        path = Path(name)
+        if not path.name.startswith("Pulumi.") or path.name == "Pulumi.yaml":
+            return False  # Pulumi.yaml is the project file, the same in every fork
+        return path.resolve().parent == self.root
+
+    def runs_homelab_here(self, argv: object, cwd: object) -> bool:
+        if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
+            return False
+        words = [os.fsdecode(w) for w in argv if isinstance(w, str | bytes | os.PathLike)]
+        if words and Path(words[0]).name == "homelab" and Path(words[0]).parent.name == "scripts":
+            # ./scripts/homelab, the wrapper: its project is the one it lives in.
+            command = words[1] if len(words) > 1 else ""
+            project = Path(words[0]).resolve().parent.parent
+            return command not in _COMMANDS_WITHOUT_STACK_FILE and project == self.root
+        for index, word in enumerate(words[:-1]):
+            if word == "-m" and words[index + 1] == "homelab":
+                command = words[index + 2] if index + 2 < len(words) else ""
+                started_in = os.fsdecode(cwd) if isinstance(cwd, str | bytes | os.PathLike) else "."
+                directory = Path(started_in)
+                return (
+                    command not in _COMMANDS_WITHOUT_STACK_FILE and directory.resolve() == self.root
+                )
+        return False
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if not self.armed:
+            return
+        if event == "open" and args and self.is_committed_stack_file(args[0]):
+            self.refuse(f"opened {args[0]}")
+        elif event == "subprocess.Popen" and len(args) >= 3 and self.runs_homelab_here(*args[1:3]):
+            self.refuse(f"ran {' '.join(map(str, args[1]))} in the project")
+
+    def check(self, what: str) -> None:
+        """For helpers that cache committed data: refuses like a read while armed."""
+        if self.armed:
+            self.refuse(what)
+
+    def refuse(self, what: str) -> None:
+        self.reads.append(what)
+        raise CommittedStackFileReadError(
+            f"{what}: this test is not marked `{STACK_FILES_MARKER}`, and a fork rewrites the "
+            "committed stack files; assert against a fixture stack (tests/fixtures/stacks) instead"
+        )
+
+    def take(self) -> list[str]:
+        """The reads recorded since the last call."""
+        reads, self.reads = self.reads, []
+        return reads
+
+
+STACK_FILE_GUARD: Final = StackFileGuard(PROJECT_ROOT)
 
 
 def reference_dir(env: Mapping[str, str], root: Path = PROJECT_ROOT) -> Path:
@@ -49,11 +144,29 @@ REFERENCE_DIR = reference_dir(os.environ)
 KUBERNETES_SCHEMA_VERSION = ".".join(pins.KUBERNETES_VERSION.split(".")[:2]) + ".0"
 
 
+def in_ci(env: Mapping[str, str]) -> bool:
+    """Whether this is a CI run: GitHub Actions (and most CI services) set CI=true."""
+    return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_reference(path: Path, env: Mapping[str, str]) -> str:
+    """What to say when reference data is missing (and the test is skipped, or failed in CI)."""
+    return (
+        f"upstream reference data not found at {path}: run `./scripts/homelab fetch-reference` "
+        "(or set HOMELAB_REFERENCE_DIR)"
+        + ("; in CI the contract tests must not skip, so this fails" if in_ci(env) else "")
+    )
+
+
 def reference(relative: str) -> Path:
-    """A path under the upstream reference folder; skips the calling test when it is missing."""
+    """A path under the upstream reference folder. When it is missing the calling test skips
+    locally and fails in CI."""
     path = REFERENCE_DIR / relative
     if not path.exists():
-        pytest.skip(f"upstream reference data not found at {path} (set HOMELAB_REFERENCE_DIR)")
+        message = missing_reference(path, os.environ)
+        if in_ci(os.environ):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return path
 
 
@@ -132,9 +245,15 @@ def fixture_stack_config(
     )
 
 
-@functools.cache
 def committed_render(stack: str) -> Render:
-    """The project's own Pulumi.<stack>.yaml, rendered once: for invariants only, never values."""
+    """The project's own Pulumi.<stack>.yaml, rendered once: for invariants only, never values
+    (tests marked `stack_files`)."""
+    STACK_FILE_GUARD.check(f"committed_render({stack!r})")
+    return _committed_render(stack)
+
+
+@functools.cache
+def _committed_render(stack: str) -> Render:
     return engine.render(stack)
 
 

@@ -316,6 +316,8 @@ def public_dns_record(fqdn: str) -> dict[str, Any]:
         "type": "A",
         "value": "<the home connection's public IPv4>",
         "proxied": False,
-        "note": "DNS-only: a proxying CDN breaks Tailscale's control-protocol upgrade "
-        "(components.md 2.3). The only public name; every other host resolves over MagicDNS.",
+        "note": "DNS-only: Headscale does not work behind a proxying CDN such as Cloudflare's, "
+        "which does not pass the Tailscale control protocol (juanfont/headscale@v0.28.0:"
+        "docs/ref/integration/reverse-proxy.md). The only public name; every other host "
+        "resolves over MagicDNS.",
     }

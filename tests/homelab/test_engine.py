@@ -6,7 +6,13 @@ import pulumi
 import pytest
 
 from homelab import engine
-from tests.harness import homelab_render, render_stack, stack_raw_config, with_changes
+from tests.harness import (
+    fixture_stack_config,
+    homelab_render,
+    render_stack,
+    stack_raw_config,
+    with_changes,
+)
 
 
 def test_homelab_stack_renders_every_component_under_the_stack() -> None:
@@ -73,7 +79,7 @@ def test_bad_config_fails_with_a_run_error_before_any_resource_is_registered() -
 def test_a_preview_sees_the_outputs_it_is_told_are_unknown_as_unknown() -> None:
     # pulumi/runtime/rpc.py `resolve_properties`: during a dry run an output the engine does not
     # return resolves as not known; the engine's mocks leave the named outputs out.
-    config, secret_keys = engine.stack_config("homelab")
+    config, secret_keys = fixture_stack_config("homelab")
     unknown = {"talos:cluster/kubeconfig:Kubeconfig": ["kubeconfigRaw"]}
     preview = engine.render(
         "homelab", config=config, secret_keys=secret_keys, preview=True, unknown_outputs=unknown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -392,6 +393,79 @@ def test_summary_counts_resources_per_component() -> None:
     assert "| kubernetes:core/v1:Namespace | 1 |" in summary
 
 
+# --- a new stack, values only `up` knows, what the summary cites ------------------------------
+
+
+def test_a_stack_pulumi_has_not_created_has_no_upgrade_plan_and_no_aliases() -> None:
+    # The fixture homelab has both: upgrade steps, and node applies renamed from hostnames to IPs.
+    result = render_stack("homelab")
+    existing = render.render_files(result)
+    assert "## Upgrade plan" in existing["SUMMARY.md"]
+    assert "[aliases=" in existing["RESOURCES.txt"]
+    assert "## New stack" not in existing["SUMMARY.md"]
+    new = render.render_files(result, new_stack=True)
+    assert "## Upgrade plan" not in new["SUMMARY.md"]
+    assert "aliases=" not in new["RESOURCES.txt"]
+    assert f"## New stack\n\n{render.NEW_STACK_NOTE}" in new["SUMMARY.md"]
+    # Nothing else differs: the same resources, inputs and outputs.
+    assert {k: v for k, v in new.items() if k not in ("SUMMARY.md", "RESOURCES.txt")} == {
+        k: v for k, v in existing.items() if k not in ("SUMMARY.md", "RESOURCES.txt")
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "new"),
+    [
+        ("", True),
+        ("encryptionsalt: v1:c2FsdA==:v1:bm9uY2U=:Y2lwaGVy\n", False),  # passphrase provider
+        ("secretsprovider: awskms://alias/x\nencryptedkey: a2V5\n", False),  # a cloud KMS
+    ],
+)
+def test_a_new_stack_is_one_whose_file_pulumi_never_wrote_its_encryption_into(
+    tmp_path: Path, extra: str, new: bool
+) -> None:
+    path = tmp_path / "Pulumi.mine.yaml"
+    path.write_text(extra + fixture_stack_file("homelab").read_text())
+    assert render.is_new_stack(path) is new
+    path.write_text(path.read_text() + "  homelab:dnsApiToken:\n    secure: v1:Y2lwaGVy\n")
+    assert render.is_new_stack(path) is False
+
+
+def test_key_expiries_show_as_known_after_up_never_as_the_fakes_date() -> None:
+    from homelab.fakes import FAKE_KEY_EXPIRY
+
+    result = render_stack("homelab")
+    assert result.outputs["routerAuthKeyExpiry"] == FAKE_KEY_EXPIRY  # what the mock stands in with
+    summary = render.render_files(result)["SUMMARY.md"]
+    assert FAKE_KEY_EXPIRY not in summary
+    assert f"| routerAuthKeyExpiry | {render.KNOWN_AFTER_UP} |" in summary
+    assert f"| headplaneApiKeyExpiry | {render.KNOWN_AFTER_UP} |" in summary
+
+
+# A project path a person could open: not after "@tag:" or "/" (an upstream source, a path in a
+# container), with a file extension.
+_CITED_FILE = re.compile(r"(?<![\w@:/.-])((?:[\w.-]+/)*[\w-]+\.(?:md|py|ya?ml|json|sh|toml))\b")
+
+
+def test_the_human_facing_render_files_cite_only_files_a_fork_has() -> None:
+    files = render.render_files(render_stack("homelab"))
+    cited = {
+        (name, match.group(1))
+        for name in ("SUMMARY.md", "access.md", "architecture.md")
+        for match in _CITED_FILE.finditer(files[name])
+    }
+    assert ("SUMMARY.md", "docs/operations.md") in cited  # the pattern finds what is there
+    missing = [
+        (name, path)
+        for name, path in sorted(cited)
+        if path not in files and not (engine.PROJECT_ROOT / path).exists()
+    ]
+    assert missing == []
+    for name, text in files.items():
+        assert "components.md" not in text, name
+        assert "../shared" not in text, name
+
+
 # --- the architecture diagram ----------------------------------------------------------------
 
 
@@ -450,6 +524,7 @@ def test_embed_between_markers_replaces_only_the_marked_block() -> None:
 # --- determinism and the golden render -------------------------------------------------------
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_two_renders_in_one_process_write_byte_identical_files(tmp_path: Path) -> None:
     for out in (tmp_path / "a", tmp_path / "b"):
         assert cli.main(["render", "--stack", "homelab", "--out", str(out)], out=io.StringIO()) == 0
@@ -458,6 +533,7 @@ def test_two_renders_in_one_process_write_byte_identical_files(tmp_path: Path) -
     assert first == second
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_a_render_in_a_fresh_process_equals_the_in_process_render(tmp_path: Path) -> None:
     # Another process has another hash seed: set or dict order leaking into output shows here.
     out = tmp_path / "fresh"
@@ -500,6 +576,7 @@ def test_golden_render_of_the_homelab_stack() -> None:
 # --- the command -----------------------------------------------------------------------------
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_render_refuses_to_overwrite_a_directory_that_is_not_a_render(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     err = io.StringIO()
@@ -509,6 +586,7 @@ def test_render_refuses_to_overwrite_a_directory_that_is_not_a_render(tmp_path: 
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_rerendering_removes_files_a_previous_render_left(tmp_path: Path) -> None:
     assert cli.main(["render", "--out", str(tmp_path)], out=io.StringIO()) == 0
     stale = tmp_path / "kubernetes" / "gone.yaml"
@@ -578,7 +656,7 @@ def test_render_diff_command_treats_a_missing_base_as_empty(tmp_path: Path) -> N
 
 def test_golden_regeneration_hint_names_a_command_that_exists() -> None:
     # The hint printed by the golden test must be accepted by the parser.
-    prefix = "uv run python -m homelab "
+    prefix = "./scripts/homelab "  # `python -m homelab` without uv on PATH (tests/test_fork.py)
     assert render.REGENERATE_COMMAND.startswith(prefix)
     args = cli._parser().parse_args(render.REGENERATE_COMMAND.removeprefix(prefix).split())
     assert args.update_golden is True

@@ -98,6 +98,7 @@ def test_a_secret_value_reaches_helm_only_redacted(tmp_path: Path) -> None:
     assert f"greeting: {render.SECRET}" in text
 
 
+@pytest.mark.stack_files  # the command renders the project's own stack file
 def test_without_helm_the_charts_are_skipped_and_the_render_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

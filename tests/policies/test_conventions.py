@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import re
 
+import pytest
+
 from components.shared import security
 from homelab import engine
 from homelab.engine import ResourceRecord
@@ -66,6 +68,7 @@ def test_the_visibility_annotation_is_a_kubernetes_qualified_name() -> None:
     assert len(name) <= 63
 
 
+@pytest.mark.stack_files  # whatever domain the committed (and a fork's) stack files name
 def test_the_visibility_annotation_belongs_to_the_project_not_to_a_stack_domain() -> None:
     # Whatever domain a stack serves, the marker is the same: it names this project.
     prefix = rules.VISIBILITY_ANNOTATION.partition("/")[0]

@@ -70,32 +70,70 @@ def _check(tool: str, need: str, bin_dir: Path) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.parametrize(
-    ("tool", "output"),
-    [
-        ("pulumi", "v{pin}\n"),
-        # `kubectl version --client` prints "Client Version: v…" (as /usr/bin/kubectl 1.32 does here).
-        ("kubectl", "Client Version: v{pin}\nKustomize Version: v5.7.1\n"),
-        # siderolabs/talos@v1.13.9:pkg/machinery/version/version.go versionTemplate, after
-        # cmd/talosctl/cmd/talos/version.go prints "Client:".
-        ("talosctl", "Client:\n\tTag:         v{pin}\n\tSHA:         abcdef0\n"),
-        ("helm", "v{pin}"),
-    ],
-)
-def test_a_tool_at_its_pin_passes_silently_and_another_version_is_named(
-    tmp_path: Path, tool: str, output: str
+# What each tool prints for its version, with {version} for the version.
+VERSION_OUTPUT = {
+    "pulumi": "v{version}\n",
+    # `kubectl version --client` prints "Client Version: v…" (as /usr/bin/kubectl 1.32 does here).
+    "kubectl": "Client Version: v{version}\nKustomize Version: v5.7.1\n",
+    # siderolabs/talos@v1.13.9:pkg/machinery/version/version.go versionTemplate, after
+    # cmd/talosctl/cmd/talos/version.go prints "Client:".
+    "talosctl": "Client:\n\tTag:         v{version}\n\tSHA:         abcdef0\n",
+    "helm": "v{version}",
+}
+
+
+def _other(pin: str, minor_delta: int, patch: str = "0") -> str:
+    major, minor, _ = pin.split(".")
+    return f"{major}.{int(minor) + minor_delta}.{patch}"
+
+
+@pytest.mark.parametrize("tool", list(VERSION_OUTPUT))
+def test_a_tool_at_its_pin_passes_silently_and_another_patch_is_a_warning(
+    tmp_path: Path, tool: str
 ) -> None:
     pin = mise_tools()[tool]
-    _fake_tool(tmp_path, tool, output.format(pin=pin))
+    _fake_tool(tmp_path, tool, VERSION_OUTPUT[tool].format(version=pin))
     result = _check(tool, "required", tmp_path)
     assert (result.returncode, result.stdout, result.stderr) == (0, "checked\n", "")
-    _fake_tool(tmp_path, tool, output.format(pin="0.0.1"))
+    other = _other(pin, 0, "999")
+    _fake_tool(tmp_path, tool, VERSION_OUTPUT[tool].format(version=other))
     result = _check(tool, "required", tmp_path)
     assert result.returncode == 0
     assert result.stderr == (
-        f"warning: {tool} 0.0.1 is on PATH but the project pins {pin} (mise.toml); "
+        f"warning: {tool} {other} is on PATH but the project pins {pin} (mise.toml); "
         "`mise install` installs the pinned one\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("tool", "minor_delta", "works"),
+    [
+        # Kubernetes' version skew policy: kubectl within one minor of the API server.
+        ("kubectl", -1, True),
+        ("kubectl", 1, True),
+        ("kubectl", -2, False),
+        ("kubectl", 2, False),
+        # talosctl of the nodes' Talos minor or newer.
+        ("talosctl", 1, True),
+        ("talosctl", -1, False),
+        # The others only warn.
+        ("pulumi", -1, True),
+        ("helm", -1, True),
+    ],
+)
+def test_a_version_that_cannot_work_with_the_pin_stops_the_script(
+    tmp_path: Path, tool: str, minor_delta: int, works: bool
+) -> None:
+    pin = mise_tools()[tool]
+    found = _other(pin, minor_delta)
+    _fake_tool(tmp_path, tool, VERSION_OUTPUT[tool].format(version=found))
+    result = _check(tool, "required", tmp_path)
+    assert result.returncode == (0 if works else 1), result.stderr
+    if works:
+        assert result.stderr.startswith(f"warning: {tool} {found} is on PATH")
+    else:
+        assert result.stderr.startswith(f"error: {tool} {found} is on PATH, but ")
+        assert f"install {pin}" in result.stderr
 
 
 def test_a_missing_required_tool_stops_the_script_and_an_optional_one_does_not(
@@ -107,6 +145,82 @@ def test_a_missing_required_tool_stops_the_script_and_an_optional_one_does_not(
     assert "mise install" in result.stderr
     result = _check("talosctl", "optional", tmp_path)
     assert (result.returncode, result.stdout) == (0, "checked\n")
+
+
+# --- ./scripts/up and ./scripts/pulumi --------------------------------------------------------
+
+FAKE_PULUMI = """#!/bin/sh
+[ "$1" = version ] && printf 'v{version}\\n' && exit 0
+echo "$PULUMI_BACKEND_URL $*" >> "{log}"
+"""
+
+
+def _scratch_project(tmp_path: Path, tools: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """The scripts and mise.toml in an empty project, and an environment whose PATH has only the
+    base utilities, a no-op uv and the given tools (name -> version) as fakes."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "scripts", project / "scripts")
+    shutil.copyfile(ROOT / "mise.toml", project / "mise.toml")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "uv").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "uv").chmod(0o755)
+    for tool, version in tools.items():
+        if tool == "pulumi":
+            (bin_dir / tool).write_text(
+                FAKE_PULUMI.format(version=version, log=tmp_path / "pulumi.log")
+            )
+            (bin_dir / tool).chmod(0o755)
+        else:
+            _fake_tool(bin_dir, tool, VERSION_OUTPUT[tool].format(version=version))
+    env = {
+        "PATH": f"{bin_dir}:{_base_path(tmp_path)}",
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    return project, env
+
+
+def test_up_checks_every_tool_before_it_creates_anything(tmp_path: Path) -> None:
+    pins_ = mise_tools()
+    # talosctl is missing and kubectl too old: both named, and Pulumi never asked to act.
+    project, env = _scratch_project(
+        tmp_path, {"pulumi": pins_["pulumi"], "kubectl": _other(pins_["kubectl"], -2)}
+    )
+    result = subprocess.run(
+        ["bash", "scripts/up", "homelab"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "error: talosctl is required but not on PATH" in result.stderr
+    assert f"error: kubectl {_other(pins_['kubectl'], -2)} is on PATH, but " in result.stderr
+    assert "stopped before creating anything" in result.stderr
+    assert not (tmp_path / "pulumi.log").exists()
+    assert not (tmp_path / "state").exists()
+
+
+def test_up_names_the_state_backend_before_and_after(tmp_path: Path) -> None:
+    project, env = _scratch_project(
+        tmp_path, {tool: mise_tools()[tool] for tool in ("pulumi", "kubectl", "talosctl")}
+    )
+    result = subprocess.run(
+        ["bash", "scripts/up", "homelab"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    backend = f"file://{tmp_path / 'state' / 'homelab-pulumi'}"
+    said = f"Pulumi state: {backend} - keep it, and your passphrase, safe"
+    assert result.stderr.count(said) == 2  # before and after, not once per pulumi call
+    log = (tmp_path / "pulumi.log").read_text().splitlines()
+    assert log == [
+        f"{backend} stack select --create homelab --secrets-provider passphrase",
+        f"{backend} up --stack homelab --policy-pack policies",
+    ]
+    # ./scripts/pulumi alone says it too, on stderr only.
+    result = subprocess.run(
+        ["bash", "scripts/pulumi", "stack", "ls"], cwd=project, env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, "")
+    assert said in result.stderr
 
 
 def _bootstrap(tmp_path: Path, python3: str) -> subprocess.CompletedProcess[str]:

@@ -272,6 +272,22 @@ def test_ci_installs_the_uv_version_the_scripts_install() -> None:
                 assert step["with"]["version"] == match.group(1), path.name
 
 
+def test_every_job_that_runs_the_tests_fetches_the_reference_data_first() -> None:
+    # In CI a missing reference fails the contract tests (tests/harness.py `reference`); a fork
+    # has no other copy, so the job downloads it before the tests.
+    jobs = 0
+    for path in workflow_files():
+        for name, job in load(path.name)["jobs"].items():
+            runs = [step.get("run", "") for step in job.get("steps", [])]
+            if "./scripts/test" not in runs:
+                continue
+            jobs += 1
+            assert "./scripts/homelab fetch-reference" in runs, (path.name, name)
+            fetch = runs.index("./scripts/homelab fetch-reference")
+            assert fetch < runs.index("./scripts/test"), (path.name, name)
+    assert jobs == 2  # test.yml, and deploy.yml before `up`
+
+
 # --- switched on by the user, failing with a message that names what is missing ----------------
 
 PULUMI_JOBS = [

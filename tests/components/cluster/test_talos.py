@@ -30,6 +30,7 @@ from tests.contracts import (
     v1alpha1_part,
 )
 from tests.harness import (
+    fixture_stack_config,
     homelab_render,
     reference_json,
     render_config,
@@ -238,12 +239,8 @@ def test_health_is_never_an_invoke_so_a_preview_runs_no_check() -> None:
     sources never dial a node (same tag: talos_machine_configuration_data_source.go,
     talos_client_configuration_data_source.go have no client.New).
     """
-    render = engine.render(
-        "homelab",
-        config=engine.stack_config("homelab")[0],
-        secret_keys=engine.stack_config("homelab")[1],
-        preview=True,
-    )
+    config, secret_keys = fixture_stack_config("homelab")
+    render = engine.render("homelab", config=config, secret_keys=secret_keys, preview=True)
     # The Headscale key check (`command:local:run`, components/remote_access/keys.py) is remote access's own
     # preview-time call, not the cluster's; the cluster's invokes are the two local ones.
     talos_invokes = {i.token for i in render.invokes if i.token.startswith("talos:")}
@@ -785,7 +782,8 @@ def test_introducing_the_identifier_with_a_known_kubeconfig_replaces_nothing() -
         for k, v in homelab_render().one(KUBERNETES_PROVIDER).inputs.items()
         if k != "clusterIdentifier"
     }
-    config, secret_keys = engine.stack_config("homelab")
+    # The fixture stack, as `homelab_render` above: the user's stack file has other values.
+    config, secret_keys = fixture_stack_config("homelab")
     preview = engine.render(
         "homelab",
         config=config,
