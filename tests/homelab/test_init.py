@@ -249,7 +249,7 @@ def test_proposals_skip_what_is_taken() -> None:
 
 def test_traefik_and_stun_are_proposed_from_the_pool_just_typed(tmp_path: Path) -> None:
     # Domain, then Enter up to the pool, which is typed; Enter for Traefik's and STUN's IPs.
-    answers = "mine.example\n" + "\n" * 11 + "10.42.7.100-10.42.7.110\n" + "\n\n"
+    answers = "mine.example.net\n" + "\n" * 11 + "10.42.7.100-10.42.7.110\n" + "\n\n"
     code, out, err = init(tmp_path, stdin=answers)
     assert (code, err) == (0, ""), out
     assert "Traefik IP (inside the pool) [10.42.7.100]" in out
@@ -258,7 +258,7 @@ def test_traefik_and_stun_are_proposed_from_the_pool_just_typed(tmp_path: Path) 
     assert raw["network"]["traefikIp"] == "10.42.7.100"  # type: ignore[index]
     assert raw["remoteAccess"]["derp"]["stunIp"] == "10.42.7.101"  # type: ignore[index]
     # Without a terminal the same: only the pool given.
-    flags = ["--domain", "x.example", "--lan-cidr", "10.9.0.0/24", "--pool", "10.9.0.50-10.9.0.59"]
+    flags = ["--domain", "x.example.net", "--lan-cidr", "10.9.0.0/24", "--pool", "10.9.0.50-10.9.0.59"]
     (tmp_path / "flags").mkdir()
     assert init(tmp_path / "flags", "--non-interactive", *flags)[0] == 0
     network = raw_config(tmp_path / "flags")["network"]
@@ -267,7 +267,7 @@ def test_traefik_and_stun_are_proposed_from_the_pool_just_typed(tmp_path: Path) 
 
 def test_taking_every_proposal_in_a_typed_lan_never_fails(tmp_path: Path) -> None:
     # A LAN other than the detected one, the router at .10: nothing proposed collides.
-    flags = ["--domain", "x.example", "--lan-cidr", "10.42.0.0/24", "--gateway", "10.42.0.10"]
+    flags = ["--domain", "x.example.net", "--lan-cidr", "10.42.0.0/24", "--gateway", "10.42.0.10"]
     code, _, err = init(tmp_path, "--non-interactive", "--nodes", "3", *flags)
     assert (code, err) == (0, "")
     model = validate_config({**raw_config(tmp_path), "dnsApiToken": "x"})
@@ -278,7 +278,7 @@ def test_taking_every_proposal_in_a_typed_lan_never_fails(tmp_path: Path) -> Non
 
 def test_a_validation_error_asks_again_only_the_answers_it_names(tmp_path: Path) -> None:
     # Everything proposed except Traefik's IP, typed outside the pool; then the right one.
-    answers = "mine.example\n" + "\n" * 12 + "10.42.7.9\n" + "\n" + "10.42.7.225\n"
+    answers = "mine.example.net\n" + "\n" * 12 + "10.42.7.9\n" + "\n" + "10.42.7.225\n"
     code, out, err = init(tmp_path, stdin=answers)
     assert (code, err) == (0, ""), out
     assert "homelab:network.traefikIp: '10.42.7.9' — must be inside a MetalLB pool" in out
@@ -287,7 +287,7 @@ def test_a_validation_error_asks_again_only_the_answers_it_names(tmp_path: Path)
     for question in ("Domain", "LAN CIDR", "Node 1 IP", "MetalLB address pool", "STUN IP"):
         assert out.count(question) == 1, question
     raw = raw_config(tmp_path)
-    assert raw["domain"] == "mine.example"
+    assert raw["domain"] == "mine.example.net"
     assert raw["network"]["traefikIp"] == "10.42.7.225"  # type: ignore[index]
 
 
@@ -302,7 +302,7 @@ def test_a_wrong_flag_is_asked_again_at_the_terminal(tmp_path: Path) -> None:
 
 
 def test_a_malformed_answer_is_asked_again_at_once(tmp_path: Path) -> None:
-    answers = "mine.example\n\n\n\nnot-a-network\n10.42.7.0/24\n" + "\n" * 10
+    answers = "mine.example.net\n\n\n\nnot-a-network\n10.42.7.0/24\n" + "\n" * 10
     code, out, _ = init(tmp_path, stdin=answers)
     assert code == 0, out
     assert "'not-a-network': not an IPv4 network" in out
