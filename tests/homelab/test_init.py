@@ -258,7 +258,14 @@ def test_traefik_and_stun_are_proposed_from_the_pool_just_typed(tmp_path: Path) 
     assert raw["network"]["traefikIp"] == "10.42.7.100"  # type: ignore[index]
     assert raw["remoteAccess"]["derp"]["stunIp"] == "10.42.7.101"  # type: ignore[index]
     # Without a terminal the same: only the pool given.
-    flags = ["--domain", "x.example.net", "--lan-cidr", "10.9.0.0/24", "--pool", "10.9.0.50-10.9.0.59"]
+    flags = [
+        "--domain",
+        "x.example.net",
+        "--lan-cidr",
+        "10.9.0.0/24",
+        "--pool",
+        "10.9.0.50-10.9.0.59",
+    ]
     (tmp_path / "flags").mkdir()
     assert init(tmp_path / "flags", "--non-interactive", *flags)[0] == 0
     network = raw_config(tmp_path / "flags")["network"]
