@@ -289,8 +289,12 @@ def _edit_distance(a: str, b: str) -> int:
 def resembles_our_namespace(namespace: str) -> bool:
     """`homelabs`, `Homelab`, `home-lab`, `homelab-lab`: a namespace meant to be `homelab`.
     Providers' namespaces (`kubernetes`, `talos`, `command`, `random`, `pulumi`) are not."""
+    if namespace == NS:
+        return False
+    # Pulumi's namespaces are case-sensitive: `Homelab:backups` is another namespace's key,
+    # so a case variant of ours is the closest miss of all, not ours.
     folded = namespace.lower()
-    return folded != NS and (NS in folded or _edit_distance(folded, NS) <= 2)
+    return NS in folded or _edit_distance(folded, NS) <= 2
 
 
 def misplaced_namespace_problems(foreign_keys: Collection[str]) -> list[Problem]:
@@ -308,12 +312,13 @@ def misplaced_namespace_problems(foreign_keys: Collection[str]) -> list[Problem]
             if meant is not None
             else f"known keys: {', '.join(sorted(known))}"
         )
+        case = " (namespaces are case-sensitive)" if namespace.lower() == NS else ""
         problems.append(
             Problem(
                 full_key,
                 MISPLACED,
                 f"is under namespace {namespace!r}, which this program never reads, so the value "
-                f"is ignored; keys are `{NS}:<key>`: {hint}",
+                f"is ignored{case}; keys are `{NS}:<key>`: {hint}",
             )
         )
     return problems
