@@ -44,12 +44,37 @@ def test_a_yaml_syntax_error_names_the_file_line_column_and_what_was_expected(
     # A key whose value is a mapping gets a stray sequence entry at the wrong indentation.
     broken = text.replace("  homelab:tls:\n", "  homelab:tls:\n    - acmeEmail\n   dns01: x\n", 1)
     (project / "Pulumi.broken.yaml").write_text(broken)
-    line_no = broken.splitlines().index("   dns01: x") + 1
+    lines = broken.splitlines()
+    line_no = lines.index("   dns01: x") + 1
     code, err = _run("render", "--stack", "broken", "--out", str(project / "out"))
     assert code == 2
     line = _one_line(err)
-    assert line.startswith(f"{project / 'Pulumi.broken.yaml'}: line {line_no}, column ")
-    assert "expected" in line
+    # Both places: where the mapping the stray line breaks started, and the stray line itself.
+    assert line.startswith(
+        f"{project / 'Pulumi.broken.yaml'}: expected <block end>, but found "
+        f"'<block mapping start>' at line {line_no}, column 4, while parsing a block mapping "
+        "that starts at line "
+    )
+
+
+def test_an_unclosed_quote_names_the_line_it_starts_on_not_only_the_end_of_the_file(
+    project: Path,
+) -> None:
+    # The closing quote forgotten on the last value: PyYAML reads on to the end of the file
+    # before it complains, so the line where it noticed is not where the mistake is.
+    text = (
+        'config:\n  homelab:domain: sarma.love\n  homelab:tls:\n    acmeEmail: "admin@sarma.love\n'
+    )
+    text += "".join(f"  # line {n}\n" for n in range(5, 48))
+    (project / "Pulumi.quoted.yaml").write_text(text)
+    code, err = _run("render", "--stack", "quoted", "--out", str(project / "out"))
+    assert code == 2
+    line = _one_line(err)
+    assert line == (
+        f"{project / 'Pulumi.quoted.yaml'}: found unexpected end of stream at line 48, "
+        "column 1, while scanning a quoted scalar that starts at line 4, column 16; fix the YAML "
+        "between those two places (an unclosed quote or bracket, or an indentation, often)"
+    )
 
 
 def test_a_list_as_the_document_is_one_line(project: Path) -> None:
