@@ -180,3 +180,65 @@ def test_a_bug_in_the_program_keeps_its_traceback(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(engine, "render", broken_render)
     with pytest.raises(engine.RenderError):
         cli.main(["render", "--out", "/tmp/never-written"], out=io.StringIO(), err=io.StringIO())
+
+
+PORTAL_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Guest Wi-Fi</title></head><body>Log in</body></html>"
+)
+
+
+def _fetch_reference_line(tmp_path: Path, fetch: reference.Downloader) -> str:
+    err = io.StringIO()
+    code = cli.main(
+        ["fetch-reference", "--dest", str(tmp_path)], out=io.StringIO(), err=err, fetch=fetch
+    )
+    assert code == 2
+    return _one_line(err.getvalue())
+
+
+def test_a_captive_portal_answering_every_url_is_named_not_blamed_on_the_pin(
+    tmp_path: Path,
+) -> None:
+    # A hotel or guest Wi-Fi answers every request with its login page (HTTP 200, HTML).
+    line = _fetch_reference_line(tmp_path, lambda url: PORTAL_PAGE)
+    first = reference.sources()[0]
+    assert isinstance(first, reference.Chart)
+    assert line.startswith(
+        f"the answer from {first.repository}/index.yaml was a web page, not a Helm repository "
+        "index: is a proxy or a captive portal"
+    )
+    assert "pins.py" not in line
+    assert not (tmp_path / "upstream").exists()
+
+
+@pytest.mark.parametrize(
+    ("answer", "got"),
+    [(PORTAL_PAGE, "a web page"), (b"\x1f\x8b\x08\x00 cut short", "not a gzip'd tar archive")],
+    ids=["portal-page", "truncated-archive"],
+)
+def test_a_chart_download_that_is_not_an_archive_is_one_line_naming_its_url(
+    tmp_path: Path, answer: bytes, got: str
+) -> None:
+    upstream = FakeUpstream()
+
+    def portal_for_archives(url: str) -> bytes:
+        return answer if url.endswith(".tgz") else upstream(url)
+
+    line = _fetch_reference_line(tmp_path, portal_for_archives)
+    chart = next(s for s in reference.sources() if isinstance(s, reference.Chart))
+    assert line.startswith(
+        f"the answer from {chart.repository}/charts/{chart.name}-{chart.version}.tgz was {got}, "
+        "not a chart archive (.tgz): is a proxy or a captive portal"
+    )
+
+
+def test_a_raw_file_answered_by_a_portal_page_is_not_written_as_the_file(tmp_path: Path) -> None:
+    upstream = FakeUpstream()
+    raw = next(s for s in reference.sources() if isinstance(s, reference.RawFile))
+
+    def portal_for_raw_files(url: str) -> bytes:
+        return PORTAL_PAGE if url == raw.url else upstream(url)
+
+    line = _fetch_reference_line(tmp_path, portal_for_raw_files)
+    assert line.startswith(f"the answer from {raw.url} was a web page, not the file")
+    assert not (tmp_path / "upstream" / raw.destination).exists()
