@@ -116,6 +116,22 @@ def test_render_diff_to_an_unwritable_out_names_the_path(tmp_path: Path) -> None
         assert _one_line(err).startswith(f"cannot write {blocker / 'c.md'}")
 
 
+def test_render_diff_refuses_a_base_that_is_a_file(tmp_path: Path) -> None:
+    head = tmp_path / "head"
+    head.mkdir()
+    (head / "SUMMARY.md").write_text("# render\n")
+    base = tmp_path / "base.tar"
+    base.write_text("an archive, say, not the render directory\n")
+    out = io.StringIO()
+    err = io.StringIO()
+    code = cli.main(["render-diff", str(base), str(head)], out=out, err=err)
+    assert code == 2
+    assert _one_line(err.getvalue()).startswith(
+        f"the base {base} is a file, not a render directory"
+    )
+    assert out.getvalue() == ""
+
+
 def test_fetch_reference_without_a_network_names_the_url_and_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
