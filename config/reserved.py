@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Final
 
 from config.model import HomelabConfig, parse_address_range
 from config.names import HELM_RELEASE_NAME_MAX, MAX_NAME_LENGTH
@@ -21,8 +22,21 @@ def lan_avoids_reserved_networks(c: HomelabConfig) -> Iterable[Problem]:
     would route its own LAN's traffic into the cluster or the VPN (and the router advertises
     the LAN to every VPN client), and it must be a network of ordinary unicast addresses."""
     lan = c.network.lan_cidr
-    for what, network in cluster_networks():
-        if lan.overlaps(network):
+    overlapped = [(what, net) for what, net in cluster_networks() if lan.overlaps(net)]
+    narrower = _narrowest_lan(c) if overlapped else None
+    if narrower is not None and not any(narrower.overlaps(net) for _, net in overlapped):
+        # A LAN written wider than it is ('10.0.0.0/8' for a home /24): the addresses are fine,
+        # the prefix is what to change, not the whole numbering.
+        names = " and ".join(f"{what} {net}" for what, net in overlapped)
+        yield Problem(
+            key("network.lanCidr"),
+            quoted(lan),
+            f"contains {names}: the nodes could not tell LAN addresses from those; narrow it "
+            f"to the subnet your router really hands out, e.g. {str(narrower)!r} (it holds "
+            "every configured address)",
+        )
+    else:
+        for what, network in overlapped:
             yield Problem(
                 key("network.lanCidr"),
                 quoted(lan),
@@ -36,6 +50,26 @@ def lan_avoids_reserved_networks(c: HomelabConfig) -> Iterable[Problem]:
             "is a loopback, link-local, multicast or reserved range, not a LAN of hosts; "
             "use the network your router hands out, e.g. '192.168.0.0/24'",
         )
+
+
+# A home router's LAN is a /24 or smaller; a narrowed suggestion is never narrower than that
+# around the configured addresses, which may not reach its edges.
+_TYPICAL_LAN_PREFIX: Final = 24
+
+
+def _narrowest_lan(c: HomelabConfig) -> ipaddress.IPv4Network | None:
+    """The smallest network (at most a /24) inside `network.lanCidr` holding the gateway and
+    every address the stack hands out, or None when that is the LAN itself."""
+    lan = c.network.lan_cidr
+    addresses = [c.network.gateway] + [
+        a for _, first, last in _handed_out(c) for a in (first, last)
+    ]
+    if not all(a in lan for a in addresses):
+        return None  # an address outside the LAN is its own rule's problem
+    low, high = min(addresses), max(addresses)
+    prefix = min(_TYPICAL_LAN_PREFIX, 32 - (int(low) ^ int(high)).bit_length())
+    narrower = ipaddress.IPv4Network((int(low), prefix), strict=False)
+    return narrower if narrower.prefixlen > lan.prefixlen else None
 
 
 def _handed_out(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]]:
