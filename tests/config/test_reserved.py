@@ -155,6 +155,11 @@ def test_bucket_names_follow_s3s_naming_rules(bucket: str, refused: bool) -> Non
         "@daily",
         "@weekly",
         "@every 6h30m",
+        "0 3 29 2 *",  # every leap year, within robfig's five-year search
+        "0 3 31 2 1",  # a day-of-week that is no star: either day field matches (Mondays)
+        "0 3 31 2 */2",  # a stepped star is no star for `dayMatches`
+        "0 3 31 1-2 *",  # January has a 31st
+        "0 3 */31 2 *",  # '*/31' from the 1st: the 1st of February
     ],
 )
 def test_schedules_the_api_server_accepts(schedule: str) -> None:
@@ -176,6 +181,12 @@ def test_schedules_the_api_server_accepts(schedule: str) -> None:
         ("0 3 * * * *", "has 6 fields"),
         ("TZ=UTC 0 3 * * *", "must not name a time zone"),
         ("@fortnightly", "no descriptor Kubernetes knows"),
+        # Accepted on create, but no day ever matches (robfig/cron@v3.0.1 spec.go `dayMatches`).
+        ("0 3 31 2 *", "never fires: day '31' of month '2'"),
+        ("0 0 30 2 *", "never fires: day '30' of month '2'"),
+        ("0 3 30,31 feb ?", "never fires"),
+        ("0 3 31 4,6,9,11 *", "never fires"),
+        ("0 3 31 2 */1", "never fires"),
         ("0 3 * * funday", "not a number"),
     ],
 )
