@@ -14,7 +14,7 @@ from config.loader import ConfigError, validate_config
 from config.names import acme_email_problem, bucket_name_problem, public_domain_problem
 from config.views import workload_release_name
 from tests.config.corpus import mutate
-from tests.harness import helm_values, reference, render_stack, stack_raw_config
+from tests.harness import PROJECT_ROOT, helm_values, reference, render_stack, stack_raw_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -89,6 +89,25 @@ def test_the_release_name_the_rule_checks_is_the_one_the_render_registers() -> N
 )
 def test_acme_emails_follow_boulders_rules(address: str, refused: bool) -> None:
     assert (acme_email_problem(address) is not None) is refused
+
+
+# RFC 2606 section 3: the second-level names reserved for documentation.
+DOCUMENTATION_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def test_the_readmes_init_example_is_a_placeholder_lets_encrypt_takes() -> None:
+    # A person copies the README's `init` line: its domain and e-mail must pass Boulder's rules
+    # (a copied `me@example.org` is refused only at the first `up`), and be no documentation
+    # name, which Boulder's sample blocklist refuses (letsencrypt/boulder@v0.20260804.0
+    # test/ident-policy.yaml) and nobody can answer DNS-01 for.
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [x for x in readme.splitlines() if "--domain " in x and "--email " in x]
+    words = line.split()
+    domain, email = words[words.index("--domain") + 1], words[words.index("--email") + 1]
+    assert public_domain_problem(domain) is None
+    assert acme_email_problem(email) is None
+    for name in (domain, email.rpartition("@")[2]):
+        assert not any(name == d or name.endswith("." + d) for d in DOCUMENTATION_DOMAINS), name
 
 
 @pytest.mark.parametrize(
