@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pulumi
 import pulumi.runtime.config as pulumi_runtime_config
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError, create_model
 from pydantic.alias_generators import to_snake
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 from config.credentials import hide_credentials
 from config.lab_guard import check_lab_isolation, stack_identity_problems
 from config.model import HomelabConfig
-from config.problems import NS, InputUnavailableError, Problem, Unavailable
+from config.problems import NS, InputUnavailableError, Problem, Unavailable, has_unavailable
 from config.rules import check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
@@ -78,8 +78,8 @@ def validate_config(
     ours (`homelabs:apps`) is a mistake the program would otherwise ignore silently.
 
     Every problem is reported in one run: field problems, and the cross-field rules over every
-    part that validated, down to single fields and list items (a rule that reads a value that
-    failed is skipped; `partial_config`).
+    part that validated, down to single fields, list items and map entries (a rule that reads a
+    value that failed is skipped for that item; `partial_config`).
     """
     problems: list[Problem] = [*misplaced_namespace_problems(foreign_keys)]
     known = top_level_keys()
@@ -199,7 +199,7 @@ def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -
                 failed = True
             continue  # model_construct fills in the default
         values[name] = value = _partial_value(model, name, raw, where)
-        failed = failed or _has_unavailable(value)
+        failed = failed or has_unavailable(value)
     if not failed and path:
         try:
             return model.model_validate(data)
@@ -208,40 +208,55 @@ def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -
     return model.model_construct(**values)
 
 
-def _has_unavailable(value: Any) -> bool:
-    if isinstance(value, Unavailable):
-        return True
-    if isinstance(value, list):
-        return any(_has_unavailable(v) for v in value)
-    if isinstance(value, BaseModel):
-        return any(_has_unavailable(v) for v in dict(value).values())
-    return False
-
-
 def _partial_value(model: type[BaseModel], name: str, raw: Any, where: str) -> Any:
     try:
         return getattr(_one_field_model(model, name).model_validate({name: raw}), name)
     except ValidationError:
-        pass
-    inner = _unwrap(model.model_fields[name].annotation)
+        return _partial_of(model.model_fields[name].annotation, raw, where)
+
+
+def _partial_of(annotation: Any, raw: Any, where: str) -> Any:
+    """`raw` (which failed as a value of `annotation`) as far as it validates: an object with
+    each failing field, a list with each failing item, a map with each failing value an
+    `Unavailable`; `Unavailable` itself when nothing inside failed (the object's, list's or
+    map's own constraint did: at least one node, one target) or it is no container."""
+    inner = _unwrap(annotation)
     if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(raw, Mapping):
         return _partial_model(inner, raw, where)
+    parts: Any = None
     if get_origin(inner) is list and isinstance(raw, list):
-        item = _unwrap(get_args(inner)[0])
-        if isinstance(item, type) and issubclass(item, BaseModel):
-            items = [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
-            # Every item valid and the list still refused: the list's own constraint (at least
-            # one node, one pool) failed, and no rule should count what is there.
-            if any(_has_unavailable(entry) for entry in items):
-                return items
-    return Unavailable(where)
+        item = get_args(inner)[0]
+        parts = [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
+    elif get_origin(inner) is dict and isinstance(raw, Mapping):
+        key_type, value_type = get_args(inner)
+        try:
+            keys = [_adapter(key_type).validate_python(k) for k in raw]
+        except ValidationError:
+            return Unavailable(where)  # a refused key leaves no key to stand in for
+        parts = {
+            k: _partial_item(value_type, v, f"{where}.{k}")
+            for k, v in zip(keys, raw.values(), strict=True)
+        }
+    return parts if parts is not None and has_unavailable(parts) else Unavailable(where)
 
 
-def _partial_item(model: type[BaseModel], raw: Any, where: str) -> Any:
+def _partial_item(annotation: Any, raw: Any, where: str) -> Any:
     try:
-        return model.model_validate(raw)
+        return _adapter(annotation).validate_python(raw)
     except ValidationError:
-        return _partial_model(model, raw, where) if isinstance(raw, Mapping) else Unavailable(where)
+        return _partial_of(annotation, raw, where)
+
+
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any]]] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    """A validator for list items and map entries, built once per annotation."""
+    cached = _ADAPTERS.get(id(annotation))
+    if cached is None or cached[0] is not annotation:
+        cached = (annotation, TypeAdapter(annotation))
+        _ADAPTERS[id(annotation)] = cached
+    return cached[1]
 
 
 def _did_you_mean(key: str, candidates: list[str], known: list[str]) -> str:

@@ -118,6 +118,70 @@ def test_rule_fixture_is_reported_by_the_rules_it_names(case: InvalidCase) -> No
         assert lines <= error_lines
 
 
+# The lists a mistyped item can land in, and the rules that need every item of a list to say
+# anything (an address inside *some* pool, the count of control planes, the apps' host aliases),
+# which may rightly fall silent while one item failed.
+LISTS = (
+    "cluster.nodes",
+    "network.addressPools",
+    "network.nameservers",
+    "remoteAccess.nameservers",
+    "remoteAccess.router.routes",
+    "remoteAccess.policy.acls",
+    "apps",
+)
+NEEDS_EVERY_ITEM: dict[str, frozenset[str]] = {
+    "traefik_ip_in_pool": frozenset({"network.addressPools"}),
+    "stun_ip_in_pool": frozenset({"network.addressPools"}),
+    "odd_control_planes": frozenset({"cluster.nodes"}),
+    "workloads_have_somewhere_to_run": frozenset({"cluster.nodes"}),
+    "control_plane_scheduling_is_explicit": frozenset({"cluster.nodes"}),
+    "exposed_host_names_fit": frozenset({"apps"}),
+    # An undefined host alias is undefined only when every app (each a host alias) is known;
+    # the policy's checks wait for a policy and apps that all validated.
+    "policy_references_exist": frozenset({"apps"}),
+    "policy_tests_hold": frozenset(LISTS),
+    "policy_builtin_access": frozenset(LISTS),
+}
+
+
+def _rule_lines(case: InvalidCase, name: str) -> set[str]:
+    known = top_level_keys()
+    raw = {k: v for k, v in case.raw().items() if k in known}
+    try:
+        model = HomelabConfig.model_validate(raw)
+    except ValidationError:
+        model = partial_config(raw)
+    return {p.line() for p in ConfigError(list(RULE_NAMES[name](model))).problems}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.rules], ids=lambda c: c.name)
+def test_a_failed_item_in_any_list_hides_no_rule_line_of_the_other_items(
+    case: InvalidCase,
+) -> None:
+    # Rules run per item over the items that validated: one more item the model refuses, at the
+    # end of any list, leaves every line the fixture's rules gave (and adds its own).
+    for path in LISTS:
+        raw = case.raw()
+        target: object = raw
+        for part in path.split("."):
+            target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, list):
+            continue
+        target.append("%not an item%")
+        try:
+            validate_config(raw, plaintext_keys=case.plaintext, stack=case.stack)
+        except ConfigError as error:
+            after = {p.line() for p in error.problems}
+        else:
+            raise AssertionError(f"{case.name}: a broken item in {path} was accepted")
+        for name in case.rules:
+            if path in NEEDS_EVERY_ITEM.get(name, frozenset()):
+                continue
+            missing = _rule_lines(case, name) - after
+            assert not missing, f"{case.name}: a broken item in {path} hides {sorted(missing)}"
+
+
 # --- valid examples --------------------------------------------------------------------------
 
 VALID = valid_fixture_paths()
