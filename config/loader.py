@@ -26,7 +26,15 @@ from pydantic.alias_generators import to_snake
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from config.credentials import hide_credentials
+from config.credentials import (
+    LOWERCASE,
+    PlainRuns,
+    hidden_kind,
+    hide_credentials,
+    is_hidden,
+    shown_key,
+    shown_value,
+)
 from config.lab_guard import check_lab_isolation, stack_identity_problems
 from config.model import HomelabConfig
 from config.problems import NS, InputUnavailableError, Problem, Unavailable, has_unavailable
@@ -41,10 +49,11 @@ SCALAR_KEYS: frozenset[str] = frozenset({"domain", *SECRET_KEYS})
 
 
 class ConfigError(Exception):
-    """One or more config problems, each one line."""
+    """One or more config problems, each one line, never with a credential-looking value in it
+    (`_shown_safely`), whichever check found them."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(set(problems))
+        self.problems = sorted(set(_shown_safely(problems)))
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -79,7 +88,8 @@ def validate_config(
 
     Every problem is reported in one run: field problems, and the cross-field rules over every
     part that validated, down to single fields, list items and map entries (a rule that reads a
-    value that failed is skipped for that item; `partial_config`).
+    value that failed is skipped for that item; `partial_config`). No line shows a
+    credential-looking value (`ConfigError`).
     """
     problems: list[Problem] = [*misplaced_namespace_problems(foreign_keys)]
     known = top_level_keys()
@@ -88,7 +98,7 @@ def validate_config(
         if key not in known:
             problems.append(
                 Problem(
-                    f"{NS}:{key}",
+                    f"{NS}:{shown_key(key)}",
                     "unknown key",
                     _did_you_mean(key, _candidates(HomelabConfig, raw, key, value), list(known)),
                 )
@@ -137,16 +147,34 @@ def validate_config(
         with contextlib.suppress(InputUnavailableError):
             problems.extend(stack_identity_problems(config, stack=stack))
     if problems or model is None:
-        raise ConfigError(_shown_safely(_without_missing_suggested(problems)))
+        raise ConfigError(_without_missing_suggested(problems))
     return model
 
 
 def _shown_safely(problems: list[Problem]) -> list[Problem]:
     """Every line without a credential-looking value in it (config/credentials.py): a token
-    pasted into a plain key is reported as found, never echoed."""
-    return [
-        Problem(p.key, hide_credentials(p.value), hide_credentials(p.expected)) for p in problems
-    ]
+    pasted into a plain key is reported as found, never echoed. A rule's quoted value is judged
+    as a value of its key, as a field's is (`_problem_from_pydantic`)."""
+    return [Problem(p.key, _value_shown_safely(p), hide_credentials(p.expected)) for p in problems]
+
+
+def _value_shown_safely(problem: Problem) -> str:
+    text = problem.value
+    if is_hidden(text):
+        return text
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        inner = text[1:-1]
+        if not _plain_runs_at(_loc_of(problem.key)).plausible(inner):
+            return hidden_kind(inner)
+    return hide_credentials(text)
+
+
+def _loc_of(key: str) -> tuple[int | str, ...]:
+    """'homelab:apps[0].name' -> ('apps', 0, 'name'): a problem's key as a location."""
+    path = key.removeprefix(f"{NS}:")
+    return tuple(
+        int(part) if part.isdigit() else part for part in re.split(r"\.|\[(\d+)\]", path) if part
+    )
 
 
 def partial_config(
@@ -372,13 +400,32 @@ def _candidates(model: type[BaseModel], parent: Any, key: str, value: Any) -> li
     ]
 
 
+@functools.cache
+def _field_names() -> frozenset[str]:
+    """Every key name (alias and field name) of every model of the config."""
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+    models: list[type[BaseModel]] = [HomelabConfig]
+    while models:
+        model = models.pop()
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            names |= {name, field.alias or name}
+            inner = _inner_model(field.annotation)
+            if inner is not None and inner not in seen:
+                models.append(inner)
+    return frozenset(names)
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            # A key the user wrote (a map's key, an unknown key) may be a pasted token.
+            shown = part if part in _field_names() else shown_key(part)
+            text += ("." if text else "") + shown
     return f"{NS}:{text}"
 
 
@@ -568,7 +615,7 @@ def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Prob
     value = error.get("input")
     top = str(loc[0]) if loc else ""
     hidden = top in SECRET_KEYS
-    shown = "(secret)" if hidden else _short_repr(value)
+    shown = "(secret)" if hidden else shown_value(value, _plain_runs_at(loc))
     if kind == "extra_forbidden":
         model = _model_at(loc)
         names = _candidates(model, _raw_at(data, loc[:-1]), str(loc[-1]), value) if model else []
@@ -585,7 +632,7 @@ def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Prob
         field = str(ctx.get("discriminator", "")).strip("'")
         return Problem(
             _format_loc((*loc, field)),
-            _short_repr(ctx.get("tag")),
+            shown_value(ctx.get("tag")),
             f"must be one of: {ctx.get('expected_tags')}",
         )
     message = _CLEARER_MESSAGES.get(kind, error["msg"])
@@ -618,9 +665,28 @@ def _raw_at(data: Any, loc: tuple[int | str, ...]) -> Any:
     return target
 
 
-def _short_repr(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _plain_runs_at(loc: tuple[int | str, ...]) -> PlainRuns:
+    """What the values of the key at `loc` are made of (config/credentials.py `PlainRuns`, on
+    the key's type), to tell a mistyped value from a pasted credential."""
+    model = _model_at(loc) if loc and isinstance(loc[-1], str) else None
+    field = _field_of(model, str(loc[-1])) if model is not None else None
+    if field is not None:
+        # pydantic keeps a field's own `Annotated` metadata beside its annotation.
+        found = [m for m in field.metadata if isinstance(m, PlainRuns)]
+        return found[0] if found else _plain_runs_of(field.annotation)
+    annotation = _annotation_at(loc)
+    return _plain_runs_of(annotation) if annotation is not None else LOWERCASE
+
+
+def _plain_runs_of(annotation: Any) -> PlainRuns:
+    if get_origin(annotation) is Annotated:
+        found = [m for m in annotation.__metadata__ if isinstance(m, PlainRuns)]
+        return found[0] if found else _plain_runs_of(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        for member in get_args(annotation):
+            if (runs := _plain_runs_of(member)) is not LOWERCASE:
+                return runs
+    return LOWERCASE
 
 
 # --- reading the running stack's config ------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from config.credentials import HIDDEN, hide_credentials, looks_like_credential
+from config.credentials import hidden_kind, hide_credentials, looks_like_credential
 from config.cron import CronError, check_schedule
 from config.loader import ConfigError, validate_config
 from config.names import acme_email_problem, bucket_name_problem, public_domain_problem
@@ -259,4 +259,4 @@ def test_a_token_in_a_plain_key_is_reported_but_never_echoed() -> None:
         validate_config(raw)
     message = failure.value.render()
     assert token not in message
-    assert f"homelab:apps[0].service: {HIDDEN}" in message
+    assert f"homelab:apps[0].service: {hidden_kind(token)}" in message
