@@ -43,6 +43,7 @@ from config.policy import (
     render_policy,
     split_destination,
 )
+from config.problems import per_item, present
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Status = Literal["allow", "partial", "deny"]
@@ -553,9 +554,22 @@ def builtin_problems(config: HomelabConfig) -> Iterator[PolicyProblem]:
         )
 
 
+def _validated_host_aliases(config: HomelabConfig) -> dict[str, ipaddress.IPv4Address]:
+    """`app_host_aliases` of the web hosts that validated (one app that failed hides no other)."""
+    traefik_ip = config.network.traefik_ip
+    aliases: dict[str, ipaddress.IPv4Address] = {}
+    with per_item():
+        if (headplane := config.headplane_exposure) is not None:
+            aliases[headplane.name] = traefik_ip
+    for _, app in present(config.apps):
+        with per_item():
+            aliases[config.app_exposure(app).name] = traefik_ip
+    return aliases
+
+
 def host_alias_problems(config: HomelabConfig) -> Iterator[PolicyProblem]:
     """A configured host alias must not take an app's name: the stack names each app's address."""
-    apps = app_host_aliases(config)
+    apps = _validated_host_aliases(config)
     for name in sorted(config.remote_access.policy.hosts):
         if name in apps:
             yield (

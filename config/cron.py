@@ -7,6 +7,8 @@ kubernetes/kubernetes pkg/apis/batch/validation/validation.go `validateCronJobSp
 (robfig/cron@v3.0.1:parser.go `standardParser`, `getRange`, `parseDescriptor`; bounds in spec.go):
 minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec, day of week 0-6 or sun-sat;
 each field a comma list of `*` or `?`, `n`, `a-b`, each optionally `/step`.
+Beyond what the API server checks, a schedule that can never fire (the 31st of February) is
+refused too: it is accepted on create, and the job then never runs.
 """
 
 from __future__ import annotations
@@ -58,24 +60,29 @@ def _number(text: str, bounds: _Bounds) -> int:
     return value
 
 
-def _check_range(expr: str, bounds: _Bounds) -> None:
+def _range(expr: str, bounds: _Bounds) -> tuple[set[int], bool]:
+    """The values `expr` selects, and whether it is a star (`*` or `?` without a step over 1,
+    robfig's `starBit`, which decides how day of month and day of week combine)."""
     pieces = expr.split("/")
     if len(pieces) > 2:
         raise CronError(f"too many '/' in {expr!r} ({bounds.name})")
     low_high = pieces[0].split("-")
-    if low_high[0] in ("*", "?"):
+    star = low_high[0] in ("*", "?")
+    if star:
         start, end = bounds.low, bounds.high
     else:
         if len(low_high) > 2:
             raise CronError(f"too many '-' in {expr!r} ({bounds.name})")
         start = _number(low_high[0], bounds)
         end = _number(low_high[1], bounds) if len(low_high) == 2 else start
+    step = 1
     if len(pieces) == 2:
         if not _ATOI.fullmatch(pieces[1]) or int(pieces[1]) < 0:
             raise CronError(f"step {pieces[1]!r} in {expr!r} is not a number ({bounds.name})")
         if len(low_high) == 1:
             end = bounds.high  # 'n/step' means 'n-max/step'
-        if int(pieces[1]) == 0:
+        step = int(pieces[1])
+        if step == 0:
             raise CronError(f"step of {expr!r} must be a positive number ({bounds.name})")
     if start < bounds.low or end > bounds.high:
         raise CronError(
@@ -83,6 +90,41 @@ def _check_range(expr: str, bounds: _Bounds) -> None:
         )
     if start > end:
         raise CronError(f"{expr!r} starts after it ends ({bounds.name})")
+    return set(range(start, end + 1, step)), star and step == 1
+
+
+# The longest each month gets; February's 29th comes in leap years, within robfig's five-year
+# search (spec.go `Next`, `yearLimit`), so it is a date that comes.
+_MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _never_fires(fields: list[str], days: tuple[set[int], bool], *, weekday_star: bool) -> None:
+    """robfig/cron@v3.0.1 spec.go `dayMatches`: when either day field is a star, a day must
+    match both, else either. With day of week a star, a day of month no chosen month has
+    (the 31st of February) never matches: the API server accepts the schedule, and the job
+    never runs."""
+    day_values, day_star = days
+    if day_star or not weekday_star:
+        return  # any day of month, or day of week alone picks days every month has
+    months = _field(fields[3], FIELDS[3])[0]
+    if any(day <= _MONTH_DAYS[month - 1] for month in months for day in day_values):
+        return
+    raise CronError(
+        f"never fires: day {fields[2]!r} of month {fields[3]!r} is a date the calendar never "
+        "has (Kubernetes accepts the schedule, but the job would never run); pick a day every "
+        "chosen month has, e.g. 28"
+    )
+
+
+def _field(text: str, bounds: _Bounds) -> tuple[set[int], bool]:
+    """robfig's `getField`: the union of the comma list's ranges (empty pieces are skipped)."""
+    values: set[int] = set()
+    star = False
+    for expr in (piece for piece in text.split(",") if piece):
+        selected, is_star = _range(expr, bounds)
+        values |= selected
+        star = star or is_star
+    return values, star
 
 
 def check_schedule(schedule: str) -> None:
@@ -109,6 +151,5 @@ def check_schedule(schedule: str) -> None:
         raise CronError(
             f"has {len(fields)} fields; it needs five: minute hour day-of-month month day-of-week"
         )
-    for text, bounds in zip(fields, FIELDS, strict=True):
-        for expr in (piece for piece in text.split(",") if piece):
-            _check_range(expr, bounds)
+    parsed = [_field(text, bounds) for text, bounds in zip(fields, FIELDS, strict=True)]
+    _never_fires(fields, parsed[2], weekday_star=parsed[4][1])

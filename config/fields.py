@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from config.credentials import PlainRuns
 from config.cron import CronError, check_schedule
 from config.names import (
     bucket_name_problem,
@@ -159,16 +160,26 @@ def _export_path(value: str) -> str:
     return value
 
 
-CronSchedule = Annotated[str, AfterValidator(_cron)]
-BucketPrefix = Annotated[str, AfterValidator(_bucket_prefix)]
-ExportPath = Annotated[str, AfterValidator(_export_path)]
+# What a long run of a plausible value is made of (config/credentials.py `PlainRuns`), where a
+# key takes more than lowercase names: a failed value of other characters is shown as the kind
+# of value it is, never echoed. Paths join lowercase names with '/' and '_'; device links carry
+# a disk's model and serial number; an access key id is uppercase letters and digits.
+PATH_RUNS = PlainRuns("a-z0-9_/-")
+DEVICE_RUNS = PlainRuns("a-z0-9_/-", free_after=("/dev/",))
+ACCESS_KEY_ID_RUNS = PlainRuns("A-Z0-9")
+# A schedule is short fields; only a time zone (refused, but readable) makes a long run.
+CRON_RUNS = PlainRuns(free_after=("TZ=", "CRON_TZ="))
+
+CronSchedule = Annotated[str, AfterValidator(_cron), CRON_RUNS]
+BucketPrefix = Annotated[str, AfterValidator(_bucket_prefix), PATH_RUNS]
+ExportPath = Annotated[str, AfterValidator(_export_path), PATH_RUNS]
 S3Endpoint = Annotated[str, AfterValidator(_s3_endpoint)]
 BucketName = Annotated[str, AfterValidator(_bucket_name)]
 Region = Annotated[str, AfterValidator(_region)]
-AccessKeyId = Annotated[str, AfterValidator(_access_key_id)]
+AccessKeyId = Annotated[str, AfterValidator(_access_key_id), ACCESS_KEY_ID_RUNS]
 ServerAddress = Annotated[str, AfterValidator(_server_address)]
 
-InstallDisk = Annotated[str, AfterValidator(_install_disk_path)]
+InstallDisk = Annotated[str, AfterValidator(_install_disk_path), DEVICE_RUNS]
 InterfaceName = Annotated[str, AfterValidator(_interface_name)]
 AclTag = Annotated[str, AfterValidator(_acl_tag)]
-LocalPathRoot = Annotated[str, AfterValidator(_local_path_root)]
+LocalPathRoot = Annotated[str, AfterValidator(_local_path_root), PATH_RUNS]

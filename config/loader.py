@@ -21,15 +21,23 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pulumi
 import pulumi.runtime.config as pulumi_runtime_config
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError, create_model
 from pydantic.alias_generators import to_snake
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from config.credentials import hide_credentials
+from config.credentials import (
+    LOWERCASE,
+    PlainRuns,
+    hidden_kind,
+    hide_credentials,
+    is_hidden,
+    shown_key,
+    shown_value,
+)
 from config.lab_guard import check_lab_isolation, stack_identity_problems
 from config.model import HomelabConfig
-from config.problems import NS, InputUnavailableError, Problem, Unavailable
+from config.problems import NS, InputUnavailableError, Problem, Unavailable, has_unavailable
 from config.rules import check_rules
 
 # Config keys that hold secrets: they must be set with `pulumi config set --secret`.
@@ -41,10 +49,11 @@ SCALAR_KEYS: frozenset[str] = frozenset({"domain", *SECRET_KEYS})
 
 
 class ConfigError(Exception):
-    """One or more config problems, each one line."""
+    """One or more config problems, each one line, never with a credential-looking value in it
+    (`_shown_safely`), whichever check found them."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(set(problems))
+        self.problems = sorted(set(_shown_safely(problems)))
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -78,8 +87,9 @@ def validate_config(
     ours (`homelabs:apps`) is a mistake the program would otherwise ignore silently.
 
     Every problem is reported in one run: field problems, and the cross-field rules over every
-    part that validated, down to single fields and list items (a rule that reads a value that
-    failed is skipped; `partial_config`).
+    part that validated, down to single fields, list items and map entries (a rule that reads a
+    value that failed is skipped for that item; `partial_config`). No line shows a
+    credential-looking value (`ConfigError`).
     """
     problems: list[Problem] = [*misplaced_namespace_problems(foreign_keys)]
     known = top_level_keys()
@@ -88,7 +98,7 @@ def validate_config(
         if key not in known:
             problems.append(
                 Problem(
-                    f"{NS}:{key}",
+                    f"{NS}:{shown_key(key)}",
                     "unknown key",
                     _did_you_mean(key, _candidates(HomelabConfig, raw, key, value), list(known)),
                 )
@@ -137,16 +147,34 @@ def validate_config(
         with contextlib.suppress(InputUnavailableError):
             problems.extend(stack_identity_problems(config, stack=stack))
     if problems or model is None:
-        raise ConfigError(_shown_safely(_without_missing_suggested(problems)))
+        raise ConfigError(_without_missing_suggested(problems))
     return model
 
 
 def _shown_safely(problems: list[Problem]) -> list[Problem]:
     """Every line without a credential-looking value in it (config/credentials.py): a token
-    pasted into a plain key is reported as found, never echoed."""
-    return [
-        Problem(p.key, hide_credentials(p.value), hide_credentials(p.expected)) for p in problems
-    ]
+    pasted into a plain key is reported as found, never echoed. A rule's quoted value is judged
+    as a value of its key, as a field's is (`_problem_from_pydantic`)."""
+    return [Problem(p.key, _value_shown_safely(p), hide_credentials(p.expected)) for p in problems]
+
+
+def _value_shown_safely(problem: Problem) -> str:
+    text = problem.value
+    if is_hidden(text):
+        return text
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        inner = text[1:-1]
+        if not _plain_runs_at(_loc_of(problem.key)).plausible(inner):
+            return hidden_kind(inner)
+    return hide_credentials(text)
+
+
+def _loc_of(key: str) -> tuple[int | str, ...]:
+    """'homelab:apps[0].name' -> ('apps', 0, 'name'): a problem's key as a location."""
+    path = key.removeprefix(f"{NS}:")
+    return tuple(
+        int(part) if part.isdigit() else part for part in re.split(r"\.|\[(\d+)\]", path) if part
+    )
 
 
 def partial_config(
@@ -199,7 +227,7 @@ def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -
                 failed = True
             continue  # model_construct fills in the default
         values[name] = value = _partial_value(model, name, raw, where)
-        failed = failed or _has_unavailable(value)
+        failed = failed or has_unavailable(value)
     if not failed and path:
         try:
             return model.model_validate(data)
@@ -208,40 +236,55 @@ def _partial_model(model: type[BaseModel], data: Mapping[str, Any], path: str) -
     return model.model_construct(**values)
 
 
-def _has_unavailable(value: Any) -> bool:
-    if isinstance(value, Unavailable):
-        return True
-    if isinstance(value, list):
-        return any(_has_unavailable(v) for v in value)
-    if isinstance(value, BaseModel):
-        return any(_has_unavailable(v) for v in dict(value).values())
-    return False
-
-
 def _partial_value(model: type[BaseModel], name: str, raw: Any, where: str) -> Any:
     try:
         return getattr(_one_field_model(model, name).model_validate({name: raw}), name)
     except ValidationError:
-        pass
-    inner = _unwrap(model.model_fields[name].annotation)
+        return _partial_of(model.model_fields[name].annotation, raw, where)
+
+
+def _partial_of(annotation: Any, raw: Any, where: str) -> Any:
+    """`raw` (which failed as a value of `annotation`) as far as it validates: an object with
+    each failing field, a list with each failing item, a map with each failing value an
+    `Unavailable`; `Unavailable` itself when nothing inside failed (the object's, list's or
+    map's own constraint did: at least one node, one target) or it is no container."""
+    inner = _unwrap(annotation)
     if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(raw, Mapping):
         return _partial_model(inner, raw, where)
+    parts: Any = None
     if get_origin(inner) is list and isinstance(raw, list):
-        item = _unwrap(get_args(inner)[0])
-        if isinstance(item, type) and issubclass(item, BaseModel):
-            items = [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
-            # Every item valid and the list still refused: the list's own constraint (at least
-            # one node, one pool) failed, and no rule should count what is there.
-            if any(_has_unavailable(entry) for entry in items):
-                return items
-    return Unavailable(where)
+        item = get_args(inner)[0]
+        parts = [_partial_item(item, entry, f"{where}[{i}]") for i, entry in enumerate(raw)]
+    elif get_origin(inner) is dict and isinstance(raw, Mapping):
+        key_type, value_type = get_args(inner)
+        try:
+            keys = [_adapter(key_type).validate_python(k) for k in raw]
+        except ValidationError:
+            return Unavailable(where)  # a refused key leaves no key to stand in for
+        parts = {
+            k: _partial_item(value_type, v, f"{where}.{k}")
+            for k, v in zip(keys, raw.values(), strict=True)
+        }
+    return parts if parts is not None and has_unavailable(parts) else Unavailable(where)
 
 
-def _partial_item(model: type[BaseModel], raw: Any, where: str) -> Any:
+def _partial_item(annotation: Any, raw: Any, where: str) -> Any:
     try:
-        return model.model_validate(raw)
+        return _adapter(annotation).validate_python(raw)
     except ValidationError:
-        return _partial_model(model, raw, where) if isinstance(raw, Mapping) else Unavailable(where)
+        return _partial_of(annotation, raw, where)
+
+
+_ADAPTERS: dict[int, tuple[Any, TypeAdapter[Any]]] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    """A validator for list items and map entries, built once per annotation."""
+    cached = _ADAPTERS.get(id(annotation))
+    if cached is None or cached[0] is not annotation:
+        cached = (annotation, TypeAdapter(annotation))
+        _ADAPTERS[id(annotation)] = cached
+    return cached[1]
 
 
 def _did_you_mean(key: str, candidates: list[str], known: list[str]) -> str:
@@ -289,8 +332,12 @@ def _edit_distance(a: str, b: str) -> int:
 def resembles_our_namespace(namespace: str) -> bool:
     """`homelabs`, `Homelab`, `home-lab`, `homelab-lab`: a namespace meant to be `homelab`.
     Providers' namespaces (`kubernetes`, `talos`, `command`, `random`, `pulumi`) are not."""
+    if namespace == NS:
+        return False
+    # Pulumi's namespaces are case-sensitive: `Homelab:backups` is another namespace's key,
+    # so a case variant of ours is the closest miss of all, not ours.
     folded = namespace.lower()
-    return folded != NS and (NS in folded or _edit_distance(folded, NS) <= 2)
+    return NS in folded or _edit_distance(folded, NS) <= 2
 
 
 def misplaced_namespace_problems(foreign_keys: Collection[str]) -> list[Problem]:
@@ -308,12 +355,13 @@ def misplaced_namespace_problems(foreign_keys: Collection[str]) -> list[Problem]
             if meant is not None
             else f"known keys: {', '.join(sorted(known))}"
         )
+        case = " (namespaces are case-sensitive)" if namespace.lower() == NS else ""
         problems.append(
             Problem(
                 full_key,
                 MISPLACED,
                 f"is under namespace {namespace!r}, which this program never reads, so the value "
-                f"is ignored; keys are `{NS}:<key>`: {hint}",
+                f"is ignored{case}; keys are `{NS}:<key>`: {hint}",
             )
         )
     return problems
@@ -352,13 +400,32 @@ def _candidates(model: type[BaseModel], parent: Any, key: str, value: Any) -> li
     ]
 
 
+@functools.cache
+def _field_names() -> frozenset[str]:
+    """Every key name (alias and field name) of every model of the config."""
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+    models: list[type[BaseModel]] = [HomelabConfig]
+    while models:
+        model = models.pop()
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            names |= {name, field.alias or name}
+            inner = _inner_model(field.annotation)
+            if inner is not None and inner not in seen:
+                models.append(inner)
+    return frozenset(names)
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            # A key the user wrote (a map's key, an unknown key) may be a pasted token.
+            shown = part if part in _field_names() else shown_key(part)
+            text += ("." if text else "") + shown
     return f"{NS}:{text}"
 
 
@@ -548,7 +615,7 @@ def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Prob
     value = error.get("input")
     top = str(loc[0]) if loc else ""
     hidden = top in SECRET_KEYS
-    shown = "(secret)" if hidden else _short_repr(value)
+    shown = "(secret)" if hidden else shown_value(value, _plain_runs_at(loc))
     if kind == "extra_forbidden":
         model = _model_at(loc)
         names = _candidates(model, _raw_at(data, loc[:-1]), str(loc[-1]), value) if model else []
@@ -565,7 +632,7 @@ def _problem_from_pydantic(error: ErrorDetails, data: Mapping[str, Any]) -> Prob
         field = str(ctx.get("discriminator", "")).strip("'")
         return Problem(
             _format_loc((*loc, field)),
-            _short_repr(ctx.get("tag")),
+            shown_value(ctx.get("tag")),
             f"must be one of: {ctx.get('expected_tags')}",
         )
     message = _CLEARER_MESSAGES.get(kind, error["msg"])
@@ -598,9 +665,28 @@ def _raw_at(data: Any, loc: tuple[int | str, ...]) -> Any:
     return target
 
 
-def _short_repr(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _plain_runs_at(loc: tuple[int | str, ...]) -> PlainRuns:
+    """What the values of the key at `loc` are made of (config/credentials.py `PlainRuns`, on
+    the key's type), to tell a mistyped value from a pasted credential."""
+    model = _model_at(loc) if loc and isinstance(loc[-1], str) else None
+    field = _field_of(model, str(loc[-1])) if model is not None else None
+    if field is not None:
+        # pydantic keeps a field's own `Annotated` metadata beside its annotation.
+        found = [m for m in field.metadata if isinstance(m, PlainRuns)]
+        return found[0] if found else _plain_runs_of(field.annotation)
+    annotation = _annotation_at(loc)
+    return _plain_runs_of(annotation) if annotation is not None else LOWERCASE
+
+
+def _plain_runs_of(annotation: Any) -> PlainRuns:
+    if get_origin(annotation) is Annotated:
+        found = [m for m in annotation.__metadata__ if isinstance(m, PlainRuns)]
+        return found[0] if found else _plain_runs_of(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        for member in get_args(annotation):
+            if (runs := _plain_runs_of(member)) is not LOWERCASE:
+                return runs
+    return LOWERCASE
 
 
 # --- reading the running stack's config ------------------------------------------------------

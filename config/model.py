@@ -28,7 +28,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from config import pins
+from config.credentials import PlainRuns
 from config.fields import (
+    PATH_RUNS,
     AccessKeyId,
     AclTag,
     BucketName,
@@ -262,8 +264,9 @@ TalosVersion = Annotated[str, AfterValidator(_talos_version)]
 KubernetesVersion = Annotated[str, AfterValidator(_kubernetes_version)]
 NameserverWithPort = Annotated[str, AfterValidator(_nameserver_with_port)]
 MacAddress = Annotated[str, AfterValidator(_mac_address)]
-SystemExtension = Annotated[str, AfterValidator(_system_extension)]
-KernelArg = Annotated[str, AfterValidator(_kernel_arg)]
+SystemExtension = Annotated[str, AfterValidator(_system_extension), PATH_RUNS]
+# `key=value` words: lowercase names joined by '_', '=' and '/'.
+KernelArg = Annotated[str, AfterValidator(_kernel_arg), PlainRuns("a-z0-9_/=-")]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
 Secret = Annotated[SecretStr, AfterValidator(_secret_text)]
 AppNamespace = Annotated[str, AfterValidator(_dns_label), AfterValidator(_app_namespace)]

@@ -21,6 +21,11 @@ _LDH_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # example configurations" (letsencrypt/boulder@v0.20260804.0:policy/pa.go `forbiddenMailDomains`,
 # RFC 2606 section 3).
 FORBIDDEN_MAIL_DOMAINS: Final = frozenset({"example.com", "example.net", "example.org"})
+# As certificate names pa.go refuses none of them: `validNonWildcardDomain` checks the form and the
+# ICANN suffix only, and `WillingToIssue` leaves names to the deployment's blocklist file, whose
+# sample in the repository (test/ident-policy.yaml, "not reflective of Let's Encrypt's policies")
+# does list example.net and example.org. So `domain: example.org` is not refused here; examples a
+# person copies (README's `init` line) use an obvious placeholder outside the reserved names.
 # Boulder allows at most 10 labels and 253 bytes (policy/pa.go `maxLabels`,
 # `maxDNSIdentifierLength`).
 MAX_LABELS: Final = 10

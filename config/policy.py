@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.alias_generators import to_camel
 
 from config import pins
+from config.problems import has_unavailable, parsed, per_item, present
 
 _GROUP = re.compile(r"^group:[a-z0-9][a-z0-9-]*$")
 _TAG = re.compile(r"^tag:[a-z0-9][a-z0-9-]*$")
@@ -402,17 +403,21 @@ def reference_problems(
     *,
     defined_groups: Iterable[str],
     owned_tags: Iterable[str],
-    defined_hosts: Iterable[str] = (),
+    defined_hosts: Iterable[str] | None = (),
 ) -> Iterator[PolicyProblem]:
     """What Headscale's policy loader would reject about names: undefined groups, tags without
     an owner, undefined host aliases, autogroups in the wrong place, unknown selectors and
     circular tag ownership (types.go `Policy.validate`, policy.go `flattenTagOwners` @ v0.28.0).
 
-    `defined_groups`/`owned_tags`/`defined_hosts` include what `render_policy` always adds.
+    `defined_groups`/`owned_tags`/`defined_hosts` include what `render_policy` always adds;
+    `defined_hosts` None: not all known, so no name is called an undefined host. Each entry is
+    checked on its own: one that failed validation (config/loader.py `partial_config`) hides no
+    other entry's problem.
     """
     groups = set(defined_groups) | set(policy.groups)
     tags = set(owned_tags) | set(policy.tag_owners)
-    hosts = set(policy.hosts) | set(defined_hosts)
+    hosts_known = defined_hosts is not None
+    hosts = set(policy.hosts) | set(defined_hosts or ())
 
     def check(
         path: str, ref: str, *, where: Literal["owner", "src", "dst"]
@@ -435,7 +440,8 @@ def reference_problems(
                 )
         elif not _is_selector(ref, hosts):
             if _HOST_ALIAS.fullmatch(ref):
-                yield path, ref, f"names an undefined host; defined in hosts: {sorted(hosts)}"
+                if hosts_known:
+                    yield path, ref, f"names an undefined host; defined in hosts: {sorted(hosts)}"
             else:
                 yield (
                     path,
@@ -444,15 +450,18 @@ def reference_problems(
                     "or an IP/CIDR",
                 )
 
+    owners_of = {tag: [o for _, o in parsed(owners)] for tag, owners in policy.tag_owners.items()}
     for tag, owners in policy.tag_owners.items():
-        for k, owner in enumerate(owners):
+        for k, owner in parsed(owners):
             yield from check(f"tagOwners.{tag}[{k}]", owner, where="owner")
-    yield from _tag_cycles(policy.tag_owners)
-    for i, rule in enumerate(policy.acls):
-        for k, src in enumerate(rule.src):
-            yield from check(f"acls[{i}].src[{k}]", src, where="src")
-        for k, dst in enumerate(rule.dst):
-            yield from check(f"acls[{i}].dst[{k}]", dst.rpartition(":")[0], where="dst")
+    yield from _tag_cycles(owners_of)
+    for i, rule in present(policy.acls):
+        with per_item():
+            for k, src in parsed(rule.src):
+                yield from check(f"acls[{i}].src[{k}]", src, where="src")
+        with per_item():
+            for k, dst in parsed(rule.dst):
+                yield from check(f"acls[{i}].dst[{k}]", dst.rpartition(":")[0], where="dst")
 
 
 def _tag_cycles(tag_owners: Mapping[str, Sequence[str]]) -> Iterator[PolicyProblem]:
@@ -494,14 +503,18 @@ def address_problems(
         f"must lie inside an advertised subnet route ({', '.join(str(r) for r in routes)}) "
         f"or the tailnet ({TAILNET_IPV4})"
     )
-    for name, net in sorted(policy.hosts.items()):
-        if not reachable(net):
+    for name in sorted(policy.hosts):
+        net = policy.hosts[name]
+        if not has_unavailable(net) and not reachable(net):
             yield f"hosts.{name}", str(net), expected
-    for i, rule in enumerate(policy.acls):
-        for k, dst in enumerate(rule.dst):
-            target = dst.rpartition(":")[0]
-            if _is_ip_literal(target) and not reachable(ipaddress.ip_network(target, strict=False)):
-                yield f"acls[{i}].dst[{k}]", dst, expected
+    for i, rule in present(policy.acls):
+        with per_item():
+            for k, dst in parsed(rule.dst):
+                target = dst.rpartition(":")[0]
+                if _is_ip_literal(target) and not reachable(
+                    ipaddress.ip_network(target, strict=False)
+                ):
+                    yield f"acls[{i}].dst[{k}]", dst, expected
 
 
 def _is_ip_literal(value: str) -> bool:

@@ -6,13 +6,19 @@ validation the loader hands the rules a config in which that value (and only it:
 other fields, list items and nested objects are all there) is an `Unavailable` stand-in: a rule
 that reads one raises `InputUnavailableError` and is skipped, while every rule that reads only
 what parsed still runs (so a rule must let exceptions through, not catch them broadly).
+A rule over a list checks each item on its own (config/problems.py `parsed`, `present`,
+`per_item`), so a failed item hides no other item's problem; only a rule that needs every item
+(an address inside *some* pool, the count of control planes) is skipped while one failed. The
+checks of what the policy grants run only over a policy without problems
+(`DERIVED_FROM_THE_POLICY`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TypeVar
 
 from config import access, pins
 from config.model import (
@@ -27,7 +33,10 @@ from config.problems import InputUnavailableError as InputUnavailableError
 from config.problems import Problem as Problem
 from config.problems import Rule as Rule
 from config.problems import Unavailable as Unavailable
+from config.problems import has_unavailable, parsed, per_item, present
 from config.reserved import RESERVED_RULES
+
+Hashed = TypeVar("Hashed", bound=Hashable)
 
 
 def _key(path: str) -> str:
@@ -58,9 +67,10 @@ def gateway_in_lan(c: HomelabConfig) -> Iterable[Problem]:
 def node_ips_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     if wider_lan_needed(c) is not None:
         return
-    for i, node in enumerate(c.cluster.nodes):
-        if (why := _not_a_lan_host(node.ip, c.network.lan_cidr)) is not None:
-            yield Problem(_key(f"cluster.nodes[{i}].ip"), _q(node.ip), why)
+    lan = c.network.lan_cidr
+    for i, ip in parsed(c.cluster.nodes, lambda n: n.ip):
+        if (why := _not_a_lan_host(ip, lan)) is not None:
+            yield Problem(_key(f"cluster.nodes[{i}].ip"), _q(ip), why)
 
 
 def vip_in_lan(c: HomelabConfig) -> Iterable[Problem]:
@@ -73,32 +83,43 @@ def vip_in_lan(c: HomelabConfig) -> Iterable[Problem]:
 
 def vip_not_a_node_ip(c: HomelabConfig) -> Iterable[Problem]:
     vip = c.cluster.vip
-    if vip is not None and vip in set(c.iter_node_ips()):
+    if vip is not None and vip in {ip for _, ip in parsed(c.cluster.nodes, lambda n: n.ip)}:
         yield Problem(
             _key("cluster.vip"), _q(vip), "must be a free address, not one of the node IPs"
         )
+
+
+def _pool_entries(
+    c: HomelabConfig,
+) -> list[tuple[str, str, ipaddress.IPv4Address, ipaddress.IPv4Address]]:
+    """(key path, entry, first, last) of every pool entry that validated."""
+    return [
+        (f"network.addressPools[{i}].addresses[{j}]", entry, *parse_address_range(entry))
+        for i, pool in present(c.network.address_pools)
+        for j, entry in parsed(pool.addresses)
+    ]
 
 
 def pools_in_lan(c: HomelabConfig) -> Iterable[Problem]:
     lan = c.network.lan_cidr
     if wider_lan_needed(c) is not None:
         return
-    for i, pool in enumerate(c.network.address_pools):
-        for j, entry in enumerate(pool.addresses):
-            first, last = parse_address_range(entry)
-            if first not in lan or last not in lan:
-                yield Problem(
-                    _key(f"network.addressPools[{i}].addresses[{j}]"),
-                    _q(entry),
-                    f"must lie inside the LAN {lan}",
-                )
+    for path, entry, first, last in _pool_entries(c):
+        if first not in lan or last not in lan:
+            yield Problem(_key(path), _q(entry), f"must lie inside the LAN {lan}")
 
 
 def _reserved_addresses(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Address]]:
-    reserved = [("the gateway", c.network.gateway)]
-    reserved += [(f"node {n.hostname}", n.ip) for n in c.cluster.nodes]
-    if c.cluster.vip is not None:
-        reserved.append(("the cluster VIP", c.cluster.vip))
+    reserved: list[tuple[str, ipaddress.IPv4Address]] = []
+    with per_item():
+        reserved.append(("the gateway", c.network.gateway))
+    reserved += [
+        (f"node {hostname}", ip)
+        for _, (hostname, ip) in parsed(c.cluster.nodes, lambda n: (n.hostname, n.ip))
+    ]
+    with per_item():
+        if c.cluster.vip is not None:
+            reserved.append(("the cluster VIP", c.cluster.vip))
     lan = c.network.lan_cidr
     if lan.prefixlen <= 30 and wider_lan_needed(c) is None:
         # A Service on the LAN's network or broadcast address is unreachable in L2 mode.
@@ -108,38 +129,38 @@ def _reserved_addresses(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Addre
 
 
 def pools_avoid_reserved(c: HomelabConfig) -> Iterable[Problem]:
-    for i, pool in enumerate(c.network.address_pools):
-        for j, entry in enumerate(pool.addresses):
-            first, last = parse_address_range(entry)
-            for what, ip in _reserved_addresses(c):
-                if first <= ip <= last:
-                    yield Problem(
-                        _key(f"network.addressPools[{i}].addresses[{j}]"),
-                        _q(entry),
-                        f"overlaps {what} ({ip}); MetalLB would hand that address to a Service",
-                    )
+    reserved = _reserved_addresses(c)
+    for path, entry, first, last in _pool_entries(c):
+        for what, ip in reserved:
+            if first <= ip <= last:
+                yield Problem(
+                    _key(path),
+                    _q(entry),
+                    f"overlaps {what} ({ip}); MetalLB would hand that address to a Service",
+                )
 
 
 def pools_do_not_overlap(c: HomelabConfig) -> Iterable[Problem]:
     seen: list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]] = []
-    for i, pool in enumerate(c.network.address_pools):
-        for j, entry in enumerate(pool.addresses):
-            first, last = parse_address_range(entry)
-            for other, o_first, o_last in seen:
-                if first <= o_last and o_first <= last:
-                    yield Problem(
-                        _key(f"network.addressPools[{i}].addresses[{j}]"),
-                        _q(entry),
-                        f"overlaps {other}; pools must not share addresses",
-                    )
-            seen.append((f"pool range {entry!r}", first, last))
+    for path, entry, first, last in _pool_entries(c):
+        for other, o_first, o_last in seen:
+            if first <= o_last and o_first <= last:
+                yield Problem(
+                    _key(path), _q(entry), f"overlaps {other}; pools must not share addresses"
+                )
+        seen.append((f"pool range {entry!r}", first, last))
+
+
+def _repeated(values: Sequence[tuple[int, Hashed]]) -> list[tuple[int, Hashed]]:
+    """The (index, value) pairs whose value occurs more than once."""
+    counts = Counter(value for _, value in values)
+    return [(i, value) for i, value in values if counts[value] > 1]
 
 
 def pool_names_unique(c: HomelabConfig) -> Iterable[Problem]:
-    counts = Counter(p.name for p in c.network.address_pools)
-    for i, pool in enumerate(c.network.address_pools):
-        if counts[pool.name] > 1:
-            yield Problem(_key(f"network.addressPools[{i}].name"), _q(pool.name), "must be unique")
+    names = list(parsed(c.network.address_pools, lambda p: p.name))
+    for i, name in _repeated(names):
+        yield Problem(_key(f"network.addressPools[{i}].name"), _q(name), "must be unique")
 
 
 def traefik_ip_in_pool(c: HomelabConfig) -> Iterable[Problem]:
@@ -164,23 +185,15 @@ def stun_ip_in_pool(c: HomelabConfig) -> Iterable[Problem]:
 
 
 def node_ips_unique(c: HomelabConfig) -> Iterable[Problem]:
-    counts = Counter(n.ip for n in c.cluster.nodes)
-    for i, node in enumerate(c.cluster.nodes):
-        if counts[node.ip] > 1:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].ip"), _q(node.ip), "must be unique across nodes"
-            )
+    for i, ip in _repeated(list(parsed(c.cluster.nodes, lambda n: n.ip))):
+        yield Problem(_key(f"cluster.nodes[{i}].ip"), _q(ip), "must be unique across nodes")
 
 
 def hostnames_unique(c: HomelabConfig) -> Iterable[Problem]:
-    counts = Counter(n.hostname for n in c.cluster.nodes)
-    for i, node in enumerate(c.cluster.nodes):
-        if counts[node.hostname] > 1:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].hostname"),
-                _q(node.hostname),
-                "must be unique across nodes",
-            )
+    for i, hostname in _repeated(list(parsed(c.cluster.nodes, lambda n: n.hostname))):
+        yield Problem(
+            _key(f"cluster.nodes[{i}].hostname"), _q(hostname), "must be unique across nodes"
+        )
 
 
 def odd_control_planes(c: HomelabConfig) -> Iterable[Problem]:
@@ -228,20 +241,17 @@ def _safe_magic_dns_domain(c: HomelabConfig, *, rejected: str) -> str:
 
 
 def subnet_routes_in_lan(c: HomelabConfig) -> Iterable[Problem]:
-    for i, route in enumerate(c.remote_access.router.routes):
-        if not route.subnet_of(c.network.lan_cidr):
+    lan = c.network.lan_cidr
+    for i, route in parsed(c.remote_access.router.routes):
+        if not route.subnet_of(lan):
             yield Problem(
-                _key(f"remoteAccess.router.routes[{i}]"),
-                _q(route),
-                f"must be inside the LAN {c.network.lan_cidr}",
+                _key(f"remoteAccess.router.routes[{i}]"), _q(route), f"must be inside the LAN {lan}"
             )
 
 
 def apps_unique(c: HomelabConfig) -> Iterable[Problem]:
-    names = Counter(a.name for a in c.apps)
-    for i, app in enumerate(c.apps):
-        if names[app.name] > 1:
-            yield Problem(_key(f"apps[{i}].name"), _q(app.name), "must be unique across apps")
+    for i, name in _repeated(list(parsed(c.apps, lambda a: a.name))):
+        yield Problem(_key(f"apps[{i}].name"), _q(name), "must be unique across apps")
 
 
 def hosts_unique(c: HomelabConfig) -> Iterable[Problem]:
@@ -257,34 +267,37 @@ def hosts_unique(c: HomelabConfig) -> Iterable[Problem]:
             )
         platform.setdefault(headplane.host, "Headplane")
     seen: dict[str, str] = {}
-    for i, app in enumerate(c.apps):
-        label = app.host_label
-        owner = platform.get(label) or seen.get(label)
-        if owner is not None:
-            # Without a `host` the app's host is its name, so the name is what to change.
-            field = "host" if app.host is not None else "name"
-            yield Problem(
-                _key(f"apps[{i}].{field}"),
-                _q(label),
-                f"is already used by {owner} as its host; pick another {field}",
-            )
-        seen.setdefault(label, f"app {app.name!r}")
+    for i, app in present(c.apps):
+        with per_item():
+            label = app.host_label
+            owner = platform.get(label) or seen.get(label)
+            if owner is not None:
+                # Without a `host` the app's host is its name, so the name is what to change.
+                field = "host" if app.host is not None else "name"
+                yield Problem(
+                    _key(f"apps[{i}].{field}"),
+                    _q(label),
+                    f"is already used by {owner} as its host; pick another {field}",
+                )
+            seen.setdefault(label, f"app {app.name!r}")
 
 
 def apps_have_backend(c: HomelabConfig) -> Iterable[Problem]:
     for i, app in enumerate(c.apps):
-        if app.workload is None and app.service is None:
-            yield Problem(
-                _key(f"apps[{i}]"),
-                f"app {app.name!r} has neither 'workload' nor 'service'",
-                "set 'workload' (e.g. 'grafana') or the 'service' to route to",
-            )
-        if app.workload is not None and app.service is not None:
-            yield Problem(
-                _key(f"apps[{i}].service"),
-                _q(app.service),
-                "must be omitted when 'workload' is set (the workload brings its own Service)",
-            )
+        with per_item():
+            if app.workload is None and app.service is None:
+                yield Problem(
+                    _key(f"apps[{i}]"),
+                    f"app {app.name!r} has neither 'workload' nor 'service'",
+                    "set 'workload' (e.g. 'grafana') or the 'service' to route to",
+                )
+        with per_item():
+            if app.workload is not None and app.service is not None:
+                yield Problem(
+                    _key(f"apps[{i}].service"),
+                    _q(app.service),
+                    "must be omitted when 'workload' is set (the workload brings its own Service)",
+                )
 
 
 def homelab_never_resets_nodes(c: HomelabConfig) -> Iterable[Problem]:
@@ -358,12 +371,17 @@ def saved_certificate_parses(c: HomelabConfig) -> Iterable[Problem]:
 
 
 def policy_references_exist(c: HomelabConfig) -> Iterable[Problem]:
-    """Names Headscale's policy loader would reject (config/policy.py `reference_problems`)."""
+    """Names Headscale's policy loader would reject (config/policy.py `reference_problems`).
+    While an app failed, the apps' host aliases are not all known: host aliases go unjudged,
+    groups and tags are still checked."""
+    app_hosts: list[str] | None = None
+    with per_item():
+        app_hosts = list(access.app_host_aliases(c))
     for path, value, expected in reference_problems(
         c.remote_access.policy,
         defined_groups=[ADMIN_GROUP],
         owned_tags=[c.remote_access.router.tag],
-        defined_hosts=access.app_host_aliases(c),
+        defined_hosts=app_hosts,
     ):
         yield Problem(_key(f"remoteAccess.policy.{path}"), _q(value), expected)
 
@@ -406,15 +424,18 @@ def policy_host_aliases_free(c: HomelabConfig) -> Iterable[Problem]:
 
 def gateway_not_reused(c: HomelabConfig) -> Iterable[Problem]:
     gateway = c.network.gateway
-    for i, node in enumerate(c.cluster.nodes):
-        if node.ip == gateway:
+    for i, ip in parsed(c.cluster.nodes, lambda n: n.ip):
+        if ip == gateway:
             yield Problem(
                 _key(f"cluster.nodes[{i}].ip"),
-                _q(node.ip),
+                _q(ip),
                 "is the gateway's address; give the node a free one",
             )
-    if c.cluster.vip == gateway:
-        yield Problem(_key("cluster.vip"), _q(gateway), "is the gateway's address; pick a free one")
+    with per_item():
+        if c.cluster.vip == gateway:
+            yield Problem(
+                _key("cluster.vip"), _q(gateway), "is the gateway's address; pick a free one"
+            )
 
 
 def apps_avoid_builtin_names(c: HomelabConfig) -> Iterable[Problem]:
@@ -427,18 +448,24 @@ def apps_avoid_builtin_names(c: HomelabConfig) -> Iterable[Problem]:
         platform_hosts.add(headplane.host)
     builtins = ", ".join(repr(b) for b in BUILTIN_HOSTS)
     for i, app in enumerate(c.apps):
-        if app.name in BUILTIN_HOSTS and not (app.host is None and app.name in platform_hosts):
-            yield Problem(
-                _key(f"apps[{i}].name"),
-                _q(app.name),
-                f"is the name of a built-in host ({builtins}); name the app otherwise",
-            )
-        if app.host is not None and app.host in BUILTIN_HOSTS and app.host not in platform_hosts:
-            yield Problem(
-                _key(f"apps[{i}].host"),
-                _q(app.host),
-                f"is the name of a built-in host ({builtins}); pick another host",
-            )
+        with per_item():
+            if app.name in BUILTIN_HOSTS and not (app.host is None and app.name in platform_hosts):
+                yield Problem(
+                    _key(f"apps[{i}].name"),
+                    _q(app.name),
+                    f"is the name of a built-in host ({builtins}); name the app otherwise",
+                )
+        with per_item():
+            if (
+                app.host is not None
+                and app.host in BUILTIN_HOSTS
+                and app.host not in platform_hosts
+            ):
+                yield Problem(
+                    _key(f"apps[{i}].host"),
+                    _q(app.host),
+                    f"is the name of a built-in host ({builtins}); pick another host",
+                )
 
 
 def version_core(text: str) -> tuple[int, int, int]:
@@ -545,15 +572,17 @@ def talos_config_contract_fits(c: HomelabConfig) -> Iterable[Problem]:
 
 
 def _lan_claims(c: HomelabConfig) -> list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]]:
-    """Every address the config puts on the LAN (key, first, last)."""
-    claims = [("network.gateway", c.network.gateway, c.network.gateway)]
-    claims += [(f"cluster.nodes[{i}].ip", n.ip, n.ip) for i, n in enumerate(c.cluster.nodes)]
-    if c.cluster.vip is not None:
-        claims.append(("cluster.vip", c.cluster.vip, c.cluster.vip))
-    for i, pool in enumerate(c.network.address_pools):
-        for j, entry in enumerate(pool.addresses):
-            first, last = parse_address_range(entry)
-            claims.append((f"network.addressPools[{i}].addresses[{j}]", first, last))
+    """Every address the config puts on the LAN (key, first, last), of those that validated."""
+    claims: list[tuple[str, ipaddress.IPv4Address, ipaddress.IPv4Address]] = []
+    with per_item():
+        claims.append(("network.gateway", c.network.gateway, c.network.gateway))
+    claims += [
+        (f"cluster.nodes[{i}].ip", ip, ip) for i, ip in parsed(c.cluster.nodes, lambda n: n.ip)
+    ]
+    with per_item():
+        if c.cluster.vip is not None:
+            claims.append(("cluster.vip", c.cluster.vip, c.cluster.vip))
+    claims += [(path, first, last) for path, _, first, last in _pool_entries(c)]
     return claims
 
 
@@ -594,24 +623,23 @@ def lan_holds_the_addresses(c: HomelabConfig) -> Iterable[Problem]:
 def node_link_selected_once(c: HomelabConfig) -> Iterable[Problem]:
     """A node's LAN link is named by `interface` or found by `mac`, not both."""
     for i, node in enumerate(c.cluster.nodes):
-        if node.interface is not None and node.mac is not None:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].mac"),
-                _q(node.mac),
-                f"must not be set together with interface {node.interface!r}: set `interface` to "
-                "name the link, or `mac` to find it by its permanent MAC, not both",
-            )
+        with per_item():
+            if node.interface is not None and node.mac is not None:
+                yield Problem(
+                    _key(f"cluster.nodes[{i}].mac"),
+                    _q(node.mac),
+                    f"must not be set together with interface {node.interface!r}: set "
+                    "`interface` to name the link, or `mac` to find it by its permanent MAC, "
+                    "not both",
+                )
 
 
 def node_macs_unique(c: HomelabConfig) -> Iterable[Problem]:
     # One NIC cannot be in two machines: a repeated MAC is a copy-paste mistake, and the second
     # node's link would match nothing.
-    counts = Counter(n.mac for n in c.cluster.nodes if n.mac is not None)
-    for i, node in enumerate(c.cluster.nodes):
-        if node.mac is not None and counts[node.mac] > 1:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].mac"), _q(node.mac), "must be unique across nodes"
-            )
+    macs = [(i, mac) for i, mac in parsed(c.cluster.nodes, lambda n: n.mac) if mac is not None]
+    for i, mac in _repeated(macs):
+        yield Problem(_key(f"cluster.nodes[{i}].mac"), _q(mac), "must be unique across nodes")
 
 
 def control_plane_scheduling_is_explicit(c: HomelabConfig) -> Iterable[Problem]:
@@ -644,33 +672,40 @@ def current_addresses_are_moves(c: HomelabConfig) -> Iterable[Problem]:
     """`currentAddress` names where a node answers while it moves to `ip`: another address than
     its own new one, and not an address another node has or moves from (the apply would then
     configure the wrong machine)."""
-    others: dict[str, str] = {}
-    for node in c.cluster.nodes:
-        others[str(node.ip)] = f"node {node.hostname}'s ip"
+    others = {
+        str(ip): f"node {hostname}'s ip"
+        for _, (hostname, ip) in parsed(c.cluster.nodes, lambda n: (n.hostname, n.ip))
+    }
     for i, node in enumerate(c.cluster.nodes):
-        current = node.current_address
-        if current is None:
-            continue
-        key = _key(f"cluster.nodes[{i}].currentAddress")
-        if current == node.ip:
-            yield Problem(
-                key,
-                _q(current),
-                "equals the node's own `ip`: set it only while moving the node to a new `ip`, "
-                "and remove it once that `up` is done",
-            )
-        elif str(current) in others:
-            yield Problem(key, _q(current), f"is {others[str(current)]}; it must be this node's")
-        elif c.cluster.vip is not None and current == c.cluster.vip:
-            yield Problem(key, _q(current), "is the cluster VIP, which no node answers on alone")
-    counts = Counter(n.current_address for n in c.cluster.nodes if n.current_address is not None)
-    for i, node in enumerate(c.cluster.nodes):
-        if node.current_address is not None and counts[node.current_address] > 1:
-            yield Problem(
-                _key(f"cluster.nodes[{i}].currentAddress"),
-                _q(node.current_address),
-                "must be unique across nodes",
-            )
+        with per_item():
+            current = node.current_address
+            if current is None:
+                continue
+            key = _key(f"cluster.nodes[{i}].currentAddress")
+            if current == node.ip:
+                yield Problem(
+                    key,
+                    _q(current),
+                    "equals the node's own `ip`: set it only while moving the node to a new "
+                    "`ip`, and remove it once that `up` is done",
+                )
+            elif str(current) in others:
+                yield Problem(
+                    key, _q(current), f"is {others[str(current)]}; it must be this node's"
+                )
+            elif c.cluster.vip is not None and current == c.cluster.vip:
+                yield Problem(
+                    key, _q(current), "is the cluster VIP, which no node answers on alone"
+                )
+    moving = [
+        (i, address)
+        for i, address in parsed(c.cluster.nodes, lambda n: n.current_address)
+        if address is not None
+    ]
+    for i, address in _repeated(moving):
+        yield Problem(
+            _key(f"cluster.nodes[{i}].currentAddress"), _q(address), "must be unique across nodes"
+        )
 
 
 def removed_nodes_reset_with_the_stack(c: HomelabConfig) -> Iterable[Problem]:
@@ -692,9 +727,9 @@ def image_factory_entries_unique(c: HomelabConfig) -> Iterable[Problem]:
         ("systemExtensions", factory.system_extensions),
         ("extraKernelArgs", factory.extra_kernel_args),
     ):
-        counts = Counter(values)
-        for i, value in enumerate(values):
-            if counts[value] > 1 and values.index(value) != i:
+        first: dict[str, int] = {}
+        for i, value in parsed(values):
+            if first.setdefault(value, i) != i:
                 yield Problem(
                     _key(f"cluster.imageFactory.{field}[{i}]"),
                     _q(value),
@@ -748,14 +783,47 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Checks that evaluate what the shipped policy grants (its tests, the built-in access). Over a
+# policy that Headscale would refuse they report the refusal's consequence as a failure of their
+# own: a test whose only rule names an undefined source "is denied, no rule grants it". So they
+# run only when the rules about the policy itself found nothing and every value they read
+# validated; the person fixes the policy first, then sees the verdicts.
+POLICY_RULES: tuple[Rule, ...] = (
+    policy_references_exist,
+    policy_subnets_in_lan,
+    policy_host_aliases_free,
+)
+DERIVED_FROM_THE_POLICY: tuple[Rule, ...] = (policy_tests_hold, policy_builtin_access)
+
+
+def _policy_inputs_validated(c: HomelabConfig) -> bool:
+    """Whether everything the policy document is rendered from validated (no stand-in)."""
+    try:
+        inputs = (c.domain, c.remote_access, c.apps, c.network.lan_cidr, c.network.traefik_ip)
+    except InputUnavailableError:
+        return False
+    return not has_unavailable(inputs)
+
+
 def check_rules(config: HomelabConfig) -> list[Problem]:
     """Every problem of every rule; a rule that reads a section which failed field validation
-    (an `Unavailable` stand-in) is skipped, with whatever it found before reaching it."""
+    (an `Unavailable` stand-in) is skipped, with whatever it found before reaching it (rules
+    over lists check each item on its own: config/problems.py `parsed`, `per_item`)."""
     problems: list[Problem] = []
+    found_by: dict[Rule, list[Problem] | None] = {}
     for rule in RULES:
+        if rule in DERIVED_FROM_THE_POLICY:
+            continue
         try:
-            found = list(rule(config))
+            found_by[rule] = found = list(rule(config))
         except InputUnavailableError:
+            found_by[rule] = None
             continue
         problems.extend(found)
+    if all(found_by[rule] == [] for rule in POLICY_RULES) and _policy_inputs_validated(config):
+        for rule in DERIVED_FROM_THE_POLICY:
+            try:
+                problems.extend(list(rule(config)))
+            except InputUnavailableError:
+                continue
     return problems

@@ -27,16 +27,37 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def _at(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 def _syntax_error(path: Path, error: yaml.YAMLError) -> StackFileError:
-    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
-        mark = error.problem_mark
-        what = error.problem or "invalid YAML"
-        context = f" ({error.context})" if error.context else ""
-        return StackFileError(
-            f"{path}: line {mark.line + 1}, column {mark.column + 1}: {what}{context}; "
-            "fix the YAML there (an indentation or a quote, often)"
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return StackFileError(f"{path}: not valid YAML ({error})")
+    noticed = error.problem_mark
+    what = error.problem or "invalid YAML"
+    started = error.context_mark
+    if (
+        error.context
+        and started is not None
+        and (started.line, started.column)
+        != (
+            noticed.line,
+            noticed.column,
         )
-    return StackFileError(f"{path}: not valid YAML ({error})")
+    ):
+        # An unclosed quote or bracket is noticed only where the stream ends, maybe far below:
+        # where the quoted scalar (or the mapping) started is as much the place to look.
+        return StackFileError(
+            f"{path}: {what} at {_at(noticed)}, {error.context} that starts at {_at(started)}; "
+            "fix the YAML between those two places (an unclosed quote or bracket, or an "
+            "indentation, often)"
+        )
+    context = f" ({error.context})" if error.context else ""
+    return StackFileError(
+        f"{path}: {_at(noticed)}: {what}{context}; "
+        "fix the YAML there (an indentation or a quote, often)"
+    )
 
 
 def read_stack_document(path: Path) -> dict[str, Any]:

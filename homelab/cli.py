@@ -186,6 +186,13 @@ def _render(args: argparse.Namespace, out: TextIO) -> int:
 def _render_diff(args: argparse.Namespace, out: TextIO) -> int:
     if not args.head.is_dir():
         raise render.RenderOutputError(f"no render at {args.head}")
+    if args.base.exists() and not args.base.is_dir():
+        # Only a missing base is an empty render (a new stack); a file there is a wrong argument,
+        # and reading it as "nothing before" would show every file of the head as added.
+        raise render.RenderOutputError(
+            f"the base {args.base} is a file, not a render directory; pass the directory "
+            "`python -m homelab render --out` wrote (or a missing path for an empty base)"
+        )
     with _reading(args.base):
         base = render.read_render(args.base)
     with _reading(args.head):

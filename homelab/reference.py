@@ -24,7 +24,8 @@ import json
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -163,9 +164,42 @@ def _fetched(fetch: Downloader, url: str) -> bytes:
         ) from None
 
 
+def _unexpected_answer(url: str, expected: str, got: str) -> ReferenceFetchError:
+    """One line for an answer that is not the file asked for: behind a captive portal or a
+    filtering proxy, every URL answers with the same login or block page."""
+    return ReferenceFetchError(
+        f"the answer from {url} was {got}, not {expected}: is a proxy or a captive portal "
+        "(a hotel or guest Wi-Fi login) answering instead? Open any web page in a browser to get "
+        "past it, or check HTTPS_PROXY, then run `python -m homelab fetch-reference` again"
+    )
+
+
+def _looks_like_html(data: bytes) -> bool:
+    # None of the files fetched here (YAML, JSON, gzip archives) starts like a web page.
+    head = data[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml"))
+
+
+def _checked(url: str, data: bytes, expected: str) -> bytes:
+    if _looks_like_html(data):
+        raise _unexpected_answer(url, expected, "a web page")
+    return data
+
+
+def _yaml_documents(url: str, data: bytes, expected: str) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(_checked(url, data, expected).decode()))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise _unexpected_answer(url, expected, "not YAML") from None
+
+
 def crd_schemas(text: str) -> Iterator[tuple[str, Any]]:
     """(`<group>/<Kind>_<version>.json`, schema) for each served version of each CRD."""
-    for document in yaml.safe_load_all(text):
+    return _crd_schemas_of(yaml.safe_load_all(text))
+
+
+def _crd_schemas_of(documents: Iterable[Any]) -> Iterator[tuple[str, Any]]:
+    for document in documents:
         if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
             continue
         spec = document["spec"]
@@ -176,8 +210,14 @@ def crd_schemas(text: str) -> Iterator[tuple[str, Any]]:
 
 
 def _chart_url(repository: str, name: str, version: str, fetch: Downloader) -> str:
-    index = yaml.safe_load(_fetched(fetch, f"{repository.rstrip('/')}/index.yaml"))
-    entries = index.get("entries") if isinstance(index, dict) else None
+    url = f"{repository.rstrip('/')}/index.yaml"
+    expected = "a Helm repository index"
+    documents = _yaml_documents(url, _fetched(fetch, url), expected)
+    index = documents[0] if len(documents) == 1 else None
+    if not isinstance(index, dict) or not isinstance(index.get("entries", {}), dict):
+        got = "YAML of another shape" if documents else "empty"
+        raise _unexpected_answer(url, expected, got)
+    entries = index.get("entries")
     for entry in (entries or {}).get(name) or []:
         if entry.get("version") == version and entry.get("urls"):
             url = str(entry["urls"][0])
@@ -207,7 +247,17 @@ def _schema_bytes(schema: Any) -> bytes:
 
 
 def _fetch_chart(root: Path, chart: Chart, fetch: Downloader) -> list[Path]:
-    archive = _fetched(fetch, _chart_url(chart.repository, chart.name, chart.version, fetch))
+    url = _chart_url(chart.repository, chart.name, chart.version, fetch)
+    expected = "a chart archive (.tgz)"
+    archive = _checked(url, _fetched(fetch, url), expected)
+    try:
+        return _unpack_chart(root, chart, archive)
+    except (tarfile.TarError, EOFError, OSError, zlib.error):
+        # A write failure is a ReferenceFetchError already (`_write`): these are the archive's.
+        raise _unexpected_answer(url, expected, "not a gzip'd tar archive") from None
+
+
+def _unpack_chart(root: Path, chart: Chart, archive: bytes) -> list[Path]:
     written: list[Path] = []
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
@@ -258,9 +308,15 @@ def fetch_all(root: Path = CACHE_DIR, fetch: Downloader = download) -> list[Path
     written: list[Path] = []
     for source in sources():
         if isinstance(source, RawFile):
-            written.append(_write(root, source.destination, _fetched(fetch, source.url)))
+            data = _checked(source.url, _fetched(fetch, source.url), "the file")
+            written.append(_write(root, source.destination, data))
         elif isinstance(source, Crds):
-            for name, schema in crd_schemas(_fetched(fetch, source.url).decode()):
+            expected = "a YAML stream of CRDs"
+            documents = _yaml_documents(source.url, _fetched(fetch, source.url), expected)
+            schemas = list(_crd_schemas_of(documents))
+            if not schemas:
+                raise _unexpected_answer(source.url, expected, "YAML without a CRD")
+            for name, schema in schemas:
                 destination = f"{source.project}/crd-schemas/{name}"
                 written.append(_write(root, destination, _schema_bytes(schema)))
         else:

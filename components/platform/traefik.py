@@ -42,12 +42,12 @@ from components.platform.metallb import LoadBalancerRequest
 from components.shared.common import TAILNET_IPV4, TAILNET_IPV6, TRAEFIK_NAMESPACE, ClusterAccess
 from components.shared.kube import CRITICAL_PRIORITY_CLASS, HelmChart, helm_release, namespace
 from components.shared.kubectl import apply_crds
-from config import pins
+from config import networks, pins
 from config.views import FrontDoor
 
 CHART: Final = HelmChart(pins.TRAEFIK_CHART_REPO, "traefik", pins.TRAEFIK_CHART_VERSION)
-# Talos' default pod CIDR (components.md 1.3): where the subnet router's connections come from.
-TALOS_POD_CIDR: Final = "10.244.0.0/16"
+# Talos' pod network (config/networks.py): where the subnet router's connections come from.
+TALOS_POD_CIDR: Final = str(networks.TALOS_POD_SUBNET)
 
 WEB_ENTRYPOINT: Final = "web"
 WEBSECURE_ENTRYPOINT: Final = "websecure"

@@ -14,7 +14,7 @@ import pulumi
 import pytest
 from pydantic import ValidationError
 
-from config.credentials import HIDDEN, looks_like_credential
+from config.credentials import HIDDEN_PREFIX, is_hidden
 from config.loader import ConfigError, partial_config, top_level_keys, validate_config
 from config.model import HomelabConfig
 from config.rules import RULES
@@ -70,11 +70,12 @@ def test_invalid_fixture_gives_exactly_its_problem_lines(case: InvalidCase) -> N
             if isinstance(secret, str) and secret:
                 assert secret not in message
             continue
-        if problem.value == HIDDEN or HIDDEN in problem.expected:
+        if is_hidden(problem.value) or HIDDEN_PREFIX in problem.expected:
             # A credential pasted into a plain key is reported as found, never shown.
             for value in case.set.values():
-                if isinstance(value, str) and looks_like_credential(value):
+                if isinstance(value, str):
                     assert value not in message
+            continue
         if problem.value in PLACEHOLDER_VALUES:
             continue
         # The bad value is shown: as the fixture says, or as the mutation set it.
@@ -113,9 +114,75 @@ def test_rule_fixture_is_reported_by_the_rules_it_names(case: InvalidCase) -> No
         model = partial_config(raw)
     error_lines = {p.line() for p in _config_error(case).problems}
     for name in case.rules:
-        lines = {p.line() for p in RULE_NAMES[name](model)}
-        assert lines, f"{name} finds nothing wrong with {case.name}"
+        found = list(RULE_NAMES[name](model))
+        assert found, f"{name} finds nothing wrong with {case.name}"
+        # As any line is shown: a credential-looking value hidden (config/loader.py).
+        lines = {p.line() for p in ConfigError(found).problems}
         assert lines <= error_lines
+
+
+# The lists a mistyped item can land in, and the rules that need every item of a list to say
+# anything (an address inside *some* pool, the count of control planes, the apps' host aliases),
+# which may rightly fall silent while one item failed.
+LISTS = (
+    "cluster.nodes",
+    "network.addressPools",
+    "network.nameservers",
+    "remoteAccess.nameservers",
+    "remoteAccess.router.routes",
+    "remoteAccess.policy.acls",
+    "apps",
+)
+NEEDS_EVERY_ITEM: dict[str, frozenset[str]] = {
+    "traefik_ip_in_pool": frozenset({"network.addressPools"}),
+    "stun_ip_in_pool": frozenset({"network.addressPools"}),
+    "odd_control_planes": frozenset({"cluster.nodes"}),
+    "workloads_have_somewhere_to_run": frozenset({"cluster.nodes"}),
+    "control_plane_scheduling_is_explicit": frozenset({"cluster.nodes"}),
+    "exposed_host_names_fit": frozenset({"apps"}),
+    # An undefined host alias is undefined only when every app (each a host alias) is known;
+    # the policy's checks wait for a policy and apps that all validated.
+    "policy_references_exist": frozenset({"apps"}),
+    "policy_tests_hold": frozenset(LISTS),
+    "policy_builtin_access": frozenset(LISTS),
+}
+
+
+def _rule_lines(case: InvalidCase, name: str) -> set[str]:
+    known = top_level_keys()
+    raw = {k: v for k, v in case.raw().items() if k in known}
+    try:
+        model = HomelabConfig.model_validate(raw)
+    except ValidationError:
+        model = partial_config(raw)
+    return {p.line() for p in ConfigError(list(RULE_NAMES[name](model))).problems}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.rules], ids=lambda c: c.name)
+def test_a_failed_item_in_any_list_hides_no_rule_line_of_the_other_items(
+    case: InvalidCase,
+) -> None:
+    # Rules run per item over the items that validated: one more item the model refuses, at the
+    # end of any list, leaves every line the fixture's rules gave (and adds its own).
+    for path in LISTS:
+        raw = case.raw()
+        target: object = raw
+        for part in path.split("."):
+            target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, list):
+            continue
+        target.append("%not an item%")
+        try:
+            validate_config(raw, plaintext_keys=case.plaintext, stack=case.stack)
+        except ConfigError as error:
+            after = {p.line() for p in error.problems}
+        else:
+            raise AssertionError(f"{case.name}: a broken item in {path} was accepted")
+        for name in case.rules:
+            if path in NEEDS_EVERY_ITEM.get(name, frozenset()):
+                continue
+            missing = _rule_lines(case, name) - after
+            assert not missing, f"{case.name}: a broken item in {path} hides {sorted(missing)}"
 
 
 # --- valid examples --------------------------------------------------------------------------

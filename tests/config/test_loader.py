@@ -191,6 +191,7 @@ def test_a_stand_in_section_refuses_every_use_so_rules_cannot_misread_it() -> No
         lambda: stand_in.gateway,
         lambda: str(stand_in),
         lambda: f"{stand_in}",
+        lambda: f"{stand_in!r}",
         lambda: stand_in == 1,
         lambda: hash(stand_in),
         lambda: bool(stand_in),

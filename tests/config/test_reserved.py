@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from config.credentials import HIDDEN, hide_credentials, looks_like_credential
+from config.credentials import hidden_kind, hide_credentials, looks_like_credential
 from config.cron import CronError, check_schedule
 from config.loader import ConfigError, validate_config
 from config.names import acme_email_problem, bucket_name_problem, public_domain_problem
 from config.views import workload_release_name
 from tests.config.corpus import mutate
-from tests.harness import helm_values, reference, render_stack, stack_raw_config
+from tests.harness import PROJECT_ROOT, helm_values, reference, render_stack, stack_raw_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -91,6 +91,25 @@ def test_acme_emails_follow_boulders_rules(address: str, refused: bool) -> None:
     assert (acme_email_problem(address) is not None) is refused
 
 
+# RFC 2606 section 3: the second-level names reserved for documentation.
+DOCUMENTATION_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def test_the_readmes_init_example_is_a_placeholder_lets_encrypt_takes() -> None:
+    # A person copies the README's `init` line: its domain and e-mail must pass Boulder's rules
+    # (a copied `me@example.org` is refused only at the first `up`), and be no documentation
+    # name, which Boulder's sample blocklist refuses (letsencrypt/boulder@v0.20260804.0
+    # test/ident-policy.yaml) and nobody can answer DNS-01 for.
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [x for x in readme.splitlines() if "--domain " in x and "--email " in x]
+    words = line.split()
+    domain, email = words[words.index("--domain") + 1], words[words.index("--email") + 1]
+    assert public_domain_problem(domain) is None
+    assert acme_email_problem(email) is None
+    for name in (domain, email.rpartition("@")[2]):
+        assert not any(name == d or name.endswith("." + d) for d in DOCUMENTATION_DOMAINS), name
+
+
 @pytest.mark.parametrize(
     ("domain", "refused"),
     [
@@ -155,6 +174,11 @@ def test_bucket_names_follow_s3s_naming_rules(bucket: str, refused: bool) -> Non
         "@daily",
         "@weekly",
         "@every 6h30m",
+        "0 3 29 2 *",  # every leap year, within robfig's five-year search
+        "0 3 31 2 1",  # a day-of-week that is no star: either day field matches (Mondays)
+        "0 3 31 2 */2",  # a stepped star is no star for `dayMatches`
+        "0 3 31 1-2 *",  # January has a 31st
+        "0 3 */31 2 *",  # '*/31' from the 1st: the 1st of February
     ],
 )
 def test_schedules_the_api_server_accepts(schedule: str) -> None:
@@ -176,6 +200,12 @@ def test_schedules_the_api_server_accepts(schedule: str) -> None:
         ("0 3 * * * *", "has 6 fields"),
         ("TZ=UTC 0 3 * * *", "must not name a time zone"),
         ("@fortnightly", "no descriptor Kubernetes knows"),
+        # Accepted on create, but no day ever matches (robfig/cron@v3.0.1 spec.go `dayMatches`).
+        ("0 3 31 2 *", "never fires: day '31' of month '2'"),
+        ("0 0 30 2 *", "never fires: day '30' of month '2'"),
+        ("0 3 30,31 feb ?", "never fires"),
+        ("0 3 31 4,6,9,11 *", "never fires"),
+        ("0 3 31 2 */1", "never fires"),
         ("0 3 * * funday", "not a number"),
     ],
 )
@@ -229,4 +259,4 @@ def test_a_token_in_a_plain_key_is_reported_but_never_echoed() -> None:
         validate_config(raw)
     message = failure.value.render()
     assert token not in message
-    assert f"homelab:apps[0].service: {HIDDEN}" in message
+    assert f"homelab:apps[0].service: {hidden_kind(token)}" in message
