@@ -91,8 +91,9 @@ def test_a_config_that_is_not_a_mapping_is_one_line(project: Path) -> None:
     assert "`config` is a string, not a mapping" in _one_line(err)
 
 
-def test_render_to_an_unwritable_out_names_the_path(tmp_path: Path) -> None:
+def test_render_to_an_unwritable_out_names_the_path(tmp_path: Path, project: Path) -> None:
     # A regular file where a directory must go: the write fails whoever runs it (root too).
+    (project / "Pulumi.homelab.yaml").write_text(fixture_stack_file("homelab").read_text())
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")
     code, err = _run("render", "--out", str(blocker / "rendered"))
