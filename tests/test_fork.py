@@ -1,7 +1,7 @@
 """A fork with its own domain and LAN passes the whole suite, after the README's own steps.
 
 The newcomer's path, run on a copy of the project: the commands of README.md's "Make it yours"
-(`init` for the homelab and the lab stack, re-addressed to example.org and 10.42.0.0/24, then
+(`init` for the homelab and the lab stack, re-addressed to your-domain.net and 10.42.0.0/24, then
 `render --update-golden`), and then every test of the suite in that copy. The suite asserts values
 against its fixture stacks (tests/fixtures/stacks), which a fork keeps; a test that read the
 committed stack files would fail there (and fails here already: tests/conftest.py). The inner run
@@ -90,13 +90,13 @@ def _domain_and_lan(path: Path) -> tuple[str, str]:
 
 
 def _elsewhere_than(own: tuple[str, str], commands: list[list[str]]) -> list[list[str]]:
-    """README's commands, moved to example.net and 10.43.0.0/24 when its example values
-    (example.org, 10.42.0.0/24) are the stack's own, as in a fork made with them: re-addressed
+    """README's commands, moved to another-domain.net and 10.43.0.0/24 when its example values
+    (your-domain.net, 10.42.0.0/24) are the stack's own, as in a fork made with them: re-addressed
     means other values than the ones the stack file has."""
     readme = next(_flags(c) for c in commands if c[:3] == ["init", "--stack", "homelab"])
     if readme["--domain"] != own[0] and readme["--lan-cidr"] != own[1]:
         return commands
-    moved = {"example.org": "example.net", "10.42.0.": "10.43.0."}
+    moved = {"your-domain.net": "another-domain.net", "10.42.0.": "10.43.0."}
     return [[_replace_all(word, moved) for word in command] for command in commands]
 
 
@@ -198,7 +198,7 @@ def test_the_readme_steps_re_address_the_fork() -> None:
     commands = make_it_yours_commands(README.read_text())
     homelab = next(c for c in commands if c[:3] == ["init", "--stack", "homelab"])
     flags = _flags(homelab)
-    assert flags["--domain"] == "example.org"
+    assert flags["--domain"] == "your-domain.net"
     assert flags["--lan-cidr"] == "10.42.0.0/24"
     assert "--force" not in homelab  # a fresh clone's example stack file needs none
 
@@ -206,9 +206,9 @@ def test_the_readme_steps_re_address_the_fork() -> None:
 def test_a_fork_made_with_the_readme_values_is_re_addressed_elsewhere() -> None:
     commands = make_it_yours_commands(README.read_text())
     assert _elsewhere_than(("sarma.love", "192.168.0.0/24"), commands) == commands
-    moved = _elsewhere_than(("example.org", "10.42.0.0/24"), commands)
+    moved = _elsewhere_than(("your-domain.net", "10.42.0.0/24"), commands)
     flags = _flags(next(c for c in moved if c[:3] == ["init", "--stack", "homelab"]))
-    assert (flags["--domain"], flags["--lan-cidr"]) == ("example.net", "10.43.0.0/24")
+    assert (flags["--domain"], flags["--lan-cidr"]) == ("another-domain.net", "10.43.0.0/24")
     assert flags["--pool"] == "10.43.0.220-10.43.0.239"
 
 
