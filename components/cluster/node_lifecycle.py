@@ -67,6 +67,18 @@ from programs.build import INTERPRETER, environment, program_text
 PROGRAM: Final = "homelab-node-set"
 NODES_KEY: Final = "homelab:cluster.nodes"
 DRAIN_TIMEOUT: Final = "600s"
+# kubectl drain skips a pod still terminating this long after its deletion time (its grace
+# period's end): on a dead node nothing ever confirms a pod stopped, so the drain would wait
+# until its timeout and fail (kubernetes/kubectl@kubernetes-1.36.3: pkg/drain/filters.go
+# `shouldSkipPod`, drain.go `waitForDelete`).
+DRAIN_SKIP_WAIT_SECONDS: Final = 60
+# What `resetRemovedNodes` wipes: STATE (its config) and EPHEMERAL (its data, etcd's included), as
+# the provider's reset on destroy does (terraform-provider-talos@v0.11.0:
+# talos_machine_configuration_apply_resource.go `Delete`), so the machine boots into maintenance
+# mode from its installed image. Without labels talosctl wipes the whole system disk, boot
+# partitions included (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/reset.go,
+# internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go `Reset`).
+RESET_LABELS: Final = ("STATE", "EPHEMERAL")
 RENAME_READY_TIMEOUT: Final = "600s"
 COMMAND_TIMEOUT_SECONDS: Final = 900
 
@@ -122,6 +134,7 @@ def node_set_script(
     return program_text(
         node_set_program,
         node_set_program.Params(
+            drain_skip_wait_seconds=DRAIN_SKIP_WAIT_SECONDS,
             drain_timeout=DRAIN_TIMEOUT,
             kubeconfig_env=KUBECONFIG_ENV,
             mode=mode,
@@ -130,6 +143,7 @@ def node_set_script(
             program=PROGRAM,
             removed_node_action=removed_node_action,
             rename_ready_timeout=RENAME_READY_TIMEOUT,
+            reset_labels=list(RESET_LABELS),
             talosconfig_env=TALOSCONFIG_ENV,
             timeout=timeout_seconds,
         ),
