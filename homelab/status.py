@@ -326,6 +326,26 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
 # --- the checks ------------------------------------------------------------------------------
 
 
+# The label kubeadm and Talos put on control-plane Nodes.
+CONTROL_PLANE_LABEL: Final = "node-role.kubernetes.io/control-plane"
+
+
+def _ready_control_plane(nodes: Mapping[str, Any]) -> str | None:
+    """The InternalIP of the first Ready control-plane Node: where `talosctl health` can run
+    when the configured first control plane is the one that is down."""
+    for node in sorted(
+        _objects(nodes.get("items")), key=lambda n: str(_object(n.get("metadata")).get("name"))
+    ):
+        labels = _object(_object(node.get("metadata")).get("labels"))
+        ready = _condition(node, "Ready")
+        if CONTROL_PLANE_LABEL not in labels or ready is None or ready.get("status") != "True":
+            continue
+        for address in _objects(_object(node.get("status")).get("addresses")):
+            if address.get("type") == "InternalIP":
+                return str(address.get("address"))
+    return None
+
+
 def _up_hint(stack: str) -> str:
     """Versions move through the stack, never by hand: `talosctl upgrade --image` with the plain
     installer would drop the node's extensions (the stack's installer is the schematic's) and
@@ -862,7 +882,7 @@ def cluster_checks(
         talos_version=talos,
         kubernetes_version=kubernetes,
         stack=stack,
-        control_plane=node,
+        control_plane=_ready_control_plane(nodes) or node,
     )
 
     try:

@@ -741,6 +741,26 @@ def test_a_command_that_fails_in_the_pod_says_why_not_just_its_exit_code(fakes: 
     assert "database not found in config" in entry["detail"]
 
 
+def test_the_health_hint_runs_on_a_control_plane_that_is_ready(fakes: Fakes) -> None:
+    """With the first control plane down, `talosctl health` goes to a Ready one (control planes
+    carry `node-role.kubernetes.io/control-plane`, which Talos sets)."""
+    cluster = healthy_cluster()
+    label = {"node-role.kubernetes.io/control-plane": ""}
+    nodes = [
+        node("talos-cp-1", "192.168.0.11", ready=False),
+        node("talos-cp-2", "192.168.0.12"),
+        node("talos-cp-3", "192.168.0.13"),
+    ]
+    for found in nodes:
+        found["metadata"]["labels"].update(label)
+    cluster["get nodes"] = reply(kube_list(nodes))
+    fakes.cluster(cluster)
+    entry = check(as_json(fakes), "nodes", "talos-cp-1")
+    assert entry["level"] == "FAIL"
+    assert "--nodes 192.168.0.12 health" in entry["next"]
+    assert "--nodes 192.168.0.11 service kubelet" in entry["next"]
+
+
 def test_a_node_on_another_talos_version_is_a_warning_that_points_at_up(fakes: Fakes) -> None:
     """Never `talosctl upgrade --image <plain installer>`: it drops the node's extensions and
     bypasses the roll; `up` re-images with the stack's installer (its `talosInstallerImage`
