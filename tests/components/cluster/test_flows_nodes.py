@@ -135,15 +135,13 @@ def test_two_dead_control_planes_are_refused_with_the_way_out(
 ) -> None:
     """With two of three members down etcd has no quorum and refuses every membership change;
     the node set says so, and how to get out, before it touches anything. (An `up` stops earlier
-    still: without quorum the API server does not answer the key checks every `up` runs.)"""
+    still: without quorum the API server does not answer the Headscale key checks every `up`
+    runs, so the node set's update is run here as that `up` would run it.)"""
     homelab = deployed_copy("ha", deployments, tmp_path)
     homelab.world.node_dies(CP2)
     homelab.world.node_dies(CP3)
     homelab.world.advance(600)
     one = changed(homelab.raw, {"cluster.nodes": homelab.raw["cluster"]["nodes"][:1]})
-    refused = homelab.up(one)
-    assert refused.failure is not None
-    assert "Unable to connect to the server" in refused.failure.error
     result = node_set_update(homelab, one)
     assert result.returncode == 1
     assert "homelab:cluster.nodes: etcd has lost quorum: 1 of its 3 members run" in result.stderr
