@@ -541,10 +541,10 @@ def upgrade_plan_lines(render: Render) -> list[str]:
         "## Upgrade plan",
         "",
         "What `pulumi up` runs when these targets move, one step after the other before the "
-        "nodes' configs are applied; a node already at its target is skipped, and the cluster "
-        "must be healthy before and after each node. After the applies, a node whose config "
-        "change needs a reboot (staged) reboots, one at a time in the same order "
-        "(docs/operations.md, Upgrades).",
+        "nodes' configs are applied; a node that already runs its target version and installer "
+        "schematic is skipped, and the cluster must be healthy before and after each node. "
+        "After the applies, a node on which a staged config change still waits for a reboot "
+        "reboots, one at a time in the same order (docs/operations.md, Upgrades).",
         "",
         *markdown_table(["Step", "Runs", "Installer"], rows),
     ]

@@ -62,6 +62,7 @@ from config.lab_guard import load_stack_file
 from config.model import HomelabConfig, SubnetRouter
 from config.rules import Problem
 from homelab import lab
+from homelab.certificates import kubeconfig_not_after
 from homelab.device import CONTAINER as HEADSCALE_CONTAINER
 from homelab.device import WORKLOAD as HEADSCALE_WORKLOAD
 
@@ -325,10 +326,48 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
 # --- the checks ------------------------------------------------------------------------------
 
 
+# The label kubeadm and Talos put on control-plane Nodes.
+CONTROL_PLANE_LABEL: Final = "node-role.kubernetes.io/control-plane"
+
+
+def _ready_control_plane(nodes: Mapping[str, Any]) -> str | None:
+    """The InternalIP of the first Ready control-plane Node: where `talosctl health` can run
+    when the configured first control plane is the one that is down."""
+    for node in sorted(
+        _objects(nodes.get("items")), key=lambda n: str(_object(n.get("metadata")).get("name"))
+    ):
+        labels = _object(_object(node.get("metadata")).get("labels"))
+        ready = _condition(node, "Ready")
+        if CONTROL_PLANE_LABEL not in labels or ready is None or ready.get("status") != "True":
+            continue
+        for address in _objects(_object(node.get("status")).get("addresses")):
+            if address.get("type") == "InternalIP":
+                return str(address.get("address"))
+    return None
+
+
+def _up_hint(stack: str) -> str:
+    """Versions move through the stack, never by hand: `talosctl upgrade --image` with the plain
+    installer would drop the node's extensions (the stack's installer is the schematic's) and
+    bypass the roll's health checks (docs/operations.md, Upgrades)."""
+    return (
+        f"./scripts/up {stack} (the roll moves the nodes one at a time to the installer of "
+        f"`./scripts/pulumi stack output talosInstallerImage --stack {stack}`, then Kubernetes)"
+    )
+
+
 def node_checks(
-    nodes: Mapping[str, Any], *, talos_version: str, kubernetes_version: str, stack: str
+    nodes: Mapping[str, Any],
+    *,
+    talos_version: str,
+    kubernetes_version: str,
+    stack: str,
+    control_plane: str,
 ) -> list[Check]:
-    """Each Node: Ready, and the Talos and Kubernetes versions it runs against the pins."""
+    """Each Node: Ready, and the Talos and Kubernetes versions it runs against the pins.
+    `control_plane` is where `talosctl health` runs: only a control plane serves it
+    (siderolabs/talos@v1.13.9: internal/app/machined/internal/server/v1alpha1/v1alpha1_cluster.go
+    `HealthCheck`, `CheckControlplane`)."""
     items = _objects(nodes.get("items"))
     if not items:
         return [
@@ -367,7 +406,8 @@ def node_checks(
                     name,
                     Level.FAIL,
                     f"NotReady ({reason}{': ' + message if message else ''}); {detail}",
-                    _talosctl_hint(stack, str(address), "health")
+                    _talosctl_hint(stack, control_plane, "health")
+                    + f"; {_talosctl_hint(stack, str(address), 'service kubelet')}"
                     + f"; {_kubectl_hint(stack, f'describe node {name}')}",
                 )
             )
@@ -384,15 +424,7 @@ def node_checks(
                     name,
                     Level.WARN,
                     f"Ready, but {'; '.join(drift)}",
-                    _talosctl_hint(
-                        stack,
-                        str(address),
-                        f"upgrade --image {pins.TALOS_INSTALLER_IMAGE}:{talos_version}",
-                    )
-                    if talos != talos_version
-                    else _talosctl_hint(
-                        stack, str(address), f"upgrade-k8s --to {kubernetes_version}"
-                    ),
+                    _up_hint(stack),
                 )
             )
         else:
@@ -783,6 +815,31 @@ def _no_backup_target(stack: str) -> Check:
     )
 
 
+# kubectl's words for a 401 (k8s.io/kubectl pkg/cmd/util/helpers.go `StandardErrorMessage`).
+UNAUTHORIZED: Final = "You must be logged in to the server (Unauthorized)"
+
+
+def _refused_kubeconfig(
+    outputs: Mapping[str, Any], *, now: datetime, stack: str
+) -> tuple[str, str]:
+    """Why the API server refuses the stack's admin kubeconfig: nearly always its client
+    certificate expired, a year after `up` last fetched one (homelab/certificates.py)."""
+    expiry = kubeconfig_not_after(str(outputs.get(lab.KUBECONFIG_OUTPUT, "")))
+    if expiry is not None and expiry <= now:
+        why = f"the admin kubeconfig expired {_show(expiry)}"
+    elif expiry is not None:
+        why = f"the API server refused the admin kubeconfig (valid until {_show(expiry)})"
+    else:
+        why = (
+            "the API server refused the admin kubeconfig: its client certificate has expired "
+            "(Talos issues it for a year) or is not of this cluster"
+        )
+    return (
+        f"not checked: {why} (kubectl: {UNAUTHORIZED}); the nodes were not asked",
+        f"./scripts/up {stack} (it fetches a new kubeconfig; `up` renews it in its last 30 days)",
+    )
+
+
 def cluster_checks(
     kubectl: Kubectl,
     outputs: Mapping[str, Any],
@@ -795,12 +852,14 @@ def cluster_checks(
     after one attempt instead of one timeout per check."""
     target = backup_target(outputs)
     talos, kubernetes = _versions(config)
+    node = str(config.cluster.control_planes[0].ip) if config else "<control-plane IP>"
     try:
         nodes = kubectl.get("nodes")
     except KubectlError as error:
         reason = f"not checked, `kubectl get nodes` failed: {error}"
-        node = str(config.cluster.control_planes[0].ip) if config else "<control-plane IP>"
         hint = f"are the nodes on? {_talosctl_hint(stack, node, 'health')}"
+        if UNAUTHORIZED in str(error):
+            reason, hint = _refused_kubeconfig(outputs, now=now, stack=stack)
         subjects = {
             "nodes": "nodes",
             "releases": "Helm releases",
@@ -818,7 +877,13 @@ def cluster_checks(
             Check("backups", kind, Level.FAIL, reason, hint) for kind in ("etcd", "headscale")
         ]
 
-    checks = node_checks(nodes, talos_version=talos, kubernetes_version=kubernetes, stack=stack)
+    checks = node_checks(
+        nodes,
+        talos_version=talos,
+        kubernetes_version=kubernetes,
+        stack=stack,
+        control_plane=_ready_control_plane(nodes) or node,
+    )
 
     try:
         secrets = kubectl.get("secrets", "--all-namespaces", "--selector", "owner=helm")

@@ -5,26 +5,24 @@ installed (it starts at the target)."""
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from programs.runtime import fail, run_cli, say
 from programs.talosctl import (
     MAINTENANCE,
+    EndpointParams,
     StepParams,
+    Talos,
     VersionParams,
+    endpoints_for,
+    fetched_kubeconfig,
     node_version,
     passes,
     step_talosconfig,
-    with_talosconfig,
 )
 
-# Stands for the kubeconfig the step fetches into its own temp folder.
-KUBECONFIG = "@KUBECONFIG@"
 
-
-class Params(StepParams, VersionParams):
+class Params(StepParams, VersionParams, EndpointParams):
     # The kube-system pods (k8s-app=<name>, container <name>) whose image tags upgrade-k8s reads.
     components: list[str]
     kubeconfig_argv: list[str]
@@ -70,30 +68,22 @@ def running_versions(kubeconfig: str, components: list[str]) -> dict[str, str]:
     return component_versions(json.loads(pods.stdout), json.loads(nodes.stdout), components)
 
 
-def upgrade_kubernetes(params: Params, path: str) -> str:
+def upgrade_kubernetes(params: Params, talos: Talos) -> str:
     target, name = params["kubernetes_version"], params["node_name"]
-    _, problem = node_version(params, path, name)
+    _, problem = node_version(params, talos, name)
     if problem == MAINTENANCE:
         say(f"the cluster is not installed yet: it starts at Kubernetes {target}; skipped")
         return "kubernetes: not installed yet, skipped"
     if problem is not None:
         fail(f"cannot reach the control plane {name}: {problem}; fix it and run `pulumi up` again")
-    with tempfile.TemporaryDirectory(
-        prefix="homelab-kubeconfig-", ignore_cleanup_errors=True
-    ) as folder:
-        kubeconfig = str(Path(folder) / "kubeconfig")
-        argv = [kubeconfig if arg == KUBECONFIG else arg for arg in params["kubeconfig_argv"]]
-        fetched = run_cli(with_talosconfig(argv, path), timeout=120)
-        if fetched is None or fetched.returncode != 0:
-            error = fetched.stderr.strip() if fetched else "timed out"
-            fail(f"cannot fetch a kubeconfig from {name}: {error}")
+    with fetched_kubeconfig(talos, params["kubeconfig_argv"], [params["node"]]) as kubeconfig:
         versions = running_versions(kubeconfig, params["components"])
     behind = sorted(k for k, v in versions.items() if v != target)
     if versions and not behind:
         say(f"every component already runs Kubernetes {target}; skipped")
         return f"kubernetes: {target} (already)"
     say(f"upgrading Kubernetes to {target}; behind: {', '.join(behind)}")
-    if not passes(params["upgrade_k8s_argv"], path, params["kubernetes_timeout_seconds"]):
+    if not passes(params["upgrade_k8s_argv"], talos, params["kubernetes_timeout_seconds"]):
         fail(
             f"talosctl upgrade-k8s --to {target} failed (see above). Components already at "
             f"{target} are left alone on a re-run: fix the cause and run `pulumi up` again"
@@ -103,4 +93,4 @@ def upgrade_kubernetes(params: Params, path: str) -> str:
 
 def main(params: Params) -> str:
     with step_talosconfig(params) as path:
-        return upgrade_kubernetes(params, path) + "\n"
+        return upgrade_kubernetes(params, endpoints_for(params, path)) + "\n"

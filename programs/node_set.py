@@ -22,6 +22,7 @@ Member = dict[str, Any]
 
 
 class Params(TypedDict):
+    drain_skip_wait_seconds: int
     drain_timeout: str
     kubeconfig_env: str
     mode: Literal["record", "reconcile"]
@@ -31,6 +32,9 @@ class Params(TypedDict):
     program: str
     removed_node_action: Literal["shutdown", "reset", "reset-by-apply"]
     rename_ready_timeout: str
+    # `talosctl reset --system-labels-to-wipe` of a removed node (cmd/talosctl/cmd/talos/reset.go:
+    # without it the whole system disk is wiped, boot partitions included).
+    reset_labels: list[str]
     talosconfig_env: str
     timeout: int
 
@@ -124,26 +128,69 @@ def member_of(members: Sequence[Member], address: str) -> Member | None:
     return None
 
 
-def check_quorum(params: Params, members: Sequence[Member], leaving: Sequence[Node]) -> None:
-    """Remove the departing members one at a time; after each removal the started voting members
-    left must be a majority of the voting members left."""
+def etcd_runs(cluster: Cluster, address: str) -> bool:
+    """Whether the member on `address` runs: `talosctl etcd members` asks the etcd of the node it
+    is sent to (cmd/talosctl/cmd/talos/etcd.go `etcdMemberListCmd`, QueryLocal), so it answers only
+    there. A member that is down still has its name, so etcd counts it as started
+    (etcd-io/etcd@v3.6.12: server/etcdserver/api/membership/member.go `IsStarted`) while it cannot
+    vote."""
+    return cluster.talosctl(address, "etcd", "members").returncode == 0
+
+
+def name_of(member: Member) -> str:
+    return f"{member['name'] or member['id']} ({', '.join(member['hosts'])})"
+
+
+def check_quorum(
+    params: Params, members: Sequence[Member], leaving: Sequence[Node], live: set[str]
+) -> None:
+    """The cluster must have quorum now (else etcd refuses every change), and after each of the
+    departing members leaves in turn the members that run must still be a majority of those
+    left (etcd-io/etcd@v3.6.12: server/etcdserver/server.go `mayRemoveMember`). `live` holds the
+    ids of the members that run."""
     voting = [m for m in members if not m["learner"]]
+    running = [m for m in voting if m["id"] in live]
+    if len(running) < len(voting) // 2 + 1:
+        down = [name_of(m) for m in voting if m["id"] not in live]
+        fail(
+            f"{params['nodes_key']}: etcd has lost quorum: {len(running)} of its {len(voting)} "
+            f"members run (down: {', '.join(down)}), so no member can be removed. Bring enough "
+            "of them back, or restore etcd from a snapshot (docs/operations.md, Backups and "
+            "restore); then run `pulumi up` again"
+        )
     for node in leaving:
         member = member_of(voting, node["address"])
         if member is None:
             continue
         voting = [m for m in voting if m is not member]
-        started = [m for m in voting if m["name"]]
+        running = [m for m in voting if m["id"] in live]
         needed = len(voting) // 2 + 1
-        if not voting or len(started) < needed:
-            down = [m["id"] for m in voting if not m["name"]]
+        if not voting or len(running) < needed:
+            down = [name_of(m) for m in voting if m["id"] not in live]
             fail(
                 f"{params['nodes_key']}: removing control plane {node['hostname']} "
-                f"({node['address']}) would lose etcd quorum: {len(started)} of the "
-                f"{len(voting)} members left are started, {needed} are needed"
-                + (f" (not started: {', '.join(down)})" if down else "")
+                f"({node['address']}) would lose etcd quorum: {len(running)} of the "
+                f"{len(voting)} members left run, {needed} are needed"
+                + (f" (down: {', '.join(down)})" if down else "")
                 + "; bring those members back first, or keep this control plane"
             )
+
+
+def departure_order(
+    departed: Sequence[Node], members: Sequence[Member], live: set[str]
+) -> list[Node]:
+    """Workers first, then control planes whose member is down, then the others: etcd refuses
+    to remove a running member while a down one still counts among the voters it needs
+    (`mayRemoveMember`: the members connected to the one handling the removal, minus one, must
+    be a quorum of all voting members)."""
+
+    def key(node: Node) -> tuple[int, str]:
+        if node["role"] != "controlplane":
+            return 0, node["ip"]
+        member = member_of(members, node["address"])
+        return (2 if member is not None and member["id"] in live else 1), node["ip"]
+
+    return sorted(departed, key=key)
 
 
 # --- one node -----------------------------------------------------------------------------------
@@ -159,6 +206,11 @@ def node_exists(cluster: Cluster, name: str) -> bool:
 
 
 def drain(params: Params, cluster: Cluster, node: Node) -> None:
+    """`kubectl drain`, which waits for every evicted pod to be gone. On a node whose kubelet is
+    dead no pod ever goes (nothing confirms it stopped), so it skips a pod terminating for longer
+    than its grace period plus `--skip-wait-for-delete-timeout` (kubernetes/kubectl@
+    kubernetes-1.36.3: pkg/drain/drain.go `waitForDelete`, filters.go `shouldSkipPod`); on a
+    live node pods are gone before that."""
     if not node_exists(cluster, node["hostname"]):
         say(f"Node {node['hostname']} is not in Kubernetes, nothing to drain")
         return
@@ -167,12 +219,13 @@ def drain(params: Params, cluster: Cluster, node: Node) -> None:
         node["hostname"],
         "--ignore-daemonsets",
         "--delete-emptydir-data",
+        f"--skip-wait-for-delete-timeout={params['drain_skip_wait_seconds']}",
         f"--timeout={params['drain_timeout']}",
     )
     if drained.returncode != 0:
         fail(
-            f"could not drain {node['hostname']}: {drained.stderr.strip()}; fix what blocks the "
-            "eviction (a PodDisruptionBudget, a pod without a controller) and run `pulumi up` again"
+            f"could not drain {node['hostname']}: {drained.stderr.strip()}; fix what kubectl "
+            "names and run `pulumi up` again (the removal resumes)"
         )
 
 
@@ -204,7 +257,8 @@ def stop_machine(params: Params, cluster: Cluster, node: Node) -> None:
     if action == "reset-by-apply":
         return
     if action == "reset":
-        argv = ["reset", "--graceful=false", "--reboot", "--wait=false"]
+        wipe = [f"--system-labels-to-wipe={label}" for label in params["reset_labels"]]
+        argv = ["reset", "--graceful=false", "--reboot", *wipe, "--wait=false"]
     else:
         argv = ["shutdown", "--force", "--wait=false"]
     done = cluster.talosctl(node["address"], *argv)
@@ -212,7 +266,10 @@ def stop_machine(params: Params, cluster: Cluster, node: Node) -> None:
         # Already off, or gone: it has left the cluster either way.
         say(
             f"could not {argv[0]} {node['hostname']} ({done.stderr.strip()}); it has left "
-            "Kubernetes and etcd, power it off by hand"
+            "Kubernetes and etcd. If it powers on again it boots its old config and its kubelet "
+            f"registers again: wipe it then (`talosctl -n {node['address']} reset "
+            "--graceful=false --system-labels-to-wipe=STATE --system-labels-to-wipe=EPHEMERAL`) "
+            "or boot it from the ISO"
         )
     else:
         say(f"{argv[0]} sent to {node['hostname']}")
@@ -231,8 +288,13 @@ def remove(params: Params, cluster: Cluster, node: Node, staying: Sequence[str])
 
 def rename(params: Params, cluster: Cluster, old: str, new: str) -> None:
     say(f"renaming Node {old} to {new}")
+    # The renamed kubelet registers a new Node some seconds after the apply; `--for=create` waits
+    # for it first, then its Ready condition, within one timeout (kubernetes/kubectl@
+    # kubernetes-1.36.3: pkg/cmd/wait/wait.go `RunWaitContext`; without `create` a Node that
+    # does not exist yet fails the wait at once).
     ready = cluster.kubectl(
         "wait",
+        "--for=create",
         "--for=condition=Ready",
         f"node/{new}",
         f"--timeout={params['rename_ready_timeout']}",
@@ -282,7 +344,14 @@ def reconcile(params: Params, previous: Sequence[Node]) -> None:
         ]
         leaving = [n for n in departed if n["role"] == "controlplane"]
         if leaving:
-            check_quorum(params, etcd_members(params, cluster, staying), leaving)
+            members = etcd_members(params, cluster, staying)
+            live = {
+                m["id"] for m in members if any(etcd_runs(cluster, host) for host in m["hosts"])
+            }
+            departed = departure_order(departed, members, live)
+            check_quorum(
+                params, members, [n for n in departed if n["role"] == "controlplane"], live
+            )
         for node in departed:
             remove(params, cluster, node, staying)
         for old, new in renamed:

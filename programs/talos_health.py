@@ -5,7 +5,7 @@ environment."""
 from __future__ import annotations
 
 from programs.runtime import credential_file, fail
-from programs.talosctl import HealthParams, healthy, require_client
+from programs.talosctl import HealthParams, Talos, healthy, require_client
 
 
 class Params(HealthParams):
@@ -19,7 +19,7 @@ def main(params: Params) -> str:
     minor = params["talos_minor"]
     require_client(minor, params["releases"], f"the cluster runs Talos {minor}")
     with credential_file(params["talosconfig_env"], "talosconfig") as path:
-        passed = healthy(params, path)
+        passed = healthy(params, Talos(path))
     if not passed:
         fail(
             f"the cluster is not healthy after {params['health_timeout_seconds']}s (see "

@@ -1,19 +1,29 @@
-"""What the Talos programs share: a talosctl of the cluster's minor, the talosconfig in its command
-lines, a node's Talos version, and `talosctl health` run until it passes or the time is up."""
+"""What the Talos programs share: a talosctl of the cluster's minor, the talosconfig and the chosen
+endpoints in its command lines, what a node runs (its Talos version and Image Factory schematic),
+whether a staged config waits for a reboot, and `talosctl health` run until it passes or the time
+is up."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypedDict
+from pathlib import Path
+from typing import Any, TypedDict
 
-from programs.runtime import credential_file, fail, run_cli
+from programs.runtime import credential_file, fail, run_cli, say
 
-# Stands for the talosconfig's temp file in the command lines a program is given.
+# Stand for the talosconfig's temp file, the endpoints chosen at run time, and one endpoint being
+# tried, in the command lines a program is given.
 TALOSCONFIG = "@TALOSCONFIG@"
+ENDPOINTS = "@ENDPOINTS@"
+CANDIDATE = "@CANDIDATE@"
+# Stands for the admin kubeconfig a program fetches into its own temp folder.
+KUBECONFIG = "@KUBECONFIG@"
 # `talosctl version --client --short` prints "Client:" and "Talos <tag>"
 # (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/version.go, pkg/machinery/version `Short`).
 CLIENT_VERSION = re.compile(r"\bv(\d+)\.(\d+)\.\d+")
@@ -24,6 +34,21 @@ CLIENT_VERSION = re.compile(r"\bv(\d+)\.(\d+)\.\d+")
 # first, after "Client:", so only lines after "Server:" count.
 SERVER_TAG = re.compile(r"^\s*Tag:\s+(\S+)\s*$")
 MAINTENANCE = "maintenance"
+# The virtual extension every Image Factory image carries, whose version is the schematic ID
+# (siderolabs/image-factory@v1.5.0: internal/artifacts/schematic.go `schematicExtension`); the
+# node lists it among its ExtensionStatuses (siderolabs/talos@v1.13.9:
+# pkg/machinery/resources/runtime/extension_status.go, spec = extensions.Layer: `image`,
+# `metadata.name`, `metadata.version`).
+SCHEMATIC_EXTENSION = "schematic"
+# The MachineConfig resources (siderolabs/talos@v1.13.9:
+# pkg/machinery/resources/config/machine_config.go): `v1alpha1` is the config the node runs,
+# `persistent` the one saved to its disk. A `staged` apply saves without activating, so while a
+# staged config waits for a reboot `persistent` differs from `v1alpha1`; after a boot only
+# `v1alpha1` exists (internal/app/machined/pkg/controllers/config/acquire.go: a config read
+# from STATE alone is not persisted again). The spec is the config as a YAML string
+# (`v1alpha1Spec.MarshalYAML`).
+ACTIVE_CONFIG = "v1alpha1"
+PERSISTENT_CONFIG = "persistent"
 
 
 class StepParams(TypedDict):
@@ -35,6 +60,15 @@ class StepParams(TypedDict):
     talos_minor: str
     talos_version: str
     talosconfig_env: str
+
+
+class EndpointParams(TypedDict):
+    """The control planes a step may use as endpoints: the others first, so the connection
+    that waits for a node's reboot is not the one going down; `probe_argv` tries one."""
+
+    control_planes: list[str]
+    node: str
+    probe_argv: list[str]
 
 
 class HealthParams(TypedDict):
@@ -85,9 +119,48 @@ def step_talosconfig(params: StepParams) -> Iterator[str]:
         yield path
 
 
+class Talos:
+    """talosctl with the talosconfig's temp file and the endpoints this run uses."""
+
+    def __init__(self, path: str, endpoints: Sequence[str] = ()) -> None:
+        self.path = path
+        self.endpoints = list(endpoints)
+
+    def argv(self, template: Sequence[str]) -> list[str]:
+        """`template` with the temp file for TALOSCONFIG and the endpoints for ENDPOINTS."""
+        joined = ",".join(self.endpoints)
+        return [
+            self.path if a == TALOSCONFIG else joined if a == ENDPOINTS else a for a in template
+        ]
+
+    def run(self, template: Sequence[str], timeout: float = 120) -> Any:
+        return run_cli(self.argv(template), timeout=timeout)
+
+
 def with_talosconfig(argv: Sequence[str], path: str) -> list[str]:
     """`argv` with the talosconfig's temp file where the command line says TALOSCONFIG."""
-    return [path if arg == TALOSCONFIG else arg for arg in argv]
+    return Talos(path).argv(argv)
+
+
+def answers(params: EndpointParams, path: str, candidate: str) -> bool:
+    """Whether `candidate`'s apid takes the cluster's credentials (a control plane still in
+    maintenance mode presents a self-signed certificate, which the talosconfig's CA refuses:
+    TLS is checked per endpoint, siderolabs/talos@v1.13.9: pkg/machinery/client/connection.go
+    `buildTLSConfig`)."""
+    argv = [candidate if a == CANDIDATE else a for a in params["probe_argv"]]
+    done = run_cli(with_talosconfig(argv, path), timeout=60)
+    return done is not None and done.returncode == 0
+
+
+def endpoints_for(params: EndpointParams, path: str) -> Talos:
+    """The other configured control planes that answer with the cluster's credentials, else
+    every configured control plane (a single one has no other, and talosctl sends each call
+    through whichever endpoint connects: pkg/machinery/client/resolver/roundrobin.go)."""
+    others = [c for c in params["control_planes"] if c != params["node"]]
+    usable = [c for c in others if answers(params, path, c)]
+    if others and not usable:
+        say(f"no other control plane answers with the cluster's credentials ({', '.join(others)})")
+    return Talos(path, usable or params["control_planes"])
 
 
 def server_tag(stdout: str) -> str | None:
@@ -102,10 +175,12 @@ def server_tag(stdout: str) -> str | None:
     return None
 
 
-def node_version(params: VersionParams, path: str, node_name: str) -> tuple[str | None, str | None]:
+def node_version(
+    params: VersionParams, talos: Talos, node_name: str
+) -> tuple[str | None, str | None]:
     """(tag, None) when the node answers with the cluster's credentials; (None, MAINTENANCE) when
     only the maintenance API answers (not installed yet); (None, error) otherwise."""
-    shown = run_cli(with_talosconfig(params["version_argv"], path), timeout=120)
+    shown = talos.run(params["version_argv"])
     if shown is not None and shown.returncode == 0:
         tag = server_tag(shown.stdout)
         if tag is None:
@@ -118,9 +193,75 @@ def node_version(params: VersionParams, path: str, node_name: str) -> tuple[str 
     return None, error
 
 
-def passes(argv: Sequence[str], path: str, timeout_seconds: int) -> bool:
+def resources(stdout: str) -> list[dict[str, Any]]:
+    """The resources `talosctl get <type> -o json` prints: one indented JSON object each, one
+    after the other (cmd/talosctl/cmd/talos/output/json.go `WriteResource`)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    index = 0
+    text = stdout.strip()
+    while index < len(text):
+        value, index = decoder.raw_decode(text, index)
+        if isinstance(value, dict):
+            found.append(value)
+        while index < len(text) and text[index].isspace():
+            index += 1
+    return found
+
+
+def schematic_of(extensions: list[dict[str, Any]]) -> str | None:
+    """The schematic ID the node's image was built from; None for an image of no schematic (the
+    plain installer)."""
+    for extension in extensions:
+        metadata = (extension.get("spec") or {}).get("metadata") or {}
+        if metadata.get("name") == SCHEMATIC_EXTENSION:
+            return str(metadata.get("version", ""))
+    return None
+
+
+def staged_pending(configs: list[dict[str, Any]]) -> bool:
+    """Whether a saved config differs from the one the node runs: a staged apply that waits for
+    a reboot."""
+    by_id = {str((c.get("metadata") or {}).get("id", "")): c.get("spec") for c in configs}
+    persistent = by_id.get(PERSISTENT_CONFIG)
+    return persistent is not None and persistent != by_id.get(ACTIVE_CONFIG)
+
+
+def read_resources(talos: Talos, argv: Sequence[str], what: str) -> list[dict[str, Any]]:
+    shown = talos.run(argv)
+    if shown is None or shown.returncode != 0:
+        error = shown.stderr.strip() if shown is not None else "timed out"
+        fail(f"cannot read {what}: {error}")
+    try:
+        return resources(shown.stdout)
+    except ValueError:
+        fail(f"cannot read {what}: `{' '.join(argv[-4:])}` did not print JSON")
+
+
+@contextmanager
+def fetched_kubeconfig(talos: Talos, argv: Sequence[str], nodes: Sequence[str]) -> Iterator[str]:
+    """An admin kubeconfig fetched with `talosctl kubeconfig` (`argv`, KUBECONFIG its path and
+    CANDIDATE the control plane asked) from the first of `nodes` that gives one, in a private
+    temp folder removed afterwards."""
+    with tempfile.TemporaryDirectory(
+        prefix="homelab-kubeconfig-", ignore_cleanup_errors=True
+    ) as folder:
+        path = str(Path(folder) / "kubeconfig")
+        errors: list[str] = []
+        for node in nodes:
+            wanted = [path if a == KUBECONFIG else node if a == CANDIDATE else a for a in argv]
+            fetched = talos.run(wanted)
+            if fetched is not None and fetched.returncode == 0:
+                break
+            errors.append(f"{node}: {fetched.stderr.strip() if fetched else 'timed out'}")
+        else:
+            fail(f"cannot fetch a kubeconfig from a control plane ({'; '.join(errors)})")
+        yield path
+
+
+def passes(argv: Sequence[str], talos: Talos, timeout_seconds: int) -> bool:
     """Whether a talosctl command (its output straight to the Command's) passes in time."""
-    done = run_cli(with_talosconfig(argv, path), timeout=timeout_seconds, capture=False)
+    done = run_cli(talos.argv(argv), timeout=timeout_seconds, capture=False)
     return done is not None and done.returncode == 0
 
 
@@ -129,11 +270,11 @@ def with_wait_timeout(argv: Sequence[str], seconds: int) -> list[str]:
     return [*argv[: flag + 1], f"{seconds}s", *argv[flag + 2 :]]
 
 
-def healthy(params: HealthParams, path: str) -> bool:
+def healthy(params: HealthParams, talos: Talos) -> bool:
     """`talosctl health` until it passes or the time is up. Each attempt polls by itself;
     another only follows one that ended early (the node's API restarting under the request, say),
     with the time that is left."""
-    argv = with_talosconfig(params["health_argv"], path)
+    argv = talos.argv(params["health_argv"])
     timeout_seconds, delay = params["health_timeout_seconds"], params["retry_delay_seconds"]
     deadline = time.monotonic() + timeout_seconds
     left = timeout_seconds

@@ -27,7 +27,7 @@ from config import pins
 from homelab import engine, graph
 from homelab.engine import InvokeRecord, Render, ResourceRecord
 from homelab.fakes import program_of
-from programs import headscale_key, node_set
+from programs import change_guard, headscale_key, node_set
 from programs.build import PROGRAM_ENV, ProgramError, name_of, parameters, with_parameters
 from tests.components.remote_access.remote_access import key_paths
 from tests.config.corpus import VALID_DIR, valid_raw_config
@@ -305,6 +305,20 @@ def upgrade_command(record: ResourceRecord, render: Render) -> Errors:
     return errors
 
 
+def change_guard_command(record: ResourceRecord, render: Render) -> Errors:
+    """The change guard (components/cluster/change_guard.py): its talosconfig a secret; it runs
+    before every step of the roll and so before every config apply, never after one."""
+    errors = []
+    if not record.is_secret(f"environment.{upgrade.TALOSCONFIG_ENV}"):
+        errors.append("the talosconfig it is handed is not a secret")
+    if {a.urn for a in render.by_type(APPLY)} & set(record.dependencies):
+        errors.append("waits for a ConfigurationApply: it checks before anything changes")
+    steps = [r for r in render.by_type(record.type) if upgrade.TALOS_STEP_INFIX in r.name]
+    if not steps or record.urn not in steps[0].dependencies:
+        errors.append("the first step of the roll does not wait for it")
+    return errors
+
+
 def reboot_command(record: ResourceRecord, render: Render) -> Errors:
     """A reboot step (components/cluster/upgrade.py `rolling_reboots`): its talosconfig a
     secret; after every config apply, since it reboots into what they staged."""
@@ -382,6 +396,8 @@ def command(record: ResourceRecord, render: Render) -> Errors:
         return upgrade_command(record, render)
     if upgrade.REBOOT_STEP_INFIX in record.name:
         return reboot_command(record, render)
+    if program_of(dict(record.inputs)) == name_of(change_guard):
+        return change_guard_command(record, render)
     if parent is not None and parent.type == "homelab:talos:Cluster":
         if program_of(dict(record.inputs)) == name_of(node_set):
             return talos_node_set_command(record, render)

@@ -139,11 +139,30 @@ def talosctl_image(talos_version: str) -> str:
     return f"{pins.TALOSCTL_IMAGE}:{talos_version}"
 
 
+# The target of the snapshot: the apid the connection reached, through its own loopback.
+SNAPSHOT_NODE: Final = "127.0.0.1"
+
+
 def snapshot_args() -> list[str]:
-    """`talosctl etcd snapshot <path>` writes `<path>.part` and renames it when complete
-    (cmd/talosctl/cmd/talos/etcd.go @ v1.13.9). No `--nodes`: one node only is allowed
-    (helpers.FailIfMultiNodes), and without one the control plane behind `talos.default` answers."""
-    return ["etcd", "snapshot", SNAPSHOT_FILE]
+    """`talosctl --nodes 127.0.0.1 etcd snapshot <path>`, which writes `<path>.part` and renames
+    it when complete (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/etcd.go
+    `etcdSnapshotCmd`).
+
+    `--nodes` is required: the command runs `WithClient`, which stops with "nodes are not set for
+    the command" without it (cmd/talosctl/pkg/talos/global/client.go `getNodes`), and the
+    talosconfig Talos writes for the ServiceAccount names only the endpoint `talos.default`
+    (internal/app/machined/pkg/controllers/kubeaccess/serviceaccount/crd_controller.go). One node
+    only (helpers.FailIfMultiNodes). 127.0.0.1 is the control plane whose apid took the
+    connection: an installed apid forwards the request to the `--nodes` target (director.go
+    `Director`: it looks for local targets only when forwarding is disabled), dials
+    127.0.0.1:50000, which is itself (it listens on all addresses: controllers/runtime/
+    api_service_config.go `ListenAddress` ":50000"; its certificate names 127.0.0.1:
+    controllers/secrets/api_cert_sans.go), and that one serves it from its own etcd member. So
+    the snapshot comes from a control plane that is up: `talos.default`'s endpoints are the
+    control planes whose kube-apiserver is up (controllers/kubeaccess/endpoint.go, from
+    k8s.ControlPlaneAPIServerEndpointsID), a connection to a dead one fails, and the Job runs
+    again (`backoffLimit`)."""
+    return ["--nodes", SNAPSHOT_NODE, "etcd", "snapshot", SNAPSHOT_FILE]
 
 
 def snapshot_pod_spec(

@@ -113,6 +113,16 @@ class BootMedia:
         )
 
 
+def schematic_of_installer(image: str) -> str:
+    """The schematic id of an installer this module names (`installer_image`); "" for the plain
+    installer."""
+    host = urlsplit(IMAGE_FACTORY_URL).netloc
+    repository = image.rpartition(":")[0]
+    if repository.startswith(f"{host}/") and "-installer/" in repository:
+        return repository.rpartition("/")[2]
+    return ""
+
+
 def boot_media(cluster: Cluster) -> BootMedia:
     return BootMedia(cluster.talos_version, schematic_yaml(cluster.image_factory))
 

@@ -13,16 +13,22 @@ What Kubernetes and etcd must be told when the node set changes is done by one
   properties of the Command resource from previous create or update steps"). So it knows which
   nodes left the config and which were renamed, from the stack's own state, which config
   validation never sees. It then, before anything is deleted:
-  1. for departing control planes, reads `talosctl etcd members` from a control plane that stays
-     and refuses, with one line naming `homelab:cluster.nodes`, a removal that would leave etcd
-     without quorum (below);
-  2. for each departing node, workers first, then control planes one at a time:
-     `kubectl drain --ignore-daemonsets --delete-emptydir-data`; for a control plane
-     `talosctl etcd leave` on the node itself, or `talosctl etcd remove-member <id>` from a staying
-     control plane when the node does not answer; then, on the homelab, `talosctl shutdown`
-     (disk intact) or, when `lifecycle.resetRemovedNodes` asks for it, `talosctl reset`; in a lab
-     the node's ConfigurationApply resets it when it is deleted; last `kubectl delete node`;
-  3. for a renamed node, waits for the Node of the new name to be Ready and deletes the old one.
+  1. for departing control planes, reads `talosctl etcd members` from a control plane that stays,
+     asks each member's node whether its etcd runs, and refuses, with one line naming
+     `homelab:cluster.nodes`, a removal while etcd has no quorum or one that would leave it
+     without (below);
+  2. for each departing node, workers first, then control planes whose member is down, then the
+     others, one at a time: `kubectl drain --ignore-daemonsets --delete-emptydir-data
+     --skip-wait-for-delete-timeout` (a dead node's pods never finish terminating); for a control
+     plane `talosctl etcd leave` on the node itself, or `talosctl etcd remove-member <id>` from a
+     staying control plane when the node does not answer; then, on the homelab, `talosctl
+     shutdown` (disk intact) or, when `lifecycle.resetRemovedNodes` asks for it, `talosctl reset`
+     of STATE and EPHEMERAL; in a lab the node's ConfigurationApply resets it when it is deleted;
+     last `kubectl delete node`;
+  3. for a renamed node, waits for the Node of the new name to be created and Ready
+     (`kubectl wait --for=create --for=condition=Ready`) and deletes the old one. (A rename of a
+     node that holds local-path volumes never gets here: components/cluster/change_guard.py
+     refuses it before the apply renames the machine.)
   It prints the new list. A failed run prints the previous list again (and Pulumi keeps the old
   state of a failed update), so the next `up` does the same again; every step is idempotent.
 
@@ -42,9 +48,13 @@ own member (retrying for five minutes while etcd answers "unhealthy"), stops etc
 data (siderolabs/talos@v1.13.9: internal/pkg/etcd/etcd.go `LeaveCluster`); it checks no quorum
 itself. `remove-member` is upstream's fallback for a member "in broken state" whose node cannot
 be reached (cmd/talosctl/cmd/talos/etcd.go). So the guard checks first, the way the upgrade check
-counts health (internal/pkg/etcd/etcd.go `ValidateForUpgrade`: a member without a name "is not
-started"): removing the departing members one by one, after each removal the started voting
-members that remain must still be a majority of the members that remain.
+counts health, but by the members that run, not by the ones with a name: a member that is down
+keeps its name, so etcd counts it as started (etcd-io/etcd@v3.6.12:
+server/etcdserver/api/membership/member.go `IsStarted`) while it cannot vote. Removing the departing
+members one by one, after each removal the voting members that run must still be a majority of the
+members that remain; a member that is down goes first, since etcd refuses to remove a running
+member while a down one still counts among the voters it needs (server/etcdserver/server.go
+`mayRemoveMember`).
 """
 
 from __future__ import annotations
@@ -67,6 +77,18 @@ from programs.build import INTERPRETER, environment, program_text
 PROGRAM: Final = "homelab-node-set"
 NODES_KEY: Final = "homelab:cluster.nodes"
 DRAIN_TIMEOUT: Final = "600s"
+# kubectl drain skips a pod still terminating this long after its deletion time (its grace
+# period's end): on a dead node nothing ever confirms a pod stopped, so the drain would wait
+# until its timeout and fail (kubernetes/kubectl@kubernetes-1.36.3: pkg/drain/filters.go
+# `shouldSkipPod`, drain.go `waitForDelete`).
+DRAIN_SKIP_WAIT_SECONDS: Final = 60
+# What `resetRemovedNodes` wipes: STATE (its config) and EPHEMERAL (its data, etcd's included), as
+# the provider's reset on destroy does (terraform-provider-talos@v0.11.0:
+# talos_machine_configuration_apply_resource.go `Delete`), so the machine boots into maintenance
+# mode from its installed image. Without labels talosctl wipes the whole system disk, boot
+# partitions included (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/reset.go,
+# internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go `Reset`).
+RESET_LABELS: Final = ("STATE", "EPHEMERAL")
 RENAME_READY_TIMEOUT: Final = "600s"
 COMMAND_TIMEOUT_SECONDS: Final = 900
 
@@ -122,6 +144,7 @@ def node_set_script(
     return program_text(
         node_set_program,
         node_set_program.Params(
+            drain_skip_wait_seconds=DRAIN_SKIP_WAIT_SECONDS,
             drain_timeout=DRAIN_TIMEOUT,
             kubeconfig_env=KUBECONFIG_ENV,
             mode=mode,
@@ -130,6 +153,7 @@ def node_set_script(
             program=PROGRAM,
             removed_node_action=removed_node_action,
             rename_ready_timeout=RENAME_READY_TIMEOUT,
+            reset_labels=list(RESET_LABELS),
             talosconfig_env=TALOSCONFIG_ENV,
             timeout=timeout_seconds,
         ),

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumiverse_talos as talos
 from pulumiverse_talos.machine import outputs as machine_outputs
 
+from components.cluster.change_guard import change_guard_command
 from components.cluster.image_factory import (
     SCHEMATIC_CHANGE_NOTE,
     BootMedia,
@@ -276,6 +277,15 @@ def _install(
         if lifecycle.reset_on_destroy
         else None
     )
+    # Before anything of the cluster changes: refuse what one `up` may not change together
+    # (components/cluster/change_guard.py).
+    guard = change_guard_command(
+        f"{name}-changes",
+        cluster,
+        installer_image=media.installer_image,
+        talosconfig=credentials.talosconfig,
+        parent=parent,
+    )
     # Upgrades run before the applies, so a Kubernetes bump reaches the nodes through
     # upgrade-k8s one at a time, not through every apply at once (components/cluster/upgrade.py).
     upgrades = upgrade_chain(
@@ -285,7 +295,7 @@ def _install(
         installer_image=media.installer_image,
         talosconfig=credentials.talosconfig,
         parent=parent,
-        depends_on=factory_waits,
+        depends_on=[*factory_waits, guard],
     )
 
     def apply(node: Node) -> talos.machine.ConfigurationApply:
@@ -348,10 +358,16 @@ def _kubernetes_access(
     # Talos API calls go where each node answers now: its `currentAddress` while it moves.
     control_plane_ips = tuple(n.talos_address for n in cluster.control_planes)
     bootstrap, applies = installed.bootstrap, installed.applies
+    # From the first control plane's configured address, not the one it answers on before this
+    # `up`: the kubeconfig is fetched after the node's apply, which moves a node that changes
+    # address to the new one (its LinkConfig applies live). A new endpoint (the first control
+    # plane's address without a VIP) replaces the resource through `replacement_trigger`, since
+    # its Update fetches nothing unless the certificate is due (terraform-provider-talos@v0.11.0
+    # talos_cluster_kubeconfig_resource.go `Update`).
     kubeconfig = talos.cluster.Kubeconfig(
         f"{name}-kubeconfig",
-        node=first_control_plane.talos_address,
-        endpoint=first_control_plane.talos_address,
+        node=str(first_control_plane.ip),
+        endpoint=str(first_control_plane.ip),
         client_configuration=client_configuration_as(
             credentials.secrets.client_configuration,
             talos.cluster.KubeconfigClientConfigurationArgs,

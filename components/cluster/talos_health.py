@@ -32,7 +32,7 @@ from typing import Final
 import pulumi
 import pulumi_command as command
 
-from programs import talos_health, talosctl
+from programs import talos_health, talosctl, unchanged
 from programs.build import INTERPRETER, environment, program_text
 
 TALOSCONFIG_ENV: Final = "HOMELAB_TALOSCONFIG"
@@ -73,15 +73,19 @@ class HealthTarget:
 
 
 def talosctl_health_argv(
-    target: HealthTarget, talosconfig_path: str, wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS
+    target: HealthTarget,
+    talosconfig_path: str,
+    wait_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
+    endpoints: Sequence[str] | None = None,
 ) -> list[str]:
-    """The talosctl command line (flags of siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos)."""
+    """The talosctl command line (flags of siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos);
+    `endpoints` instead of the target's (a step passes the ones it chooses when it runs)."""
     argv = [
         "talosctl",
         "--talosconfig",
         talosconfig_path,
         "--endpoints",
-        ",".join(target.endpoints),
+        ",".join(target.endpoints if endpoints is None else endpoints),
         "--nodes",
         target.check_node,
         "health",
@@ -137,6 +141,9 @@ def wait_for_health(
     return command.local.Command(
         name,
         create=health_script(target),
+        # A renewed talosconfig or a new program text updates it, which runs nothing
+        # (programs/unchanged.py); only its triggers run the wait again.
+        update=program_text(unchanged, unchanged.Params(program=name)),
         interpreter=list(INTERPRETER),
         environment={**environment(talos_health), TALOSCONFIG_ENV: secret_talosconfig},
         # A new node set replaces the Command, which runs the check again; so does a rebuilt

@@ -7,19 +7,30 @@ own talosconfig (a secret, in the environment, written to a 0600 temp file under
 removed; never printed), like the health wait (components/cluster/talos_health.py):
 
 - one **Talos step per node**, control planes first in config order, then workers, chained by
-  `depends_on`. Each reads the node's version (`talosctl version`); a node already at the target
-  is skipped, so a re-run after a failure resumes where it stopped. Otherwise it checks the
-  cluster healthy (etcd quorum included), runs `talosctl upgrade --image <installer>`, which waits
-  for the reboot, reads the version again and checks the cluster healthy before the next node may
-  start. A failure stops the roll with a message naming the node and what to do.
+  `depends_on`. Each reads what the node runs: its version (`talosctl version`) and the schematic
+  its image was built from (`talosctl get extensions`: the Image Factory's virtual `schematic`
+  extension); a node that runs the target version from the target schematic is skipped, so a
+  re-run after a failure resumes where it stopped, and a new extension or kernel argument (a new
+  schematic, same version) re-images every node. Otherwise it checks the cluster healthy (etcd
+  quorum included), runs `talosctl upgrade --image <installer>`, which waits for the reboot,
+  reads what the node runs again and checks the cluster healthy before the next node may start.
+  A failure stops the roll with a message naming the node and what to do.
 - one **Kubernetes step** after the last Talos step: `talosctl upgrade-k8s --to <version>`, which
   moves the control-plane components node by node, then kube-proxy, the kubelets, and the
   bootstrap manifests (CoreDNS, flannel), unless every component already runs the target.
 
-Each step's triggers name the step (order, node, target) and the installer, so a pin bump shows in
+Each step's triggers name the step (node, target) and the installer, so a pin bump shows in
 `pulumi preview` as a replacement of exactly these Commands, old → new target, and nothing runs
 when nothing changed (a Command runs only on create and on a changed input: pulumi_command 1.2.1
-local/command.py docstrings of `create` and `triggers`).
+local/command.py docstrings of `create` and `triggers`). Every other change of a step's inputs (a
+renewed talosconfig in its environment, a new node set in its command lines, a new text of its
+program) is an update, whose program (programs/unchanged.py) does nothing: pulumi-command runs
+`update` instead of `create` then (pulumi/pulumi-command@v1.2.1:
+provider/pkg/provider/local/commandController.go `Update`). So the yearly client-certificate
+renewal and a grown node set re-run no step. Which endpoints a step uses is decided when it runs:
+the other control planes that take the cluster's credentials (a control plane still in
+maintenance mode does not: TLS is checked per endpoint), else all of them
+(programs/talosctl.py `endpoints_for`).
 
 The steps run **before** the nodes' configuration applies (talos.py makes every apply depend on
 the last step), not after them:
@@ -38,6 +49,8 @@ the last step), not after them:
 After the applies, `rolling_reboots` reboots, one node at a time in the same order and with the
 cluster healthy before and after each, the nodes whose config change needs a reboot: the applies
 stage such a change (`apply_mode` staged_if_needing_reboot) instead of rebooting every node at once.
+A reboot step asks the node whether a staged config still waits (programs/talos_reboot.py), so a
+node rebooted since is never rebooted again.
 
 On a fresh cluster the steps therefore meet nodes in maintenance mode (not installed yet): they
 are skipped, since the apply installs the target directly (`machine.install.image`).
@@ -54,6 +67,7 @@ import pulumi
 import pulumi_command as command
 import pulumiverse_talos as talos
 
+from components.cluster.image_factory import EMPTY_SCHEMATIC_ID, schematic_of_installer
 from components.cluster.talos_health import TALOSCONFIG_ENV as TALOSCONFIG_ENV
 from components.cluster.talos_health import (
     TALOSCONFIG_PLACEHOLDER,
@@ -64,7 +78,7 @@ from components.cluster.talos_health import (
 )
 from components.cluster.talos_patches import installer_image
 from config.model import Cluster
-from programs import kubernetes_upgrade, talos_reboot, talos_upgrade
+from programs import kubernetes_upgrade, talos_reboot, talos_upgrade, talosctl, unchanged
 from programs.build import INTERPRETER, environment, program_text
 
 # talosctl upgrade's own default (siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/track.go
@@ -150,14 +164,6 @@ class UpgradePlan:
             endpoints=self.control_plane_ips,
         )
 
-    def endpoints_for(self, step: RollStep) -> tuple[str, ...]:
-        """The Talos API endpoints while `step`'s node reboots: the other control planes.
-
-        apid on an endpoint proxies a request to the `--nodes` target, so the connection that
-        waits for the reboot is not the one going down; a single control plane has no other."""
-        others = tuple(ip for ip in self.control_plane_ips if ip != step.ip)
-        return others or self.control_plane_ips
-
     def describe_kubernetes(self) -> str:
         return f"after the Talos roll: Kubernetes {self.kubernetes_version} (talosctl upgrade-k8s)"
 
@@ -189,6 +195,24 @@ def _talosctl(talosconfig: str, node: str, endpoints: Sequence[str]) -> list[str
         "--nodes",
         node,
     ]
+
+
+# The endpoints a step chooses when it runs (programs/talosctl.py `endpoints_for`).
+CHOSEN: Final = (talosctl.ENDPOINTS,)
+
+
+def talosctl_probe_argv(talosconfig: str) -> list[str]:
+    """Whether one control plane (CANDIDATE) takes the cluster's credentials: `talosctl version`
+    of itself through itself."""
+    candidate = talosctl.CANDIDATE
+    return [*_talosctl(talosconfig, candidate, [candidate]), "version"]
+
+
+def talosctl_get_argv(
+    talosconfig: str, node: str, endpoints: Sequence[str], kind: str
+) -> list[str]:
+    """`talosctl get <kind> -o json` of one node (cmd/talosctl/cmd/talos/get.go)."""
+    return [*_talosctl(talosconfig, node, endpoints), "get", kind, "--output", "json"]
 
 
 def talosctl_version_argv(
@@ -238,11 +262,13 @@ def talosctl_reboot_argv(talosconfig: str, node: str, endpoints: Sequence[str]) 
     ]
 
 
-def talosctl_kubeconfig_argv(talosconfig: str, node: str, path: str) -> list[str]:
+def talosctl_kubeconfig_argv(
+    talosconfig: str, node: str, path: str, endpoints: Sequence[str] = CHOSEN
+) -> list[str]:
     """Fetch an admin kubeconfig to `path` (kubeconfig.go: with `--merge=false` it is written
     with mode 0600 as a new file)."""
     return [
-        *_talosctl(talosconfig, node, [node]),
+        *_talosctl(talosconfig, node, endpoints),
         "kubeconfig",
         path,
         "--merge=false",
@@ -267,7 +293,15 @@ def talosctl_upgrade_k8s_argv(
 # --- the programs (programs/talos_upgrade.py, talos_reboot.py, kubernetes_upgrade.py) -----------
 
 # Stands for the kubeconfig the Kubernetes step fetches into its own temp folder.
-KUBECONFIG_PLACEHOLDER: Final = kubernetes_upgrade.KUBECONFIG
+KUBECONFIG_PLACEHOLDER: Final = talosctl.KUBECONFIG
+
+
+def accepted_schematics(image: str) -> list[str]:
+    """What the node may report for the target image: an Image Factory installer carries its
+    schematic; the plain installer carries none, which an image of the empty schematic stands
+    for too."""
+    schematic = schematic_of_installer(image)
+    return [schematic] if schematic else ["", EMPTY_SCHEMATIC_ID]
 
 
 def node_upgrade_script(
@@ -279,30 +313,36 @@ def node_upgrade_script(
     retry_delay_seconds: int = RETRY_DELAY_SECONDS,
 ) -> str:
     """The text of one node's Talos step."""
-    endpoints = plan.endpoints_for(step)
     target = plan.health
     return program_text(
         talos_upgrade,
         talos_upgrade.Params(
+            accepted_schematics=accepted_schematics(image),
+            extensions_argv=talosctl_get_argv(
+                TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN, "extensions"
+            ),
             health_argv=talosctl_health_argv(
-                target, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds
+                target, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds, CHOSEN
             ),
             health_timeout_seconds=health_timeout_seconds,
             image=image,
             insecure_version_argv=talosctl_version_argv(
-                TALOSCONFIG_PLACEHOLDER, step.ip, endpoints, insecure=True
+                TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN, insecure=True
             ),
-            node=step.ip,
             node_name=f"{step.hostname} ({step.ip})",
             program=f"talos-upgrade {step.hostname}",
             releases=TALOSCTL_RELEASES,
             retry_delay_seconds=retry_delay_seconds,
+            schematic=schematic_of_installer(image),
             talos_minor=target.talos_minor,
             talos_version=plan.talos_version,
             talosconfig_env=TALOSCONFIG_ENV,
-            upgrade_argv=talosctl_upgrade_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints, image),
+            upgrade_argv=talosctl_upgrade_argv(TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN, image),
             upgrade_timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
-            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN),
+            control_planes=list(plan.control_plane_ips),
+            node=step.ip,
+            probe_argv=talosctl_probe_argv(TALOSCONFIG_PLACEHOLDER),
         ),
     )
 
@@ -314,20 +354,21 @@ def reboot_script(
     health_timeout_seconds: int = WAIT_TIMEOUT_SECONDS,
     retry_delay_seconds: int = RETRY_DELAY_SECONDS,
 ) -> str:
-    """The text of one node's reboot step: reboot it only when its config waits staged."""
-    endpoints = plan.endpoints_for(step)
+    """The text of one node's reboot step: reboot it only while a staged config waits on it."""
     return program_text(
         talos_reboot,
         talos_reboot.Params(
             apply_mode_env=APPLY_MODE_ENV,
             health_argv=talosctl_health_argv(
-                plan.health, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds
+                plan.health, TALOSCONFIG_PLACEHOLDER, health_timeout_seconds, CHOSEN
             ),
             health_timeout_seconds=health_timeout_seconds,
-            node=step.ip,
+            machineconfig_argv=talosctl_get_argv(
+                TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN, "machineconfig"
+            ),
             node_name=f"{step.hostname} ({step.ip})",
             program=f"reboot {step.hostname}",
-            reboot_argv=talosctl_reboot_argv(TALOSCONFIG_PLACEHOLDER, step.ip, endpoints),
+            reboot_argv=talosctl_reboot_argv(TALOSCONFIG_PLACEHOLDER, step.ip, CHOSEN),
             releases=TALOSCTL_RELEASES,
             retry_delay_seconds=retry_delay_seconds,
             staged=STAGED,
@@ -335,6 +376,9 @@ def reboot_script(
             talos_version=plan.talos_version,
             talosconfig_env=TALOSCONFIG_ENV,
             upgrade_timeout_seconds=UPGRADE_TIMEOUT_SECONDS,
+            control_planes=list(plan.control_plane_ips),
+            node=step.ip,
+            probe_argv=talosctl_probe_argv(TALOSCONFIG_PLACEHOLDER),
         ),
     )
 
@@ -342,13 +386,12 @@ def reboot_script(
 def kubernetes_upgrade_script(plan: UpgradePlan) -> str:
     """The text of the Kubernetes step, through the first control plane."""
     node = plan.control_plane_ips[0]
-    endpoints = plan.control_plane_ips
     return program_text(
         kubernetes_upgrade,
         kubernetes_upgrade.Params(
             components=list(KUBERNETES_COMPONENTS),
             insecure_version_argv=talosctl_version_argv(
-                TALOSCONFIG_PLACEHOLDER, node, endpoints, insecure=True
+                TALOSCONFIG_PLACEHOLDER, node, CHOSEN, insecure=True
             ),
             kubeconfig_argv=talosctl_kubeconfig_argv(
                 TALOSCONFIG_PLACEHOLDER, node, KUBECONFIG_PLACEHOLDER
@@ -362,11 +405,19 @@ def kubernetes_upgrade_script(plan: UpgradePlan) -> str:
             talos_version=plan.talos_version,
             talosconfig_env=TALOSCONFIG_ENV,
             upgrade_k8s_argv=talosctl_upgrade_k8s_argv(
-                TALOSCONFIG_PLACEHOLDER, node, endpoints, plan.kubernetes_version
+                TALOSCONFIG_PLACEHOLDER, node, CHOSEN, plan.kubernetes_version
             ),
-            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, node, endpoints),
+            version_argv=talosctl_version_argv(TALOSCONFIG_PLACEHOLDER, node, CHOSEN),
+            control_planes=list(plan.control_plane_ips),
+            node=node,
+            probe_argv=talosctl_probe_argv(TALOSCONFIG_PLACEHOLDER),
         ),
     )
+
+
+def unchanged_script(name: str) -> str:
+    """The `update` of a step: nothing to do (programs/unchanged.py)."""
+    return program_text(unchanged, unchanged.Params(program=name))
 
 
 @dataclass(frozen=True)
@@ -401,9 +452,13 @@ def upgrade_chain(
 
     for step in plan.steps:
         script = script_for(step)
+        step_name = f"{name}{TALOS_STEP_INFIX}{step.hostname}"
         created = command.local.Command(
-            f"{name}{TALOS_STEP_INFIX}{step.hostname}",
+            step_name,
             create=script,
+            # Runs only when its triggers change (a replacement); any other change is an update,
+            # which does nothing (programs/unchanged.py).
+            update=unchanged_script(step_name),
             interpreter=list(INTERPRETER),
             environment={**environment(talos_upgrade), TALOSCONFIG_ENV: secret_talosconfig},
             # A new target, installer or place in the order replaces the Command, which runs
@@ -417,6 +472,7 @@ def upgrade_chain(
     kubernetes = command.local.Command(
         f"{name}{KUBERNETES_STEP_SUFFIX}",
         create=kubernetes_upgrade_script(plan),
+        update=unchanged_script(f"{name}{KUBERNETES_STEP_SUFFIX}"),
         interpreter=list(INTERPRETER),
         environment={**environment(kubernetes_upgrade), TALOSCONFIG_ENV: secret_talosconfig},
         triggers=[plan.describe_kubernetes()],
@@ -449,18 +505,22 @@ def rolling_reboots(
         # Runs again when the node's applied config changes. The digest is of the rendered
         # config, secrets included, so it shows no secret (a 64-bit prefix of SHA-256).
         config_digest = pulumi.Output.unsecret(apply.machine_configuration.apply(_digest))
+        step_name = f"{name}{REBOOT_STEP_INFIX}{step.hostname}"
         created = command.local.Command(
-            f"{name}{REBOOT_STEP_INFIX}{step.hostname}",
+            step_name,
             create=reboot_script(plan, step),
+            # A renewed credential or a new program text is an update, which reboots nothing.
+            update=unchanged_script(step_name),
             interpreter=list(INTERPRETER),
             environment={
                 **environment(talos_reboot),
                 TALOSCONFIG_ENV: secret_talosconfig,
                 APPLY_MODE_ENV: apply.resolved_apply_mode,
             },
+            # Not the apply's resolved mode: an unchanged config keeps it, and whether a staged
+            # config still waits is read from the node when the step runs.
             triggers=[
                 f"{step.role} {step.hostname} ({step.ip}): reboot if its config is staged",
-                apply.resolved_apply_mode,
                 config_digest,
             ],
             logging=command.local.Logging.STDERR,

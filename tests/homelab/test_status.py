@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.remote_access.headscale_config import headscale_config
 from config import pins, views
@@ -514,7 +515,10 @@ def test_a_failing_cluster_fails_each_problem_with_the_next_command_and_exits_1(
     assert "headscale: stale: last 2026-11-28" in failed
     text = result.out
     # Each FAIL is followed by the command to run next.
-    assert "--show-secrets --stack homelab) --nodes 192.168.0.12 health" in text
+    # Talos's health check runs on a control plane (a worker refuses it: siderolabs/talos@
+    # v1.13.9 v1alpha1_cluster.go `HealthCheck`), the kubelet is looked at on the node itself.
+    assert "--show-secrets --stack homelab) --nodes 192.168.0.11 health" in text
+    assert "--show-secrets --stack homelab) --nodes 192.168.0.12 service kubelet" in text
     assert "describe certificate wildcard" in text
     assert (
         f"headscale nodes approve-routes --identifier 1 --routes {lan_route()}" in text
@@ -737,14 +741,92 @@ def test_a_command_that_fails_in_the_pod_says_why_not_just_its_exit_code(fakes: 
     assert "database not found in config" in entry["detail"]
 
 
-def test_a_node_on_another_talos_version_is_a_warning_with_the_upgrade(fakes: Fakes) -> None:
+def test_the_health_hint_runs_on_a_control_plane_that_is_ready(fakes: Fakes) -> None:
+    """With the first control plane down, `talosctl health` goes to a Ready one (control planes
+    carry `node-role.kubernetes.io/control-plane`, which Talos sets)."""
+    cluster = healthy_cluster()
+    label = {"node-role.kubernetes.io/control-plane": ""}
+    nodes = [
+        node("talos-cp-1", "192.168.0.11", ready=False),
+        node("talos-cp-2", "192.168.0.12"),
+        node("talos-cp-3", "192.168.0.13"),
+    ]
+    for found in nodes:
+        found["metadata"]["labels"].update(label)
+    cluster["get nodes"] = reply(kube_list(nodes))
+    fakes.cluster(cluster)
+    entry = check(as_json(fakes), "nodes", "talos-cp-1")
+    assert entry["level"] == "FAIL"
+    assert "--nodes 192.168.0.12 health" in entry["next"]
+    assert "--nodes 192.168.0.11 service kubelet" in entry["next"]
+
+
+def test_a_node_on_another_talos_version_is_a_warning_that_points_at_up(fakes: Fakes) -> None:
+    """Never `talosctl upgrade --image <plain installer>`: it drops the node's extensions and
+    bypasses the roll; `up` re-images with the stack's installer (its `talosInstallerImage`
+    output)."""
     cluster = healthy_cluster()
     cluster["get nodes"] = reply(kube_list([node("talos-cp-1", "192.168.0.11", talos="v1.13.8")]))
     fakes.cluster(cluster)
     entry = check(as_json(fakes), "nodes", "talos-cp-1")
     assert entry["level"] == "WARN"
     assert f"pinned {pins.TALOS_VERSION}" in entry["detail"]
-    assert f"upgrade --image {pins.TALOS_INSTALLER_IMAGE}:{pins.TALOS_VERSION}" in entry["next"]
+    assert entry["next"].startswith("./scripts/up homelab ")
+    assert "stack output talosInstallerImage --stack homelab" in entry["next"]
+    assert "upgrade --image" not in entry["next"]
+
+
+# A real client certificate that expired (openssl req -x509 -days 1, notAfter
+# "Dec  9 02:13:46 2026 GMT"), as Talos issues the admin kubeconfig's.
+EXPIRED_CERTIFICATE = """-----BEGIN CERTIFICATE-----
+MIIBpzCCAU2gAwIBAgIUT9u/iu3qR5lms007o1ZD7hqNP/0wCgYIKoZIzj0EAwIw
+KTEXMBUGA1UECgwOc3lzdGVtOm1hc3RlcnMxDjAMBgNVBAMMBWFkbWluMB4XDTI2
+MTIwODAyMTM0NloXDTI2MTIwOTAyMTM0NlowKTEXMBUGA1UECgwOc3lzdGVtOm1h
+c3RlcnMxDjAMBgNVBAMMBWFkbWluMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE
+SklLeiArhTMQEvxMn1Y2JlDw4Kn5UoqDJjPXKLxWiwOoL+M1HEqHd+JYcZZskc3u
+8l59tnFb8AvECXRlpczzNaNTMFEwHQYDVR0OBBYEFPWLBp+5xLB0yL2WBYw8Nz2T
+UcRRMB8GA1UdIwQYMBaAFPWLBp+5xLB0yL2WBYw8Nz2TUcRRMA8GA1UdEwEB/wQF
+MAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhANIuWsgVxWvqW5QzJd+fb4KjBSFS0cyr
+F1vJ2xEAkpxsAiBluO/Z1xmLKb8jnU9wouG0+j0liN7kazstQfmYpPTYYA==
+-----END CERTIFICATE-----
+"""
+
+
+def test_an_expired_admin_kubeconfig_is_named_and_the_nodes_are_not_blamed(
+    fakes: Fakes,
+) -> None:
+    """After a year without `up` the API server answers 401 to the admin kubeconfig (Talos
+    issues it for a year: siderolabs/talos@v1.13.9 constants.go
+    `KubernetesAdminCertDefaultLifetime`); status reads the certificate's notAfter and says so,
+    with `up` (which fetches a new one) as the next step."""
+    kubeconfig = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "admin@homelab",
+            "contexts": [{"name": "admin@homelab", "context": {"user": "admin@homelab"}}],
+            "users": [
+                {
+                    "name": "admin@homelab",
+                    "user": {
+                        "client-certificate-data": base64.b64encode(
+                            EXPIRED_CERTIFICATE.encode()
+                        ).decode()
+                    },
+                }
+            ],
+        }
+    )
+    fakes.outputs(outputs(kubeconfig=kubeconfig))
+    unauthorized = "error: You must be logged in to the server (Unauthorized)"
+    fakes.cluster({"*": reply(stderr=unauthorized + "\n", code=1)})
+    a_week_later = NOW + timedelta(days=7)
+    result = run(fakes, "--json", now=lambda: a_week_later)
+    entry = check(json.loads(result.out), "nodes", "nodes")
+    assert entry["level"] == "FAIL"
+    assert "the admin kubeconfig expired 2026-12-09 02:13 UTC" in entry["detail"]
+    assert "are the nodes on?" not in entry["next"]
+    assert entry["next"].startswith("./scripts/up homelab")
 
 
 def test_releases_failed_missing_and_off_pin(fakes: Fakes) -> None:

@@ -15,10 +15,11 @@ from types import ModuleType
 import pytest
 
 import programs
-from components.cluster import node_lifecycle, talos_health, upgrade
+from components.cluster import change_guard, node_lifecycle, talos_health, upgrade
 from components.cluster.talos_health import HealthTarget
 from components.remote_access import keys
 from components.shared import kubectl
+from config.model import Cluster, Node
 from programs import build, crd_gate, runtime
 from programs import talos_health as talos_health_program
 from programs.build import ProgramError
@@ -38,6 +39,9 @@ PLAN = upgrade.UpgradePlan(
 KEY = keys.KeyRequest(kind="apikey", expiration="90d")
 HEADSCALE = keys.HeadscaleTarget("headscale", "deployment/headscale", "headscale")
 NODES = (node_lifecycle.NodeEntry("192.168.0.11", "cp-1", "controlplane", "192.168.0.11"),)
+CLUSTER = Cluster(
+    name="homelab", nodes=[Node(hostname="cp-1", ip="192.168.0.11", role="controlplane")]
+)
 
 # Every program, as its component builds its text, and the first line it prints on stderr when
 # run with nothing in its environment.
@@ -68,7 +72,16 @@ TEXTS: dict[str, tuple[Callable[[], str], str]] = {
     ),
     "talos_reboot": (
         lambda: upgrade.reboot_script(PLAN, PLAN.steps[0]),
-        "reboot talos-cp-1: talosctl is not on PATH",
+        # Without the apply's resolved mode it asks nothing of the node.
+        "reboot talos-cp-1: talos-cp-1 (192.168.0.11): its config applied without a reboot",
+    ),
+    "unchanged": (
+        lambda: upgrade.unchanged_script("cluster-reboot-talos-cp-1"),
+        "cluster-reboot-talos-cp-1: only its credentials or its program text changed",
+    ),
+    "change_guard": (
+        lambda: change_guard.guard_script(CLUSTER, "installer:v1.13.9", mode="check"),
+        "homelab-cluster-changes: no previous record",
     ),
     "kubernetes_upgrade": (
         lambda: upgrade.kubernetes_upgrade_script(PLAN),

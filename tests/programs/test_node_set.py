@@ -64,23 +64,56 @@ def test_a_members_line_that_is_not_a_member_is_refused() -> None:
         node_set.parse_members("ID HOSTNAME\nx y z w v u t\n")
 
 
-def test_quorum_is_kept_or_the_removal_is_refused_naming_the_setting() -> None:
+def test_quorum_counts_the_members_that_run_not_the_ones_with_a_name() -> None:
+    """A member that is down keeps its name, so etcd counts it as started
+    (etcd-io/etcd@v3.6.12: server/etcdserver/api/membership/member.go `IsStarted`), but it
+    cannot vote: the guard counts the members that run (`live`)."""
     params = params_of(entry("192.168.0.11", "cp-1"))
-    started = [
+    members = [
         {"id": f"aa0{n}", "name": f"cp-{n}", "hosts": [f"192.168.0.1{n}"], "learner": False}
         for n in (1, 2, 3)
     ]
     leaving = [entry("192.168.0.13", "cp-3")]
-    node_set.check_quorum(params, started, leaving)  # 2 of 2 left are started
-    one_down = [started[0], {**started[1], "name": ""}, started[2]]
+    everyone = {"aa01", "aa02", "aa03"}
+    node_set.check_quorum(params, members, leaving, everyone)  # 2 of 2 left run
     with pytest.raises(ProgramFailedError) as refused:
-        node_set.check_quorum(params, one_down, leaving)
+        node_set.check_quorum(params, members, leaving, {"aa01", "aa03"})
     assert str(refused.value).startswith(f"{node_lifecycle.NODES_KEY}: removing control plane cp-3")
-    assert "1 of the 2 members left are started, 2 are needed (not started: aa02)" in str(
+    assert "1 of the 2 members left run, 2 are needed (down: cp-2 (192.168.0.12))" in str(
         refused.value
     )
+    # The dead one leaving is fine: the two that stay run.
+    node_set.check_quorum(params, members, [entry("192.168.0.12", "cp-2")], {"aa01", "aa03"})
     learner = {"id": "bb01", "name": "", "hosts": ["192.168.0.14"], "learner": True}
-    node_set.check_quorum(params, [*started, learner], leaving)  # a learner does not vote
+    node_set.check_quorum(params, [*members, learner], leaving, everyone)  # a learner: no vote
+
+
+def test_no_quorum_now_refuses_any_removal_with_the_way_out() -> None:
+    params = params_of(entry("192.168.0.11", "cp-1"))
+    members = [
+        {"id": f"aa0{n}", "name": f"cp-{n}", "hosts": [f"192.168.0.1{n}"], "learner": False}
+        for n in (1, 2, 3)
+    ]
+    with pytest.raises(ProgramFailedError) as refused:
+        node_set.check_quorum(params, members, [entry("192.168.0.12", "cp-2")], {"aa01"})
+    assert "etcd has lost quorum: 1 of its 3 members run" in str(refused.value)
+    assert "restore etcd from a snapshot" in str(refused.value)
+
+
+def test_dead_control_planes_leave_before_running_ones() -> None:
+    """etcd refuses to remove a running member while a dead one still counts among the voters
+    (server.go `mayRemoveMember`), so the dead one goes first, whatever the addresses' order."""
+    members = [
+        {"id": f"aa0{n}", "name": f"cp-{n}", "hosts": [f"192.168.0.1{n}"], "learner": False}
+        for n in (1, 2, 3)
+    ]
+    departed = [
+        entry("192.168.0.12", "cp-2"),
+        entry("192.168.0.13", "cp-3"),
+        entry("192.168.0.21", "w-1", "worker"),
+    ]
+    ordered = node_set.departure_order(departed, members, {"aa01", "aa02"})
+    assert [n["hostname"] for n in ordered] == ["w-1", "cp-3", "cp-2"]
 
 
 def test_what_left_workers_first_and_what_was_renamed() -> None:

@@ -21,7 +21,8 @@ Using it (world.py):
 
 `pulumi up` (flow.py): `flow.up(world, stack, lambda: harness.render_stack(...))` runs the real
 program with the world as the providers and returns the steps, the next stack state and the
-first failure.
+first failure; `replace=[name]` is `--replace`, `flow.refresh(world, stack)` is `pulumi refresh`.
+tests/components/cluster/scenarios.py deploys the fixture stack once and copies it per test.
 
 The pieces: store.py (state file, lock, call log), clock.py (virtual time, also for the
 programs), flags.py (cobra/pflag parsing), talos_model.py (machines, apid's TLS and

@@ -1,7 +1,8 @@
 """etcd as Talos runs it on the control planes: members, quorum and etcd's own removal check.
 
-A member belongs to one machine (address and hardware): replaced hardware at the same address does
-not run the old member. A member's `name` is empty until it has started once, and stays set after
+A member belongs to one machine (address and hardware) and to the data directory it was started
+with (`etcd_data`): replaced hardware at the same address, or the same machine with its EPHEMERAL
+partition wiped, does not run the old member. A member's `name` is empty until it has started once, and stays set after
 (etcd-io/etcd@v3.6.12:server/etcdserver/api/membership/member.go `IsStarted`: `len(m.Name) != 0`),
 so a dead member still counts as started. Talos v1.13.9 ships etcd v3.6.12
 (siderolabs/talos@v1.13.9:pkg/machinery/constants/constants.go `DefaultEtcdVersion`).
@@ -37,11 +38,21 @@ def alive(state: State, member: Member) -> bool:
     """The member's etcd runs: its machine is installed, up, and the same hardware."""
     machine = talos_model.node_at(state, member["address"])
     return (
-        machine is not None
+        holds_data(machine, member)
+        and machine is not None
         and machine["state"] == "installed"
-        and machine["hardware"] == member["hardware"]
         and machine.get("role") == "controlplane"
         and not machine.get("etcd_stopped")
+    )
+
+
+def holds_data(machine: talos_model.Node | None, member: Member) -> bool:
+    """The machine (powered or not) still has the member's data directory."""
+    return (
+        machine is not None
+        and machine["state"] != "wiped"
+        and machine["hardware"] == member["hardware"]
+        and int(machine.get("etcd_data", 0)) == int(member.get("data", 0))
     )
 
 
@@ -57,9 +68,22 @@ def has_quorum(state: State) -> bool:
 
 def member_of(state: State, machine: talos_model.Node) -> Member | None:
     for member in members(state):
-        if member["address"] == machine["address"] and member["hardware"] == machine["hardware"]:
+        if member["address"] == machine["address"] and holds_data(machine, member):
             return member
     return None
+
+
+def lost(state: State) -> bool:
+    """No machine holds the data of any member any more: the cluster (and every Kubernetes
+    object, which lives in it) is gone; a control plane waits for a bootstrap."""
+    return bool(members(state)) and not any(
+        holds_data(talos_model.node_at(state, m["address"]), m) for m in members(state)
+    )
+
+
+def forget_lost(state: State) -> None:
+    if lost(state):
+        etcd(state)["members"] = []
 
 
 def bootstrap(state: State, machine: talos_model.Node) -> str | None:
@@ -74,9 +98,13 @@ def bootstrap(state: State, machine: talos_model.Node) -> str | None:
         )
     if member_of(state, machine) is not None:
         return "rpc error: code = AlreadyExists desc = etcd data directory is not empty"
+    forget_lost(state)
     if members(state):
         raise NotImplementedError("a second etcd bootstrap beside existing members")
     _add(state, machine, started=True)
+    # A new cluster: the Kubernetes API starts with what this etcd holds (tests/world/kube/
+    # cluster.py `settle`).
+    etcd(state)["cluster_id"] = int(etcd(state).get("cluster_id", 0)) + 1
     return None
 
 
@@ -88,6 +116,7 @@ def _add(state: State, machine: talos_model.Node, *, started: bool) -> Member:
         "name": machine["hostname"] if started else "",
         "address": machine["address"],
         "hardware": machine["hardware"],
+        "data": int(machine.get("etcd_data", 0)),
         "learner": False,
     }
     members(state).append(member)
@@ -97,7 +126,11 @@ def _add(state: State, machine: talos_model.Node, *, started: bool) -> Member:
 def settle(state: State) -> None:
     """A configured control plane that is up and not a member joins a bootstrapped cluster
     (Talos adds it as a learner and promotes it: internal/pkg/etcd; the promotion is not
-    modelled). Joining needs quorum, like every membership change."""
+    modelled). Before it adds itself it removes a member of its own hostname, the one a
+    machine of the same name left behind (internal/app/machined/pkg/system/services/etcd.go
+    `addMember`: "if there's already a member with same hostname, it should be removed"), with
+    etcd's own check. Joining needs quorum, like every membership change."""
+    forget_lost(state)
     if not members(state) or not has_quorum(state):
         return
     for machine in talos_model.nodes(state).values():
@@ -106,6 +139,9 @@ def settle(state: State) -> None:
         if machine.get("etcd_stopped"):
             continue
         if member_of(state, machine) is None:
+            stale = next((m for m in members(state) if m["name"] == machine["hostname"]), None)
+            if stale is not None and remove(state, stale["id"], None) is not None:
+                continue
             _add(state, machine, started=True)
 
 

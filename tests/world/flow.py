@@ -14,6 +14,18 @@ a failed create leaves nothing in the stack, a failed update keeps the old state
 (pulumi/pulumi-command@v1.2.1 returns plain errors, never partial state:
 pulumi/pulumi-go-provider@v1.3.0 infer/resource.go `Create`/`Update`).
 
+`up(..., replace=["cluster-192.168.0.12"])` is `pulumi up --replace <urn>` of the resources of
+those names; `refresh(world, stack)` is `pulumi refresh`: a Kubernetes object the cluster no
+longer has leaves the state (the other providers' Reads are no-ops: terraform-provider-talos@
+v0.11.0 Read of the apply, bootstrap and kubeconfig resources; a Command has no Read). A
+resource `deleted_with` a replaced one is replaced with it (pulumi 3.272.0
+sdk/python pulumi/resource.py `ResourceOptions.deleted_with`: "If the named resource is being
+replaced, this resource will be replaced as well").
+
+The providers' own plan-time renewals (tests/world/flow_effects.py): the Secrets resource
+regenerates its client certificate in its last month, the Kubeconfig resource its certificate in
+its last 720 h; either is an update.
+
 Diffs (pulumi-command v1.2.1): a change of `triggers` (replaceOnChanges in
 provider/pkg/provider/common/inputs.go) or of a `replace_on_changes` path, or the replacement of
 a `replace_with` resource, replaces a Command (create the new one, delete the old one at the
@@ -27,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -57,6 +69,8 @@ class Entry:
     outputs: dict[str, Any]
     dependencies: list[str]
     deleted_with: str | None = None
+    # The `replacement_trigger` option (homelab/engine.py `_replacement_trigger`).
+    trigger: Any = None
 
 
 @dataclass
@@ -99,9 +113,11 @@ class Up:
 
 
 class _Driver:
-    def __init__(self, world: World, previous: Stack) -> None:
+    def __init__(self, world: World, previous: Stack, replace: Sequence[str] = ()) -> None:
         self.world = world
         self.previous = previous
+        self.forced = set(replace)
+        self.renewing: set[str] = set()
         self.stack = Stack(pending_deletes=list(previous.pending_deletes))
         self.steps: list[Step] = []
         self.failure: Step | None = None
@@ -126,6 +142,7 @@ class _Driver:
             outputs={},
             dependencies=sorted(set(request.dependencies)),
             deleted_with=request.deletedWith or None,
+            trigger=engine._replacement_trigger(request),
         )
         if not request.custom or request.type.startswith(("pulumi:providers:", "random:")):
             entry.outputs = (
@@ -156,8 +173,9 @@ class _Driver:
             if previous is not None:
                 self.stack.resources[urn] = previous
             return None
-        if op == "replace" and previous is not None:
+        if op == "replace":
             self.replaced.add(urn)
+        if op == "replace" and previous is not None:
             self.stack.pending_deletes.append(previous)
         self.stack.resources[urn] = entry
         return entry.outputs
@@ -165,6 +183,15 @@ class _Driver:
     def _diff(self, previous: Entry | None, entry: Entry, request: Any) -> str:
         if previous is None:
             return "create"
+        if entry.name in self.forced or (entry.deleted_with or "") in self.replaced:
+            return "replace"
+        # A changed `replacement_trigger` replaces; null on either side is no trigger
+        # (pulumi/pulumi#20936, step_generator `triggerReplace`).
+        if None not in (previous.trigger, entry.trigger) and previous.trigger != entry.trigger:
+            return "replace"
+        if effects.renewal_due(self.world, entry.type, previous.outputs):
+            self.renewing.add(entry.urn)
+            return "update"
         if entry.type == COMMAND:
             paths = {"triggers", *(p.split("[")[0].split(".")[0] for p in request.replaceOnChanges)}
             if any(previous.inputs.get(p) != entry.inputs.get(p) for p in paths):
@@ -202,8 +229,13 @@ class _Driver:
                 if previous
                 else fakes.resource_outputs(entry.type, entry.name, inputs)
             )
+            if op == "update":
+                outputs = effects.renewed_client_configuration(outputs)
             effects.machine_secrets(self.world, outputs)
             return outputs
+        if entry.type == SCHEMATIC:
+            effects.register_schematic(self.world, inputs)
+            return fakes.resource_outputs(entry.type, entry.name, inputs)
         if entry.type == APPLY:
             prior = previous.outputs if previous else None
             mode = effects.resolved_apply_mode(self.world, inputs, prior, self.kubernetes_version)
@@ -218,6 +250,14 @@ class _Driver:
                 effects.bootstrap(self.world, inputs)
             return outputs
         if entry.type == KUBECONFIG:
+            if op == "update" and previous is not None and entry.urn not in self.renewing:
+                # Its Update fetches a kubeconfig only when the certificate is due
+                # (talos_cluster_kubeconfig_resource.go `Update`); else it keeps the old one.
+                keep = ("kubeconfigRaw", "kubernetesClientConfiguration")
+                return {
+                    **outputs,
+                    **{k: previous.outputs[k] for k in keep if k in previous.outputs},
+                }
             return {**outputs, **effects.kubeconfig(self.world, inputs)}
         if entry.type.startswith("kubernetes:"):
             effects.kubernetes_apply(self.world, entry.type, entry.name, inputs)
@@ -265,8 +305,9 @@ class _Driver:
                 self.stack.resources[entry.urn] = entry
                 return
         pending, self.stack.pending_deletes = self.stack.pending_deletes, []
+        replaced = {e.urn for e in pending}
         for index, entry in enumerate(pending):
-            if not self._delete(entry, skip_program=False):
+            if not self._delete(entry, skip_program=entry.deleted_with in replaced):
                 self.stack.pending_deletes = pending[index:]
                 return
 
@@ -285,9 +326,9 @@ class _Driver:
                     raise effects.StepError(
                         f"exit status {result.returncode}: running delete:\n{result.stderr}"
                     )
-            elif entry.type == APPLY:
+            elif entry.type == APPLY and not skip_program:
                 effects.reset_on_destroy(self.world, entry.inputs)
-            elif entry.type.startswith("kubernetes:"):
+            elif entry.type.startswith("kubernetes:") and not skip_program:
                 effects.kubernetes_delete(self.world, entry.type, entry.name, entry.inputs)
         except effects.StepError as failed:
             step.error = str(failed)
@@ -354,10 +395,17 @@ def _engine_backed_by(driver: _Driver) -> Iterator[None]:
         yield
 
 
-def up(world: World, stack: Stack, render: Callable[[], engine.Render]) -> Up:
+def up(
+    world: World,
+    stack: Stack,
+    render: Callable[[], engine.Render],
+    *,
+    replace: Sequence[str] = (),
+) -> Up:
     """One `pulumi up` of the program `render` runs (e.g. `lambda: harness.render_stack()`),
-    from the stack state `stack`; the returned Up holds the next state."""
-    driver = _Driver(world, stack)
+    from the stack state `stack`; the returned Up holds the next state. `replace` names the
+    resources `--replace` forces."""
+    driver = _Driver(world, stack, replace)
     result: engine.Render | None = None
     with _engine_backed_by(driver):
         try:
@@ -368,3 +416,18 @@ def up(world: World, stack: Stack, render: Callable[[], engine.Render]) -> Up:
                 driver.failure = Step("program", "pulumi:pulumi:Stack", "program", error=str(error))
     driver.finish()
     return Up(steps=driver.steps, stack=driver.stack, render=result, failure=driver.failure)
+
+
+def refresh(world: World, stack: Stack) -> Stack:
+    """`pulumi refresh`: the Kubernetes objects the cluster no longer has leave the state (a
+    Helm release is kept: the world does not model its Secret)."""
+    kept = Stack(pending_deletes=list(stack.pending_deletes))
+    for urn, entry in stack.resources.items():
+        gone = (
+            entry.type.startswith("kubernetes:")
+            and entry.type != "kubernetes:helm.sh/v3:Release"
+            and not effects.kubernetes_exists(world, entry.type, entry.name, entry.inputs)
+        )
+        if not gone:
+            kept.resources[urn] = entry
+    return kept

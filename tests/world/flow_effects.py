@@ -97,6 +97,8 @@ def config_summary(inputs: Inputs, kubernetes_version: str) -> dict[str, Any]:
             summary["hostname"] = document["hostname"]
         if document.get("kind") == "Layer2VIPConfig":
             summary["vip"] = document.get("name")
+        if document.get("kind") == "LinkConfig" and document.get("addresses"):
+            summary["address"] = str(document["addresses"][0]["address"]).partition("/")[0]
     ca = ((inputs.get("clientConfiguration") or {}).get("caCertificate")) or ""
     summary["ca"] = b64(str(ca))
     summary["digest"] = hashlib.sha256(
@@ -294,6 +296,63 @@ def talosconfig(args: Inputs) -> str:
     return yaml.safe_dump({"context": name, "contexts": {name: context}}, sort_keys=True)
 
 
+# terraform-provider-talos@v0.11.0: the Secrets resource regenerates its client certificate
+# when it expires within a month (talos_machine_secrets_resource.go `ModifyPlan`:
+# `NotAfter.Before(now.AddDate(0, 1, 0))`); the Kubeconfig resource its own within
+# `certificate_renewal_duration`, 720h by default (talos_cluster_kubeconfig_resource.go
+# `ModifyPlan`).
+CLIENT_CERT_RENEWAL_SECONDS: Final = 30 * 86400.0
+KUBECONFIG_RENEWAL_SECONDS: Final = 720 * 3600.0
+SECRETS_TYPE: Final = "talos:machine/secrets:Secrets"
+KUBECONFIG_TYPE: Final = "talos:cluster/kubeconfig:Kubeconfig"
+
+
+def renewal_due(world: World, type_token: str, outputs: Mapping[str, Any]) -> bool:
+    """Whether the provider's plan regenerates the resource's certificate now."""
+    with world.edit() as state:
+        now = clock.now(state)
+        if type_token == SECRETS_TYPE:
+            crt = b64(str((outputs.get("clientConfiguration") or {}).get("clientCertificate", "")))
+            cert = talos_model.talos(state)["certs"].get(crt)
+            return cert is not None and cert["not_after"] < now + CLIENT_CERT_RENEWAL_SECONDS
+        if type_token == KUBECONFIG_TYPE and outputs.get("kubeconfigRaw"):
+            _, _, identity = cluster.credential_of(configs.load(state, outputs["kubeconfigRaw"]))
+            credential = cluster.kube(state)["credentials"].get(identity)
+            return credential is not None and (
+                credential["not_after"] < now + KUBECONFIG_RENEWAL_SECONDS
+            )
+    return False
+
+
+def renewed_client_configuration(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The Secrets' outputs with a new client certificate (same CA and key)."""
+    client = dict(outputs.get("clientConfiguration") or {})
+    certificate = str(client.get("clientCertificate", ""))
+    generation = certificate.count("renewal ") + 1
+    client["clientCertificate"] = certificate.replace(
+        "-----END CERTIFICATE-----", f"renewal {generation}\n-----END CERTIFICATE-----"
+    )
+    return {**outputs, "clientConfiguration": client}
+
+
+def register_schematic(world: World, inputs: Inputs) -> None:
+    """talos:imageFactory/schematic registers the schematic with the factory, whose images then
+    carry its extensions (tests/world/talos_model.py `extensions`); the id is the SHA-256 of the
+    document (homelab/fakes.py `resource_id`)."""
+    text = str(inputs.get("schematic", ""))
+    document = yaml.safe_load(text) or {}
+    customization = document.get("customization") or {}
+    names = [
+        str(name)
+        for name in customization.get("systemExtensions", {}).get("officialExtensions", [])
+    ]
+    schematic = hashlib.sha256(text.encode()).hexdigest()
+    with world.edit() as state:
+        talos_model.talos(state)["schematics"][schematic] = [
+            {"name": name.rpartition("/")[2], "version": "world"} for name in names
+        ]
+
+
 def machine_secrets(world: World, outputs: Mapping[str, Any]) -> None:
     """talos_machine_secrets: the cluster's OS CA and an admin client certificate valid a year
     (pkg/machinery/constants `TalosAPIDefaultCertificateValidityDuration`)."""
@@ -399,3 +458,11 @@ def kubernetes_delete(world: World, type_token: str, name: str, inputs: Inputs) 
         workloads.pop(
             f"{namespace or 'default'}/{document['kind']}/{document['metadata']['name']}", None
         )
+
+
+def kubernetes_exists(world: World, type_token: str, name: str, inputs: Inputs) -> bool:
+    """Whether the cluster has the object (what pulumi-kubernetes' Read finds)."""
+    document = manifest(type_token, name, inputs)
+    namespace = str((document.get("metadata") or {}).get("namespace", ""))
+    with world.edit() as state:
+        return key(document["kind"], namespace, document["metadata"]["name"]) in objects(state)

@@ -101,8 +101,10 @@ def nodes_for(call: Call, context: dict[str, Any]) -> list[str]:
 
 
 def resolve(state: State, endpoints: list[str]) -> list[str]:
-    """`talos.default` is a Service whose endpoints are the control planes' apid; the world
-    expands it to their addresses."""
+    """`talos.default` is a Service whose endpoints are the control planes whose kube-apiserver
+    is up (siderolabs/talos@v1.13.9: internal/app/machined/pkg/controllers/kubeaccess/
+    endpoint.go, from k8s.ControlPlaneAPIServerEndpointsID, the `kubernetes` EndpointSlice);
+    the world expands it to the installed control planes' addresses."""
     found: list[str] = []
     for endpoint in endpoints:
         host = endpoint.split(":")[0]

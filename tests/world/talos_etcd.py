@@ -148,7 +148,8 @@ def etcd_remove_member(call: Call) -> None:
 
 def etcd_snapshot(call: Call) -> None:
     """cmd/etcd.go `etcdSnapshotCmd`: WithClient (nodes required), one node; writes `<path>.part`
-    and renames it; the size check wants size % 512 == 32 (the trailing SHA-256)."""
+    and renames it; the size check wants size % 512 == 32 (the trailing SHA-256). The file
+    names what the world keeps of it: the API's state at this moment (`snapshot_content`)."""
     if len(call.args) != 1:
         raise TalosError(f"accepts 1 arg(s), received {len(call.args)}")
     via, node = single(call, "etcd snapshot", "error reading file")
@@ -157,11 +158,14 @@ def etcd_snapshot(call: Call) -> None:
     member = etcd.member_of(call.state, machine)
     if member is None or not etcd.alive(call.state, member):
         raise TalosError("error reading file: rpc error: code = Unknown desc = etcd is not running")
-    path = Path(call.args[0])
+    snapshots = talos_model.talos(call.state).setdefault("snapshots", [])
+    number = len(snapshots) + 1
+    header = f"{SNAPSHOT_MAGIC}{number}\n".encode()
     size = 512 * 4 + 32
+    path = Path(call.args[0])
     part = path.with_name(path.name + ".part")
     try:
-        part.write_bytes(b"\0" * size)
+        part.write_bytes(header + b"\0" * (size - len(header)))
     except OSError as error:
         raise TalosError(
             f"error creating temporary file: open {part}: {(error.strerror or '').lower()}"
@@ -172,6 +176,30 @@ def etcd_snapshot(call: Call) -> None:
     call.out.append(
         f"snapshot info: hash 0000beef, revision {int(clock.now(call.state))}, total keys 42, total size {size}\n"
     )
-    talos_model.talos(call.state).setdefault("snapshots", []).append(
-        {"node": node, "time": clock.now(call.state)}
+    snapshots.append(
+        {
+            "node": machine["address"],
+            "time": clock.now(call.state),
+            "held": cluster.etcd_held(call.state),
+        }
     )
+
+
+SNAPSHOT_MAGIC: Final = "world etcd snapshot #"
+
+
+def snapshot_content(state: dict[str, object], path: Path) -> dict[str, object]:
+    """What a snapshot file holds, as `talosctl bootstrap --recover-from` reads it: it must be
+    a snapshot (`etcdutl` snapshot status, cmd/bootstrap.go), else the command fails."""
+    try:
+        first = path.read_bytes().split(b"\n", 1)[0].decode()
+    except OSError as error:
+        raise TalosError(
+            f"error recovering etcd: open {path}: {(error.strerror or '').lower()}"
+        ) from None
+    snapshots = talos_model.talos(state).get("snapshots", [])
+    number = first.removeprefix(SNAPSHOT_MAGIC)
+    if not first.startswith(SNAPSHOT_MAGIC) or not number.isdigit() or int(number) > len(snapshots):
+        raise TalosError("error recovering etcd: snapshot file has unexpected size")
+    held: dict[str, object] = snapshots[int(number) - 1]["held"]
+    return held

@@ -38,6 +38,8 @@ INSTALL_SECONDS: Final = 60.0
 # TalosAPIDefaultCertificateValidityDuration (the admin client certificate).
 CLIENT_CERT_SECONDS: Final = 365 * 86400.0
 ADMIN_ROLE: Final = "os:admin"
+# The address an apid reaches itself on.
+LOOPBACK: Final = "127.0.0.1"
 READER_ROLE: Final = "os:reader"
 
 
@@ -86,6 +88,11 @@ def new_machine(address: str, *, version: str, hardware: int = 1) -> Node:
         "staged_image": None,
         "config": None,
         "staged_config": None,
+        # MachineConfig `persistent` (the config saved to STATE) when it is set apart from the
+        # active one since the last boot; None after a boot (see `apply`, `_boot`).
+        "persistent_config": None,
+        # Which etcd data directory the machine holds (EPHEMERAL): a wipe starts a new one.
+        "etcd_data": 0,
         "boot_id": 1,
         "back_at": None,
         "after_reboot": None,
@@ -221,6 +228,14 @@ def forward(state: State, via: Node, target: str) -> tuple[Node | None, str | No
         if target == via["address"]:
             return via, None
         return None, "rpc error: code = PermissionDenied desc = no request forwarding"
+    if target == LOOPBACK:
+        # An installed apid forwards every `--nodes` target through its remote backend, also
+        # 127.0.0.1 (director.go `Director`: IsLocalTarget is consulted only when forwarding is
+        # disabled), and reaches itself there: it listens on all addresses
+        # (internal/app/machined/pkg/controllers/runtime/api_service_config.go `ListenAddress`
+        # ":50000") and its certificate names 127.0.0.1
+        # (internal/app/machined/pkg/controllers/secrets/api_cert_sans.go `AppendIPs`).
+        return via, None
     problem = dial_problem(state, target)
     if problem:
         return None, problem
@@ -256,6 +271,10 @@ def _boot(machine: Node) -> None:
     machine["after_reboot"] = None
     machine["boot_id"] = int(machine["boot_id"]) + 1
     machine["etcd_stopped"] = False
+    # At boot the config comes from STATE only, which sets the active MachineConfig and not
+    # the persistent one (internal/app/machined/pkg/controllers/config/acquire.go: "if the only
+    # source is state, we do not need to persist it").
+    machine["persistent_config"] = None
     if after == "installed":
         if machine.get("staged_image"):
             machine["image"] = machine["staged_image"]
@@ -303,6 +322,7 @@ def install(state: State, machine: Node, config: dict[str, Any]) -> None:
     `ApplyConfiguration`: in maintenance a REBOOT mode becomes NO_REBOOT, the install sequence
     then boots the installed system)."""
     machine["config"] = dict(config)
+    machine["persistent_config"] = dict(config)
     machine["image"] = config["image"]
     machine["staged_image"] = None
     machine["version"] = image_tag(config["image"])
@@ -316,38 +336,70 @@ def apply(state: State, machine: Node, config: dict[str, Any], mode: str) -> str
     """ApplyConfiguration to an installed machine; returns the mode it resolved to.
 
     `machine.install.image` is read at install time only: a new image in the config changes
-    nothing on the running system (an upgrade does). A change of role, CA or hostname is not
-    applied live: it needs a reboot (`CanApplyImmediate`); `staged` keeps it for the next boot."""
+    nothing on the running system (an upgrade does). Of the v1alpha1 document a change of role
+    or CA is not applied live: it needs a reboot (internal/app/machined/pkg/runtime/v1alpha1/
+    v1alpha1_runtime.go `CanApplyImmediate`, which compares the v1alpha1 document only, so the
+    HostnameConfig and LinkConfig documents always apply live); `staged` keeps it for the next
+    boot. Every mode but `try` saves the config as the `persistent` MachineConfig; all but
+    `staged` (and a reboot) make it the active one too (v1alpha1_server.go `ApplyConfiguration`:
+    SetPersistedConfig, SetConfig)."""
     current = machine["config"] or {}
     needs_reboot = any(current.get(k) != config.get(k) for k in ("role", "ca"))
     keep_image = dict(config, image=current.get("image", machine["image"]))
+    machine["persistent_config"] = keep_image
     if mode == "staged" or (mode == "staged_if_needing_reboot" and needs_reboot):
         machine["staged_config"] = keep_image
         return "staged"
     if mode == "staged_if_needing_reboot":
         mode = "auto"
+    if needs_reboot and mode in ("auto", "reboot"):
+        machine["staged_config"] = keep_image
+        reboot(state, machine)
+        return "reboot"
     machine["config"] = keep_image
+    machine["staged_config"] = None
     if config.get("hostname") and config["hostname"] != machine["hostname"]:
         machine["hostname"] = config["hostname"]
         machine["kubelet_from"] = clock.now(state) + KUBELET_REGISTER_SECONDS
-    if needs_reboot and mode in ("auto", "reboot"):
-        reboot(state, machine)
-        return "reboot"
+    if config.get("address") and config["address"] != machine["address"]:
+        move(state, machine, str(config["address"]))
     return "no_reboot" if mode == "auto" else mode
+
+
+def move(state: State, machine: Node, address: str) -> None:
+    """The machine's static address changes (its LinkConfig applies live): it answers at the new
+    address from now on; its etcd member advertises the new peer URL
+    (internal/app/machined/pkg/controllers/etcd/advertised_peer.go) and its kubelet reports the
+    new InternalIP."""
+    old = machine["address"]
+    del nodes(state)[old]
+    machine["address"] = address
+    nodes(state)[address] = machine
+    for member in talos(state)["etcd"]["members"]:
+        if member["address"] == old and member["hardware"] == machine["hardware"]:
+            member["address"] = address
+    for node in (state.get("kube") or {}).get("nodes", {}).values():
+        if node["address"] == old:
+            node["address"] = address
 
 
 def reset(state: State, machine: Node, *, labels: list[str], reboot_after: bool) -> None:
     """Reset: with `--system-labels-to-wipe` only those partitions are wiped (STATE and EPHEMERAL
     bring the machine back to maintenance mode from its installed image); without, the whole
     system disk is wiped, boot partitions included, so nothing is left to boot
-    (v1alpha1_server.go `Reset`: no SystemPartitionsToWipe wipes the system disk)."""
+    (v1alpha1_server.go `Reset`: no SystemPartitionsToWipe wipes the system disk). EPHEMERAL
+    holds etcd's data: wiped, the member's data is gone."""
     wiped = set(labels)
     if not wiped:
         machine.update(state="wiped", config=None, staged_config=None, role=None)
+        machine["etcd_data"] = int(machine.get("etcd_data", 0)) + 1
         return
     if "STATE" in wiped:
-        machine.update(config=None, staged_config=None, role=None)
+        machine.update(config=None, staged_config=None, persistent_config=None, role=None)
         machine["ca"] = maintenance_ca(machine["address"], machine["hardware"])
+    if "EPHEMERAL" in wiped:
+        # etcd's data directory lives on EPHEMERAL (/var/lib/etcd).
+        machine["etcd_data"] = int(machine.get("etcd_data", 0)) + 1
     after = "maintenance" if "STATE" in wiped else "installed"
     if reboot_after:
         reboot(state, machine, after=after)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from tests.world import clock, configs, etcd, talos_model
+from tests.world import clock, configs, etcd, talos_etcd, talos_model
 from tests.world.flags import Parsed
 from tests.world.kube import cluster
 from tests.world.kube import nodes as kube_nodes
@@ -390,11 +390,25 @@ def upgrade_k8s(call: Call) -> None:
 
 
 def bootstrap(call: Call) -> None:
+    """cmd/bootstrap.go: with `--recover-from` the snapshot file is checked and uploaded first
+    (`EtcdRecover`), then machined's `Bootstrap` starts etcd from it (RecoverEtcd); it refuses a
+    node whose etcd data directory is not empty (v1alpha1_server.go `Bootstrap`). A recovered
+    etcd holds what the snapshot held (tests/world/talos_etcd.py `etcd_snapshot`)."""
     via, node = single(call, "bootstrap")
     machine = one_node(call, via, node, "/machine.MachineService/Bootstrap")
+    recover_from = str(call.flags.get("recover-from") or "")
+    held = None
+    if recover_from:
+        held = talos_etcd.snapshot_content(call.state, Path(recover_from))
+        call.out.append(f'recovering from snapshot "{recover_from}": hash 0000beef\n')
     problem = etcd.bootstrap(call.state, machine)
     if problem:
         raise TalosError(f"error executing bootstrap: {problem}")
+    talos_model.talos(call.state)["cluster"]["api_from"] = (
+        clock.now(call.state) + cluster.APISERVER_START_SECONDS
+    )
+    if held is not None:
+        cluster.restore(call.state, held)
 
 
 # --- resources -------------------------------------------------------------------------------------
@@ -428,7 +442,36 @@ def _resources(state: State, machine: talos_model.Node, kind: str) -> list[dict[
             }
             for i, e in enumerate(talos_model.extensions(state, machine))
         ]
+    if kind in ("machineconfig", "machineconfigs", "mc"):
+        return _machine_configs(machine)
     raise TalosError(f'resource "{kind}" is not registered')
+
+
+def _machine_configs(machine: talos_model.Node) -> list[dict[str, Any]]:
+    """MachineConfigs.config.talos.dev: `v1alpha1` the active config, `persistent` the one saved
+    to STATE when it was set apart from the active one since boot (a `staged` apply puts it
+    ahead: pkg/machinery/resources/config/machine_config.go `PersistentID`). The spec is the
+    config as a YAML string (`v1alpha1Spec.MarshalYAML`); here, the world's summary as JSON
+    (JSON is YAML)."""
+    found = []
+    for resource_id, config in (
+        ("v1alpha1", machine.get("config")),
+        ("persistent", machine.get("persistent_config")),
+    ):
+        if config is None:
+            continue
+        found.append(
+            {
+                "metadata": {
+                    "namespace": "config",
+                    "type": "MachineConfigs.config.talos.dev",
+                    "id": resource_id,
+                    "annotations": {"talos.dev/yaml-spec": "1"},
+                },
+                "spec": json.dumps(config, sort_keys=True) + "\n",
+            }
+        )
+    return found
 
 
 def get(call: Call) -> None:

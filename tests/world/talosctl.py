@@ -91,7 +91,7 @@ COMMANDS: Final[dict[tuple[str, ...], dict[str, tuple[str, str | None]]]] = {
         "manifests-no-prune": ("bool", None),
         "manifests-reconcile-timeout": ("duration", None),
     },
-    ("bootstrap",): {},
+    ("bootstrap",): {"recover-from": ("string", None), "recover-skip-hash-check": ("bool", None)},
     ("get",): {
         "namespace": ("string", None),
         "output": ("string", "o"),

@@ -90,6 +90,17 @@ def test_commands_run_on_create_on_a_change_and_on_delete_only(tmp_path: Path) -
     assert removed.stack.resources == {}
 
 
+def test_replace_forces_a_replacement_of_an_unchanged_resource(tmp_path: Path) -> None:
+    """`pulumi up --replace <urn>`: the resource is created anew, then the old one deleted."""
+    world = World.create(tmp_path / "world")
+    first = flow.up(world, flow.Stack(), lambda: small(tmp_path, [step("a")]))
+    forced = flow.up(world, first.stack, lambda: small(tmp_path, [step("a")]), replace=["a"])
+    assert [(s.op, s.stdout) for s in forced.steps] == [
+        ("replace", "create - 1"),
+        ("delete", "delete create - 1 1"),
+    ]
+
+
 def test_a_failed_step_stops_the_up_and_is_retried_by_the_next(tmp_path: Path) -> None:
     """A failed create leaves nothing in the stack and nothing after it starts; a failed
     update keeps the old state (pulumi-command returns plain errors, no partial state:

@@ -83,9 +83,6 @@ def test_removing_a_healthy_worker_drains_stops_and_deletes_it(tmp_path: Path) -
     assert world.machine(WORKER["ip"])["state"] == "off"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 22 blocker 2: growing from 1 to 3 control planes deadlocks"
-)
 def test_growing_to_three_control_planes_passes_the_first_ones_roll_step(tmp_path: Path) -> None:
     """The config now lists three control planes; the two new machines are still in
     maintenance mode when cp-1's roll step runs again (its program changed). Its endpoints are
@@ -100,9 +97,6 @@ def test_growing_to_three_control_planes_passes_the_first_ones_roll_step(tmp_pat
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 22 blocker 1: the etcd snapshot CronJob runs without --nodes"
-)
 def test_the_snapshot_job_reaches_a_control_plane(tmp_path: Path) -> None:
     """The CronJob's init container runs `talosctl <snapshot_args>` with the talosconfig Talos
     wrote for its ServiceAccount: endpoint `talos.default`, no nodes."""
@@ -128,9 +122,6 @@ def node_set_update(world: World, before: Render, after: Render) -> Any:
     return world.run(update, {**environment, "PULUMI_COMMAND_STDOUT": recorded.stdout.strip()})
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 22 blocker 4: removing a dead worker hangs in kubectl drain"
-)
 def test_removing_a_dead_worker_goes_through(tmp_path: Path) -> None:
     """The worker died hours ago; its pods are Terminating on a kubelet that will never answer.
     The person removes it from the config and runs `up`."""
@@ -144,10 +135,6 @@ def test_removing_a_dead_worker_goes_through(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: a rename's `kubectl wait --for=condition=Ready` fails before the Node exists",
-)
 def test_a_rename_waits_for_the_new_node(tmp_path: Path) -> None:
     """The apply renamed cp-1 a moment ago; its kubelet registers the new Node some seconds
     later (tests/world/talos_model.py KUBELET_REGISTER_SECONDS)."""

@@ -26,6 +26,7 @@ from tests.contracts import PORTED_CRD_SCHEMAS, strict_schema, validate_object
 from tests.harness import homelab_render, reference_json, render_stack, stack_raw_config
 from tests.policies.test_pack import _all_violations
 from tests.security.leaks import find_leaks
+from tests.world.world import World
 
 SECRET_KEY = "SENTINEL-etcd-backup-secret-key"
 S3: dict[str, dict[str, Any]] = {
@@ -202,20 +203,34 @@ def test_the_pod_mounts_the_secret_talos_writes_where_talosctl_reads_it() -> Non
     assert env(snapshot)["TALOSCONFIG"] == "/var/run/secrets/talos.dev/config"
 
 
-def test_talosctl_takes_one_snapshot_path_and_no_nodes() -> None:
-    """`talosctl etcd snapshot <path>`: exactly one argument (cobra.ExactArgs(1)), more than one
-    node is refused (helpers.FailIfMultiNodes), written as <path>.part then renamed
-    (cmd/talosctl/cmd/talos/etcd.go @ v1.13.9); the upload reads the renamed file."""
+def test_talosctl_snapshots_the_control_plane_that_took_the_connection(tmp_path: Path) -> None:
+    """The init container's command line, run as its pod runs it against the shared world:
+    TALOSCONFIG is what Talos writes for the ServiceAccount (endpoint `talos.default`, no
+    nodes), so `--nodes` is required (cmd/talosctl/pkg/talos/global/client.go `getNodes`: "nodes
+    are not set for the command"); one node only (helpers.FailIfMultiNodes); the snapshot is
+    written as <path>.part and renamed (cmd/talosctl/cmd/talos/etcd.go @ v1.13.9), the path
+    the upload reads."""
     spec = job_pod(s3_render())
     (snapshot,) = spec["initContainers"]
     assert snapshot["image"] == f"{pins.TALOSCTL_IMAGE}:{pins.TALOS_VERSION}"
-    args = snapshot["args"]
-    assert args[:2] == ["etcd", "snapshot"]
-    positional = [a for a in args[2:] if not a.startswith("-")]
-    assert len(positional) == 1
-    assert not {"-n", "--nodes"} & set(args)
     (upload,) = spec["containers"]
-    assert env(upload)["SNAPSHOT"] == positional[0]
+    world = World.create(tmp_path / "world")
+    world.install_cluster(
+        control_planes={"10.0.0.11": "cp-1", "10.0.0.12": "cp-2", "10.0.0.13": "cp-3"}
+    )
+    world.node_dies("10.0.0.11")
+    config = world.tmp / "config"
+    config.write_text(world.service_account_talosconfig([etcd_snapshots.ETCD_BACKUP_ROLE]))
+    target = str(world.tmp / "etcd.db")
+    args = [target if a == env(upload)["SNAPSHOT"] else a for a in snapshot["args"]]
+    assert target in args
+    result = world.cli("talosctl", *args, env={"TALOSCONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+    (taken,) = world.state["talos"]["snapshots"]
+    assert taken["node"] in ("10.0.0.12", "10.0.0.13")
+    without_nodes = [a for a in args if a not in ("--nodes", etcd_snapshots.SNAPSHOT_NODE)]
+    result = world.cli("talosctl", *without_nodes, env={"TALOSCONFIG": str(config)})
+    assert "nodes are not set for the command" in result.stderr
 
 
 def test_talosctl_follows_the_clusters_configured_talos_version() -> None:

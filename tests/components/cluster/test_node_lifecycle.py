@@ -1,32 +1,34 @@
-"""Nodes that come and go: the node-set script against fake `kubectl`/`talosctl`, and the graph.
+"""Nodes that come and go: the node-set program against the shared world (tests/world), and the
+graph.
 
-The script is run as the Command would run it (python3 -c, the previous node set in
-PULUMI_COMMAND_STDOUT) with fake CLIs first on PATH that keep a small cluster state (Nodes, etcd
-members) and log every call. The graph tests render the fixture stacks before and after a change
-and compare what Pulumi would compare: URNs and inputs.
+The program is run as the Command runs it (python3 -c, the previous node set in
+PULUMI_COMMAND_STDOUT, the credentials in its environment) against a world of Talos machines,
+etcd and Kubernetes whose rules follow upstream. The graph tests render the fixture stacks before
+and after a change and compare what Pulumi would compare: URNs and inputs. The flows of a person's
+`up`s are in test_flows_nodes.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.cluster import node_lifecycle
-from components.cluster.node_lifecycle import NodeEntry, node_set_script
+from components.cluster.node_lifecycle import NodeEntry, node_set_script, record_json
 from config.model import Lifecycle
 from homelab.engine import Render, ResourceRecord
-from programs.build import parameters
+from programs.build import PROGRAM_ENV, parameters
 from tests.harness import render_stack, stack_raw_config, with_changes
+from tests.world import etcd, talos_model
+from tests.world.world import Result, World
 
 APPLY = "talos:machine/configurationApply:ConfigurationApply"
 COMMAND = "command:local:Command"
-KUBECONFIG_TEXT = "apiVersion: v1\nusers: [{user: {token: SENTINEL-kube-token}}]\n"
-TALOSCONFIG_TEXT = "context: homelab\ncontexts: {homelab: {key: SENTINEL-talos-key}}\n"
+VIP = "192.168.0.10"
 
 
 def cp(n: int) -> NodeEntry:
@@ -37,395 +39,323 @@ def worker(n: int) -> NodeEntry:
     return NodeEntry(f"192.168.0.2{n}", f"w-{n}", "worker", f"192.168.0.2{n}")
 
 
-def member(entry: NodeEntry, number: int, *, started: bool = True) -> dict[str, Any]:
-    return {
-        "id": f"{number:016x}",
-        "name": entry.hostname if started else "",
-        "peer": entry.address,
-        "learner": False,
-    }
+def cluster_of(tmp_path: Path, entries: Sequence[NodeEntry]) -> World:
+    """The machines of `entries` installed, etcd of its control planes, Kubernetes up."""
+    world = World.create(tmp_path / "world")
+    world.install_cluster(
+        control_planes={e.ip: e.hostname for e in entries if e.role == "controlplane"},
+        workers={e.ip: e.hostname for e in entries if e.role != "controlplane"},
+        vip=VIP,
+    )
+    return world
 
 
-# --- fake CLIs ---------------------------------------------------------------------------------
-
-# One program for both CLIs (told apart by its name), over a JSON state file:
-# {"nodes": [Node names], "members": [{id, name, peer, learner}], "unreachable": [addresses],
-#  "drain_fails": [names]}. `talosctl etcd members` prints the table of
-# siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/etcd.go `etcdMemberListCmd` (tabwriter,
-# padding 3, a NODE column first when the reply names its node).
-FAKE_CLI = r"""
-import json, os, stat, sys
-name = os.path.basename(sys.argv[0])
-args = sys.argv[1:]
-state_path = os.environ["FAKE_STATE"]
-state = json.load(open(state_path))
-entry = {"cli": name, "argv": args,
-         "inherited": sorted(k for k in os.environ
-                             if k.startswith(("HOMELAB_", "PULUMI_", "KUBECONFIG", "TALOSCONFIG")))}
-flag = "--kubeconfig" if name == "kubectl" else "--talosconfig"
-if flag in args:
-    path = args[args.index(flag) + 1]
-    entry["mode"] = stat.S_IMODE(os.stat(path).st_mode)
-    entry["file"] = open(path).read()
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps(entry) + "\n")
-
-def save():
-    json.dump(state, open(state_path, "w"))
-
-def table(rows):
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("".join(c.ljust(w + 3) for c, w in zip(r, widths)).rstrip() for r in rows)
-
-if name == "kubectl":
-    rest = args[2:]
-    if rest[:2] == ["get", "node"]:
-        if rest[2] in state["nodes"]:
-            print("node/" + rest[2]); sys.exit(0)
-        sys.stderr.write('Error from server (NotFound): nodes "' + rest[2] + '" not found\n'); sys.exit(1)
-    if rest[0] == "drain":
-        if rest[1] in state.get("drain_fails", []):
-            sys.stderr.write("error: cannot evict pod as it would violate the pod's disruption budget\n")
-            sys.exit(1)
-        state.setdefault("drained", []).append(rest[1]); save(); sys.exit(0)
-    if rest[:2] == ["delete", "node"]:
-        state["nodes"] = [n for n in state["nodes"] if n != rest[2]]; save(); sys.exit(0)
-    if rest[0] == "wait":
-        node = rest[2].split("/", 1)[1]
-        sys.exit(0 if node in state["nodes"] else 1)
-    sys.exit(2)
-
-address = args[args.index("--nodes") + 1]
-rest = args[6:]
-if address in state.get("unreachable", []):
-    sys.stderr.write("rpc error: code = Unavailable desc = connection refused\n"); sys.exit(1)
-if rest == ["etcd", "members"]:
-    rows = [["NODE", "ID", "HOSTNAME", "PEER URLS", "CLIENT URLS", "LEARNER"]]
-    for m in state["members"]:
-        rows.append([address, m["id"], m["name"], "https://" + m["peer"] + ":2380",
-                     "https://" + m["peer"] + ":2379", "true" if m["learner"] else "false"])
-    print(table(rows)); sys.exit(0)
-if rest == ["etcd", "leave"]:
-    state["members"] = [m for m in state["members"] if m["peer"] != address]; save(); sys.exit(0)
-if rest[:2] == ["etcd", "remove-member"]:
-    state["members"] = [m for m in state["members"] if m["id"] != rest[2]]; save(); sys.exit(0)
-if rest[0] in ("shutdown", "reset"):
-    state.setdefault("stopped", []).append([rest[0], address]); save(); sys.exit(0)
-sys.exit(2)
-"""
-
-
-def run_script(
-    tmp_path: Path,
-    previous: list[NodeEntry] | None,
-    current: list[NodeEntry],
+def run(
+    world: World,
+    previous: Sequence[NodeEntry] | None,
+    current: Sequence[NodeEntry],
     *,
     mode: str = "reconcile",
     action: node_lifecycle.RemovedNodeAction = "shutdown",
-    **state: Any,
-) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]], dict[str, Any]]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    for cli in ("kubectl", "talosctl"):
-        path = bin_dir / cli
-        path.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
-        path.chmod(0o755)
-    state_path = tmp_path / "state.json"
-    if not state_path.exists():
-        state_path.write_text(json.dumps({"nodes": [], "members": [], **state}))
-    log = tmp_path / "calls.jsonl"
-    env = {
-        "PATH": str(bin_dir),
-        "FAKE_STATE": str(state_path),
-        "FAKE_LOG": str(log),
-        "TMPDIR": str(tmp_path),
-        "KUBECONFIG": "/somewhere/else",
-        node_lifecycle.KUBECONFIG_ENV: KUBECONFIG_TEXT,
-        node_lifecycle.TALOSCONFIG_ENV: TALOSCONFIG_TEXT,
+) -> Result:
+    """The node set's program as its `update` (or `create`) runs, with credentials the cluster
+    takes: a kubeconfig for the VIP and a talosconfig of the control planes' addresses."""
+    program = node_set_script(current, mode=mode, removed_node_action=action)  # type: ignore[arg-type]
+    control_planes = [e.address for e in current if e.role == "controlplane"]
+    environment = {
+        PROGRAM_ENV: "node_set",
+        node_lifecycle.KUBECONFIG_ENV: world.kubeconfig(f"https://{VIP}:6443"),
+        node_lifecycle.TALOSCONFIG_ENV: world.talosconfig(control_planes),
     }
     if previous is not None:
-        env["PULUMI_COMMAND_STDOUT"] = node_lifecycle.record_json(previous)
-    script = node_set_script(current, mode=mode, removed_node_action=action)  # type: ignore[arg-type]
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return result, calls, json.loads(state_path.read_text())
+        environment["PULUMI_COMMAND_STDOUT"] = record_json(previous)
+    return world.run(program, environment)
 
 
-def verbs(calls: list[dict[str, Any]]) -> list[str]:
-    """Each call as `<cli> <subcommand...> <target>`, without the credential flags."""
-    shown = []
-    for call in calls:
+def verbs(world: World, since: int = 0) -> list[str]:
+    """Each CLI call, short: `kubectl drain w-1`, `talosctl shutdown @192.168.0.21`."""
+    found = []
+    for call in world.calls()[since:]:
         argv = call["argv"]
-        if call["cli"] == "kubectl":
-            shown.append(" ".join(["kubectl", *argv[2:4]]))
+        if argv[0] == "kubectl":
+            words = [a for a in argv[3:] if not a.startswith("-")]
+            found.append(" ".join(["kubectl", *words[:2]]))
         else:
-            target = argv[argv.index("--nodes") + 1]
-            words = argv[6:8] if argv[6] == "etcd" else argv[6:7]
-            shown.append(" ".join(["talosctl", *words, "@" + target]))
-    return shown
+            at = argv.index("--nodes")
+            found.append(
+                f"talosctl {' '.join(argv[at + 2 : at + 4]).split(' -')[0]} @{argv[at + 1]}"
+            )
+    return found
+
+
+def members(world: World) -> list[str]:
+    return sorted(m["name"] for m in etcd.members(world.state))
 
 
 HOMELAB = [cp(1), cp(2), cp(3), worker(1)]
+FIVE = [cp(1), cp(2), cp(3), cp(4), cp(5)]
 
 
-# --- the script ---------------------------------------------------------------------------------
+# --- the program ---------------------------------------------------------------------------------
 
 
 def test_create_records_the_set_and_touches_nothing(tmp_path: Path) -> None:
-    result, calls, _ = run_script(tmp_path, None, HOMELAB, mode="record")
+    world = cluster_of(tmp_path, HOMELAB)
+    result = run(world, None, HOMELAB, mode="record")
     assert result.returncode == 0, result.stderr
-    assert calls == []
+    assert world.calls() == []
     assert json.loads(result.stdout) == [e.as_data() for e in sorted(HOMELAB)]
 
 
 def test_an_unchanged_or_grown_set_calls_no_cli(tmp_path: Path) -> None:
     """Adding a node only records it; the health wait then checks the grown set."""
-    result, calls, _ = run_script(tmp_path, HOMELAB[:3], HOMELAB)
+    world = cluster_of(tmp_path, HOMELAB)
+    result = run(world, HOMELAB[:3], HOMELAB)
     assert result.returncode == 0, result.stderr
-    assert calls == []
+    assert world.calls() == []
     assert json.loads(result.stdout) == [e.as_data() for e in sorted(HOMELAB)]
 
 
 def test_a_removed_worker_is_drained_stopped_and_deleted_in_that_order(tmp_path: Path) -> None:
-    """kubernetes/kubectl@v0.36.3:pkg/cmd/drain/drain.go: `--ignore-daemonsets` (DaemonSet pods
-    would block the drain otherwise) and `--delete-emptydir-data` are drain's own flags, and
-    `--timeout` a duration. siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/shutdown.go: `--force`
-    skips Talos' own cordon/drain (done already), and track.go's `--wait` (default true) would
-    follow the node's events until it is gone; `--wait=false` returns once it is asked."""
-    result, calls, state = run_script(
-        tmp_path, HOMELAB, HOMELAB[:3], nodes=["cp-1", "cp-2", "cp-3", "w-1"]
-    )
+    """kubernetes/kubectl@kubernetes-1.36.3: pkg/cmd/drain/drain.go: `--ignore-daemonsets`
+    (DaemonSet pods would block the drain otherwise), `--delete-emptydir-data`,
+    `--skip-wait-for-delete-timeout` and `--timeout` are drain's own flags.
+    siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/shutdown.go: `--force` skips Talos' own
+    cordon/drain (done already); track.go's `--wait=false` returns once it is asked."""
+    world = cluster_of(tmp_path, HOMELAB)
+    world.deploy("apps", "web", on_node="w-1", emptydir=True)
+    result = run(world, HOMELAB, HOMELAB[:3])
     assert result.returncode == 0, result.stderr
-    assert verbs(calls) == [
+    assert verbs(world) == [
         "kubectl get node",
         "kubectl drain w-1",
         "talosctl shutdown @192.168.0.21",
         "kubectl delete node",
     ]
-    drain = calls[1]["argv"][2:]
+    drain = world.calls("kubectl")[1]["argv"]
     assert {"--ignore-daemonsets", "--delete-emptydir-data"} <= set(drain)
-    assert any(a.startswith("--timeout=") and a.endswith("s") for a in drain)
-    assert calls[2]["argv"][6:] == ["shutdown", "--force", "--wait=false"]
-    assert state["nodes"] == ["cp-1", "cp-2", "cp-3"]
-    assert state["stopped"] == [["shutdown", "192.168.0.21"]]
+    shutdown = world.calls("talosctl")[0]["argv"]
+    assert shutdown[-3:] == ["shutdown", "--force", "--wait=false"]
+    assert sorted(world.state["kube"]["nodes"]) == ["cp-1", "cp-2", "cp-3"]
+    assert world.machine("192.168.0.21")["state"] == "off"
 
 
-def test_credentials_live_in_private_temp_files_only(tmp_path: Path) -> None:
-    result, calls, _ = run_script(tmp_path, HOMELAB, HOMELAB[:3], nodes=["w-1"])
+def test_credentials_reach_the_clis_as_private_files_only(tmp_path: Path) -> None:
+    world = cluster_of(tmp_path, HOMELAB)
+    result = run(world, HOMELAB, HOMELAB[:3])
     assert result.returncode == 0, result.stderr
-    for call in calls:
-        assert call["inherited"] == []
-        assert call["mode"] == 0o600
-        expected = KUBECONFIG_TEXT if call["cli"] == "kubectl" else TALOSCONFIG_TEXT
-        assert call["file"] == expected
-    assert not list(tmp_path.glob("homelab-*"))
-    assert "SENTINEL" not in result.stdout + result.stderr
+    for call in world.calls():
+        assert [n for n in call["env"] if n.startswith("HOMELAB_")] == []
+        assert call["config_mode"] == 0o600
+        assert Path(call["config_path"]).name.startswith("homelab-")
+    assert not list(world.tmp.glob("homelab-*"))
 
 
-def test_a_removed_control_plane_leaves_etcd_on_itself_before_its_node_goes(
+def test_removed_control_planes_leave_etcd_on_themselves_before_their_node_goes(
     tmp_path: Path,
 ) -> None:
-    """siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/etcd.go: `etcd leave` takes no
-    arguments and refuses more than one node (`FailIfMultiNodes`); machined's
-    EtcdLeaveCluster removes the member of the node it runs on (internal/pkg/etcd/etcd.go
-    `LeaveCluster`: GetLocalMemberID), so it is sent to the departing node itself."""
-    five = [cp(1), cp(2), cp(3), cp(4), cp(5)]
-    members = [member(e, i + 1) for i, e in enumerate(five)]
-    result, calls, state = run_script(
-        tmp_path,
-        five,
-        five[:3],
-        nodes=[e.hostname for e in five],
-        members=members,
-    )
+    """siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/etcd.go: `etcd leave` takes no arguments
+    and refuses more than one node (`FailIfMultiNodes`); machined's EtcdLeaveCluster removes the
+    member of the node it runs on (internal/pkg/etcd/etcd.go `LeaveCluster`), so it is sent to
+    the departing node itself."""
+    world = cluster_of(tmp_path, FIVE)
+    result = run(world, FIVE, FIVE[:3])
     assert result.returncode == 0, result.stderr
-    assert verbs(calls) == [
-        # The quorum check reads the members from a control plane that stays.
-        "talosctl etcd members @192.168.0.11",
-        "kubectl get node",
+    acted = [v for v in verbs(world) if "get node" not in v and "members" not in v]
+    assert acted == [
         "kubectl drain cp-4",
         "talosctl etcd leave @192.168.0.14",
         "talosctl shutdown @192.168.0.14",
         "kubectl delete node",
-        "kubectl get node",
         "kubectl drain cp-5",
         "talosctl etcd leave @192.168.0.15",
         "talosctl shutdown @192.168.0.15",
         "kubectl delete node",
     ]
-    for call in calls:
-        if call["cli"] == "talosctl":
-            argv = call["argv"]
-            assert argv[argv.index("--nodes") + 1] == argv[argv.index("--endpoints") + 1]
-    assert [m["name"] for m in state["members"]] == ["cp-1", "cp-2", "cp-3"]
+    for call in world.calls("talosctl"):
+        argv = call["argv"]
+        assert argv[argv.index("--nodes") + 1] == argv[argv.index("--endpoints") + 1]
+    assert members(world) == ["cp-1", "cp-2", "cp-3"]
 
 
 def test_workers_go_before_control_planes(tmp_path: Path) -> None:
-    members = [member(e, i + 1) for i, e in enumerate(HOMELAB[:3])]
-    result, calls, _ = run_script(
-        tmp_path, [*HOMELAB, worker(2)], [cp(1)], members=members, nodes=[]
-    )
+    everything = [*HOMELAB, worker(2)]
+    world = cluster_of(tmp_path, everything)
+    result = run(world, everything, [cp(1)])
     assert result.returncode == 0, result.stderr
-    drained_order = [c["argv"][4] for c in calls if c["argv"][2:4] == ["get", "node"]]
-    assert drained_order == ["w-1", "w-2", "cp-2", "cp-3"]
+    assert [v.split()[-1] for v in verbs(world) if v.startswith("kubectl drain")] == [
+        "w-1",
+        "w-2",
+        "cp-2",
+        "cp-3",
+    ]
 
 
 def test_a_removal_that_would_lose_quorum_is_refused_before_anything_changes(
     tmp_path: Path,
 ) -> None:
-    """etcd needs a majority of its voting members started; a member that has not started
-    has no name (siderolabs/talos@v1.13.9: internal/pkg/etcd/etcd.go `ValidateForUpgrade`,
-    "If the member is not started, the name will be an empty string"). With cp-2 and cp-3
-    down, cp-4 leaving leaves 4 members of which 2 run: no majority."""
-    five = [cp(1), cp(2), cp(3), cp(4), cp(5)]
-    members = [
-        member(e, i + 1, started=e.hostname not in ("cp-2", "cp-3")) for i, e in enumerate(five)
-    ]
-    result, calls, state = run_script(
-        tmp_path, five, five[:3], nodes=[e.hostname for e in five], members=members
-    )
+    """etcd removes a member only while the members that run stay a majority of those left
+    (etcd-io/etcd@v3.6.12: server/etcdserver/server.go `mayRemoveMember`); a member that is down
+    keeps its name, so it counts as started there but cannot vote. With cp-2 and cp-3 down,
+    cp-4 leaving leaves four members of which two run: no majority."""
+    world = cluster_of(tmp_path, FIVE)
+    world.node_dies("192.168.0.12")
+    world.node_dies("192.168.0.13")
+    since = len(world.calls())
+    result = run(world, FIVE, [cp(1), cp(2), cp(3)])
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert node_lifecycle.NODES_KEY in line
-    assert "would lose etcd quorum" in line
-    assert "cp-4" in line
-    # Only the members were read: nothing drained, left or deleted.
-    assert verbs(calls) == ["talosctl etcd members @192.168.0.11"]
-    assert len(state["members"]) == 5
-    assert len(state["nodes"]) == 5
+    assert "removing control plane cp-4 (192.168.0.14) would lose etcd quorum" in line
+    assert "down: cp-2 (192.168.0.12), cp-3 (192.168.0.13)" in line
+    # Only etcd was read: nothing drained, left or deleted.
+    assert {v.split()[1] for v in verbs(world, since)} == {"etcd"}
+    assert len(members(world)) == 5
+    assert len(world.state["kube"]["nodes"]) == 5
 
 
-def test_the_members_table_with_a_member_that_has_not_started_parses(tmp_path: Path) -> None:
-    """A learner that has not started yet has an empty HOSTNAME cell in the table (etcd.go
-    prints `member.Hostname`); removing a healthy member beside it is still allowed."""
+def test_a_member_that_has_not_started_is_read_and_left_alone(tmp_path: Path) -> None:
+    """A learner that has not started has an empty HOSTNAME in the members table
+    (cmd/talosctl/cmd/talos/etcd.go); removing a running member beside it still goes."""
     three = [cp(1), cp(2), cp(3)]
-    members = [member(e, i + 1) for i, e in enumerate(three)]
-    members.append({"id": "00000000000000ff", "name": "", "peer": "192.168.0.19", "learner": True})
-    result, _, state = run_script(
-        tmp_path, three, [cp(1), cp(3)], nodes=["cp-1", "cp-2", "cp-3"], members=members
-    )
+    world = cluster_of(tmp_path, three)
+    with world.edit() as state:
+        etcd.members(state).append(
+            {
+                "id": "00000000000000ff",
+                "name": "",
+                "address": "192.168.0.19",
+                "hardware": 1,
+                "learner": True,
+            }
+        )
+    result = run(world, three, [cp(1), cp(3)])
     assert result.returncode == 0, result.stderr
-    assert {m["name"] for m in state["members"]} == {"cp-1", "cp-3", ""}
+    assert members(world) == ["", "cp-1", "cp-3"]
 
 
-def test_an_unreachable_control_plane_is_removed_by_member_id_from_one_that_stays(
+def test_a_dead_control_plane_is_removed_by_member_id_from_one_that_stays(
     tmp_path: Path,
 ) -> None:
-    """siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/etcd.go `remove-member <member ID>`:
+    """siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/etcd.go `remove-member <member ID>`:
     for a member "if there is no access to the node"; the ID is the hex form the members
-    table prints (pkg/machinery/resources/etcd/etcd.go `FormatMemberID`/`ParseMemberID`)."""
-    five = [cp(1), cp(2), cp(3), cp(4), cp(5)]
-    members = [member(e, i + 1) for i, e in enumerate(five)]
-    result, calls, state = run_script(
-        tmp_path,
-        five,
-        [cp(1), cp(2), cp(3), cp(5)],
-        nodes=[e.hostname for e in five],
-        members=members,
-        unreachable=["192.168.0.14"],
-    )
+    table prints (pkg/machinery/resources/etcd/etcd.go `FormatMemberID`)."""
+    world = cluster_of(tmp_path, FIVE)
+    world.node_dies("192.168.0.14")
+    result = run(world, FIVE, [cp(1), cp(2), cp(3), cp(5)])
     assert result.returncode == 0, result.stderr
-    removal = [c for c in calls if "remove-member" in c["argv"]]
-    (call,) = removal
-    member_id = call["argv"][-1]
-    assert int(member_id, 16) == 4
-    assert len(member_id) == 16
-    assert call["argv"][call["argv"].index("--nodes") + 1] == "192.168.0.11"
-    assert "cp-4" not in {m["name"] for m in state["members"]}
-    assert "power it off by hand" in result.stderr  # its shutdown could not reach it either
+    (removal,) = [c for c in world.calls("talosctl") if "remove-member" in c["argv"]]
+    argv = removal["argv"]
+    assert len(argv[-1]) == 16
+    assert argv[argv.index("--nodes") + 1] == "192.168.0.11"
+    assert members(world) == ["cp-1", "cp-2", "cp-3", "cp-5"]
+    assert "wipe it then" in result.stderr  # its shutdown could not reach it either
 
 
 def test_a_failed_drain_stops_before_etcd_and_the_next_run_resumes(tmp_path: Path) -> None:
+    """A PodDisruptionBudget that allows no disruption makes the eviction API refuse (429) until
+    the drain's timeout (kubernetes/kubernetes@v1.36.3: pkg/registry/core/pod/storage/
+    eviction.go)."""
     three = [cp(1), cp(2), cp(3)]
-    members = [member(e, i + 1) for i, e in enumerate(three)]
-    result, calls, state = run_script(
-        tmp_path,
-        three,
-        [cp(1), cp(3)],
-        nodes=["cp-1", "cp-2", "cp-3"],
-        members=members,
-        drain_fails=["cp-2"],
-    )
+    world = cluster_of(tmp_path, three)
+    world.deploy("apps", "db", on_node="cp-2", labels={"app": "db"})
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "db", "namespace": "apps"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+    }
+    world.put_object(budget)
+    result = run(world, three, [cp(1), cp(3)])
     assert result.returncode == 1
     # Its stdout is the previous record, whatever the provider keeps of a failed update.
-    assert result.stdout == node_lifecycle.record_json(three)
+    assert result.stdout == record_json(three)
     assert "could not drain cp-2" in result.stderr
-    assert "pulumi up" in result.stderr
-    assert not any("leave" in c["argv"] for c in calls)
-    assert len(state["members"]) == 3
-    assert "cp-2" in state["nodes"]
-    # A failed update keeps the previous record in the state, so the next `up` sees the same
-    # departure; with the blocker gone it completes.
-    state["drain_fails"] = []
-    (tmp_path / "state.json").write_text(json.dumps(state))
-    result, _, state = run_script(tmp_path, three, [cp(1), cp(3)])
+    assert "disruption budget" in result.stderr
+    assert not any("leave" in c["argv"] for c in world.calls("talosctl"))
+    assert members(world) == ["cp-1", "cp-2", "cp-3"]
+    with world.edit() as state:
+        del state["kube"]["objects"]["PodDisruptionBudget/apps/db"]
+    result = run(world, three, [cp(1), cp(3)])
     assert result.returncode == 0, result.stderr
-    assert [m["name"] for m in state["members"]] == ["cp-1", "cp-3"]
-    assert state["nodes"] == ["cp-1", "cp-3"]
-    # And a run after that, with the new record, does nothing at all.
-    log = tmp_path / "calls.jsonl"
-    log.unlink()
-    result, calls, _ = run_script(tmp_path, [cp(1), cp(3)], [cp(1), cp(3)])
+    assert members(world) == ["cp-1", "cp-3"]
+    assert sorted(world.state["kube"]["nodes"]) == ["cp-1", "cp-3"]
+    since = len(world.calls())
+    result = run(world, [cp(1), cp(3)], [cp(1), cp(3)])
     assert result.returncode == 0
-    assert calls == []
+    assert world.calls()[since:] == []
 
 
-@pytest.mark.parametrize(
-    ("action", "expected"),
-    [
-        ("reset", [["reset", "192.168.0.21"]]),
-        ("reset-by-apply", None),
-    ],
-)
-def test_what_happens_to_the_machine(
-    tmp_path: Path, action: node_lifecycle.RemovedNodeAction, expected: Any
-) -> None:
-    """siderolabs/talos@v1.13.9:cmd/talosctl/cmd/talos/reset.go: `--graceful` (default true)
-    would cordon, drain and leave etcd again, done already; `--reboot` boots the wiped node back
-    into maintenance mode instead of powering it off. In a lab the node's ConfigurationApply
-    resets it when it is deleted (`on_destroy`), so the script leaves the machine alone."""
-    result, calls, state = run_script(tmp_path, HOMELAB, HOMELAB[:3], action=action, nodes=["w-1"])
+def test_reset_wipes_state_and_ephemeral_and_a_lab_leaves_it_to_the_apply(tmp_path: Path) -> None:
+    """siderolabs/talos@v1.13.9: cmd/talosctl/cmd/talos/reset.go: `--graceful` (default true)
+    would cordon, drain and leave etcd again, done already; `--system-labels-to-wipe` STATE and
+    EPHEMERAL, or the whole system disk would be wiped (v1alpha1_server.go `Reset`); `--reboot`
+    boots it into maintenance mode from its installed image. In a lab the node's
+    ConfigurationApply resets it when it is deleted (`on_destroy`)."""
+    world = cluster_of(tmp_path, HOMELAB)
+    result = run(world, HOMELAB, HOMELAB[:3], action="reset")
     assert result.returncode == 0, result.stderr
-    assert state.get("stopped") == expected
-    if action == "reset":
-        (reset,) = [c for c in calls if "reset" in c["argv"]]
-        assert reset["argv"][6:] == ["reset", "--graceful=false", "--reboot", "--wait=false"]
+    (reset,) = [c["argv"] for c in world.calls("talosctl") if "reset" in c["argv"]]
+    assert reset[reset.index("reset") :] == [
+        "reset",
+        "--graceful=false",
+        "--reboot",
+        "--system-labels-to-wipe=STATE",
+        "--system-labels-to-wipe=EPHEMERAL",
+        "--wait=false",
+    ]
+    world.advance(talos_model.REBOOT_SECONDS)
+    assert world.machine("192.168.0.21")["state"] == "maintenance"
+    lab = cluster_of(tmp_path / "lab", HOMELAB)
+    result = run(lab, HOMELAB, HOMELAB[:3], action="reset-by-apply")
+    assert result.returncode == 0, result.stderr
+    assert [c for c in lab.calls("talosctl") if {"reset", "shutdown"} & set(c["argv"])] == []
+    assert lab.machine("192.168.0.21")["state"] == "installed"
+
+
+def rename(world: World, address: str, hostname: str, *, registers_in: float = 20.0) -> None:
+    """The apply renamed the machine (its HostnameConfig applies live); its kubelet registers
+    the new Node `registers_in` seconds later."""
+    with world.edit() as state:
+        machine = talos_model.nodes(state)[address]
+        talos_model.apply(state, machine, dict(machine["config"], hostname=hostname), "auto")
+        machine["kubelet_from"] = state["clock"] + registers_in
 
 
 def test_a_renamed_node_loses_its_old_node_once_the_new_one_is_ready(tmp_path: Path) -> None:
     """Talos registers the kubelet under the node's hostname (siderolabs/talos@v1.13.9:
     internal/app/machined/pkg/controllers/k8s/nodename.go), so a rename leaves the old Node
     behind, which `talosctl health` would report as unexpected (pkg/cluster/cluster.go
-    `NodesMatch`)."""
+    `NodesMatch`). The new one appears some seconds after the apply: `kubectl wait
+    --for=create` first (kubernetes/kubectl@kubernetes-1.36.3: pkg/cmd/wait/wait.go)."""
+    world = cluster_of(tmp_path, HOMELAB)
     renamed = NodeEntry("192.168.0.21", "worker-1", "worker", "192.168.0.21")
-    result, calls, state = run_script(
-        tmp_path, HOMELAB, [*HOMELAB[:3], renamed], nodes=["cp-1", "w-1", "worker-1"]
-    )
+    rename(world, "192.168.0.21", "worker-1")
+    result = run(world, HOMELAB, [*HOMELAB[:3], renamed])
     assert result.returncode == 0, result.stderr
-    assert verbs(calls) == ["kubectl wait --for=condition=Ready", "kubectl delete node"]
-    assert calls[0]["argv"][4] == "node/worker-1"
-    assert state["nodes"] == ["cp-1", "worker-1"]
+    assert verbs(world) == ["kubectl wait node/worker-1", "kubectl delete node"]
+    assert sorted(world.state["kube"]["nodes"]) == ["cp-1", "cp-2", "cp-3", "worker-1"]
 
 
 def test_a_rename_whose_new_node_never_registers_keeps_the_old_one(tmp_path: Path) -> None:
+    world = cluster_of(tmp_path, HOMELAB)
     renamed = NodeEntry("192.168.0.21", "worker-1", "worker", "192.168.0.21")
-    result, _, state = run_script(tmp_path, HOMELAB, [*HOMELAB[:3], renamed], nodes=["w-1"])
+    rename(world, "192.168.0.21", "worker-1", registers_in=86400.0)
+    result = run(world, HOMELAB, [*HOMELAB[:3], renamed])
     assert result.returncode == 1
-    assert "worker-1 is not Ready" in result.stderr
-    assert state["nodes"] == ["w-1"]
+    assert "Node worker-1 is not Ready, so w-1 is kept" in result.stderr
+    assert "w-1" in world.state["kube"]["nodes"]
 
 
 def test_a_node_moving_to_a_new_address_is_neither_removed_nor_renamed(tmp_path: Path) -> None:
+    world = cluster_of(tmp_path, HOMELAB)
     moving = NodeEntry("192.168.0.31", "w-1", "worker", "192.168.0.21")  # currentAddress
-    result, calls, _ = run_script(tmp_path, HOMELAB, [*HOMELAB[:3], moving])
+    result = run(world, HOMELAB, [*HOMELAB[:3], moving])
     assert result.returncode == 0, result.stderr
-    assert calls == []
     moved = NodeEntry("192.168.0.31", "w-1", "worker", "192.168.0.31")  # the next `up`
-    result, calls, _ = run_script(tmp_path, [*HOMELAB[:3], moving], [*HOMELAB[:3], moved])
+    result = run(world, [*HOMELAB[:3], moving], [*HOMELAB[:3], moved])
     assert result.returncode == 0
-    assert calls == []
+    assert world.calls() == []
 
 
 def test_the_removed_node_action_follows_the_lifecycle() -> None:

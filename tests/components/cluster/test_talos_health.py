@@ -1,12 +1,10 @@
-"""The Talos health wait: the talosctl command line against talosctl's rules, the script against a
-fake talosctl, and the Command's lifecycle (when it runs again, and when it does not)."""
+"""The Talos health wait: the talosctl command line against talosctl's rules, the program against
+the shared world (tests/world), and the Command's lifecycle (when it runs again, and when it does
+not)."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,10 @@ import pytest
 from components.cluster import talos_health
 from components.cluster.talos_health import HealthTarget
 from programs import talos_health as talos_health_program
-from programs.build import PROGRAM_ENV, name_of
+from programs.build import PROGRAM_ENV, name_of, parameters
 from tests.harness import render_config, stack_raw_config, with_changes
+from tests.world import talos_model
+from tests.world.world import World
 
 COMMAND = "command:local:Command"
 TARGET = HealthTarget(
@@ -26,7 +26,6 @@ TARGET = HealthTarget(
     worker_nodes=("192.168.0.21",),
     endpoints=("192.168.0.11", "192.168.0.12", "192.168.0.13"),
 )
-TALOSCONFIG = "context: homelab\ncontexts:\n  homelab:\n    key: SENTINEL-talos-key\n"
 
 # talosctl's flags at siderolabs/talos@v1.13.9: the persistent ones every `talosctl talos`
 # command has (cmd/talosctl/cmd/talos/root.go `addCommand`) and health's own
@@ -140,131 +139,99 @@ def test_a_target_needs_a_control_plane() -> None:
         HealthTarget("v1.13.9", (), ("10.0.0.2",), ("10.0.0.2",))
 
 
-# --- the script against a fake talosctl -------------------------------------------------------
+# --- the program against the shared world ----------------------------------------------------
 
-FAKE_TALOSCTL = r"""
-import json, os, stat, sys
-args = sys.argv[1:]
-state = json.load(open(os.environ["FAKE_STATE"]))
-entry = {"argv": args, "inherited": sorted(k for k in os.environ
-                                          if k.startswith(("HOMELAB_", "PULUMI_", "TALOSCONFIG")))}
-if "--talosconfig" in args:
-    path = args[args.index("--talosconfig") + 1]
-    entry["mode"] = stat.S_IMODE(os.stat(path).st_mode)
-    entry["talosconfig"] = open(path).read()
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps(entry) + "\n")
-if args[:1] == ["version"]:
-    print("Client:")
-    print("Talos " + state["version"])
-    sys.exit(0)
-sys.stderr.write("waiting for etcd to be healthy: OK\n")
-# `health_rcs`: the exit code of each attempt in turn (the last one repeats).
-codes = state.get("health_rcs", [0])
-attempt = sum(1 for _ in open(os.environ["FAKE_LOG"])) - 2  # minus the version call
-sys.exit(codes[min(attempt, len(codes) - 1)])
-"""
+WORLD_TARGET = HealthTarget(
+    talos_version="v1.13.9",
+    control_plane_nodes=("10.0.0.11", "10.0.0.12", "10.0.0.13"),
+    worker_nodes=("10.0.0.21",),
+    endpoints=("10.0.0.11", "10.0.0.12", "10.0.0.13"),
+)
 
 
-def run_script(
-    tmp_path: Path,
-    *,
-    version: str = "v1.13.4",
-    with_talosctl: bool = True,
-    wait_timeout_seconds: int = 600,
-    **state: Any,
-) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    if with_talosctl:
-        talosctl = bin_dir / "talosctl"
-        talosctl.write_text(f"#!{sys.executable}\n{FAKE_TALOSCTL}")
-        talosctl.chmod(0o755)
-    (tmp_path / "state.json").write_text(json.dumps({"version": version, **state}))
-    log = tmp_path / "calls.jsonl"
-    env = {
-        # Only the fake's directory: a real talosctl on the machine must not be found.
-        "PATH": str(bin_dir),
-        "FAKE_STATE": str(tmp_path / "state.json"),
-        "FAKE_LOG": str(log),
-        "TMPDIR": str(tmp_path),
-        "TALOSCONFIG": "/somewhere/else",
-        talos_health.TALOSCONFIG_ENV: TALOSCONFIG,
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            talos_health.health_script(
-                TARGET, wait_timeout_seconds=wait_timeout_seconds, retry_delay_seconds=0
-            ),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def health_world(tmp_path: Path, **kwargs: Any) -> World:
+    world = World.create(tmp_path / "world", **kwargs)
+    world.install_cluster(
+        control_planes={"10.0.0.11": "cp-1", "10.0.0.12": "cp-2", "10.0.0.13": "cp-3"},
+        workers={"10.0.0.21": "w-1"},
+        vip="10.0.0.10",
     )
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return result, calls
+    return world
+
+
+def wait(world: World, **environment: str) -> Any:
+    """The health wait's program as its Command runs it, with a talosconfig the cluster takes."""
+    credentials = {
+        talos_health.TALOSCONFIG_ENV: world.talosconfig(list(WORLD_TARGET.endpoints)),
+        "TALOSCONFIG": "/somewhere/else",
+    }
+    return world.run(talos_health.health_script(WORLD_TARGET), {**credentials, **environment})
 
 
 def test_a_healthy_cluster_passes_with_the_talosconfig_in_a_private_temp_file(
     tmp_path: Path,
 ) -> None:
-    result, calls = run_script(tmp_path)
+    world = health_world(tmp_path)
+    result = wait(world)
     assert result.returncode == 0, result.stderr
-    version, health = calls
-    assert version["argv"] == ["version", "--client", "--short"]
-    argv = ["talosctl", *health["argv"]]
+    version, health = world.calls("talosctl")
+    assert version["argv"][1:] == ["version", "--client", "--short"]
+    argv = health["argv"]
     path = argv[argv.index("--talosconfig") + 1]
-    assert argv == talos_health.talosctl_health_argv(TARGET, path)
-    assert health["mode"] == 0o600
-    assert health["talosconfig"] == TALOSCONFIG
+    assert argv == talos_health.talosctl_health_argv(WORLD_TARGET, path)
+    assert health["config_mode"] == 0o600
     # The secret never travels in talosctl's environment, and the file is gone afterwards.
-    assert health["inherited"] == []
-    assert version["inherited"] == []
-    assert not list(tmp_path.glob("homelab-talosconfig-*"))
-    assert "SENTINEL" not in result.stdout + result.stderr
+    for call in (version, health):
+        assert [n for n in call["env"] if n.startswith(("HOMELAB_", "TALOSCONFIG"))] == []
+    assert not list(world.tmp.glob("homelab-talosconfig-*"))
     assert result.stdout == "cluster healthy\n"
 
 
 def test_an_attempt_that_ends_early_is_followed_by_one_with_the_time_left(
     tmp_path: Path,
 ) -> None:
-    result, calls = run_script(tmp_path, health_rcs=[1, 0])
+    """The check node reboots: talosctl fails at once (its apid refuses connections), and the
+    wait tries again after its pause with the time that is left, until the node is back."""
+    world = health_world(tmp_path)
+    with world.edit() as state:
+        talos_model.reboot(state, talos_model.nodes(state)["10.0.0.11"])
+    result = wait(world)
     assert result.returncode == 0, result.stderr
-    first, second = (["talosctl", *c["argv"]] for c in calls[1:])
-    _, first_flags = parse_talosctl(first)
-    _, second_flags = parse_talosctl(second)
-    assert first_flags["--wait-timeout"] == "600s"
-    assert int(second_flags["--wait-timeout"].removesuffix("s")) <= 600
+    attempts = [c["argv"] for c in world.calls("talosctl") if "health" in c["argv"]]
+    assert len(attempts) > 1
+    timeouts = [parse_talosctl(a)[1]["--wait-timeout"] for a in attempts]
+    assert timeouts[0] == "600s"
+    assert all(int(t.removesuffix("s")) < 600 for t in timeouts[1:])
 
 
 def test_an_unhealthy_cluster_fails_with_a_way_forward(tmp_path: Path) -> None:
-    result, calls = run_script(tmp_path, health_rcs=[1], wait_timeout_seconds=2)
-    assert result.returncode != 0
-    assert len(calls) >= 2  # the version check, then at least one attempt, within the bound
-    assert "not healthy" in result.stderr
+    world = health_world(tmp_path)
+    world.node_dies("10.0.0.21")
+    result = wait(world)
+    assert result.returncode == 1
+    assert "the cluster is not healthy after 600s" in result.stderr
     assert "pulumi up" in result.stderr
-    assert not list(tmp_path.glob("homelab-talosconfig-*"))
-    assert "SENTINEL" not in result.stdout + result.stderr
+    assert not list(world.tmp.glob("homelab-talosconfig-*"))
 
 
 def test_talosctl_of_another_minor_is_refused_before_the_cluster_is_touched(
     tmp_path: Path,
 ) -> None:
-    result, calls = run_script(tmp_path, version="v1.12.6")
-    assert result.returncode != 0
-    assert "v1.12.6" in result.stderr
-    assert "v1.13" in result.stderr
+    world = health_world(tmp_path, talosctl_version="v1.12.6")
+    result = wait(world)
+    assert result.returncode == 1
+    assert "talosctl is v1.12.6, the cluster runs Talos v1.13" in result.stderr
     assert talos_health.TALOSCTL_RELEASES in result.stderr
-    assert [c["argv"][0] for c in calls] == ["version"]
+    assert [c["argv"][1:] for c in world.calls("talosctl")] == [["version", "--client", "--short"]]
 
 
 def test_a_missing_talosctl_is_named_as_a_prerequisite(tmp_path: Path) -> None:
-    result, _ = run_script(tmp_path, with_talosctl=False)
-    assert result.returncode != 0
-    assert "talosctl is not on PATH" in result.stderr
+    world = health_world(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = wait(world, PATH=str(empty))
+    assert result.returncode == 1
+    assert "talosctl is not on PATH (a prerequisite of `pulumi up`)" in result.stderr
 
 
 def test_the_script_is_deterministic_and_names_only_the_minor() -> None:
@@ -312,4 +279,10 @@ def test_the_wait_runs_again_when_the_node_set_changes_and_only_then() -> None:
     # Its credentials are a secret input, never plaintext.
     assert base.is_secret(f"environment.{talos_health.TALOSCONFIG_ENV}")
     assert base.input(f"environment.{PROGRAM_ENV}") == name_of(talos_health_program)
+    # Any other change (a renewed talosconfig, a new program text) is an update, which runs
+    # `update` instead of `create` (pulumi/pulumi-command@v1.2.1:
+    # provider/pkg/provider/local/commandController.go `Update`): it does nothing.
+    assert parameters(base.input("update")) == {"program": "cluster-health"}
+    assert "def main(params: Params) -> str:" in base.input("update")
+    assert "PULUMI_COMMAND_STDOUT" in base.input("update")
     assert Path(base.input("interpreter")[0]).name == "python3"

@@ -193,6 +193,7 @@ def settle(state: State) -> None:
     eviction controller deletes pods of unreachable Nodes, terminating pods on a live kubelet go,
     controllers replace pods and the scheduler places them."""
     talos_model.settle(state)
+    _follow_etcd(state)
     if not serving(state):
         return
     now = clock.now(state)
@@ -201,6 +202,41 @@ def settle(state: State) -> None:
     _finish_terminating(state)
     _replace_pods(state)
     _schedule(state)
+
+
+# What the API server keeps in etcd (everything but the credentials, which come from the Talos
+# secrets: the CA and the client certificates Talos issues).
+ETCD_HELD: Final = ("nodes", "pods", "workloads", "objects", "webhooks")
+
+
+def etcd_held(state: State) -> dict[str, Any]:
+    """A copy of what an etcd snapshot holds of the API's state."""
+    import copy
+
+    return {key: copy.deepcopy(kube(state)[key]) for key in ETCD_HELD}
+
+
+def restore(state: State, held: dict[str, Any]) -> None:
+    """The API's state is what an etcd recovered from a snapshot holds."""
+    import copy
+
+    for key in ETCD_HELD:
+        kube(state)[key] = copy.deepcopy(held.get(key, {}))
+    kube(state)["etcd_cluster"] = etcd.etcd(state).get("cluster_id")
+
+
+def _follow_etcd(state: State) -> None:
+    """Every object lives in etcd: once its data is gone (`etcd.lost`) the API has nothing,
+    and an etcd bootstrapped anew starts empty (a recovery sets its state: `restore`)."""
+    etcd.forget_lost(state)
+    cluster_id = etcd.etcd(state).get("cluster_id")
+    held_by = kube(state).get("etcd_cluster")
+    if held_by is not None and (not etcd.members(state) or held_by != cluster_id):
+        for key in ETCD_HELD:
+            kube(state)[key] = {}
+        kube(state)["etcd_cluster"] = None
+    if etcd.members(state):
+        kube(state)["etcd_cluster"] = cluster_id
 
 
 def machine_of_node(state: State, node: dict[str, Any]) -> talos_model.Node | None:
